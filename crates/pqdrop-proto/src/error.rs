@@ -1,0 +1,82 @@
+//! The one error type of the protocol crate.
+//!
+//! Variants follow the rustls taxonomy: bad encoding, a peer that misbehaved with a
+//! valid encoding, incompatibility, and API misuse. Crypto failures carry no detail
+//! that could help an attacker.
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+/// Everything that can go wrong in the protocol core.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes do not follow the wire encoding (bad prefix, non-minimal varint,
+    /// truncated field, trailing bytes).
+    #[error("malformed {what}: {why}")]
+    Decode {
+        /// Which structure was being decoded.
+        what: &'static str,
+        /// What was wrong with it.
+        why: &'static str,
+    },
+    /// A length field exceeds the cap that applies to it; nothing was allocated.
+    #[error("{what} is {len} bytes, more than the limit of {cap}")]
+    TooLarge {
+        /// Which field.
+        what: &'static str,
+        /// The claimed length.
+        len: u64,
+        /// The cap.
+        cap: u64,
+    },
+    /// The peer sent a well-formed message that is not allowed at this point.
+    #[error("unexpected message from peer: {0}")]
+    UnexpectedMessage(&'static str),
+    /// The peer speaks no protocol version we speak.
+    #[error("incompatible protocol version (peer {peer}, we support {ours})")]
+    IncompatibleVersion {
+        /// The version the peer offered.
+        peer: u64,
+        /// The highest version we support.
+        ours: u64,
+    },
+    /// Key confirmation failed: the two sides did not derive the same keys. With an
+    /// honest network this means the codes differ.
+    #[error("key confirmation failed: the code is wrong (or someone tried to intercept the transfer)")]
+    WrongCode,
+    /// The peer aborted the handshake and told us why.
+    #[error("peer aborted: {0}")]
+    PeerAborted(u64),
+    /// A public value was invalid (low-order X25519 point, all-zero shared secret,
+    /// malformed ML-KEM key or ciphertext).
+    #[error("invalid public value: {0}")]
+    InvalidPublicValue(&'static str),
+    /// AEAD authentication failed: the record was modified, replayed, reordered or
+    /// truncated.
+    #[error("record authentication failed")]
+    BadRecord,
+    /// The record stream was already finished, or the nonce counter is exhausted.
+    #[error("record stream is closed")]
+    StreamClosed,
+    /// A transfer code could not be parsed.
+    #[error("invalid code: {0}")]
+    BadCode(String),
+    /// A key had the wrong length.
+    #[error("{what} must be {expected} bytes, got {got}")]
+    BadKeyLength {
+        /// Which key.
+        what: &'static str,
+        /// Required length.
+        expected: usize,
+        /// Given length.
+        got: usize,
+    },
+    /// The caller used the API in a way it does not allow (a buffer too small, a
+    /// call in the wrong state).
+    #[error("API misuse: {0}")]
+    Misuse(&'static str),
+    /// The underlying crypto library reported an internal failure.
+    #[error("cryptographic library failure")]
+    Crypto,
+}

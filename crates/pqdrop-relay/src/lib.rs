@@ -1,0 +1,3 @@
+//! # pqdrop-relay
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]

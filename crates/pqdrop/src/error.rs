@@ -1,0 +1,81 @@
+//! The one error type of the engine crate. User-facing wording beyond these
+//! messages lives in the CLI.
+
+use std::path::PathBuf;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the transfer engine can fail with. Messages say what happened and,
+/// where there is one, what to do next. None of them contains a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The protocol core rejected something (bad encoding, failed authentication).
+    #[error(transparent)]
+    Proto(#[from] pqdrop_proto::Error),
+    /// The two sides typed different codes (key confirmation failed).
+    #[error("the code is wrong: the other side typed a different code (or someone tried to intercept). Nothing was transferred; start again with a new code")]
+    WrongCode,
+    /// The receiver declined the offer.
+    #[error("the receiver declined the transfer")]
+    Refused,
+    /// The relay could not be reached or refused us.
+    #[error("relay {addr}: {reason}")]
+    Relay {
+        /// The relay address.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// LAN discovery found no sender with this nameplate in time.
+    #[error("no sender with code number {nameplate} found on the local network within {secs} s; check that the sender is running and on the same network, or use --relay")]
+    LanNotFound {
+        /// The nameplate searched for.
+        nameplate: String,
+        /// How long we searched.
+        secs: u64,
+    },
+    /// The peer closed the connection or went silent.
+    #[error("the other side disconnected before the transfer finished ({0}); run the same command again to resume")]
+    PeerGone(String),
+    /// The sender offered an entry the receiver will not write.
+    #[error("refusing entry {name}: {reason}")]
+    Hostile {
+        /// The entry name, escaped for display.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A file already exists and the user did not allow overwriting.
+    #[error("{0} already exists; pass --overwrite to replace it or --rename to keep both")]
+    Exists(String),
+    /// A received file did not match the hash the sender computed.
+    #[error("integrity check failed for {0}: the received data does not match the sender's BLAKE3 hash; the file was not kept")]
+    Integrity(String),
+    /// The peer violated the transfer protocol.
+    #[error("protocol violation by the other side: {0}")]
+    Protocol(String),
+    /// A local I/O error, with the path involved when there is one.
+    #[error("{}: {source}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "I/O".into()))]
+    Io {
+        /// The path, if any.
+        path: Option<PathBuf>,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<std::io::Error> for Error {
+    fn from(source: std::io::Error) -> Self {
+        Error::Io { path: None, source }
+    }
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: Some(path.into()), source }
+    }
+}

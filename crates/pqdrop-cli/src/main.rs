@@ -15,6 +15,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd_keys;
+mod cmd_receive;
+mod cmd_relay;
+mod cmd_send;
+mod common;
+mod prompt;
 
 /// Post-quantum, code-authenticated file transfer.
 #[derive(Debug, Parser)]
@@ -24,8 +29,13 @@ mod cmd_keys;
     about,
     propagate_version = true,
     after_help = "Examples:\n  \
-        pqdrop keys derive < seed.hex\n  \
-        pqdrop keys derive --variant enclave --json --seed-file seed.hex"
+        pqdrop send photo.jpg                 # prints a code such as 7-ocean-tiger\n  \
+        pqdrop receive 7-ocean-tiger          # on the other computer\n  \
+        pqdrop relay --listen 0.0.0.0:4733    # self-hosted relay\n  \
+        pqdrop keys derive < seed.hex\n\n\
+Exit codes: 0 ok, 1 other error, 2 usage, 3 wrong code, 4 refused by the receiver,\n\
+5 relay or sender unreachable, 6 other side disconnected, 7 local I/O error,\n\
+8 protocol violation or integrity failure, 9 file exists (use --overwrite/--rename)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,13 +45,23 @@ struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Send files, folders, text or stdin.
+    Send(cmd_send::SendArgs),
+    /// Receive with a code.
+    Receive(cmd_receive::ReceiveArgs),
+    /// Run a self-hostable relay.
+    Relay(cmd_relay::RelayArgs),
     /// Work with the deterministic key hierarchy derived from a 32-byte seed.
     Keys(cmd_keys::KeysArgs),
 }
 
 /// Runs the parsed command. Errors go back to `main`, which prints them.
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let rt = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.command {
+        Command::Send(args) => rt()?.block_on(cmd_send::run(args)),
+        Command::Receive(args) => rt()?.block_on(cmd_receive::run(args)),
+        Command::Relay(args) => rt()?.block_on(cmd_relay::run(args)),
         Command::Keys(args) => cmd_keys::run(args),
     }
 }
@@ -55,7 +75,7 @@ fn main() -> ExitCode {
             // `{:#}` prints the whole context chain on one line:
             // "reading the seed: the seed must be ...".
             eprintln!("pqdrop: error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(common::exit_code(&e))
         }
     }
 }

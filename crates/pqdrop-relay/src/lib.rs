@@ -1,3 +1,125 @@
 //! # pqdrop-relay
+//!
+//! A self-hostable relay that pairs exactly two peers by *nameplate* (the public
+//! room number in a code like `7-ocean-tiger`; only the number is ever sent to
+//! the relay) and then copies bytes both ways. It cannot read them: the peers
+//! encrypt and authenticate everything end to end, so a relay is trusted only
+//! for availability, never for confidentiality or integrity.
+//!
+//! The crate has a server ([`Relay`], configured by [`RelayConfig`]) and the
+//! client side used by the pqdrop engine ([`connect`]).
+//!
+//! ## Wire protocol (version 1)
+//!
+//! ### Encoding
+//!
+//! * **IxiVarUInt**: an unsigned integer. `0..=0xF7` is one byte holding the
+//!   value. Larger values are a prefix byte followed by a little-endian integer:
+//!   `0xFC` + u16, `0xFD` + u32, `0xFE` + u64. Only the shortest form is valid
+//!   (e.g. `0xFC 0x05 0x00` is rejected because 5 fits in one byte). Prefix
+//!   bytes `0xF8..=0xFB` and `0xFF` are reserved and invalid.
+//! * **IxiBytes**: `IxiVarUInt(len) || len bytes`.
+//!
+//! ### 1. Hello (client → relay)
+//!
+//! ```text
+//! magic "pqdr" (4 bytes: 0x70 0x71 0x64 0x72)
+//! IxiVarUInt(version)   = 1
+//! IxiVarUInt(role)      = 1 (sender / accepter) or 2 (receiver / requester)
+//! IxiBytes(nameplate)   = 1..=10 ASCII digits '0'..='9'
+//! ```
+//!
+//! The nameplate is compared byte for byte (`"7"` and `"07"` are different
+//! rooms); clients send it in canonical decimal form without leading zeros.
+//! A valid hello is at most 17 bytes. The relay reads at most 64 bytes while
+//! looking for the hello and requires the whole hello within the hello timeout
+//! (default 10 s) from the moment the connection is accepted. Anything malformed
+//! (wrong magic, unknown version or role, reserved or non-shortest IxiVarUInt,
+//! nameplate length outside 1..=10 or a non-digit, or the timeout) is answered
+//! with status 21 and the connection is closed. Bytes that arrive after the hello
+//! in the same read are treated as pre-pairing bytes (section 4).
+//!
+//! ### 2. Status messages (relay → client)
+//!
+//! ```text
+//! IxiVarUInt(code) || IxiBytes(message: UTF-8, at most 512 bytes)
+//! ```
+//!
+//! The message is for humans and says what to do next; clients must not parse
+//! it (and should strip control characters before showing it).
+//!
+//! | code | meaning | after it |
+//! | ---: | --- | --- |
+//! | 0 | waiting for the other peer | more status messages follow |
+//! | 1 | paired | the connection is a raw byte pipe to the other peer |
+//! | 16 | room taken: a peer with the same role is already waiting on that nameplate | relay closes |
+//! | 17 | too many pending rooms (waiting codes) from your address | relay closes |
+//! | 18 | relay is full (pending rooms, paired sessions or connections being set up) | relay closes |
+//! | 19 | too many joins from your address (rate limited) | relay closes |
+//! | 20 | timed out waiting for the other peer | relay closes |
+//! | 21 | bad hello | relay closes |
+//! | 22 | relay shutting down | relay closes |
+//! | 23 | too many bytes sent before pairing | relay closes |
+//!
+//! Codes 2..=15 are reserved for future non-error statuses and 24.. for future
+//! errors; a client treats any code other than 0 and 1 as an error. After an
+//! error status the relay shuts down its sending side and discards (up to a
+//! small bound, for about two seconds) whatever the client still sends, so that
+//! the status is not lost to a TCP reset.
+//!
+//! ### 3. Pairing
+//!
+//! A room (one nameplate) holds at most one waiting peer. The first peer to send
+//! a hello for a nameplate creates the room and gets status 0. When a peer with
+//! the *other* role arrives, the room is removed, both peers get status 1 (the
+//! waiting peer only status 1; the arriving peer never sees status 0), and the
+//! relay copies bytes between the two sockets until both directions are closed,
+//! either side errors, or the session is idle for the idle timeout. A
+//! half-close (EOF) from one peer is passed on as a half-close to the other. A
+//! peer with the *same* role as the waiting one gets status 16. If the waiting
+//! peer disconnects, its room is freed at once. A room lives at most for the
+//! waiting timeout (default 30 min; then status 20).
+//!
+//! ### 4. Pre-pairing bytes
+//!
+//! Bytes a peer sends after its hello but before it is paired are buffered by the
+//! relay, up to `max_prepair_bytes` (default 4096) per peer, and delivered to the
+//! other peer right after its status 1, before any spliced bytes. A peer that
+//! sends more gets status 23 and is closed (its room is freed).
+//!
+//! ### 5. Limits
+//!
+//! The relay enforces (see [`RelayConfig`] for defaults): pending rooms per
+//! source address (17) and in total (18); a token-bucket join rate per source
+//! address, applied to every accepted connection (19); the waiting timeout (20);
+//! the hello timeout (21); concurrent paired sessions (18, sent to the peer whose
+//! arrival would have opened one more session; the waiting peer keeps waiting);
+//! connections still in the hello phase (18). A source address is an IPv4
+//! address, or the /64 prefix of an IPv6 address (IPv4-mapped IPv6 addresses
+//! count as IPv4).
+//!
+//! ## Logging
+//!
+//! The relay logs (through `tracing`) only nameplates, socket addresses, status
+//! codes and byte counts; never any relayed byte.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod client;
+mod config;
+mod error;
+mod limits;
+mod pipe;
+mod server;
+#[cfg(target_os = "linux")]
+mod splice;
+mod wire;
+
+pub use client::connect;
+pub use config::RelayConfig;
+pub use error::RelayError;
+pub use server::{Relay, RelayStats, StatsHandle};
+pub use wire::{
+    hello_bytes, read_status, Role, StatusCode, MAGIC, MAX_HELLO_READ, MAX_NAMEPLATE_LEN,
+    MAX_STATUS_MESSAGE_LEN, PROTOCOL_VERSION,
+};

@@ -1,9 +1,21 @@
 //! # pqdrop
 //!
-//! The async transfer engine around the sans-IO core in `pqdrop-proto`.
+//! The async transfer engine around the sans-IO core in `pqdrop-proto`:
+//! - [`conn`]: the handshake over an async stream, and record frames;
+//! - [`send`] / [`receive`]: the two sides of a transfer;
+//! - [`source`]: the sender's walk of the files to send;
+//! - [`names`] / [`sink`]: the receiver's validation and openat-style writing;
+//! - [`lan`]: LAN discovery (no server).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod conn;
 mod error;
+pub mod lan;
+pub mod names;
+pub mod receive;
+pub mod send;
+pub mod sink;
+pub mod source;
 
 pub use error::{Error, Result};

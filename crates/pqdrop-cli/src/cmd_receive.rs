@@ -1,0 +1,193 @@
+//! `pqdrop receive`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use pqdrop::receive::{OfferSummary, ReceiveOptions, ReceiveUi, DEFAULT_MAX_ENTRIES};
+use pqdrop::sink::ConflictPolicy;
+use pqdrop_proto::code::Code;
+use pqdrop_proto::transfer::OfferKind;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::common::{self, human, json_event, relay_err, NetArgs, Route};
+
+/// Receive what `pqdrop send` offers.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    pqdrop receive                        # asks for the code (tab completes words)\n  \
+    PQDROP_CODE=7-ocean-tiger pqdrop receive -o ~/Downloads\n  \
+    pqdrop receive --yes --rename 7-ocean-tiger\n\n\
+A code on the command line is visible to other users of this computer (ps);\n\
+prefer the prompt or $PQDROP_CODE. Text and stdin transfers are printed on stdout.")]
+pub struct ReceiveArgs {
+    /// The code from the sender, e.g. 7-ocean-tiger (default: $PQDROP_CODE, else a prompt).
+    pub code: Option<String>,
+    /// Folder to write into (created if missing).
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub output: PathBuf,
+    /// Accept the offer without asking.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Replace files that already exist.
+    #[arg(long, conflicts_with = "rename")]
+    pub overwrite: bool,
+    /// Keep existing files and write new ones as `name (1).ext`.
+    #[arg(long)]
+    pub rename: bool,
+    /// How long to search the local network for the sender, in seconds (LAN mode).
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub lan_timeout: u64,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+struct Ui {
+    yes: bool,
+    json: bool,
+    pb: Mutex<Option<indicatif::ProgressBar>>,
+    last: Mutex<Instant>,
+    text: Mutex<Option<String>>,
+    stream_to_stdout: bool,
+}
+
+impl ReceiveUi for Ui {
+    fn consent(&self, o: &OfferSummary) -> bool {
+        let what = match o.kind {
+            OfferKind::Files => format!("{} file(s) and {} folder(s), {} in total", o.files, o.dirs, human(o.bytes)),
+            OfferKind::Text => format!("a text message ({})", human(o.bytes)),
+            OfferKind::Stream => "a stream of unknown size (it will be written to standard output)".into(),
+        };
+        if self.json {
+            json_event(json!({"event": "offer", "kind": format!("{:?}", o.kind).to_lowercase(), "files": o.files, "dirs": o.dirs, "bytes": o.bytes, "names": o.preview}));
+        } else {
+            eprintln!("The sender offers {what}:");
+            for name in &o.preview {
+                eprintln!("  {name}");
+            }
+            if (o.files + o.dirs) as usize > o.preview.len() && o.kind == OfferKind::Files {
+                eprintln!("  (and the contents of the folders above)");
+            }
+        }
+        if self.yes {
+            return true;
+        }
+        // Ask on the terminal, not on stdin (stdin may be a pipe).
+        let Ok(tty) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") else {
+            eprintln!("No terminal to ask for consent; re-run with --yes to accept.");
+            return false;
+        };
+        let mut w = &tty;
+        let _ = write!(w, "Accept? [y/N] ");
+        let _ = w.flush();
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(&tty).read_line(&mut line);
+        matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+    }
+    fn progress(&self, done: u64, total: u64) {
+        if let Ok(mut pb) = self.pb.lock() {
+            pb.get_or_insert_with(|| common::progress_bar(total, self.json)).set_position(done);
+        }
+        if self.json {
+            if let Ok(mut last) = self.last.lock() {
+                if last.elapsed() >= Duration::from_millis(500) || done == total {
+                    *last = Instant::now();
+                    let ev = json!({"event": "progress", "done": done, "total": total});
+                    if self.stream_to_stdout {
+                        eprintln!("{ev}");
+                    } else {
+                        json_event(ev);
+                    }
+                }
+            }
+        }
+    }
+    fn output(&self, data: &[u8]) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        if self.json && !self.stream_to_stdout {
+            if let Ok(mut t) = self.text.lock() {
+                *t = Some(String::from_utf8_lossy(data).into_owned());
+            }
+            return Ok(());
+        }
+        if out.is_terminal() {
+            out.write_all(pqdrop::names::escape_text(data).as_bytes())?;
+        } else {
+            out.write_all(data)?;
+        }
+        out.flush()
+    }
+    fn warn(&self, msg: &str) {
+        eprintln!("warning: {msg}");
+    }
+}
+
+/// Reads the code: argument, then $PQDROP_CODE, then a prompt with completion.
+fn read_code(arg: Option<&str>) -> anyhow::Result<Code> {
+    if let Some(c) = arg {
+        return Ok(Code::parse(c)?);
+    }
+    if let Ok(c) = std::env::var("PQDROP_CODE") {
+        if !c.trim().is_empty() {
+            return Ok(Code::parse(&c).context("$PQDROP_CODE")?);
+        }
+    }
+    let line = crate::prompt::read_code_line().context("reading the code")?;
+    Ok(Code::parse(&line)?)
+}
+
+/// Runs `pqdrop receive`.
+pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
+    let code = read_code(args.code.as_deref())?;
+    let policy = if args.overwrite {
+        ConflictPolicy::Overwrite
+    } else if args.rename {
+        ConflictPolicy::Rename
+    } else {
+        ConflictPolicy::Refuse
+    };
+    let opts = ReceiveOptions { out_dir: args.output.clone(), policy, max_entries: DEFAULT_MAX_ENTRIES, cascade: args.net.cascade };
+    let ui = Arc::new(Ui {
+        yes: args.yes,
+        json: args.net.json,
+        pb: Mutex::new(None),
+        last: Mutex::new(Instant::now()),
+        text: Mutex::new(None),
+        stream_to_stdout: false,
+    });
+    let nameplate = code.nameplate().to_string();
+    let report = match args.net.route()? {
+        Route::Relay(addr) => {
+            let stream = tokio::time::timeout(Duration::from_secs(30), pqdrop_relay::connect(&addr, &nameplate, pqdrop_relay::Role::Receiver, || {}))
+                .await
+                .map_err(|_| relay_err(&addr, pqdrop_relay::RelayError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer from the relay in 30 s"))))?
+                .map_err(|e| relay_err(&addr, e))?;
+            pqdrop::receive::receive(stream, &code, opts, ui.clone()).await?
+        }
+        Route::Lan(cfg) => {
+            if !args.net.json {
+                eprintln!("Looking for the sender on the local network...");
+            }
+            let stream = pqdrop::lan::find(&cfg, &nameplate, Duration::from_secs(args.lan_timeout)).await?;
+            pqdrop::receive::receive(stream, &code, opts, ui.clone()).await?
+        }
+    };
+    if let Ok(pb) = ui.pb.lock() {
+        if let Some(pb) = pb.as_ref() {
+            pb.finish_and_clear();
+        }
+    }
+    let text = ui.text.lock().ok().and_then(|mut t| t.take());
+    if args.net.json {
+        json_event(json!({"event": "result", "ok": true, "files": report.files, "dirs": report.dirs, "bytes_received": report.bytes_received, "bytes_resumed": report.bytes_resumed, "text": text}));
+    } else if report.kind == Some(OfferKind::Files) {
+        let resumed = if report.bytes_resumed > 0 { format!(" ({} were already there)", human(report.bytes_resumed)) } else { String::new() };
+        eprintln!("Received {} file(s) and {} folder(s) into {}{resumed}.", report.files, report.dirs, args.output.display());
+    }
+    let _ = Zeroizing::new(());
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! `pqdrop send`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use pqdrop::send::{Payload, SendOptions, SendUi, Zstd};
+use pqdrop_proto::code::{Code, DEFAULT_WORDS, MAX_WORDS};
+use pqdrop_proto::transfer::{Offer, OfferKind};
+use serde_json::json;
+
+use crate::common::{self, human, json_event, relay_err, NetArgs, Route};
+
+/// Send files, folders, text or stdin.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    pqdrop send photo.jpg                 # prints a code such as 7-ocean-tiger\n  \
+    pqdrop send Documents/ notes.txt      # folders and several files\n  \
+    pqdrop send --text 'meet at 6'        # a short text\n  \
+    tar c dir | pqdrop send -             # stdin, size unknown in advance\n  \
+    pqdrop send --relay relay.example.org:4733 big.iso\n\n\
+The receiver runs `pqdrop receive` with the code. Without --relay, $PQDROP_RELAY\n\
+or a config file, pqdrop finds the receiver on the local network (LAN mode).")]
+pub struct SendArgs {
+    /// Files or folders to send; `-` reads standard input.
+    #[arg(value_name = "PATH", required_unless_present = "text")]
+    pub paths: Vec<PathBuf>,
+    /// Send this text instead of files.
+    #[arg(long, conflicts_with = "paths")]
+    pub text: Option<String>,
+    /// Use your own code, `<number>-<word>-<word>…` (warned about if weaker than a generated one).
+    /// Note: other local users can see argv; prefer a generated code.
+    #[arg(long, value_name = "CODE")]
+    pub code: Option<String>,
+    /// Number of secret words in a generated code.
+    #[arg(long, default_value_t = DEFAULT_WORDS as u8, value_parser = clap::value_parser!(u8).range(1..=MAX_WORDS as i64))]
+    pub words: u8,
+    /// Compression: auto (only when a sample compresses), on or off.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
+    pub zstd: String,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+struct Ui {
+    json: bool,
+    pb: Mutex<Option<indicatif::ProgressBar>>,
+    last: Mutex<Instant>,
+}
+
+impl SendUi for Ui {
+    fn connected(&self, offer: &Offer) {
+        if self.json {
+            json_event(json!({"event": "connected", "files": offer.files, "dirs": offer.dirs, "bytes": offer.bytes}));
+        } else {
+            let what = match offer.kind {
+                OfferKind::Files => format!("{} file(s), {} folder(s), {}", offer.files, offer.dirs, human(offer.bytes)),
+                OfferKind::Text => "a text message".into(),
+                OfferKind::Stream => "standard input".into(),
+            };
+            eprintln!("Connected. Sending {what}.");
+        }
+        if let Ok(mut pb) = self.pb.lock() {
+            *pb = Some(common::progress_bar(offer.bytes, self.json));
+        }
+    }
+    fn progress(&self, done: u64, total: u64) {
+        if let Ok(pb) = self.pb.lock() {
+            if let Some(pb) = pb.as_ref() {
+                pb.set_position(done);
+            }
+        }
+        if self.json {
+            if let Ok(mut last) = self.last.lock() {
+                if last.elapsed() >= Duration::from_millis(500) || done == total {
+                    *last = Instant::now();
+                    json_event(json!({"event": "progress", "done": done, "total": total}));
+                }
+            }
+        }
+    }
+    fn warn(&self, msg: &str) {
+        if self.json {
+            json_event(json!({"event": "warning", "message": msg}));
+        } else {
+            eprintln!("warning: {msg}");
+        }
+    }
+}
+
+/// Runs `pqdrop send`.
+pub async fn run(args: SendArgs) -> anyhow::Result<()> {
+    let payload = if let Some(t) = args.text.clone() {
+        Payload::Text(t)
+    } else if args.paths.len() == 1 && args.paths[0].as_os_str() == "-" {
+        Payload::Stdin
+    } else {
+        if args.paths.iter().any(|p| p.as_os_str() == "-") {
+            anyhow::bail!("`-` (stdin) cannot be combined with other paths");
+        }
+        Payload::Paths(args.paths.clone())
+    };
+    let code = match &args.code {
+        Some(c) => {
+            let code = Code::parse(c).context("--code")?;
+            if code.is_weaker_than_generated() {
+                eprintln!(
+                    "warning: this code has about {:.0} bits of secret, less than a generated one ({} words); anyone who guesses it in one try can take the transfer",
+                    code.entropy_bits(),
+                    DEFAULT_WORDS
+                );
+            }
+            code
+        }
+        None => Code::generate(usize::from(args.words), &mut rand_core::OsRng).context("generating a code")?,
+    };
+    let opts = SendOptions {
+        zstd: match args.zstd.as_str() {
+            "on" => Zstd::On,
+            "off" => Zstd::Off,
+            _ => Zstd::Auto,
+        },
+        cascade: args.net.cascade,
+    };
+    let route = args.net.route()?;
+    let shown = code.expose();
+    let nameplate = code.nameplate().to_string();
+    let receive_cmd = match &route {
+        Route::Relay(r) if args.net.relay.is_some() => format!("pqdrop receive --relay {r} {}", &*shown),
+        _ => format!("pqdrop receive {}", &*shown),
+    };
+    if args.net.json {
+        json_event(json!({"event": "code", "code": &*shown, "command": receive_cmd}));
+    } else {
+        eprintln!("Code: {}\nOn the other computer, run:\n\n    {receive_cmd}\n", &*shown);
+    }
+    let ui = Arc::new(Ui { json: args.net.json, pb: Mutex::new(None), last: Mutex::new(Instant::now()) });
+    let report = match route {
+        Route::Relay(addr) => {
+            let json = args.net.json;
+            let stream = pqdrop_relay::connect(&addr, &nameplate, pqdrop_relay::Role::Sender, move || {
+                if !json {
+                    eprintln!("Waiting for the receiver (via the relay)...");
+                }
+            })
+            .await
+            .map_err(|e| relay_err(&addr, e))?;
+            pqdrop::send::send(stream, &code, payload, opts, ui.clone()).await?
+        }
+        Route::Lan(cfg) => {
+            let listener = pqdrop::lan::LanListener::bind(&cfg, &nameplate).await?;
+            if !args.net.json {
+                eprintln!("Waiting for the receiver on the local network (listening on {})...", listener.local_addr());
+            }
+            let (stream, _peer) = listener.accept().await?;
+            pqdrop::send::send(stream, &code, payload, opts, ui.clone()).await?
+        }
+    };
+    if let Ok(pb) = ui.pb.lock() {
+        if let Some(pb) = pb.as_ref() {
+            pb.finish_and_clear();
+        }
+    }
+    if args.net.json {
+        json_event(json!({"event": "result", "ok": true, "files": report.files, "bytes_sent": report.bytes_sent, "bytes_skipped": report.bytes_skipped}));
+    } else if report.bytes_skipped > 0 {
+        eprintln!("Done: sent {}, {} were already there (resumed).", human(report.bytes_sent), human(report.bytes_skipped));
+    } else {
+        eprintln!("Done: sent {}.", human(report.bytes_sent));
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! What `send` and `receive` share: where to connect, exit codes, output.
+
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use pqdrop::lan::LanConfig;
+
+/// Exit codes (documented in the README).
+pub mod exit {
+    // 0 is success; 2 is clap's usage error.
+    /// Any other error.
+    pub const OTHER: u8 = 1;
+    /// The code was wrong: key confirmation failed.
+    pub const WRONG_CODE: u8 = 3;
+    /// The receiver declined the transfer.
+    pub const REFUSED: u8 = 4;
+    /// The relay could not be reached or refused us, or no LAN sender was found.
+    pub const UNREACHABLE: u8 = 5;
+    /// The other side disconnected before the end.
+    pub const PEER_GONE: u8 = 6;
+    /// A local file-system error.
+    pub const IO: u8 = 7;
+    /// The other side broke the protocol, sent a hostile entry, or data failed its integrity check.
+    pub const PROTOCOL: u8 = 8;
+    /// A file exists and neither --overwrite nor --rename was given.
+    pub const EXISTS: u8 = 9;
+}
+
+/// Maps an engine error to its exit code.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    use pqdrop::Error as E;
+    match e.downcast_ref::<E>() {
+        Some(E::WrongCode) => exit::WRONG_CODE,
+        Some(E::Refused) => exit::REFUSED,
+        Some(E::Relay { .. } | E::LanNotFound { .. }) => exit::UNREACHABLE,
+        Some(E::PeerGone(_)) => exit::PEER_GONE,
+        Some(E::Io { .. }) => exit::IO,
+        Some(E::Exists(_)) => exit::EXISTS,
+        Some(E::Proto(_) | E::Hostile { .. } | E::Integrity(_) | E::Protocol(_)) => exit::PROTOCOL,
+        _ => exit::OTHER,
+    }
+}
+
+/// How to reach the other side.
+#[derive(Debug, Clone, Args)]
+pub struct NetArgs {
+    /// Relay to use (HOST:PORT). Default: $PQDROP_RELAY, then the `relay` line of
+    /// the config file, otherwise LAN mode (no server).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub relay: Option<String>,
+    /// LAN mode: the local address to listen and announce on (default every
+    /// interface; also $PQDROP_LAN_BIND).
+    #[arg(long, value_name = "ADDR")]
+    pub lan_bind: Option<IpAddr>,
+    /// Print machine-readable JSON events (one per line) instead of progress bars.
+    #[arg(long)]
+    pub json: bool,
+    /// Ask for the AES-256-GCM + ChaCha20-Poly1305 cascade instead of one cipher.
+    #[arg(long)]
+    pub cascade: bool,
+}
+
+/// Where the peer is.
+pub enum Route {
+    /// Through a relay.
+    Relay(String),
+    /// LAN discovery.
+    Lan(LanConfig),
+}
+
+/// The per-user config file: `$XDG_CONFIG_HOME/pqdrop/config` or `~/.config/pqdrop/config`.
+pub fn config_path() -> Option<PathBuf> {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("pqdrop").join("config"))
+}
+
+/// Reads `relay = HOST:PORT` from the config file, if there is one.
+fn relay_from_config() -> anyhow::Result<Option<String>> {
+    let Some(path) = config_path() else { return Ok(None) };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+    };
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("relay") {
+            if let Some(v) = rest.trim_start().strip_prefix('=') {
+                let v = v.trim().trim_matches('"').trim();
+                if !v.is_empty() {
+                    return Ok(Some(v.to_string()));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+impl NetArgs {
+    /// --relay, then $PQDROP_RELAY, then the config file, else LAN.
+    pub fn route(&self) -> anyhow::Result<Route> {
+        if let Some(r) = &self.relay {
+            return Ok(Route::Relay(r.clone()));
+        }
+        if let Some(r) = std::env::var("PQDROP_RELAY").ok().filter(|s| !s.trim().is_empty()) {
+            return Ok(Route::Relay(r.trim().to_string()));
+        }
+        if let Some(r) = relay_from_config()? {
+            return Ok(Route::Relay(r));
+        }
+        let mut cfg = LanConfig::from_env()?;
+        if let Some(b) = self.lan_bind {
+            cfg.bind = b;
+        }
+        Ok(Route::Lan(cfg))
+    }
+}
+
+/// Maps a relay error into the engine's error so exit codes stay uniform.
+pub fn relay_err(addr: &str, e: pqdrop_relay::RelayError) -> pqdrop::Error {
+    pqdrop::Error::Relay { addr: addr.to_string(), reason: e.to_string() }
+}
+
+/// True when stderr is a terminal (progress bars are shown only then).
+pub fn stderr_is_tty() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Prints one JSON event line to stdout.
+pub fn json_event(v: serde_json::Value) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal or JSON is on.
+pub fn progress_bar(total: u64, json: bool) -> indicatif::ProgressBar {
+    if json || !stderr_is_tty() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = if total > 0 { indicatif::ProgressBar::new(total) } else { indicatif::ProgressBar::no_length() };
+    let style = if total > 0 {
+        indicatif::ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
+    } else {
+        indicatif::ProgressStyle::with_template("{spinner} {bytes} {binary_bytes_per_sec}")
+    };
+    if let Ok(s) = style {
+        pb.set_style(s);
+    }
+    pb
+}
+
+/// Human-readable size.
+pub fn human(bytes: u64) -> String {
+    format!("{}", indicatif::HumanBytes(bytes))
+}

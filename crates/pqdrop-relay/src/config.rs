@@ -1,0 +1,99 @@
+//! Relay limits and tunables.
+
+use std::time::Duration;
+
+use crate::RelayError;
+
+/// Limits and tunables of a [`crate::Relay`]. Every field is public so tests and
+/// operators can change any of them; [`RelayConfig::default`] gives the
+/// documented defaults.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Most rooms (waiting peers) one source address may have open at once
+    /// (refusal code 17). Default 8.
+    pub max_pending_per_ip: usize,
+    /// Most rooms open in total (refusal code 18). Default 10,000.
+    pub max_pending_total: usize,
+    /// Join rate per source address: tokens added per second to its token
+    /// bucket; every accepted connection takes one (refusal code 19). Default 10.
+    pub join_rate_per_sec: f64,
+    /// Join burst per source address: the token bucket's size. Default 30.
+    pub join_burst: u32,
+    /// How long a peer may wait for the other one (refusal code 20). Default 30 min.
+    pub waiting_timeout: Duration,
+    /// A paired session with no byte in either direction for this long is
+    /// closed. Default 10 min.
+    pub idle_timeout: Duration,
+    /// The whole hello must arrive within this time from accept (refusal code
+    /// 21). Default 10 s.
+    pub hello_timeout: Duration,
+    /// Bytes a peer may send after its hello before it is paired; they are
+    /// buffered and forwarded on pairing (more: refusal code 23). Default 4096.
+    pub max_prepair_bytes: usize,
+    /// Most paired sessions at once (refusal code 18). Default 4,096.
+    pub max_sessions: usize,
+    /// Most connections in the hello phase at once (accepted, no room or
+    /// session yet, including those being refused); more are sent code 18 if
+    /// the socket can take it without waiting, and closed. Default 1,024.
+    pub max_handshakes: usize,
+    /// Most source addresses whose join-rate state is kept; token buckets that
+    /// have refilled completely are evicted first, and when the table is still
+    /// full, connections from new addresses get code 18. Default 65,536.
+    pub max_tracked_addresses: usize,
+    /// After shutdown, how long paired sessions may go on before they are cut.
+    /// Default 30 s.
+    pub shutdown_grace: Duration,
+    /// Buffer (or pipe) size per direction of a paired session. Default 256 KiB.
+    pub copy_buffer_size: usize,
+    /// Use Linux `splice(2)` through a pipe (zero-copy) for paired sessions;
+    /// ignored elsewhere, and the relay falls back to a user-space copy if a
+    /// pipe cannot be made. Default true.
+    pub use_splice: bool,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            max_pending_per_ip: 8,
+            max_pending_total: 10_000,
+            join_rate_per_sec: 10.0,
+            join_burst: 30,
+            waiting_timeout: Duration::from_secs(30 * 60),
+            idle_timeout: Duration::from_secs(10 * 60),
+            hello_timeout: Duration::from_secs(10),
+            max_prepair_bytes: 4096,
+            max_sessions: 4096,
+            max_handshakes: 1024,
+            max_tracked_addresses: 65_536,
+            shutdown_grace: Duration::from_secs(30),
+            copy_buffer_size: 256 * 1024,
+            use_splice: true,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Checks that every value is in range.
+    pub fn validate(&self) -> Result<(), RelayError> {
+        if !self.join_rate_per_sec.is_finite() || self.join_rate_per_sec < 0.0 {
+            return Err(RelayError::Config(
+                "join_rate_per_sec must be a finite number >= 0",
+            ));
+        }
+        let max_permits = tokio::sync::Semaphore::MAX_PERMITS;
+        if self.max_sessions > max_permits || self.max_handshakes > max_permits {
+            return Err(RelayError::Config(
+                "max_sessions and max_handshakes must fit a semaphore",
+            ));
+        }
+        if !(4096..=64 * 1024 * 1024).contains(&self.copy_buffer_size) {
+            return Err(RelayError::Config(
+                "copy_buffer_size must be between 4 KiB and 64 MiB",
+            ));
+        }
+        if self.max_prepair_bytes > 64 * 1024 * 1024 {
+            return Err(RelayError::Config("max_prepair_bytes must be at most 64 MiB"));
+        }
+        Ok(())
+    }
+}

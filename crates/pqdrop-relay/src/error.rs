@@ -1,0 +1,62 @@
+//! The crate's one error type.
+
+use std::net::SocketAddr;
+
+use crate::StatusCode;
+
+/// Everything that can go wrong in the relay server or client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// The server could not bind its listening socket.
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        /// The address that was asked for.
+        addr: SocketAddr,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The client could not connect to the relay.
+    #[error("could not connect to the relay at {addr}: {source}")]
+    Connect {
+        /// The `host:port` that was asked for.
+        addr: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An I/O error on an established relay connection.
+    #[error("relay connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The relay refused (any status code other than 0 and 1).
+    #[error("the relay refused (code {code}): {message}")]
+    Refused {
+        /// The status code (see [`StatusCode`]).
+        code: u64,
+        /// The relay's message for humans (control characters replaced).
+        message: String,
+    },
+    /// The nameplate is not 1 to 10 ASCII digits.
+    #[error("invalid nameplate: it must be 1 to 10 digits")]
+    InvalidNameplate,
+    /// The relay closed the connection before pairing.
+    #[error("the relay closed the connection before pairing")]
+    Closed,
+    /// The relay sent something that is not valid relay protocol.
+    #[error("relay protocol violation: {0}")]
+    Protocol(&'static str),
+    /// A [`crate::RelayConfig`] value is out of range.
+    #[error("invalid relay configuration: {0}")]
+    Config(&'static str),
+}
+
+impl RelayError {
+    /// The relay's status code, if this is a refusal with a code this crate knows.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            RelayError::Refused { code, .. } => StatusCode::from_code(*code),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,657 @@
+//! The relay server: accept, hello, rooms, pairing, sessions, shutdown.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::limits::{IpKey, RateDecision, RateLimiter};
+use crate::pipe::{self, End, Moved};
+use crate::wire::{parse_hello, status_bytes, Decoded, Hello, MAX_HELLO_READ};
+use crate::{RelayConfig, RelayError, Role, StatusCode};
+
+/// After an error status, how long the relay keeps draining what the client
+/// still sends (so the status is not lost to a TCP reset) before closing.
+const LINGER: Duration = Duration::from_secs(2);
+/// At most this many bytes are drained after an error status.
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// A relay server bound to a listening socket. See the crate docs for the
+/// protocol.
+#[derive(Debug)]
+pub struct Relay {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: RelayConfig,
+    state: Mutex<State>,
+    sessions: Arc<Semaphore>,
+    handshakes: Arc<Semaphore>,
+    shutdown: watch::Sender<bool>,
+    counters: Counters,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicU64,
+    paired: AtomicU64,
+    bytes: AtomicU64,
+    refusals: [AtomicU64; 8],
+}
+
+#[derive(Debug)]
+struct State {
+    rooms: HashMap<String, Waiter>,
+    pending_per_ip: HashMap<IpKey, usize>,
+    rate: RateLimiter,
+    next_id: u64,
+}
+
+/// The waiting peer of a room, as seen by others.
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    role: Role,
+    key: IpKey,
+    tx: oneshot::Sender<Arrival>,
+}
+
+/// A connection that has sent a valid hello.
+#[derive(Debug)]
+struct Peer {
+    stream: TcpStream,
+    addr: SocketAddr,
+    key: IpKey,
+    hello: Hello,
+    /// Bytes received after the hello, before pairing.
+    prepair: Vec<u8>,
+}
+
+/// A peer handed to a waiting peer's task to pair with, with its session slot.
+#[derive(Debug)]
+struct Arrival {
+    peer: Peer,
+    permit: OwnedSemaphorePermit,
+}
+
+/// What a connection task does next after handling one peer.
+enum Next {
+    Done,
+    /// Handle this peer (handed over in a race with the waiting peer's exit).
+    Adopt(Peer),
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // No code path panics while holding the lock; if one ever did, the
+        // state is still consistent enough to keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    fn count_refusal(&self, code: StatusCode) {
+        if let Some(i) = code.error_index() {
+            self.counters.refusals[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Removes room `nameplate` if it is still waiter `id`'s.
+    fn remove_room_if(&self, nameplate: &str, id: u64) {
+        let mut st = self.state();
+        if st.rooms.get(nameplate).map(|w| w.id) == Some(id) {
+            if let Some(w) = st.rooms.remove(nameplate) {
+                release_pending(&mut st.pending_per_ip, w.key);
+            }
+        }
+    }
+}
+
+fn release_pending(map: &mut HashMap<IpKey, usize>, key: IpKey) {
+    if let Some(n) = map.get_mut(&key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(&key);
+        }
+    }
+}
+
+/// A point-in-time view of a relay's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RelayStats {
+    /// Connections accepted since start.
+    pub connections_accepted: u64,
+    /// Rooms with a waiting peer now.
+    pub pending_rooms: usize,
+    /// Paired sessions now.
+    pub active_sessions: usize,
+    /// Pairings since start.
+    pub sessions_paired: u64,
+    /// Bytes relayed between peers since start (finished and running sessions,
+    /// including forwarded pre-pairing bytes).
+    pub bytes_relayed: u64,
+    refusals: [u64; 8],
+}
+
+impl RelayStats {
+    /// How many times the relay has sent error status `code` since start.
+    pub fn refusals(&self, code: StatusCode) -> u64 {
+        code.error_index().map_or(0, |i| self.refusals[i])
+    }
+}
+
+/// A cheap, cloneable handle for reading a relay's [`RelayStats`], usable
+/// while [`Relay::run`] owns the relay.
+#[derive(Debug, Clone)]
+pub struct StatsHandle(Arc<Shared>);
+
+impl StatsHandle {
+    /// The counters now.
+    pub fn snapshot(&self) -> RelayStats {
+        let s = &self.0;
+        let pending_rooms = s.state().rooms.len();
+        let c = &s.counters;
+        RelayStats {
+            connections_accepted: c.accepted.load(Ordering::Relaxed),
+            pending_rooms,
+            active_sessions: s
+                .config
+                .max_sessions
+                .saturating_sub(s.sessions.available_permits()),
+            sessions_paired: c.paired.load(Ordering::Relaxed),
+            bytes_relayed: c.bytes.load(Ordering::Relaxed),
+            refusals: std::array::from_fn(|i| c.refusals[i].load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Relay {
+    /// Binds the relay's listening socket.
+    pub async fn bind(addr: SocketAddr, config: RelayConfig) -> Result<Relay, RelayError> {
+        config.validate()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| RelayError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| RelayError::Bind { addr, source })?;
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                rooms: HashMap::new(),
+                pending_per_ip: HashMap::new(),
+                rate: RateLimiter::new(
+                    config.join_rate_per_sec,
+                    config.join_burst,
+                    config.max_tracked_addresses,
+                ),
+                next_id: 0,
+            }),
+            sessions: Arc::new(Semaphore::new(config.max_sessions)),
+            handshakes: Arc::new(Semaphore::new(config.max_handshakes)),
+            shutdown,
+            counters: Counters::default(),
+            config,
+        });
+        Ok(Relay {
+            listener,
+            local_addr,
+            shared,
+        })
+    }
+
+    /// The address the relay listens on (with the real port if bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle for reading the relay's counters.
+    pub fn stats(&self) -> StatsHandle {
+        StatsHandle(Arc::clone(&self.shared))
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, tells waiting
+    /// peers (and connections still in the hello phase) code 22, and lets paired
+    /// sessions finish for up to `config.shutdown_grace` before cutting them.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RelayError> {
+        let Relay {
+            listener, shared, ..
+        } = self;
+        info!(addr = %self.local_addr, "relay listening");
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, addr)) => accept(&shared, &mut tasks, stream, addr),
+                    Err(e) => {
+                        // Typically EMFILE/ENFILE: back off instead of spinning.
+                        warn!(error_kind = ?e.kind(), "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Err(e) = joined {
+                        warn!(panicked = e.is_panic(), "connection task failed");
+                    }
+                }
+            }
+        }
+        drop(listener);
+        shared.shutdown.send_replace(true);
+        info!(tasks = tasks.len(), "relay shutting down");
+        let drained = tokio::time::timeout(shared.config.shutdown_grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            info!(cut = tasks.len(), "shutdown grace over; closing remaining sessions");
+            tasks.shutdown().await;
+        }
+        info!("relay stopped");
+        Ok(())
+    }
+}
+
+fn accept(
+    shared: &Arc<Shared>,
+    tasks: &mut JoinSet<()>,
+    stream: TcpStream,
+    addr: SocketAddr,
+) {
+    shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
+    let _ = stream.set_nodelay(true);
+    let Ok(permit) = Arc::clone(&shared.handshakes).try_acquire_owned() else {
+        // Overloaded: no task, no waiting. Best effort status, then close.
+        shared.count_refusal(StatusCode::RelayFull);
+        debug!(peer = %addr, code = 18, "refused: too many connections in hello phase");
+        let _ = stream.try_write(&status_bytes(StatusCode::RelayFull, MSG_FULL_HANDSHAKES));
+        return;
+    };
+    let shared = Arc::clone(shared);
+    tasks.spawn(async move {
+        let mut next = handle_new(&shared, stream, addr, permit).await;
+        while let Next::Adopt(peer) = next {
+            next = join(&shared, peer).await;
+        }
+    });
+}
+
+const MSG_FULL_HANDSHAKES: &str =
+    "relay is full (too many connections being set up); try again in a minute or use another relay";
+const MSG_SHUTDOWN: &str = "relay is shutting down; try again in a moment or use another relay";
+
+/// Sends an error status, then closes gracefully: shut down our side and drain
+/// what the client still sends for a short while, so it can read the status.
+async fn refuse(shared: &Shared, stream: &mut TcpStream, addr: SocketAddr, code: StatusCode, msg: &str) {
+    shared.count_refusal(code);
+    debug!(peer = %addr, code = code.code(), "refused");
+    let bytes = status_bytes(code, msg);
+    let _ = tokio::time::timeout(LINGER, async {
+        stream.write_all(&bytes).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut drained = 0usize;
+        while drained < LINGER_BYTES {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
+}
+
+/// Rate limit, hello, then join.
+async fn handle_new(
+    shared: &Arc<Shared>,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) -> Next {
+    let cfg = &shared.config;
+    let key = IpKey::of(addr.ip());
+    let decision = shared.state().rate.check(key, Instant::now());
+    match decision {
+        RateDecision::Allow => {}
+        RateDecision::Limited => {
+            let msg = format!(
+                "too many connections from your address (limit {} per second, burst {}); wait a few seconds and try again",
+                cfg.join_rate_per_sec, cfg.join_burst
+            );
+            refuse(shared, &mut stream, addr, StatusCode::RateLimited, &msg).await;
+            return Next::Done;
+        }
+        RateDecision::TableFull => {
+            let msg = "relay is full (too many client addresses); try again in a minute or use another relay";
+            refuse(shared, &mut stream, addr, StatusCode::RelayFull, msg).await;
+            return Next::Done;
+        }
+    }
+
+    let mut shutdown = shared.shutdown.subscribe();
+    let hello = tokio::select! {
+        r = tokio::time::timeout(cfg.hello_timeout, read_hello(&mut stream)) => r,
+        () = shutdown_signal(&mut shutdown) => {
+            refuse(shared, &mut stream, addr, StatusCode::ShuttingDown, MSG_SHUTDOWN).await;
+            return Next::Done;
+        }
+    };
+    let (hello, prepair) = match hello {
+        Ok(Ok(h)) => h,
+        Ok(Err(HelloError::Closed)) => {
+            debug!(peer = %addr, "closed before hello");
+            return Next::Done;
+        }
+        Ok(Err(HelloError::Bad(reason))) => {
+            let msg = format!("bad hello: {reason}; check the relay address and update pqdrop");
+            refuse(shared, &mut stream, addr, StatusCode::BadHello, &msg).await;
+            return Next::Done;
+        }
+        Err(_elapsed) => {
+            let msg = format!(
+                "bad hello: not received within {} s; check the relay address and your network",
+                cfg.hello_timeout.as_secs_f64()
+            );
+            refuse(shared, &mut stream, addr, StatusCode::BadHello, &msg).await;
+            return Next::Done;
+        }
+    };
+    drop(permit);
+    join(
+        shared,
+        Peer {
+            stream,
+            addr,
+            key,
+            hello,
+            prepair,
+        },
+    )
+    .await
+}
+
+/// Resolves once the relay is shutting down (or its handle is gone).
+async fn shutdown_signal(rx: &mut watch::Receiver<bool>) {
+    // The `Ref` must not live across an await of the caller.
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
+}
+
+enum HelloError {
+    Closed,
+    Bad(&'static str),
+}
+
+/// Reads at most [`MAX_HELLO_READ`] bytes until they hold a hello; returns it
+/// and whatever followed it.
+async fn read_hello(stream: &mut TcpStream) -> Result<(Hello, Vec<u8>), HelloError> {
+    let mut buf = [0u8; MAX_HELLO_READ];
+    let mut len = 0usize;
+    loop {
+        match parse_hello(&buf[..len]) {
+            Decoded::Done(h, used) => return Ok((h, buf[used..len].to_vec())),
+            Decoded::Invalid(reason) => return Err(HelloError::Bad(reason)),
+            Decoded::Incomplete => {}
+        }
+        if len == buf.len() {
+            return Err(HelloError::Bad("hello too long"));
+        }
+        match stream.read(&mut buf[len..]).await {
+            Ok(0) | Err(_) => return Err(HelloError::Closed),
+            Ok(n) => len += n,
+        }
+    }
+}
+
+enum JoinDecision {
+    Refuse(StatusCode, String),
+    Pair(Waiter, OwnedSemaphorePermit),
+    Wait(u64, oneshot::Receiver<Arrival>),
+}
+
+/// Puts a helloed peer in its room: pairs it, makes it wait, or refuses it.
+async fn join(shared: &Arc<Shared>, mut peer: Peer) -> Next {
+    let cfg = &shared.config;
+    loop {
+        if shared.shutting_down() {
+            refuse(shared, &mut peer.stream, peer.addr, StatusCode::ShuttingDown, MSG_SHUTDOWN).await;
+            return Next::Done;
+        }
+        if peer.prepair.len() > cfg.max_prepair_bytes {
+            let msg = prepair_message(cfg.max_prepair_bytes);
+            refuse(shared, &mut peer.stream, peer.addr, StatusCode::TooManyPrepairBytes, &msg).await;
+            return Next::Done;
+        }
+        let decision = {
+            let mut st = shared.state();
+            let st = &mut *st;
+            match st.rooms.get(&peer.hello.nameplate) {
+                Some(w) if w.role == peer.hello.role => JoinDecision::Refuse(
+                    StatusCode::RoomTaken,
+                    format!(
+                        "room taken: a {} is already waiting on nameplate {}; start again with a new code",
+                        w.role.name(),
+                        peer.hello.nameplate
+                    ),
+                ),
+                Some(_) => match Arc::clone(&shared.sessions).try_acquire_owned() {
+                    Err(_) => JoinDecision::Refuse(
+                        StatusCode::RelayFull,
+                        format!(
+                            "relay is full (limit {} sessions); try again in a few minutes or use another relay",
+                            cfg.max_sessions
+                        ),
+                    ),
+                    Ok(permit) => match st.rooms.remove(&peer.hello.nameplate) {
+                        Some(w) => {
+                            release_pending(&mut st.pending_per_ip, w.key);
+                            JoinDecision::Pair(w, permit)
+                        }
+                        // Not reachable: the room was seen under this lock.
+                        None => continue,
+                    },
+                },
+                None => {
+                    let mine = st.pending_per_ip.get(&peer.key).copied().unwrap_or(0);
+                    if mine >= cfg.max_pending_per_ip {
+                        JoinDecision::Refuse(
+                            StatusCode::TooManyPendingFromAddress,
+                            format!(
+                                "too many codes waiting from your address (limit {}); wait for one to be used or to expire",
+                                cfg.max_pending_per_ip
+                            ),
+                        )
+                    } else if st.rooms.len() >= cfg.max_pending_total {
+                        JoinDecision::Refuse(
+                            StatusCode::RelayFull,
+                            format!(
+                                "relay is full (limit {} waiting codes); try again in a few minutes or use another relay",
+                                cfg.max_pending_total
+                            ),
+                        )
+                    } else {
+                        let id = st.next_id;
+                        st.next_id = st.next_id.wrapping_add(1);
+                        let (tx, rx) = oneshot::channel();
+                        st.rooms.insert(
+                            peer.hello.nameplate.clone(),
+                            Waiter {
+                                id,
+                                role: peer.hello.role,
+                                key: peer.key,
+                                tx,
+                            },
+                        );
+                        *st.pending_per_ip.entry(peer.key).or_insert(0) += 1;
+                        JoinDecision::Wait(id, rx)
+                    }
+                }
+            }
+        };
+        match decision {
+            JoinDecision::Refuse(code, msg) => {
+                refuse(shared, &mut peer.stream, peer.addr, code, &msg).await;
+                return Next::Done;
+            }
+            JoinDecision::Pair(waiter, permit) => match waiter.tx.send(Arrival { peer, permit }) {
+                // The waiting peer's task runs the session.
+                Ok(()) => return Next::Done,
+                // The waiting peer's task just ended: try again (its room is gone).
+                Err(back) => peer = back.peer,
+            },
+            JoinDecision::Wait(id, rx) => return wait(shared, peer, id, rx).await,
+        }
+    }
+}
+
+fn prepair_message(max: usize) -> String {
+    format!(
+        "sent more than {max} bytes before the other peer arrived; wait for pairing (status 1) before sending"
+    )
+}
+
+enum WaitEnd {
+    Disconnected,
+    Timeout,
+    Shutdown,
+    TooManyBytes,
+}
+
+/// Waits in room `id` for the other peer, buffering pre-pairing bytes.
+async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Receiver<Arrival>) -> Next {
+    let cfg = &shared.config;
+    let deadline = Instant::now() + cfg.waiting_timeout;
+    info!(nameplate = %peer.hello.nameplate, peer = %peer.addr, role = peer.hello.role.name(), "waiting");
+    let waiting = status_bytes(
+        StatusCode::Waiting,
+        "waiting for the other peer; give them your code",
+    );
+    let mut shutdown = shared.shutdown.subscribe();
+    let end = match tokio::time::timeout(cfg.hello_timeout, peer.stream.write_all(&waiting)).await {
+        Ok(Ok(())) => loop {
+            let mut chunk = [0u8; 4096];
+            tokio::select! {
+                biased;
+                arrival = &mut rx => match arrival {
+                    Ok(arrival) => return pair(shared, peer, arrival).await,
+                    // Not reachable: the room's sender is only dropped after a send.
+                    Err(_) => break WaitEnd::Disconnected,
+                },
+                () = shutdown_signal(&mut shutdown) => break WaitEnd::Shutdown,
+                () = tokio::time::sleep_until(deadline) => break WaitEnd::Timeout,
+                r = peer.stream.read(&mut chunk) => match r {
+                    Ok(0) | Err(_) => break WaitEnd::Disconnected,
+                    Ok(n) => {
+                        if peer.prepair.len() + n > cfg.max_prepair_bytes {
+                            break WaitEnd::TooManyBytes;
+                        }
+                        peer.prepair.extend_from_slice(&chunk[..n]);
+                    }
+                },
+            }
+        },
+        _ => WaitEnd::Disconnected,
+    };
+
+    // Leave the room; then see whether a peer was handed to us meanwhile.
+    shared.remove_room_if(&peer.hello.nameplate, id);
+    rx.close();
+    let inflight = rx.try_recv().ok();
+    let np = peer.hello.nameplate.clone();
+    match end {
+        WaitEnd::Timeout => {
+            if let Some(arrival) = inflight {
+                return pair(shared, peer, arrival).await;
+            }
+            let msg = format!(
+                "timed out after {} s waiting for the other peer; start again with a new code",
+                cfg.waiting_timeout.as_secs()
+            );
+            info!(nameplate = %np, peer = %peer.addr, code = 20, "wait timed out");
+            refuse(shared, &mut peer.stream, peer.addr, StatusCode::WaitTimeout, &msg).await;
+        }
+        WaitEnd::Shutdown => {
+            refuse(shared, &mut peer.stream, peer.addr, StatusCode::ShuttingDown, MSG_SHUTDOWN).await;
+        }
+        WaitEnd::TooManyBytes => {
+            let msg = prepair_message(cfg.max_prepair_bytes);
+            info!(nameplate = %np, peer = %peer.addr, code = 23, "too many bytes before pairing");
+            refuse(shared, &mut peer.stream, peer.addr, StatusCode::TooManyPrepairBytes, &msg).await;
+        }
+        WaitEnd::Disconnected => {
+            info!(nameplate = %np, peer = %peer.addr, "waiting peer left; room freed");
+        }
+    }
+    match inflight {
+        Some(arrival) => Next::Adopt(arrival.peer),
+        None => Next::Done,
+    }
+}
+
+/// Runs a paired session between the waiting peer `a` and the arriving peer.
+async fn pair(shared: &Arc<Shared>, a: Peer, arrival: Arrival) -> Next {
+    let cfg = &shared.config;
+    let Arrival { peer: b, permit } = arrival;
+    shared.counters.paired.fetch_add(1, Ordering::Relaxed);
+    let nameplate = a.hello.nameplate;
+    info!(nameplate = %nameplate, a = %a.addr, b = %b.addr, "paired");
+    let (mut sa, mut sb) = (a.stream, b.stream);
+    let paired = status_bytes(
+        StatusCode::Paired,
+        "paired; the connection is now an end-to-end encrypted pipe to your peer",
+    );
+    // Each side gets status 1 and then the other side's buffered bytes.
+    let mut to_a = paired.clone();
+    to_a.extend_from_slice(&b.prepair);
+    let mut to_b = paired;
+    to_b.extend_from_slice(&a.prepair);
+    let moved = Moved::default();
+    moved.b_to_a.store(b.prepair.len() as u64, Ordering::Relaxed);
+    moved.a_to_b.store(a.prepair.len() as u64, Ordering::Relaxed);
+    let greet = tokio::time::timeout(
+        cfg.hello_timeout,
+        async { tokio::try_join!(sa.write_all(&to_a), sb.write_all(&to_b)) },
+    )
+    .await;
+    let end = match greet {
+        Ok(Ok(_)) => pipe::relay(&mut sa, &mut sb, cfg, &moved).await,
+        Ok(Err(e)) => End::Error(e),
+        Err(_) => End::Idle,
+    };
+    let (ab, ba) = (
+        moved.a_to_b.load(Ordering::Relaxed),
+        moved.b_to_a.load(Ordering::Relaxed),
+    );
+    shared.counters.bytes.fetch_add(ab + ba, Ordering::Relaxed);
+    match &end {
+        End::Done => info!(nameplate = %nameplate, a_to_b = ab, b_to_a = ba, "session closed"),
+        End::Idle => info!(nameplate = %nameplate, a_to_b = ab, b_to_a = ba, "session idle; closed"),
+        End::Error(e) => info!(
+            nameplate = %nameplate,
+            a_to_b = ab,
+            b_to_a = ba,
+            error_kind = ?e.kind(),
+            "session ended by a connection error"
+        ),
+    }
+    drop(permit);
+    Next::Done
+}

@@ -1,0 +1,463 @@
+//! The relay's tiny private codec: IxiVarUInt / IxiBytes, the hello and the
+//! status messages. Deliberately independent of `pqdrop-proto`.
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::RelayError;
+
+/// The 4 magic bytes that start every hello.
+pub const MAGIC: [u8; 4] = *b"pqdr";
+/// The relay protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u64 = 1;
+/// Longest nameplate, in ASCII digits.
+pub const MAX_NAMEPLATE_LEN: usize = 10;
+/// The relay reads at most this many bytes while looking for a hello.
+pub const MAX_HELLO_READ: usize = 64;
+/// Longest human-readable status message, in bytes.
+pub const MAX_STATUS_MESSAGE_LEN: usize = 512;
+
+/// Which side of a transfer a peer is. A room pairs one of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The sender / accepter (wire value 1).
+    Sender,
+    /// The receiver / requester (wire value 2).
+    Receiver,
+}
+
+impl Role {
+    /// The role's value in the hello.
+    pub const fn wire_value(self) -> u64 {
+        match self {
+            Role::Sender => 1,
+            Role::Receiver => 2,
+        }
+    }
+
+    /// The role for a hello value, if it is one.
+    pub const fn from_wire(v: u64) -> Option<Role> {
+        match v {
+            1 => Some(Role::Sender),
+            2 => Some(Role::Receiver),
+            _ => None,
+        }
+    }
+
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Role::Sender => "sender",
+            Role::Receiver => "receiver",
+        }
+    }
+}
+
+/// A relay status code (see the protocol table in the crate docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StatusCode {
+    /// 0: waiting for the other peer.
+    Waiting,
+    /// 1: paired; the connection is now a byte pipe to the other peer.
+    Paired,
+    /// 16: a peer with the same role is already waiting on that nameplate.
+    RoomTaken,
+    /// 17: too many pending rooms from this address.
+    TooManyPendingFromAddress,
+    /// 18: the relay is full.
+    RelayFull,
+    /// 19: too many joins from this address (rate limited).
+    RateLimited,
+    /// 20: timed out waiting for the other peer.
+    WaitTimeout,
+    /// 21: the hello was malformed or too slow.
+    BadHello,
+    /// 22: the relay is shutting down.
+    ShuttingDown,
+    /// 23: too many bytes sent before pairing.
+    TooManyPrepairBytes,
+}
+
+impl StatusCode {
+    /// All codes, in wire order.
+    pub const ALL: [StatusCode; 10] = [
+        StatusCode::Waiting,
+        StatusCode::Paired,
+        StatusCode::RoomTaken,
+        StatusCode::TooManyPendingFromAddress,
+        StatusCode::RelayFull,
+        StatusCode::RateLimited,
+        StatusCode::WaitTimeout,
+        StatusCode::BadHello,
+        StatusCode::ShuttingDown,
+        StatusCode::TooManyPrepairBytes,
+    ];
+
+    /// The numeric code on the wire.
+    pub const fn code(self) -> u64 {
+        match self {
+            StatusCode::Waiting => 0,
+            StatusCode::Paired => 1,
+            StatusCode::RoomTaken => 16,
+            StatusCode::TooManyPendingFromAddress => 17,
+            StatusCode::RelayFull => 18,
+            StatusCode::RateLimited => 19,
+            StatusCode::WaitTimeout => 20,
+            StatusCode::BadHello => 21,
+            StatusCode::ShuttingDown => 22,
+            StatusCode::TooManyPrepairBytes => 23,
+        }
+    }
+
+    /// The status for a numeric code, if this crate knows it.
+    pub fn from_code(code: u64) -> Option<StatusCode> {
+        StatusCode::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// Whether the relay closes the connection after this status.
+    pub const fn is_error(self) -> bool {
+        !matches!(self, StatusCode::Waiting | StatusCode::Paired)
+    }
+
+    /// Index of an error code in `0..8` (codes 16..=23), for counters.
+    pub(crate) fn error_index(self) -> Option<usize> {
+        let c = self.code();
+        if (16..=23).contains(&c) {
+            usize::try_from(c - 16).ok()
+        } else {
+            None
+        }
+    }
+}
+
+/// Result of decoding from a possibly incomplete prefix.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Decoded<T> {
+    /// More bytes are needed (and nothing seen so far is invalid).
+    Incomplete,
+    /// Invalid; the reason is safe to show to the peer.
+    Invalid(&'static str),
+    /// The value and how many bytes it took.
+    Done(T, usize),
+}
+
+/// Appends `v` as an IxiVarUInt (shortest form).
+pub(crate) fn put_varuint(out: &mut Vec<u8>, v: u64) {
+    if v <= 0xF7 {
+        out.push(v as u8);
+    } else if let Ok(v) = u16::try_from(v) {
+        out.push(0xFC);
+        out.extend_from_slice(&v.to_le_bytes());
+    } else if let Ok(v) = u32::try_from(v) {
+        out.push(0xFD);
+        out.extend_from_slice(&v.to_le_bytes());
+    } else {
+        out.push(0xFE);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// How many bytes follow an IxiVarUInt's first byte, or why it is invalid.
+fn varuint_tail_len(first: u8) -> Result<usize, &'static str> {
+    match first {
+        0..=0xF7 => Ok(0),
+        0xFC => Ok(2),
+        0xFD => Ok(4),
+        0xFE => Ok(8),
+        _ => Err("reserved IxiVarUInt prefix"),
+    }
+}
+
+/// Decodes the value of an IxiVarUInt from its first byte and its `tail`
+/// (exactly `varuint_tail_len(first)` bytes), enforcing the shortest form.
+fn varuint_value(first: u8, tail: &[u8]) -> Result<u64, &'static str> {
+    let (v, min) = match (first, tail.len()) {
+        (0..=0xF7, 0) => return Ok(u64::from(first)),
+        (0xFC, 2) => (u64::from(u16::from_le_bytes([tail[0], tail[1]])), 0xF8),
+        (0xFD, 4) => (
+            u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]])),
+            0x1_0000,
+        ),
+        (0xFE, 8) => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(tail);
+            (u64::from_le_bytes(b), 0x1_0000_0000)
+        }
+        _ => return Err("malformed IxiVarUInt"),
+    };
+    if v < min {
+        Err("IxiVarUInt not in shortest form")
+    } else {
+        Ok(v)
+    }
+}
+
+/// Decodes an IxiVarUInt from the front of `buf`.
+pub(crate) fn get_varuint(buf: &[u8]) -> Decoded<u64> {
+    let Some(&first) = buf.first() else {
+        return Decoded::Incomplete;
+    };
+    let tail = match varuint_tail_len(first) {
+        Ok(t) => t,
+        Err(e) => return Decoded::Invalid(e),
+    };
+    let Some(tail_bytes) = buf.get(1..1 + tail) else {
+        return Decoded::Incomplete;
+    };
+    match varuint_value(first, tail_bytes) {
+        Ok(v) => Decoded::Done(v, 1 + tail),
+        Err(e) => Decoded::Invalid(e),
+    }
+}
+
+/// A parsed hello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hello {
+    pub(crate) role: Role,
+    pub(crate) nameplate: String,
+}
+
+/// Whether `s` is a valid nameplate: 1..=10 ASCII digits.
+pub(crate) fn valid_nameplate(s: &[u8]) -> bool {
+    (1..=MAX_NAMEPLATE_LEN).contains(&s.len()) && s.iter().all(u8::is_ascii_digit)
+}
+
+/// Parses a hello from the front of `buf`, rejecting invalid input as early as
+/// the bytes seen so far allow.
+pub(crate) fn parse_hello(buf: &[u8]) -> Decoded<Hello> {
+    let seen = buf.len().min(MAGIC.len());
+    if buf[..seen] != MAGIC[..seen] {
+        return Decoded::Invalid("wrong magic (not a pqdrop relay client?)");
+    }
+    if buf.len() < MAGIC.len() {
+        return Decoded::Incomplete;
+    }
+    let mut pos = MAGIC.len();
+    let version = match get_varuint(&buf[pos..]) {
+        Decoded::Done(v, n) => {
+            pos += n;
+            v
+        }
+        Decoded::Incomplete => return Decoded::Incomplete,
+        Decoded::Invalid(e) => return Decoded::Invalid(e),
+    };
+    if version != PROTOCOL_VERSION {
+        return Decoded::Invalid("unsupported protocol version (this relay speaks version 1)");
+    }
+    let role = match get_varuint(&buf[pos..]) {
+        Decoded::Done(v, n) => {
+            pos += n;
+            match Role::from_wire(v) {
+                Some(r) => r,
+                None => return Decoded::Invalid("unknown role"),
+            }
+        }
+        Decoded::Incomplete => return Decoded::Incomplete,
+        Decoded::Invalid(e) => return Decoded::Invalid(e),
+    };
+    let len = match get_varuint(&buf[pos..]) {
+        Decoded::Done(v, n) => {
+            pos += n;
+            v
+        }
+        Decoded::Incomplete => return Decoded::Incomplete,
+        Decoded::Invalid(e) => return Decoded::Invalid(e),
+    };
+    let len = match usize::try_from(len) {
+        Ok(l) if (1..=MAX_NAMEPLATE_LEN).contains(&l) => l,
+        _ => return Decoded::Invalid("nameplate must be 1 to 10 digits"),
+    };
+    let avail = &buf[pos..];
+    let got = &avail[..avail.len().min(len)];
+    if !got.iter().all(u8::is_ascii_digit) {
+        return Decoded::Invalid("nameplate must be ASCII digits");
+    }
+    if got.len() < len {
+        return Decoded::Incomplete;
+    }
+    // All ASCII digits, so this is valid UTF-8.
+    let nameplate = got.iter().map(|&b| char::from(b)).collect();
+    Decoded::Done(Hello { role, nameplate }, pos + len)
+}
+
+/// Encodes the hello a client sends for `nameplate` and `role`.
+///
+/// Fails with [`RelayError::InvalidNameplate`] unless `nameplate` is 1 to 10
+/// ASCII digits.
+pub fn hello_bytes(nameplate: &str, role: Role) -> Result<Vec<u8>, RelayError> {
+    if !valid_nameplate(nameplate.as_bytes()) {
+        return Err(RelayError::InvalidNameplate);
+    }
+    let mut out = Vec::with_capacity(MAGIC.len() + 3 + nameplate.len());
+    out.extend_from_slice(&MAGIC);
+    put_varuint(&mut out, PROTOCOL_VERSION);
+    put_varuint(&mut out, role.wire_value());
+    put_varuint(&mut out, nameplate.len() as u64);
+    out.extend_from_slice(nameplate.as_bytes());
+    Ok(out)
+}
+
+/// Encodes a status message; `message` is cut (at a character boundary) to
+/// [`MAX_STATUS_MESSAGE_LEN`] bytes.
+pub(crate) fn status_bytes(code: StatusCode, message: &str) -> Vec<u8> {
+    let mut end = message.len().min(MAX_STATUS_MESSAGE_LEN);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let msg = &message.as_bytes()[..end];
+    let mut out = Vec::with_capacity(msg.len() + 4);
+    put_varuint(&mut out, code.code());
+    put_varuint(&mut out, msg.len() as u64);
+    out.extend_from_slice(msg);
+    out
+}
+
+/// Reads one IxiVarUInt from `r` without reading past it.
+async fn read_varuint<R: AsyncRead + Unpin>(r: &mut R) -> Result<u64, RelayError> {
+    let mut first = [0u8; 1];
+    read_exact_or_closed(r, &mut first).await?;
+    let tail_len = varuint_tail_len(first[0]).map_err(RelayError::Protocol)?;
+    let mut tail = [0u8; 8];
+    read_exact_or_closed(r, &mut tail[..tail_len]).await?;
+    varuint_value(first[0], &tail[..tail_len]).map_err(RelayError::Protocol)
+}
+
+async fn read_exact_or_closed<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+) -> Result<(), RelayError> {
+    match r.read_exact(buf).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(RelayError::Closed),
+        Err(e) => Err(RelayError::Io(e)),
+    }
+}
+
+/// Reads one status message (`code`, human message) from a relay connection,
+/// without reading any byte past it (so that after status 1 the stream is
+/// positioned at the first byte from the other peer).
+///
+/// The message is decoded leniently (invalid UTF-8 is replaced) and control
+/// characters are replaced by `?`, so it is safe to print to a terminal. Fails
+/// with [`RelayError::Closed`] if the relay closed first, or
+/// [`RelayError::Protocol`] on a malformed message. It has no timeout of its own.
+pub async fn read_status<R: AsyncRead + Unpin>(r: &mut R) -> Result<(u64, String), RelayError> {
+    let code = read_varuint(r).await?;
+    let len = read_varuint(r).await?;
+    let len = match usize::try_from(len) {
+        Ok(l) if l <= MAX_STATUS_MESSAGE_LEN => l,
+        _ => return Err(RelayError::Protocol("status message longer than 512 bytes")),
+    };
+    let mut msg = [0u8; MAX_STATUS_MESSAGE_LEN];
+    read_exact_or_closed(r, &mut msg[..len]).await?;
+    let text = String::from_utf8_lossy(&msg[..len])
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    Ok((code, text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_varuint(&mut out, v);
+        out
+    }
+
+    #[test]
+    fn varuint_roundtrip_and_shortest_form() {
+        for v in [
+            0u64,
+            1,
+            0xF7,
+            0xF8,
+            0xFFFF,
+            0x1_0000,
+            0xFFFF_FFFF,
+            0x1_0000_0000,
+            u64::MAX,
+        ] {
+            let b = enc(v);
+            assert_eq!(get_varuint(&b), Decoded::Done(v, b.len()), "{v}");
+            for cut in 0..b.len() {
+                assert_eq!(get_varuint(&b[..cut]), Decoded::Incomplete);
+            }
+        }
+        assert_eq!(enc(0xF7).len(), 1);
+        assert_eq!(enc(0xF8), vec![0xFC, 0xF8, 0]);
+        assert!(matches!(get_varuint(&[0xFC, 5, 0]), Decoded::Invalid(_)));
+        assert!(matches!(
+            get_varuint(&[0xFD, 0xFF, 0xFF, 0, 0]),
+            Decoded::Invalid(_)
+        ));
+        assert!(matches!(
+            get_varuint(&[0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]),
+            Decoded::Invalid(_)
+        ));
+        for p in [0xF8u8, 0xF9, 0xFA, 0xFB, 0xFF] {
+            assert!(matches!(get_varuint(&[p]), Decoded::Invalid(_)));
+        }
+    }
+
+    #[test]
+    fn hello_roundtrip_and_prefixes() {
+        let h = hello_bytes("4711", Role::Receiver).unwrap();
+        assert_eq!(h, b"pqdr\x01\x02\x044711");
+        let want = Hello {
+            role: Role::Receiver,
+            nameplate: "4711".into(),
+        };
+        let mut with_extra = h.clone();
+        with_extra.extend_from_slice(b"xyz");
+        assert_eq!(parse_hello(&with_extra), Decoded::Done(want, h.len()));
+        for cut in 0..h.len() {
+            assert_eq!(parse_hello(&h[..cut]), Decoded::Incomplete, "cut {cut}");
+        }
+        assert!(hello_bytes("", Role::Sender).is_err());
+        assert!(hello_bytes("12345678901", Role::Sender).is_err());
+        assert!(hello_bytes("12a", Role::Sender).is_err());
+        assert!(hello_bytes("1234567890", Role::Sender).is_ok());
+    }
+
+    #[test]
+    fn hello_rejects_early() {
+        assert!(matches!(parse_hello(b"x"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdx"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\x02"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\x01\x03"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\x01\x01\x00"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\x01\x01\x0b"), Decoded::Invalid(_)));
+        assert!(matches!(
+            parse_hello(b"pqdr\x01\x01\xfe\xff\xff\xff\xff\xff\xff\xff\xff"),
+            Decoded::Invalid(_)
+        ));
+        assert!(matches!(parse_hello(b"pqdr\x01\x01\x051a"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\xfc\x01\x00"), Decoded::Invalid(_)));
+    }
+
+    #[test]
+    fn status_roundtrip_and_truncation() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let long = "é".repeat(400);
+        let b = status_bytes(StatusCode::BadHello, &long);
+        let (code, msg) = rt.block_on(read_status(&mut &b[..])).unwrap();
+        assert_eq!(code, 21);
+        assert_eq!(msg.len(), 512);
+        let b = status_bytes(StatusCode::Waiting, "a\x1b[2Jb");
+        let (code, msg) = rt.block_on(read_status(&mut &b[..])).unwrap();
+        assert_eq!((code, msg.as_str()), (0, "a?[2Jb"));
+        let bad = [21u8, 0xFC, 0x01, 0x02];
+        assert!(matches!(
+            rt.block_on(read_status(&mut &bad[..])),
+            Err(RelayError::Protocol(_))
+        ));
+        assert!(matches!(
+            rt.block_on(read_status(&mut &[21u8, 5, b'a'][..])),
+            Err(RelayError::Closed)
+        ));
+    }
+}

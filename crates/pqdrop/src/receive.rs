@@ -1,0 +1,483 @@
+//! The receiving side of a transfer (the requester of the handshake).
+//!
+//! The receiver trusts nothing the sender says about where or how to write:
+//! every entry is validated ([`crate::names`]), collisions are detected with
+//! bounded memory, and all writes go through directory handles
+//! ([`crate::sink`]) into temporary files that are verified (BLAKE3) before
+//! they are renamed into place. Consent comes before anything is written.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pqdrop_proto::code::Code;
+use pqdrop_proto::handshake::Role;
+use pqdrop_proto::primitives::ct_eq;
+use pqdrop_proto::record::RecordOpener;
+use pqdrop_proto::transfer::{Entry, EntryKind, Messages, Offer, OfferKind, TransferMsg, MAX_CHUNK};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+use crate::conn::{self, local_capabilities, open_frame, read_frame, OutFrame, Packer, RawFrame};
+use crate::names::{escape, CollisionSet, SafePath};
+use crate::sink::{ConflictPolicy, FileWriter, OutputDir, Probe};
+use crate::{Error, Result};
+
+/// Largest text message accepted (text is held in memory until verified).
+pub const MAX_TEXT: u64 = 16 << 20;
+/// Default cap on entries in one transfer.
+pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
+
+/// The offer as shown to the user: names already escaped.
+#[derive(Debug, Clone)]
+pub struct OfferSummary {
+    /// Kind of transfer.
+    pub kind: OfferKind,
+    /// Files offered.
+    pub files: u64,
+    /// Folders offered.
+    pub dirs: u64,
+    /// Total bytes (0 for a stream of unknown size).
+    pub bytes: u64,
+    /// Top-level names, escaped for the terminal.
+    pub preview: Vec<String>,
+}
+
+/// Callbacks to the user interface, called from the logic thread.
+pub trait ReceiveUi: Send + Sync {
+    /// Shows the offer and asks for consent. Nothing has been written yet.
+    fn consent(&self, offer: &OfferSummary) -> bool;
+    /// Bytes handled so far.
+    fn progress(&self, done: u64, total: u64);
+    /// Text or stream data for standard output (text only after verification).
+    fn output(&self, data: &[u8]) -> std::io::Result<()>;
+    /// A notice for the user.
+    fn warn(&self, msg: &str);
+}
+
+/// Receiver options.
+#[derive(Debug, Clone)]
+pub struct ReceiveOptions {
+    /// Where files go.
+    pub out_dir: PathBuf,
+    /// What to do when a file exists.
+    pub policy: ConflictPolicy,
+    /// Cap on entries.
+    pub max_entries: usize,
+    /// Ask for the cascade cipher.
+    pub cascade: bool,
+}
+
+/// Outcome of a successful receive.
+#[derive(Debug, Clone, Default)]
+pub struct ReceiveReport {
+    /// Kind of transfer.
+    pub kind: Option<OfferKind>,
+    /// Files written or verified.
+    pub files: u64,
+    /// Folders created.
+    pub dirs: u64,
+    /// Bytes that moved over the connection (file data, before decompression accounting).
+    pub bytes_received: u64,
+    /// Bytes already present from an earlier, interrupted run.
+    pub bytes_resumed: u64,
+}
+
+/// Receives over `stream`: runs the handshake as the requester, then the transfer.
+pub async fn receive<S>(mut stream: S, code: &Code, opts: ReceiveOptions, ui: Arc<dyn ReceiveUi>) -> Result<ReceiveReport>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (session, leftover) = conn::handshake(&mut stream, Role::Requester, code, local_capabilities(opts.cascade)).await?;
+    let (rd, wr) = tokio::io::split(stream);
+    let mut rd = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(leftover), rd);
+    let (in_tx, in_rx) = mpsc::channel::<Result<Option<RawFrame>>>(8);
+    let (ret_tx, ret_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = tokio::spawn(async move {
+        loop {
+            let body = ret_rx.try_recv().unwrap_or_default();
+            let f = read_frame(&mut rd, body).await;
+            let stop = !matches!(f, Ok(Some(_)));
+            if in_tx.send(f).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    let (frame_tx, frame_rx) = mpsc::channel::<OutFrame>(4);
+    let (recycle_tx, _recycle_rx) = std::sync::mpsc::channel();
+    let writer = tokio::spawn(conn::writer_task(wr, frame_rx, recycle_tx));
+    let packer = Packer::new(session.sealer);
+    let opener = session.opener;
+    let logic = tokio::task::spawn_blocking(move || {
+        let mut r = ReceiverLogic::new(opts, ui, packer, frame_tx, opener, in_rx, ret_tx);
+        let res = r.run();
+        if let Err(e) = &res {
+            if !matches!(e, Error::PeerGone(_) | Error::Refused) {
+                r.packer.push(&TransferMsg::Abort { reason: abort_reason(e) });
+                let _ = r.flush(true);
+            }
+        }
+        res.map(|()| r.report)
+    });
+    let res = logic.await.map_err(|e| Error::Protocol(format!("receiver thread failed: {e}")))?;
+    reader.abort();
+    let _ = writer.await;
+    res
+}
+
+/// What the sender is told when the receiver stops (no local paths beyond the entry name).
+fn abort_reason(e: &Error) -> String {
+    match e {
+        Error::Io { .. } => "the receiver hit a local I/O error".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Per-file state kept between the manifest and the data phase (sparse).
+#[allow(clippy::large_enum_variant)] // few entries; boxing the hasher buys nothing
+enum Local {
+    /// A partial file we claimed: its length and hasher state.
+    Partial(u64, blake3::Hasher),
+    /// The final file exists with the right size; we claimed it.
+    Complete,
+    /// Write to this renamed path instead.
+    Renamed(SafePath),
+}
+
+struct Current {
+    entry: Entry,
+    writer: FileWriter,
+    overwrite: bool,
+}
+
+struct ReceiverLogic {
+    opts: ReceiveOptions,
+    ui: Arc<dyn ReceiveUi>,
+    packer: Packer,
+    frames: mpsc::Sender<OutFrame>,
+    opener: RecordOpener,
+    incoming: mpsc::Receiver<Result<Option<RawFrame>>>,
+    returns: std::sync::mpsc::Sender<Vec<u8>>,
+    report: ReceiveReport,
+    out: Option<OutputDir>,
+    offer: Option<Offer>,
+    collisions: CollisionSet,
+    /// BLAKE3 (first 16 bytes) of each manifest entry, so FileStart must repeat it exactly.
+    digests: Vec<[u8; 16]>,
+    local: HashMap<u64, Local>,
+    manifest_done: bool,
+    manifest_files: u64,
+    stream_ended: bool,
+    current: Option<Current>,
+    next_file: usize,
+    stream_hash: blake3::Hasher,
+    stream_len: u64,
+    text: Vec<u8>,
+    done: u64,
+    decompressor: Option<zstd::bulk::Decompressor<'static>>,
+    dbuf: Vec<u8>,
+    finished: bool,
+}
+
+fn digest(e: &Entry) -> [u8; 16] {
+    let mut b = Vec::with_capacity(64 + e.path.len());
+    TransferMsg::Entry(e.clone()).encode(&mut b);
+    let h = blake3::hash(&b);
+    let mut d = [0u8; 16];
+    d.copy_from_slice(&h.as_bytes()[..16]);
+    d
+}
+
+fn proto(msg: &str) -> Error {
+    Error::Protocol(msg.into())
+}
+
+impl ReceiverLogic {
+    fn new(
+        opts: ReceiveOptions,
+        ui: Arc<dyn ReceiveUi>,
+        packer: Packer,
+        frames: mpsc::Sender<OutFrame>,
+        opener: RecordOpener,
+        incoming: mpsc::Receiver<Result<Option<RawFrame>>>,
+        returns: std::sync::mpsc::Sender<Vec<u8>>,
+    ) -> Self {
+        let max = opts.max_entries;
+        Self {
+            opts,
+            ui,
+            packer,
+            frames,
+            opener,
+            incoming,
+            returns,
+            report: ReceiveReport::default(),
+            out: None,
+            offer: None,
+            collisions: CollisionSet::new(max),
+            digests: Vec::new(),
+            local: HashMap::new(),
+            manifest_done: false,
+            manifest_files: 0,
+            stream_ended: false,
+            current: None,
+            next_file: 0,
+            stream_hash: blake3::Hasher::new(),
+            stream_len: 0,
+            text: Vec::new(),
+            done: 0,
+            decompressor: None,
+            dbuf: Vec::new(),
+            finished: false,
+        }
+    }
+
+    fn flush(&mut self, last: bool) -> Result<()> {
+        if let Some(f) = self.packer.seal(last)? {
+            self.frames.blocking_send(f).map_err(|_| Error::PeerGone("the connection closed".into()))?;
+        }
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result<()> {
+        while !self.finished {
+            let mut frame = match self.incoming.blocking_recv() {
+                Some(Ok(Some(f))) => f,
+                Some(Ok(None)) | None => return Err(Error::PeerGone("the sender closed the connection".into())),
+                Some(Err(e)) => return Err(e),
+            };
+            let pt = open_frame(&mut self.opener, &mut frame)?;
+            // Split the borrow: messages borrow the frame, handling borrows self.
+            let mut it = Messages::new(pt);
+            while let Some(m) = it.next().map_err(conn::proto_err)? {
+                self.handle(m)?;
+            }
+            let _ = self.returns.send(frame.body);
+            if self.opener.is_finished() && !self.finished {
+                return Err(proto("the sender ended the stream early"));
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, m: TransferMsg<'_>) -> Result<()> {
+        match m {
+            TransferMsg::Offer(o) if self.offer.is_none() => self.on_offer(o),
+            TransferMsg::Abort { reason } => Err(Error::Protocol(format!("the sender stopped: {}", escape(reason.as_bytes())))),
+            _ if self.offer.is_none() => Err(proto("expected an offer")),
+            TransferMsg::Entry(e) if !self.manifest_done => self.on_entry(e),
+            TransferMsg::ManifestEnd if !self.manifest_done => {
+                self.manifest_done = true;
+                self.packer.push(&TransferMsg::Ready);
+                self.flush(false)
+            }
+            TransferMsg::FileStart { entry, offset } if self.manifest_done && self.current.is_none() => self.on_file_start(entry, offset),
+            TransferMsg::Chunk { compressed, data } => self.on_chunk(compressed, data),
+            TransferMsg::FileEnd { hash } => self.on_file_end(hash),
+            TransferMsg::FileSkip { index } if self.manifest_done && self.current.is_none() => self.on_skip(index),
+            TransferMsg::StreamEnd { len, hash } => self.on_stream_end(len, hash),
+            TransferMsg::Done if self.current.is_none() => self.on_done(),
+            _ => Err(proto("message out of order")),
+        }
+    }
+
+    fn kind(&self) -> OfferKind {
+        self.offer.as_ref().map(|o| o.kind).unwrap_or(OfferKind::Files)
+    }
+
+    fn on_offer(&mut self, o: Offer) -> Result<()> {
+        if o.kind == OfferKind::Text && o.bytes > MAX_TEXT {
+            return Err(Error::Protocol(format!("the text is {} bytes, more than the {} MiB limit; send it as a file", o.bytes, MAX_TEXT >> 20)));
+        }
+        if o.kind == OfferKind::Files && o.files.saturating_add(o.dirs) > self.opts.max_entries as u64 {
+            return Err(Error::Protocol(format!("the offer has {} entries, more than the limit of {}", o.files.saturating_add(o.dirs), self.opts.max_entries)));
+        }
+        let summary = OfferSummary { kind: o.kind, files: o.files, dirs: o.dirs, bytes: o.bytes, preview: o.preview.iter().map(|p| escape(p)).collect() };
+        self.report.kind = Some(o.kind);
+        if !self.ui.consent(&summary) {
+            self.packer.push(&TransferMsg::Refuse);
+            self.flush(true)?;
+            return Err(Error::Refused);
+        }
+        if o.kind == OfferKind::Files {
+            self.out = Some(OutputDir::open(&self.opts.out_dir, self.opts.policy)?);
+        }
+        self.offer = Some(o);
+        self.packer.push(&TransferMsg::Accept);
+        self.flush(false)
+    }
+
+    fn out(&self) -> Result<&OutputDir> {
+        self.out.as_ref().ok_or_else(|| proto("file data in a text transfer"))
+    }
+
+    fn on_entry(&mut self, e: Entry) -> Result<()> {
+        if self.kind() != OfferKind::Files || e.index != self.digests.len() as u64 {
+            return Err(proto("manifest entries out of order"));
+        }
+        if self.digests.len() >= self.opts.max_entries {
+            return Err(Error::Protocol(format!("more than {} entries", self.opts.max_entries)));
+        }
+        let p = SafePath::parse(&e.path)?;
+        self.collisions.insert(&p, e.kind == EntryKind::Dir)?;
+        self.digests.push(digest(&e));
+        if e.kind == EntryKind::Dir {
+            self.out()?.create_dir(&p)?;
+            self.report.dirs += 1;
+            return Ok(());
+        }
+        self.manifest_files += 1;
+        match self.out()?.probe_file(&p, e.size)? {
+            Probe::Fresh => {}
+            Probe::Partial { len, prefix_hash, hasher } => {
+                self.packer.push(&TransferMsg::Have { index: e.index, len, hash: prefix_hash });
+                self.local.insert(e.index, Local::Partial(len, hasher));
+            }
+            Probe::Complete { hash } => {
+                self.packer.push(&TransferMsg::Have { index: e.index, len: e.size, hash });
+                self.local.insert(e.index, Local::Complete);
+            }
+            Probe::Conflict { renamed: Some(r) } => {
+                self.local.insert(e.index, Local::Renamed(r));
+            }
+            Probe::Conflict { renamed: None } => {}
+        }
+        if self.packer.pending() >= conn::RECORD_TARGET {
+            self.flush(false)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that a data-phase entry is the next file of the manifest, unchanged.
+    fn check_next_file(&mut self, index: u64) -> Result<()> {
+        if index as usize >= self.digests.len() || (index as usize) < self.next_file {
+            return Err(proto("file data for an entry that is not in the manifest, or twice"));
+        }
+        self.next_file = index as usize + 1;
+        Ok(())
+    }
+
+    fn on_file_start(&mut self, e: Entry, offset: u64) -> Result<()> {
+        self.check_next_file(e.index)?;
+        if e.kind != EntryKind::File || digest(&e) != self.digests[e.index as usize] {
+            return Err(proto("a file's header differs from its manifest entry"));
+        }
+        let p = SafePath::parse(&e.path)?;
+        let local = self.local.remove(&e.index);
+        let policy = self.opts.policy;
+        let (target, resume, overwrite) = match (local, offset) {
+            (Some(Local::Partial(len, hasher)), o) if o == len && o > 0 => (p, Some((len, hasher)), policy == ConflictPolicy::Overwrite),
+            (_, o) if o > 0 => return Err(proto("the sender resumed from an offset we did not offer")),
+            (Some(Local::Renamed(r)), _) => (r, None, false),
+            // The existing file differs from the sender's: that is a conflict now.
+            (Some(Local::Complete), _) => match self.out()?.resolve_conflict(&p)? {
+                Probe::Conflict { renamed: Some(r) } => (r, None, false),
+                _ => (p, None, true),
+            },
+            _ => (p, None, policy == ConflictPolicy::Overwrite),
+        };
+        self.report.bytes_resumed += offset;
+        self.done += offset;
+        let writer = self.out()?.begin_file(&target, e.size, resume)?;
+        self.current = Some(Current { entry: e, writer, overwrite });
+        Ok(())
+    }
+
+    fn decompress<'d>(dec: &mut Option<zstd::bulk::Decompressor<'static>>, dbuf: &'d mut Vec<u8>, data: &[u8]) -> Result<&'d [u8]> {
+        if dec.is_none() {
+            *dec = Some(zstd::bulk::Decompressor::new().map_err(Error::from)?);
+        }
+        dbuf.resize(MAX_CHUNK, 0);
+        let d = dec.as_mut().ok_or_else(|| proto("decompressor"))?;
+        // The output is capped at MAX_CHUNK: a decompression bomb is an error, not an allocation.
+        let n = d.decompress_to_buffer(data, &mut dbuf[..]).map_err(|_| proto("a compressed chunk is corrupt or decompresses to more than 1 MiB"))?;
+        Ok(&dbuf[..n])
+    }
+
+    fn on_chunk(&mut self, compressed: bool, data: &[u8]) -> Result<()> {
+        if compressed && !matches!(self.kind(), OfferKind::Files) {
+            return Err(proto("compressed text"));
+        }
+        let wire = data.len() as u64;
+        let kind = self.kind();
+        let total = self.offer.as_ref().map(|o| o.bytes).unwrap_or(0);
+        let data = if compressed { Self::decompress(&mut self.decompressor, &mut self.dbuf, data)? } else { data };
+        self.report.bytes_received += wire;
+        match kind {
+            OfferKind::Files => {
+                let cur = self.current.as_mut().ok_or_else(|| proto("data outside a file"))?;
+                cur.writer.write(data)?;
+                self.done += data.len() as u64;
+                self.ui.progress(self.done, total);
+            }
+            OfferKind::Text => {
+                if self.text.len() as u64 + data.len() as u64 > total {
+                    return Err(proto("more text than offered"));
+                }
+                self.stream_hash.update(data);
+                self.text.extend_from_slice(data);
+            }
+            OfferKind::Stream => {
+                self.stream_hash.update(data);
+                self.stream_len += data.len() as u64;
+                self.ui.output(data)?;
+                self.ui.progress(self.stream_len, 0);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_file_end(&mut self, hash: [u8; 32]) -> Result<()> {
+        let cur = self.current.take().ok_or_else(|| proto("file end outside a file"))?;
+        cur.writer.finish(&hash, cur.entry.executable, cur.entry.mtime as i64, cur.overwrite)?;
+        self.report.files += 1;
+        Ok(())
+    }
+
+    fn on_skip(&mut self, index: u64) -> Result<()> {
+        self.check_next_file(index)?;
+        match self.local.remove(&index) {
+            Some(Local::Complete) => {
+                self.report.files += 1;
+                Ok(())
+            }
+            _ => Err(proto("the sender skipped a file we do not have")),
+        }
+    }
+
+    fn on_stream_end(&mut self, len: u64, hash: [u8; 32]) -> Result<()> {
+        if self.kind() == OfferKind::Files {
+            return Err(proto("a stream end in a file transfer"));
+        }
+        let ours = *self.stream_hash.finalize().as_bytes();
+        let got = if self.kind() == OfferKind::Text { self.text.len() as u64 } else { self.stream_len };
+        if got != len || !ct_eq(&ours, &hash) {
+            return Err(Error::Integrity(if self.kind() == OfferKind::Text { "the text".into() } else { "the stream".into() }));
+        }
+        if self.stream_ended {
+            return Err(proto("the stream ended twice"));
+        }
+        self.stream_ended = true;
+        self.report.bytes_received = got;
+        if self.kind() == OfferKind::Text {
+            let text = std::mem::take(&mut self.text);
+            self.ui.output(&text)?;
+        }
+        Ok(())
+    }
+
+    fn on_done(&mut self) -> Result<()> {
+        let complete = match self.kind() {
+            OfferKind::Files => self.manifest_done && self.report.files == self.manifest_files,
+            _ => self.stream_ended,
+        };
+        if !complete {
+            return Err(proto("the sender finished without sending everything it offered"));
+        }
+        self.packer.push(&TransferMsg::DoneAck);
+        self.flush(false)?;
+        self.flush(true)?;
+        self.finished = true;
+        Ok(())
+    }
+}

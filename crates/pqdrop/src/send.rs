@@ -1,0 +1,413 @@
+//! The sending side of a transfer (the accepter of the handshake).
+//!
+//! Pipeline: a blocking logic thread reads files, hashes them (BLAKE3, while
+//! streaming), packs and seals records, and hands frames to an async writer
+//! task; an async reader task decrypts the receiver's small control messages.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use pqdrop_proto::code::Code;
+use pqdrop_proto::handshake::Role;
+use pqdrop_proto::record::RecordOpener;
+use pqdrop_proto::transfer::{EntryKind, Messages, Offer, OfferKind, TransferMsg, MAX_CHUNK};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+use crate::conn::{self, local_capabilities, open_frame, read_frame, OutFrame, Packer, RECORD_TARGET};
+use crate::source::{walk, Source};
+use crate::{Error, Result};
+
+/// What to send.
+#[derive(Debug)]
+pub enum Payload {
+    /// Files and folders.
+    Paths(Vec<std::path::PathBuf>),
+    /// A text message.
+    Text(String),
+    /// Standard input, streamed without knowing its size.
+    Stdin,
+}
+
+/// When to compress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zstd {
+    /// Per file, only if a sample compresses well.
+    Auto,
+    /// Always (if the receiver supports it).
+    On,
+    /// Never.
+    Off,
+}
+
+/// Sender options.
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    /// Compression mode.
+    pub zstd: Zstd,
+    /// Ask for the AES-GCM + ChaCha20-Poly1305 cascade.
+    pub cascade: bool,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        Self { zstd: Zstd::Auto, cascade: false }
+    }
+}
+
+/// Callbacks to the user interface. Called from the logic thread.
+pub trait SendUi: Send + Sync {
+    /// The handshake succeeded; the transfer starts.
+    fn connected(&self, offer: &Offer);
+    /// Bytes of file data handled so far.
+    fn progress(&self, done: u64, total: u64);
+    /// Something was skipped.
+    fn warn(&self, msg: &str);
+}
+
+/// Outcome of a successful send.
+#[derive(Debug, Clone, Default)]
+pub struct SendReport {
+    /// Files sent (including those skipped as already complete).
+    pub files: u64,
+    /// Bytes of file data actually put on the wire (before compression).
+    pub bytes_sent: u64,
+    /// Bytes the receiver already had (resume).
+    pub bytes_skipped: u64,
+}
+
+/// Control messages from the receiver, decoded by the reader task.
+#[derive(Debug)]
+enum Control {
+    Accept,
+    Refuse,
+    Have { index: u64, len: u64, hash: [u8; 32] },
+    Ready,
+    DoneAck,
+    Abort(String),
+    Closed(Option<Error>),
+}
+
+/// Upper bound on control messages (a receiver cannot flood us).
+const MAX_CONTROL: u64 = 4_000_000;
+
+async fn reader_task<R: AsyncRead + Unpin>(mut r: R, mut opener: RecordOpener, tx: mpsc::UnboundedSender<Control>) {
+    let mut count = 0u64;
+    let mut body = Vec::new();
+    let end = loop {
+        let mut frame = match read_frame(&mut r, std::mem::take(&mut body)).await {
+            Ok(Some(f)) => f,
+            Ok(None) if opener.is_finished() => break None,
+            Ok(None) => break Some(Error::PeerGone("the receiver closed the connection".into())),
+            Err(e) => break Some(e),
+        };
+        let pt = match open_frame(&mut opener, &mut frame) {
+            Ok(pt) => pt,
+            Err(e) => break Some(e),
+        };
+        let mut it = Messages::new(pt);
+        let res: Result<()> = loop {
+            let m = match it.next() {
+                Ok(Some(m)) => m,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(conn::proto_err(e)),
+            };
+            count += 1;
+            if count > MAX_CONTROL {
+                break Err(Error::Protocol("too many control messages".into()));
+            }
+            let c = match m {
+                TransferMsg::Accept => Control::Accept,
+                TransferMsg::Refuse => Control::Refuse,
+                TransferMsg::Have { index, len, hash } => Control::Have { index, len, hash },
+                TransferMsg::Ready => Control::Ready,
+                TransferMsg::DoneAck => Control::DoneAck,
+                TransferMsg::Abort { reason } => Control::Abort(reason),
+                _ => break Err(Error::Protocol("unexpected message from the receiver".into())),
+            };
+            if tx.send(c).is_err() {
+                return;
+            }
+        };
+        if let Err(e) = res {
+            break Some(e);
+        }
+        body = frame.body;
+        if opener.is_finished() {
+            break None;
+        }
+    };
+    let _ = tx.send(Control::Closed(end));
+}
+
+/// Sends `payload` over `stream` (already connected to the receiver, directly
+/// or through a relay): runs the handshake as the accepter, then the transfer.
+pub async fn send<S>(mut stream: S, code: &Code, payload: Payload, opts: SendOptions, ui: Arc<dyn SendUi>) -> Result<SendReport>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Walk before the handshake so that a bad path fails fast, without a peer.
+    let source = match &payload {
+        Payload::Paths(p) => Some(walk(p)?),
+        _ => None,
+    };
+    if let Some(s) = &source {
+        for w in &s.warnings {
+            ui.warn(w);
+        }
+    }
+    let (session, leftover) = conn::handshake(&mut stream, Role::Accepter, code, local_capabilities(opts.cascade)).await?;
+    let zstd_ok = session.agreed.zstd;
+    let (rd, wr) = tokio::io::split(stream);
+    let rd = std::io::Cursor::new(leftover).chain_reader(rd);
+    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(reader_task(rd, session.opener, ctl_tx));
+    let (frame_tx, frame_rx) = mpsc::channel::<OutFrame>(4);
+    let (recycle_tx, recycle_rx) = std::sync::mpsc::channel();
+    let writer = tokio::spawn(conn::writer_task(wr, frame_rx, recycle_tx));
+    let packer = Packer::new(session.sealer);
+    let logic = tokio::task::spawn_blocking(move || {
+        let mut s = SenderLogic { packer, frames: frame_tx, recycle: recycle_rx, ctl: ctl_rx, ui, zstd: if zstd_ok { opts.zstd } else { Zstd::Off }, report: SendReport::default() };
+        let r = s.run(payload, source);
+        if let Err(e) = &r {
+            if !matches!(e, Error::PeerGone(_) | Error::Refused) {
+                s.packer.push(&TransferMsg::Abort { reason: e.to_string() });
+                let _ = s.flush(true);
+            }
+        }
+        r.map(|()| s.report)
+    });
+    let result = logic.await.map_err(|e| Error::Protocol(format!("sender thread failed: {e}")))?;
+    let w = writer.await.map_err(|e| Error::Protocol(format!("writer task failed: {e}")))?;
+    reader.abort();
+    let report = result?;
+    w?;
+    Ok(report)
+}
+
+/// Extension to chain a cursor of already-read bytes in front of a reader.
+trait ChainReader: Sized {
+    fn chain_reader<R: AsyncRead>(self, r: R) -> tokio::io::Chain<Self, R>;
+}
+impl ChainReader for std::io::Cursor<Vec<u8>> {
+    fn chain_reader<R: AsyncRead>(self, r: R) -> tokio::io::Chain<Self, R> {
+        tokio::io::AsyncReadExt::chain(self, r)
+    }
+}
+
+struct SenderLogic {
+    packer: Packer,
+    frames: mpsc::Sender<OutFrame>,
+    recycle: std::sync::mpsc::Receiver<Vec<u8>>,
+    ctl: mpsc::UnboundedReceiver<Control>,
+    ui: Arc<dyn SendUi>,
+    zstd: Zstd,
+    report: SendReport,
+}
+
+impl SenderLogic {
+    fn flush(&mut self, last: bool) -> Result<()> {
+        while let Ok(b) = self.recycle.try_recv() {
+            self.packer.recycle(b);
+        }
+        if let Some(f) = self.packer.seal(last)? {
+            self.frames.blocking_send(f).map_err(|_| Error::PeerGone("the connection closed".into()))?;
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, m: &TransferMsg<'_>) -> Result<()> {
+        self.packer.push(m);
+        if self.packer.pending() >= RECORD_TARGET {
+            self.flush(false)?;
+        }
+        Ok(())
+    }
+
+    fn control(&mut self) -> Result<Control> {
+        match self.ctl.blocking_recv() {
+            Some(Control::Abort(reason)) => Err(Error::Protocol(format!("the receiver stopped: {reason}"))),
+            Some(Control::Closed(e)) => Err(e.unwrap_or_else(|| Error::PeerGone("the receiver closed the connection".into()))),
+            Some(c) => Ok(c),
+            None => Err(Error::PeerGone("the connection closed".into())),
+        }
+    }
+
+    fn run(&mut self, payload: Payload, source: Option<Source>) -> Result<()> {
+        let offer = match (&payload, &source) {
+            (_, Some(s)) => Offer { kind: OfferKind::Files, files: s.files, dirs: s.dirs, bytes: s.bytes, preview: s.preview.clone() },
+            (Payload::Text(t), _) => Offer { kind: OfferKind::Text, files: 0, dirs: 0, bytes: t.len() as u64, preview: Vec::new() },
+            _ => Offer { kind: OfferKind::Stream, files: 0, dirs: 0, bytes: 0, preview: Vec::new() },
+        };
+        self.ui.connected(&offer);
+        self.packer.push(&TransferMsg::Offer(offer.clone()));
+        self.flush(false)?;
+        match self.control()? {
+            Control::Accept => {}
+            Control::Refuse => return Err(Error::Refused),
+            _ => return Err(Error::Protocol("expected the receiver's answer to the offer".into())),
+        }
+        match (payload, source) {
+            (_, Some(src)) => self.send_files(&src, offer.bytes)?,
+            (Payload::Text(t), _) => self.send_stream(&mut t.as_bytes(), Some(t.len() as u64))?,
+            _ => self.send_stream(&mut std::io::stdin().lock(), None)?,
+        }
+        self.packer.push(&TransferMsg::Done);
+        self.flush(false)?;
+        match self.control()? {
+            Control::DoneAck => {}
+            _ => return Err(Error::Protocol("expected the receiver's final acknowledgement".into())),
+        }
+        self.flush(true)
+    }
+
+    fn send_files(&mut self, src: &Source, total: u64) -> Result<()> {
+        for e in &src.entries {
+            self.push(&TransferMsg::Entry(e.entry.clone()))?;
+        }
+        self.packer.push(&TransferMsg::ManifestEnd);
+        self.flush(false)?;
+        let mut haves: HashMap<u64, (u64, [u8; 32])> = HashMap::new();
+        loop {
+            match self.control()? {
+                Control::Have { index, len, hash } => {
+                    let ok = src.entries.get(index as usize).is_some_and(|e| e.entry.kind == EntryKind::File && len <= e.entry.size);
+                    if !ok || haves.insert(index, (len, hash)).is_some() {
+                        return Err(Error::Protocol("invalid resume claim".into()));
+                    }
+                }
+                Control::Ready => break,
+                _ => return Err(Error::Protocol("unexpected message during the manifest".into())),
+            }
+        }
+        let mut done = 0u64;
+        let mut scratch = Vec::new();
+        let mut zbuf = Vec::new();
+        let mut compressor = zstd::bulk::Compressor::new(3).map_err(Error::from)?;
+        for se in src.entries.iter().filter(|e| e.entry.kind == EntryKind::File) {
+            let e = &se.entry;
+            let path = src.path_of(se);
+            let mut f = std::fs::File::open(&path).map_err(|err| Error::io(&path, err))?;
+            let meta = f.metadata().map_err(|err| Error::io(&path, err))?;
+            if meta.len() != e.size {
+                return Err(Error::io(&path, std::io::Error::other("the file changed size while sending; run the command again")));
+            }
+            let mut hasher = blake3::Hasher::new();
+            let mut offset = 0u64;
+            if let Some(&(len, claimed)) = haves.get(&e.index) {
+                // Verify the receiver's prefix with our own bytes before skipping them.
+                let mut prefix = (&mut f).take(len);
+                let n = std::io::copy(&mut prefix, &mut HashWriter(&mut hasher)).map_err(|err| Error::io(&path, err))?;
+                let ours: [u8; 32] = *hasher.finalize().as_bytes();
+                if n == len && pqdrop_proto::primitives::ct_eq(&ours, &claimed) {
+                    offset = len;
+                } else {
+                    hasher = blake3::Hasher::new();
+                    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0)).map_err(|err| Error::io(&path, err))?;
+                }
+            }
+            self.report.files += 1;
+            if offset == e.size && haves.contains_key(&e.index) {
+                self.push(&TransferMsg::FileSkip { index: e.index })?;
+                self.report.bytes_skipped += e.size;
+                done += e.size;
+                self.ui.progress(done, total);
+                continue;
+            }
+            self.report.bytes_skipped += offset;
+            done += offset;
+            self.push(&TransferMsg::FileStart { entry: e.clone(), offset })?;
+            let mut remaining = e.size - offset;
+            let mut compress = match self.zstd {
+                Zstd::Off => false,
+                Zstd::On => true,
+                Zstd::Auto => remaining >= 4096,
+            };
+            let mut first = true;
+            while remaining > 0 {
+                let want = remaining.min((RECORD_TARGET / 2) as u64) as usize;
+                if compress {
+                    scratch.resize(want, 0);
+                    f.read_exact(&mut scratch).map_err(|err| Error::io(&path, err))?;
+                    hasher.update(&scratch);
+                    zbuf.resize(zstd::zstd_safe::compress_bound(want), 0);
+                    let n = compressor.compress_to_buffer(&scratch[..], &mut zbuf[..]).map_err(Error::from)?;
+                    if first && self.zstd == Zstd::Auto && n * 10 > want * 9 {
+                        // The sample does not compress: send this file raw.
+                        compress = false;
+                        self.push(&TransferMsg::Chunk { compressed: false, data: &scratch })?;
+                    } else {
+                        self.push(&TransferMsg::Chunk { compressed: true, data: &zbuf[..n] })?;
+                    }
+                } else {
+                    self.push_raw_chunk(&mut f, want, &mut hasher).map_err(|err| Error::io(&path, err))?;
+                }
+                first = false;
+                remaining -= want as u64;
+                done += want as u64;
+                self.report.bytes_sent += want as u64;
+                self.ui.progress(done, total);
+            }
+            self.push(&TransferMsg::FileEnd { hash: *hasher.finalize().as_bytes() })?;
+        }
+        Ok(())
+    }
+
+    /// Reads `want` bytes of file data straight into the record buffer, behind a
+    /// chunk header: no intermediate copy.
+    fn push_raw_chunk(&mut self, f: &mut std::fs::File, want: usize, hasher: &mut blake3::Hasher) -> std::io::Result<()> {
+        debug_assert!(want <= MAX_CHUNK);
+        if self.packer.pending() + want + 16 > RECORD_TARGET + RECORD_TARGET / 2 {
+            self.flush(false).map_err(std::io::Error::other)?;
+        }
+        let buf = self.packer.buffer();
+        // Chunk header: type 9, flags 0, IxiVarUInt(len).
+        buf.push(9);
+        buf.push(0);
+        let mut len = Vec::with_capacity(5);
+        pqdrop_proto::codec::put_varuint(&mut len, want as u64);
+        buf.extend_from_slice(&len);
+        let start = buf.len();
+        buf.resize(start + want, 0);
+        f.read_exact(&mut buf[start..])?;
+        hasher.update(&buf[start..]);
+        if self.packer.pending() >= RECORD_TARGET {
+            self.flush(false).map_err(std::io::Error::other)?;
+        }
+        Ok(())
+    }
+
+    fn send_stream(&mut self, r: &mut dyn Read, _len: Option<u64>) -> Result<()> {
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; RECORD_TARGET / 2];
+        let mut total = 0u64;
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            hasher.update(&buf[..n]);
+            total += n as u64;
+            self.push(&TransferMsg::Chunk { compressed: false, data: &buf[..n] })?;
+            // Stdin may be interactive: do not sit on data.
+            self.flush(false)?;
+            self.ui.progress(total, 0);
+        }
+        self.report.bytes_sent = total;
+        self.push(&TransferMsg::StreamEnd { len: total, hash: *hasher.finalize().as_bytes() })
+    }
+}
+
+struct HashWriter<'a>(&'a mut blake3::Hasher);
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.update(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,595 @@
+//! The receiver's filesystem side: writes validated entries under one output
+//! directory without ever leaving it (REFERENCE §7, classes 3, 6 and 7).
+//!
+//! Every operation walks from a handle on the output directory, one component
+//! at a time, with `open_dir_nofollow` (openat with `O_NOFOLLOW`), and then acts
+//! on a single name inside the last handle. No string prefix checks, and no
+//! symlink inside the output directory is ever followed: a symlinked parent is
+//! an error, a symlink at a file's name is only ever replaced (with consent),
+//! never written through. A parent swapped for a symlink between calls is
+//! caught by the next walk; one swapped after [`OutputDir::begin_file`] does not
+//! matter, because the writer keeps the handle of the directory it opened.
+//!
+//! Data goes to `.NAME.pqdrop-partial` next to the target and only reaches the
+//! target name by a rename after length and BLAKE3 verification, so a partial
+//! file is never mistaken for a complete one. Names starting `.pqdrop` or
+//! ending `.pqdrop-partial` are refused by [`SafePath::parse`], so a received
+//! file can never clash with these state files.
+//!
+//! The API is synchronous; the engine calls it from a blocking thread.
+
+use std::fs::{File, FileTimes};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, SystemTimeSpec};
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, OpenOptions};
+
+use crate::names::{SafePath, MAX_COMPONENT_BYTES, PARTIAL_SUFFIX, RESERVED_PREFIX};
+use crate::{Error, Result};
+
+/// How many `name (n).ext` candidates `--rename` tries before giving up.
+const MAX_RENAME_ATTEMPTS: u32 = 10_000;
+
+/// What to do when a file entry's target name is already taken by something
+/// that is not the same file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictPolicy {
+    /// Stop with [`Error::Exists`]; the existing file is left untouched.
+    Refuse,
+    /// Replace the existing file (or symlink) once the new one is verified.
+    Overwrite,
+    /// Write to the first free `name (n).ext` instead.
+    Rename,
+}
+
+/// What [`OutputDir::probe_file`] found at a file entry's target.
+// The hasher state (~2 KB) is held unboxed: a `Probe` is short-lived, one per
+// file, and the engine hands the hasher straight back to `begin_file`.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// Nothing there: write from byte 0.
+    Fresh,
+    /// A partial temp file from an interrupted run: its length and the BLAKE3
+    /// hasher state over exactly those bytes (so hashing can continue), and the
+    /// hash of the prefix (for the resume proof).
+    Partial {
+        /// Bytes already present.
+        len: u64,
+        /// BLAKE3 of those bytes.
+        prefix_hash: [u8; 32],
+        /// Hasher state after those bytes; pass it back to
+        /// [`OutputDir::begin_file`].
+        hasher: blake3::Hasher,
+    },
+    /// The final file exists with the offered size: its BLAKE3 hash. If the
+    /// sender confirms it is the same file, it is skipped (resume of completed
+    /// files); if not, call [`OutputDir::resolve_conflict`].
+    Complete {
+        /// BLAKE3 of the existing file.
+        hash: [u8; 32],
+    },
+    /// The target exists and is different, and the policy allows going on:
+    /// `renamed` is the new target under [`ConflictPolicy::Rename`], `None`
+    /// under [`ConflictPolicy::Overwrite`] (then call
+    /// [`FileWriter::finish`] with `overwrite = true`). Probe the renamed path
+    /// again to pick up its partial from an earlier run.
+    Conflict {
+        /// The free name to write to instead, for `Rename`.
+        renamed: Option<SafePath>,
+    },
+}
+
+/// The output directory, held open as a capability; all writes are relative
+/// to it.
+///
+/// The path given to [`OutputDir::open`] is the user's choice and may itself
+/// be a symlink; nothing inside it is ever followed.
+#[derive(Debug)]
+pub struct OutputDir {
+    root: Dir,
+    path: PathBuf,
+    policy: ConflictPolicy,
+}
+
+impl OutputDir {
+    /// Opens (creating if missing) the output directory at `path`.
+    pub fn open(path: &Path, policy: ConflictPolicy) -> Result<Self> {
+        std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        let root =
+            Dir::open_ambient_dir(path, ambient_authority()).map_err(|e| Error::io(path, e))?;
+        Ok(OutputDir {
+            root,
+            path: path.to_path_buf(),
+            policy,
+        })
+    }
+
+    /// The policy given at open.
+    pub fn policy(&self) -> ConflictPolicy {
+        self.policy
+    }
+
+    /// The output directory as given by the user.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates a directory entry (and missing parents) without following
+    /// symlinks. A symlink or non-directory at any component is an
+    /// [`Error::Hostile`]. An existing directory is fine.
+    pub fn create_dir(&self, p: &SafePath) -> Result<()> {
+        self.walk(p.components(), true, p)?;
+        Ok(())
+    }
+
+    /// Looks at what exists for a file entry of `size` bytes, without writing
+    /// anything, and applies the policy to a conflict: `Refuse` gives
+    /// [`Error::Exists`], `Rename` picks the first free `name (n).ext`,
+    /// `Overwrite` gives `Conflict { renamed: None }`. A directory at the
+    /// target is an error under every policy but `Rename`.
+    ///
+    /// A partial longer than `size`, or a partial that is not a regular file,
+    /// counts as stale: `Fresh` is returned and [`OutputDir::begin_file`]
+    /// replaces it.
+    pub fn probe_file(&self, p: &SafePath, size: u64) -> Result<Probe> {
+        let Some(dir) = self.walk(p.parent_components(), false, p)? else {
+            return Ok(Probe::Fresh);
+        };
+        let name = p.file_name();
+        match dir.symlink_metadata(name) {
+            Ok(md) if md.is_file() && md.len() == size => {
+                let file = open_read_nofollow(&dir, name).map_err(|e| io_err(p, e))?;
+                let (_, hasher) = hash_prefix(file, size).map_err(|e| io_err(p, e))?;
+                return Ok(Probe::Complete {
+                    hash: *hasher.finalize().as_bytes(),
+                });
+            }
+            Ok(_) => return self.conflict_in(&dir, p),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(p, e)),
+        }
+        let temp = partial_name(name);
+        match dir.symlink_metadata(&temp) {
+            Ok(md) if md.is_file() && md.len() <= size => {
+                let file = open_read_nofollow(&dir, &temp).map_err(|e| io_err(p, e))?;
+                let (len, hasher) = hash_prefix(file, size).map_err(|e| io_err(p, e))?;
+                Ok(Probe::Partial {
+                    len,
+                    prefix_hash: *hasher.finalize().as_bytes(),
+                    hasher,
+                })
+            }
+            Ok(_) => Ok(Probe::Fresh),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Probe::Fresh),
+            Err(e) => Err(io_err(p, e)),
+        }
+    }
+
+    /// Applies the policy to a target that is taken, for when the engine
+    /// learns after a `Complete` probe that the existing file is a different
+    /// one. Same outcomes as the conflict case of [`OutputDir::probe_file`].
+    pub fn resolve_conflict(&self, p: &SafePath) -> Result<Probe> {
+        match self.walk(p.parent_components(), false, p)? {
+            Some(dir) => self.conflict_in(&dir, p),
+            None => Ok(Probe::Fresh),
+        }
+    }
+
+    fn conflict_in(&self, dir: &Dir, p: &SafePath) -> Result<Probe> {
+        match self.policy {
+            ConflictPolicy::Refuse => Err(Error::Exists(p.display())),
+            ConflictPolicy::Overwrite => {
+                let md = dir
+                    .symlink_metadata(p.file_name())
+                    .map_err(|e| io_err(p, e))?;
+                if md.is_dir() {
+                    return Err(is_a_directory(p));
+                }
+                Ok(Probe::Conflict { renamed: None })
+            }
+            ConflictPolicy::Rename => {
+                for n in 1..=MAX_RENAME_ATTEMPTS {
+                    let candidate = p.with_suffix(n);
+                    match dir.symlink_metadata(candidate.file_name()) {
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                            return Ok(Probe::Conflict {
+                                renamed: Some(candidate),
+                            })
+                        }
+                        Err(e) => return Err(io_err(&candidate, e)),
+                        Ok(_) => {}
+                    }
+                }
+                Err(Error::Exists(p.display()))
+            }
+        }
+    }
+
+    /// Opens the temp file `.NAME.pqdrop-partial` in the parent directory
+    /// (created as needed, never through a symlink).
+    ///
+    /// With `resume = Some((len, hasher))` (from [`Probe::Partial`]) the
+    /// existing partial is opened without following symlinks, cut to `len`
+    /// and appended to; the hasher continues from its state (if the bytes
+    /// changed meanwhile, [`FileWriter::finish`] catches it). Otherwise any
+    /// stale partial is removed and a new one created exclusively.
+    pub fn begin_file(
+        &self,
+        p: &SafePath,
+        size: u64,
+        resume: Option<(u64, blake3::Hasher)>,
+    ) -> Result<FileWriter> {
+        let dir = self
+            .walk(p.parent_components(), true, p)?
+            .ok_or_else(|| io_err(p, io::ErrorKind::NotFound.into()))?;
+        let name = p.file_name();
+        let temp = partial_name(name);
+        let (file, written, hasher) = match resume {
+            Some((len, hasher)) => {
+                if len > size {
+                    return Err(Error::Protocol(format!(
+                        "resume offset {len} is beyond the announced size {size} of {}",
+                        p.display()
+                    )));
+                }
+                let md = dir.symlink_metadata(&temp).map_err(|e| io_err(p, e))?;
+                if !md.is_file() || md.len() < len {
+                    return Err(io_err(
+                        p,
+                        io::Error::other("the partial file changed since it was probed"),
+                    ));
+                }
+                let mut options = OpenOptions::new();
+                options.write(true).follow(FollowSymlinks::No);
+                let mut file = dir
+                    .open_with(&temp, &options)
+                    .map_err(|e| io_err(p, e))?
+                    .into_std();
+                if !file.metadata().map_err(|e| io_err(p, e))?.is_file() {
+                    return Err(io_err(
+                        p,
+                        io::Error::other("the partial file is not a regular file"),
+                    ));
+                }
+                file.set_len(len).map_err(|e| io_err(p, e))?;
+                file.seek(SeekFrom::Start(len)).map_err(|e| io_err(p, e))?;
+                (file, len, hasher)
+            }
+            None => {
+                match dir.remove_file_or_symlink(&temp) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err(p, e)),
+                }
+                let mut options = OpenOptions::new();
+                options
+                    .write(true)
+                    .create_new(true)
+                    .follow(FollowSymlinks::No);
+                #[cfg(unix)]
+                {
+                    // Private until verified; finish() sets the final mode.
+                    use cap_std::fs::OpenOptionsExt;
+                    options.mode(0o600);
+                }
+                let file = dir
+                    .open_with(&temp, &options)
+                    .map_err(|e| io_err(p, e))?
+                    .into_std();
+                (file, 0, blake3::Hasher::new())
+            }
+        };
+        Ok(FileWriter {
+            dir,
+            temp,
+            name: name.to_owned(),
+            display: p.display(),
+            file,
+            size,
+            written,
+            hasher,
+        })
+    }
+
+    /// Sets a directory entry's modification time, without following
+    /// symlinks. Call it after everything inside was written (writing changes
+    /// it again). Best effort: callers may ignore the error.
+    pub fn set_dir_times(&self, p: &SafePath, mtime: i64) -> Result<()> {
+        let dir = self
+            .walk(p.parent_components(), false, p)?
+            .ok_or_else(|| io_err(p, io::ErrorKind::NotFound.into()))?;
+        let md = dir
+            .symlink_metadata(p.file_name())
+            .map_err(|e| io_err(p, e))?;
+        if !md.is_dir() {
+            return Err(io_err(p, io::ErrorKind::NotADirectory.into()));
+        }
+        let Some(time) = system_time(mtime) else {
+            return Ok(());
+        };
+        let spec = SystemTimeSpec::Absolute(cap_std::time::SystemTime::from_std(time));
+        dir.set_symlink_times(p.file_name(), None, Some(spec))
+            .map_err(|e| io_err(p, e))
+    }
+
+    /// Opens the directory `components` below the root, one component at a
+    /// time without following symlinks, creating missing ones when `create`.
+    /// `Ok(None)` when something is missing and `create` is false.
+    fn walk(&self, components: &[String], create: bool, p: &SafePath) -> Result<Option<Dir>> {
+        let mut current = self
+            .root
+            .try_clone()
+            .map_err(|e| Error::io(&self.path, e))?;
+        for name in components {
+            let next = match current.open_dir_nofollow(name) {
+                Ok(dir) => dir,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if !create {
+                        return Ok(None);
+                    }
+                    match current.create_dir(name) {
+                        Ok(()) => {}
+                        // Created concurrently, or a dangling symlink: the open
+                        // below tells which.
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(io_err(p, e)),
+                    }
+                    current
+                        .open_dir_nofollow(name)
+                        .map_err(|e| in_the_way(&current, name, e, p))?
+                }
+                Err(e) => return Err(in_the_way(&current, name, e, p)),
+            };
+            current = next;
+        }
+        Ok(Some(current))
+    }
+}
+
+/// Turns a failed `open_dir_nofollow` into a clear error: symlinks and
+/// non-directories in the way are refused as hostile.
+fn in_the_way(dir: &Dir, name: &str, error: io::Error, p: &SafePath) -> Error {
+    match dir.symlink_metadata(name) {
+        Ok(md) if md.is_symlink() => Error::Hostile {
+            name: p.display(),
+            reason: "a symbolic link is in the way inside the output directory; pqdrop never follows links there",
+        },
+        Ok(md) if !md.is_dir() => Error::Hostile {
+            name: p.display(),
+            reason: "something that is not a directory is in the way of a parent directory",
+        },
+        _ => io_err(p, error),
+    }
+}
+
+/// Writes one file's bytes to its partial file and, once verified, moves it
+/// into place.
+///
+/// Dropping a writer without [`FileWriter::finish`] (an interrupted transfer)
+/// leaves the partial file on disk: a later run probes it as
+/// [`Probe::Partial`] and resumes. It never becomes the target by itself.
+#[derive(Debug)]
+pub struct FileWriter {
+    /// The parent directory as opened by `begin_file`; later renames use this
+    /// handle, so a parent swapped for a symlink afterwards is irrelevant.
+    dir: Dir,
+    temp: String,
+    name: String,
+    display: String,
+    file: File,
+    size: u64,
+    written: u64,
+    hasher: blake3::Hasher,
+}
+
+impl FileWriter {
+    /// Appends bytes and hashes them. Refuses to go past the announced size
+    /// with [`Error::Protocol`], writing nothing of that chunk.
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
+        let total = self
+            .written
+            .checked_add(len)
+            .filter(|&total| total <= self.size)
+            .ok_or_else(|| {
+                Error::Protocol(format!(
+                    "sender sent more bytes than announced for {}",
+                    self.display
+                ))
+            })?;
+        self.file
+            .write_all(data)
+            .map_err(|e| Error::io(&self.display, e))?;
+        self.hasher.update(data);
+        self.written = total;
+        Ok(())
+    }
+
+    /// Bytes in the partial file so far (including resumed ones).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The announced size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Verifies the length and the BLAKE3 hash (constant-time compare), then
+    /// sets the mode (0o755 if `executable` else 0o644) and mtime on the open
+    /// handle (best effort: some filesystems refuse), and renames the partial
+    /// into place through the parent directory handle. No fsync here: callers
+    /// batch it.
+    ///
+    /// On a length or hash mismatch the partial is deleted and
+    /// [`Error::Integrity`] returned. If the target exists and `overwrite` is
+    /// false, [`Error::Exists`] (the verified partial stays for a later run);
+    /// with `overwrite` an existing file or symlink is replaced (the link
+    /// itself, never its target). A directory at the target is an error.
+    pub fn finish(
+        self,
+        expected: &[u8; 32],
+        executable: bool,
+        mtime: i64,
+        overwrite: bool,
+    ) -> Result<()> {
+        let FileWriter {
+            dir,
+            temp,
+            name,
+            display: shown,
+            file,
+            size,
+            written,
+            hasher,
+        } = self;
+        // blake3::Hash == [u8; 32] is constant-time.
+        if written != size || hasher.finalize() != *expected {
+            drop(file);
+            if let Err(e) = dir.remove_file(&temp) {
+                tracing::warn!(file = %shown, error = %e, "could not delete a corrupt partial file");
+            }
+            return Err(Error::Integrity(shown));
+        }
+        set_mode(&file, executable, &shown);
+        if let Some(time) = system_time(mtime) {
+            if let Err(e) = file.set_times(FileTimes::new().set_modified(time)) {
+                tracing::debug!(file = %shown, error = %e, "could not set the modification time");
+            }
+        }
+        drop(file);
+
+        match dir.symlink_metadata(&name) {
+            Ok(md) if md.is_dir() => return Err(is_a_directory_named(&shown)),
+            Ok(_) if !overwrite => return Err(Error::Exists(shown)),
+            Ok(_) => {
+                return dir
+                    .rename(&temp, &dir, &name)
+                    .map_err(|e| Error::io(&shown, e))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&shown, e)),
+        }
+        if overwrite {
+            return dir
+                .rename(&temp, &dir, &name)
+                .map_err(|e| Error::io(&shown, e));
+        }
+        // Without consent to overwrite, a hard link is an atomic
+        // "create unless it exists": it fails if anything (even a symlink)
+        // appeared at the name since the check above.
+        match dir.hard_link(&temp, &dir, &name) {
+            Ok(()) => {
+                if let Err(e) = dir.remove_file(&temp) {
+                    tracing::warn!(file = %shown, error = %e, "could not remove the partial file after linking it into place");
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::Exists(shown)),
+            Err(_) => {
+                // Filesystems without hard links (FAT, some network shares):
+                // check once more, then rename.
+                match dir.symlink_metadata(&name) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => dir
+                        .rename(&temp, &dir, &name)
+                        .map_err(|e| Error::io(&shown, e)),
+                    Err(e) => Err(Error::io(&shown, e)),
+                    Ok(_) => Err(Error::Exists(shown)),
+                }
+            }
+        }
+    }
+}
+
+/// Sets 0o755 / 0o644 on the open handle; best effort.
+#[cfg(unix)]
+fn set_mode(file: &File, executable: bool, shown: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = if executable { 0o755 } else { 0o644 };
+    if let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(mode)) {
+        tracing::debug!(file = %shown, error = %e, "could not set the file mode");
+    }
+}
+
+/// Windows has no executable bit; files keep their default attributes.
+#[cfg(not(unix))]
+fn set_mode(_file: &File, _executable: bool, _shown: &str) {}
+
+/// The temp name for `name`: `.NAME.pqdrop-partial`, or, when that would be
+/// longer than a component may be, `.pqdrop-HASH.pqdrop-partial`.
+fn partial_name(name: &str) -> String {
+    let plain = format!(".{name}{PARTIAL_SUFFIX}");
+    if plain.len() <= MAX_COMPONENT_BYTES {
+        return plain;
+    }
+    let hash = blake3::hash(name.as_bytes());
+    let hex: String = hash.as_bytes()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{RESERVED_PREFIX}-{hex}{PARTIAL_SUFFIX}")
+}
+
+/// Opens `name` in `dir` for reading, refusing symlinks and anything but a
+/// regular file (a FIFO would block).
+fn open_read_nofollow(dir: &Dir, name: &str) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).follow(FollowSymlinks::No);
+    let file = dir.open_with(name, &options)?.into_std();
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    Ok(file)
+}
+
+/// Hashes at most `limit` bytes from the start of `file`; returns how many
+/// were hashed and the hasher state after them.
+fn hash_prefix(file: File, limit: u64) -> io::Result<(u64, blake3::Hasher)> {
+    let mut hasher = blake3::Hasher::new();
+    let mut reader = file.take(limit);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = buf.get(..n).unwrap_or_default();
+        hasher.update(chunk);
+        total = total.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+    Ok((total, hasher))
+}
+
+/// Unix seconds to `SystemTime`; `None` when not representable.
+fn system_time(secs: i64) -> Option<SystemTime> {
+    if secs >= 0 {
+        UNIX_EPOCH.checked_add(Duration::from_secs(secs.unsigned_abs()))
+    } else {
+        UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))
+    }
+}
+
+fn io_err(p: &SafePath, e: io::Error) -> Error {
+    Error::io(p.display(), e)
+}
+
+fn is_a_directory(p: &SafePath) -> Error {
+    is_a_directory_named(&p.display())
+}
+
+fn is_a_directory_named(display: &str) -> Error {
+    Error::io(
+        display,
+        io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "a directory exists where the sender wants to write a file",
+        ),
+    )
+}

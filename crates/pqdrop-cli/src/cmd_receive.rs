@@ -162,10 +162,8 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     let nameplate = code.nameplate().to_string();
     let report = match args.net.route()? {
         Route::Relay(addr) => {
-            let stream = tokio::time::timeout(Duration::from_secs(30), pqdrop_relay::connect(&addr, &nameplate, pqdrop_relay::Role::Receiver, || {}))
-                .await
-                .map_err(|_| relay_err(&addr, pqdrop_relay::RelayError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer from the relay in 30 s"))))?
-                .map_err(|e| relay_err(&addr, e))?;
+            // No timeout of our own: the relay ends a lonely wait with status 20.
+            let stream = pqdrop_relay::connect(&addr, &nameplate, pqdrop_relay::Role::Receiver, || {}).await.map_err(|e| relay_err(&addr, e))?;
             pqdrop::receive::receive(stream, &code, opts, ui.clone()).await?
         }
         Route::Lan(cfg) => {

@@ -124,6 +124,8 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         },
         cascade: args.net.cascade,
     };
+    // Walk the paths now, so a missing file fails before anyone waits.
+    let prepared = pqdrop::send::prepare(payload)?;
     let route = args.net.route()?;
     let shown = code.expose();
     let nameplate = code.nameplate().to_string();
@@ -137,6 +139,9 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         eprintln!("Code: {}\nOn the other computer, run:\n\n    {receive_cmd}\n", &*shown);
     }
     let ui = Arc::new(Ui { json: args.net.json, pb: Mutex::new(None), last: Mutex::new(Instant::now()) });
+    for w in prepared.warnings() {
+        ui.warn(w);
+    }
     let report = match route {
         Route::Relay(addr) => {
             let json = args.net.json;
@@ -147,7 +152,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
             })
             .await
             .map_err(|e| relay_err(&addr, e))?;
-            pqdrop::send::send(stream, &code, payload, opts, ui.clone()).await?
+            pqdrop::send::send(stream, &code, prepared, opts, ui.clone()).await?
         }
         Route::Lan(cfg) => {
             let listener = pqdrop::lan::LanListener::bind(&cfg, &nameplate).await?;
@@ -155,7 +160,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
                 eprintln!("Waiting for the receiver on the local network (listening on {})...", listener.local_addr());
             }
             let (stream, _peer) = listener.accept().await?;
-            pqdrop::send::send(stream, &code, payload, opts, ui.clone()).await?
+            pqdrop::send::send(stream, &code, prepared, opts, ui.clone()).await?
         }
     };
     if let Ok(pb) = ui.pb.lock() {

@@ -46,9 +46,15 @@ pub struct RelayConfig {
     /// Buffer (or pipe) size per direction of a paired session. Default 256 KiB.
     pub copy_buffer_size: usize,
     /// Use Linux `splice(2)` through a pipe (zero-copy) for paired sessions;
-    /// ignored elsewhere, and the relay falls back to a user-space copy if a
-    /// pipe cannot be made. Default true.
+    /// ignored elsewhere. A session falls back to the user-space copy (with
+    /// `copy_buffer_size` buffers) when its pipes cannot be made or cannot be
+    /// grown to `splice_pipe_size` (e.g. an unprivileged user over
+    /// `/proc/sys/fs/pipe-user-pages-soft`). Default true.
     pub use_splice: bool,
+    /// Capacity asked for each splice pipe (one per direction). Pipes with
+    /// few slots splice slowly, so the default is the largest an unprivileged
+    /// process may ask for (`/proc/sys/fs/pipe-max-size`): 1 MiB.
+    pub splice_pipe_size: usize,
 }
 
 impl Default for RelayConfig {
@@ -68,6 +74,7 @@ impl Default for RelayConfig {
             shutdown_grace: Duration::from_secs(30),
             copy_buffer_size: 256 * 1024,
             use_splice: true,
+            splice_pipe_size: 1024 * 1024,
         }
     }
 }
@@ -91,8 +98,15 @@ impl RelayConfig {
                 "copy_buffer_size must be between 4 KiB and 64 MiB",
             ));
         }
+        if !(4096..=64 * 1024 * 1024).contains(&self.splice_pipe_size) {
+            return Err(RelayError::Config(
+                "splice_pipe_size must be between 4 KiB and 64 MiB",
+            ));
+        }
         if self.max_prepair_bytes > 64 * 1024 * 1024 {
-            return Err(RelayError::Config("max_prepair_bytes must be at most 64 MiB"));
+            return Err(RelayError::Config(
+                "max_prepair_bytes must be at most 64 MiB",
+            ));
         }
         Ok(())
     }

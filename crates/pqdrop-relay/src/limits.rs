@@ -153,11 +153,23 @@ mod tests {
             assert_eq!(rl.check(k1, t0), RateDecision::Allow);
         }
         assert_eq!(rl.check(k1, t0), RateDecision::Limited);
-        assert_eq!(rl.check(k1, t0 + Duration::from_millis(500)), RateDecision::Allow);
-        assert_eq!(rl.check(k1, t0 + Duration::from_millis(500)), RateDecision::Limited);
-        assert_eq!(rl.check(k2, t0 + Duration::from_millis(500)), RateDecision::Allow);
+        assert_eq!(
+            rl.check(k1, t0 + Duration::from_millis(500)),
+            RateDecision::Allow
+        );
+        assert_eq!(
+            rl.check(k1, t0 + Duration::from_millis(500)),
+            RateDecision::Limited
+        );
+        assert_eq!(
+            rl.check(k2, t0 + Duration::from_millis(500)),
+            RateDecision::Allow
+        );
         // table full (k1, k2), neither refilled yet
-        assert_eq!(rl.check(k3, t0 + Duration::from_millis(600)), RateDecision::TableFull);
+        assert_eq!(
+            rl.check(k3, t0 + Duration::from_millis(600)),
+            RateDecision::TableFull
+        );
         // later both have refilled: evicted, k3 gets in
         let later = t0 + Duration::from_secs(5);
         assert_eq!(rl.check(k3, later), RateDecision::Allow);

@@ -92,10 +92,10 @@ async fn copy_any(
 ) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     if config.use_splice {
-        match crate::splice::Pipes::new(config.copy_buffer_size) {
+        match crate::splice::Pipes::new(config.splice_pipe_size) {
             Ok(pipes) => return pipes.bidirectional(a, b, activity, moved).await,
             Err(e) => {
-                tracing::debug!(error_kind = ?e.kind(), "no pipe for splice; copying in user space");
+                tracing::debug!(error_kind = ?e.kind(), "no full-size pipe for splice; copying in user space");
             }
         }
     }

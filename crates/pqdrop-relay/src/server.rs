@@ -22,6 +22,8 @@ use crate::{RelayConfig, RelayError, Role, StatusCode};
 /// After an error status, how long the relay keeps draining what the client
 /// still sends (so the status is not lost to a TCP reset) before closing.
 const LINGER: Duration = Duration::from_secs(2);
+/// The same while the relay is shutting down, so that it stops quickly.
+const LINGER_SHUTDOWN: Duration = Duration::from_millis(300);
 /// At most this many bytes are drained after an error status.
 const LINGER_BYTES: usize = 64 * 1024;
 
@@ -262,7 +264,10 @@ impl Relay {
         })
         .await;
         if drained.is_err() {
-            info!(cut = tasks.len(), "shutdown grace over; closing remaining sessions");
+            info!(
+                cut = tasks.len(),
+                "shutdown grace over; closing remaining sessions"
+            );
             tasks.shutdown().await;
         }
         info!("relay stopped");
@@ -270,12 +275,7 @@ impl Relay {
     }
 }
 
-fn accept(
-    shared: &Arc<Shared>,
-    tasks: &mut JoinSet<()>,
-    stream: TcpStream,
-    addr: SocketAddr,
-) {
+fn accept(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, stream: TcpStream, addr: SocketAddr) {
     shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
     let Ok(permit) = Arc::clone(&shared.handshakes).try_acquire_owned() else {
@@ -300,22 +300,40 @@ const MSG_SHUTDOWN: &str = "relay is shutting down; try again in a moment or use
 
 /// Sends an error status, then closes gracefully: shut down our side and drain
 /// what the client still sends for a short while, so it can read the status.
-async fn refuse(shared: &Shared, stream: &mut TcpStream, addr: SocketAddr, code: StatusCode, msg: &str) {
+async fn refuse(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    code: StatusCode,
+    msg: &str,
+) {
     shared.count_refusal(code);
     debug!(peer = %addr, code = code.code(), "refused");
     let bytes = status_bytes(code, msg);
+    let mut shutdown = shared.shutdown.subscribe();
     let _ = tokio::time::timeout(LINGER, async {
         stream.write_all(&bytes).await?;
         stream.shutdown().await?;
-        let mut sink = [0u8; 4096];
-        let mut drained = 0usize;
-        while drained < LINGER_BYTES {
-            match stream.read(&mut sink).await? {
-                0 => break,
-                n => drained += n,
+        let drain = async {
+            let mut sink = [0u8; 4096];
+            let mut drained = 0usize;
+            while drained < LINGER_BYTES {
+                match stream.read(&mut sink).await? {
+                    0 => break,
+                    n => drained += n,
+                }
             }
+            Ok::<(), std::io::Error>(())
+        };
+        // Shutting down: linger only briefly, so the relay stops quickly.
+        let cut_short = async {
+            shutdown_signal(&mut shutdown).await;
+            tokio::time::sleep(LINGER_SHUTDOWN).await;
+        };
+        tokio::select! {
+            r = drain => r,
+            () = cut_short => Ok(()),
         }
-        Ok::<(), std::io::Error>(())
     })
     .await;
 }
@@ -432,12 +450,26 @@ async fn join(shared: &Arc<Shared>, mut peer: Peer) -> Next {
     let cfg = &shared.config;
     loop {
         if shared.shutting_down() {
-            refuse(shared, &mut peer.stream, peer.addr, StatusCode::ShuttingDown, MSG_SHUTDOWN).await;
+            refuse(
+                shared,
+                &mut peer.stream,
+                peer.addr,
+                StatusCode::ShuttingDown,
+                MSG_SHUTDOWN,
+            )
+            .await;
             return Next::Done;
         }
         if peer.prepair.len() > cfg.max_prepair_bytes {
             let msg = prepair_message(cfg.max_prepair_bytes);
-            refuse(shared, &mut peer.stream, peer.addr, StatusCode::TooManyPrepairBytes, &msg).await;
+            refuse(
+                shared,
+                &mut peer.stream,
+                peer.addr,
+                StatusCode::TooManyPrepairBytes,
+                &msg,
+            )
+            .await;
             return Next::Done;
         }
         let decision = {
@@ -536,7 +568,12 @@ enum WaitEnd {
 }
 
 /// Waits in room `id` for the other peer, buffering pre-pairing bytes.
-async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Receiver<Arrival>) -> Next {
+async fn wait(
+    shared: &Arc<Shared>,
+    mut peer: Peer,
+    id: u64,
+    mut rx: oneshot::Receiver<Arrival>,
+) -> Next {
     let cfg = &shared.config;
     let deadline = Instant::now() + cfg.waiting_timeout;
     info!(nameplate = %peer.hello.nameplate, peer = %peer.addr, role = peer.hello.role.name(), "waiting");
@@ -586,15 +623,36 @@ async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Re
                 cfg.waiting_timeout.as_secs()
             );
             info!(nameplate = %np, peer = %peer.addr, code = 20, "wait timed out");
-            refuse(shared, &mut peer.stream, peer.addr, StatusCode::WaitTimeout, &msg).await;
+            refuse(
+                shared,
+                &mut peer.stream,
+                peer.addr,
+                StatusCode::WaitTimeout,
+                &msg,
+            )
+            .await;
         }
         WaitEnd::Shutdown => {
-            refuse(shared, &mut peer.stream, peer.addr, StatusCode::ShuttingDown, MSG_SHUTDOWN).await;
+            refuse(
+                shared,
+                &mut peer.stream,
+                peer.addr,
+                StatusCode::ShuttingDown,
+                MSG_SHUTDOWN,
+            )
+            .await;
         }
         WaitEnd::TooManyBytes => {
             let msg = prepair_message(cfg.max_prepair_bytes);
             info!(nameplate = %np, peer = %peer.addr, code = 23, "too many bytes before pairing");
-            refuse(shared, &mut peer.stream, peer.addr, StatusCode::TooManyPrepairBytes, &msg).await;
+            refuse(
+                shared,
+                &mut peer.stream,
+                peer.addr,
+                StatusCode::TooManyPrepairBytes,
+                &msg,
+            )
+            .await;
         }
         WaitEnd::Disconnected => {
             info!(nameplate = %np, peer = %peer.addr, "waiting peer left; room freed");
@@ -624,12 +682,15 @@ async fn pair(shared: &Arc<Shared>, a: Peer, arrival: Arrival) -> Next {
     let mut to_b = paired;
     to_b.extend_from_slice(&a.prepair);
     let moved = Moved::default();
-    moved.b_to_a.store(b.prepair.len() as u64, Ordering::Relaxed);
-    moved.a_to_b.store(a.prepair.len() as u64, Ordering::Relaxed);
-    let greet = tokio::time::timeout(
-        cfg.hello_timeout,
-        async { tokio::try_join!(sa.write_all(&to_a), sb.write_all(&to_b)) },
-    )
+    moved
+        .b_to_a
+        .store(b.prepair.len() as u64, Ordering::Relaxed);
+    moved
+        .a_to_b
+        .store(a.prepair.len() as u64, Ordering::Relaxed);
+    let greet = tokio::time::timeout(cfg.hello_timeout, async {
+        tokio::try_join!(sa.write_all(&to_a), sb.write_all(&to_b))
+    })
     .await;
     let end = match greet {
         Ok(Ok(_)) => pipe::relay(&mut sa, &mut sb, cfg, &moved).await,
@@ -643,7 +704,9 @@ async fn pair(shared: &Arc<Shared>, a: Peer, arrival: Arrival) -> Next {
     shared.counters.bytes.fetch_add(ab + ba, Ordering::Relaxed);
     match &end {
         End::Done => info!(nameplate = %nameplate, a_to_b = ab, b_to_a = ba, "session closed"),
-        End::Idle => info!(nameplate = %nameplate, a_to_b = ab, b_to_a = ba, "session idle; closed"),
+        End::Idle => {
+            info!(nameplate = %nameplate, a_to_b = ab, b_to_a = ba, "session idle; closed")
+        }
         End::Error(e) => info!(
             nameplate = %nameplate,
             a_to_b = ab,

@@ -27,16 +27,15 @@ struct Pipe {
 }
 
 impl Pipe {
+    /// A pipe of at least `want` bytes, or an error: a smaller pipe (the
+    /// per-user pipe budget is spent) would splice slower than a user-space copy.
     fn new(want: usize) -> io::Result<Pipe> {
         let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
-        let want_c = libc_int(want);
-        // Growing the pipe may be refused (above /proc/sys/fs/pipe-max-size for
-        // unprivileged users); then keep whatever size it has.
-        let capacity = match fcntl(&write, FcntlArg::F_SETPIPE_SZ(want_c)) {
-            Ok(n) => n,
-            Err(_) => fcntl(&write, FcntlArg::F_GETPIPE_SZ)?,
-        };
-        let capacity = usize::try_from(capacity).unwrap_or(0).max(4096);
+        let got = fcntl(&write, FcntlArg::F_SETPIPE_SZ(libc_int(want)))?;
+        let capacity = usize::try_from(got).unwrap_or(0);
+        if capacity < want {
+            return Err(io::ErrorKind::OutOfMemory.into());
+        }
         Ok(Pipe {
             read,
             write,

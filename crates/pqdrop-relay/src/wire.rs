@@ -427,14 +427,26 @@ mod tests {
         assert!(matches!(parse_hello(b"pqdx"), Decoded::Invalid(_)));
         assert!(matches!(parse_hello(b"pqdr\x02"), Decoded::Invalid(_)));
         assert!(matches!(parse_hello(b"pqdr\x01\x03"), Decoded::Invalid(_)));
-        assert!(matches!(parse_hello(b"pqdr\x01\x01\x00"), Decoded::Invalid(_)));
-        assert!(matches!(parse_hello(b"pqdr\x01\x01\x0b"), Decoded::Invalid(_)));
+        assert!(matches!(
+            parse_hello(b"pqdr\x01\x01\x00"),
+            Decoded::Invalid(_)
+        ));
+        assert!(matches!(
+            parse_hello(b"pqdr\x01\x01\x0b"),
+            Decoded::Invalid(_)
+        ));
         assert!(matches!(
             parse_hello(b"pqdr\x01\x01\xfe\xff\xff\xff\xff\xff\xff\xff\xff"),
             Decoded::Invalid(_)
         ));
-        assert!(matches!(parse_hello(b"pqdr\x01\x01\x051a"), Decoded::Invalid(_)));
-        assert!(matches!(parse_hello(b"pqdr\xfc\x01\x00"), Decoded::Invalid(_)));
+        assert!(matches!(
+            parse_hello(b"pqdr\x01\x01\x051a"),
+            Decoded::Invalid(_)
+        ));
+        assert!(matches!(
+            parse_hello(b"pqdr\xfc\x01\x00"),
+            Decoded::Invalid(_)
+        ));
     }
 
     #[test]

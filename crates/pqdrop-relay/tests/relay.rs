@@ -130,7 +130,11 @@ async fn assert_closed(s: &mut TcpStream, within: Duration) {
 }
 
 /// Polls a condition on the relay's stats (bounded).
-async fn eventually(stats: &StatsHandle, what: &str, f: impl Fn(&pqdrop_relay::RelayStats) -> bool) {
+async fn eventually(
+    stats: &StatsHandle,
+    what: &str,
+    f: impl Fn(&pqdrop_relay::RelayStats) -> bool,
+) {
     for _ in 0..200 {
         if f(&stats.snapshot()) {
             return;

@@ -57,11 +57,11 @@ pub enum Error {
     #[error("protocol violation by the other side: {0}")]
     Protocol(String),
     /// A local I/O error, with the path involved when there is one.
-    #[error("{}: {source}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "I/O".into()))]
+    #[error("{}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "I/O error".into()))]
     Io {
         /// The path, if any.
         path: Option<PathBuf>,
-        /// The OS error.
+        /// The OS error (the `source`: error reports print it after the path).
         #[source]
         source: std::io::Error,
     },

@@ -90,7 +90,8 @@ where
 {
     let (session, leftover) = conn::handshake(&mut stream, Role::Requester, code, local_capabilities(opts.cascade)).await?;
     let (rd, wr) = tokio::io::split(stream);
-    let mut rd = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(leftover), rd);
+    // Buffered, so the small frame-header reads do not each cost a syscall.
+    let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::AsyncReadExt::chain(std::io::Cursor::new(leftover), rd));
     let (in_tx, in_rx) = mpsc::channel::<Result<Option<RawFrame>>>(8);
     let (ret_tx, ret_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let reader = tokio::spawn(async move {
@@ -167,6 +168,8 @@ struct ReceiverLogic {
     local: HashMap<u64, Local>,
     manifest_done: bool,
     manifest_files: u64,
+    /// Folders and their mtimes, set once their contents are written.
+    dir_times: Vec<(SafePath, u64)>,
     stream_ended: bool,
     current: Option<Current>,
     next_file: usize,
@@ -219,6 +222,7 @@ impl ReceiverLogic {
             local: HashMap::new(),
             manifest_done: false,
             manifest_files: 0,
+            dir_times: Vec::new(),
             stream_ended: false,
             current: None,
             next_file: 0,
@@ -323,6 +327,7 @@ impl ReceiverLogic {
         self.digests.push(digest(&e));
         if e.kind == EntryKind::Dir {
             self.out()?.create_dir(&p)?;
+            self.dir_times.push((p, e.mtime));
             self.report.dirs += 1;
             return Ok(());
         }
@@ -473,6 +478,14 @@ impl ReceiverLogic {
         };
         if !complete {
             return Err(proto("the sender finished without sending everything it offered"));
+        }
+        // Deepest first, so setting a folder's time is not undone by writing inside it.
+        if let Some(out) = &self.out {
+            for (p, mtime) in self.dir_times.iter().rev() {
+                if let Err(e) = out.set_dir_times(p, i64::try_from(*mtime).unwrap_or(i64::MAX)) {
+                    tracing::debug!(error = %e, "could not set a folder's time");
+                }
+            }
         }
         self.packer.push(&TransferMsg::DoneAck);
         self.flush(false)?;

@@ -141,26 +141,43 @@ async fn reader_task<R: AsyncRead + Unpin>(mut r: R, mut opener: RecordOpener, t
     let _ = tx.send(Control::Closed(end));
 }
 
-/// Sends `payload` over `stream` (already connected to the receiver, directly
-/// or through a relay): runs the handshake as the accepter, then the transfer.
-pub async fn send<S>(mut stream: S, code: &Code, payload: Payload, opts: SendOptions, ui: Arc<dyn SendUi>) -> Result<SendReport>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    // Walk before the handshake so that a bad path fails fast, without a peer.
+/// A payload checked and walked, ready to send.
+#[derive(Debug)]
+pub struct Prepared {
+    payload: Payload,
+    source: Option<Source>,
+}
+
+impl Prepared {
+    /// Warnings from the walk (skipped symlinks and special files).
+    pub fn warnings(&self) -> &[String] {
+        self.source.as_ref().map(|s| &s.warnings[..]).unwrap_or_default()
+    }
+}
+
+/// Walks the paths (stat only; nothing is hashed yet). Call it before waiting
+/// for a peer, so that a missing file fails at once.
+pub fn prepare(payload: Payload) -> Result<Prepared> {
     let source = match &payload {
         Payload::Paths(p) => Some(walk(p)?),
         _ => None,
     };
-    if let Some(s) = &source {
-        for w in &s.warnings {
-            ui.warn(w);
-        }
-    }
+    Ok(Prepared { payload, source })
+}
+
+/// Sends a prepared payload over `stream` (already connected to the receiver,
+/// directly or through a relay): runs the handshake as the accepter, then the
+/// transfer.
+pub async fn send<S>(mut stream: S, code: &Code, prepared: Prepared, opts: SendOptions, ui: Arc<dyn SendUi>) -> Result<SendReport>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Prepared { payload, source } = prepared;
     let (session, leftover) = conn::handshake(&mut stream, Role::Accepter, code, local_capabilities(opts.cascade)).await?;
     let zstd_ok = session.agreed.zstd;
     let (rd, wr) = tokio::io::split(stream);
-    let rd = std::io::Cursor::new(leftover).chain_reader(rd);
+    // Buffered, so the small frame-header reads do not each cost a syscall.
+    let rd = tokio::io::BufReader::with_capacity(64 * 1024, std::io::Cursor::new(leftover).chain_reader(rd));
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let reader = tokio::spawn(reader_task(rd, session.opener, ctl_tx));
     let (frame_tx, frame_rx) = mpsc::channel::<OutFrame>(4);
@@ -341,7 +358,7 @@ impl SenderLogic {
                         self.push(&TransferMsg::Chunk { compressed: true, data: &zbuf[..n] })?;
                     }
                 } else {
-                    self.push_raw_chunk(&mut f, want, &mut hasher).map_err(|err| Error::io(&path, err))?;
+                    self.push_raw_chunk(&mut f, want, &mut hasher, &path)?;
                 }
                 first = false;
                 remaining -= want as u64;
@@ -356,10 +373,10 @@ impl SenderLogic {
 
     /// Reads `want` bytes of file data straight into the record buffer, behind a
     /// chunk header: no intermediate copy.
-    fn push_raw_chunk(&mut self, f: &mut std::fs::File, want: usize, hasher: &mut blake3::Hasher) -> std::io::Result<()> {
+    fn push_raw_chunk(&mut self, f: &mut std::fs::File, want: usize, hasher: &mut blake3::Hasher, path: &std::path::Path) -> Result<()> {
         debug_assert!(want <= MAX_CHUNK);
         if self.packer.pending() + want + 16 > RECORD_TARGET + RECORD_TARGET / 2 {
-            self.flush(false).map_err(std::io::Error::other)?;
+            self.flush(false)?;
         }
         let buf = self.packer.buffer();
         // Chunk header: type 9, flags 0, IxiVarUInt(len).
@@ -370,10 +387,10 @@ impl SenderLogic {
         buf.extend_from_slice(&len);
         let start = buf.len();
         buf.resize(start + want, 0);
-        f.read_exact(&mut buf[start..])?;
+        f.read_exact(&mut buf[start..]).map_err(|err| Error::io(path, err))?;
         hasher.update(&buf[start..]);
         if self.packer.pending() >= RECORD_TARGET {
-            self.flush(false).map_err(std::io::Error::other)?;
+            self.flush(false)?;
         }
         Ok(())
     }

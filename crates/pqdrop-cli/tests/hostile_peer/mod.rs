@@ -1,0 +1,1051 @@
+//! A hostile sender for tests: it speaks the pqdrop protocol correctly (real
+//! relay hello, real handshake as the accepter, real record encryption) and
+//! then sends whatever transfer messages a test scripts, against the real
+//! `pqdrop receive` binary.
+//!
+//! Pieces:
+//! - [`Scene`]: temp directories (OUT, its parent with a sibling `OUT-suffix`,
+//!   an `outside` folder and a `victim` file), an in-process relay on
+//!   127.0.0.1, and the receiver child. It snapshots everything outside OUT
+//!   when the receiver starts and again when it ends, so a test can prove
+//!   nothing was written there.
+//! - [`Peer`]: a small DSL. Messages are queued with `offer`, `entry`,
+//!   `manifest_end`, `file_start`, `chunk`, `file_end`, `done`, … (each returns
+//!   `&mut Self`), sealed into one record and written by `flush`; the
+//!   receiver's replies are read with `expect`.
+//! - [`Outcome`]: the receiver's exit status, stderr and what it did to the
+//!   file system, with assertions.
+//!
+//! Network: loopback only. Time: every await on the peer is bounded by
+//! [`PEER_TIMEOUT`], and the receiver is killed after [`CHILD_DEADLINE`]
+//! (a `Drop` guard kills it on every path, panics included).
+#![allow(dead_code)] // each test uses a different part of the DSL
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pqdrop::conn::{handshake, local_capabilities, open_frame, read_frame, Packer};
+use pqdrop_proto::code::Code;
+use pqdrop_proto::handshake::Role;
+use pqdrop_proto::record::RecordOpener;
+use pqdrop_proto::transfer::{Entry, EntryKind, Messages, Offer, OfferKind, TransferMsg};
+use pqdrop_relay::{Relay, RelayConfig};
+use tokio::io::{AsyncWriteExt, Chain};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// The code both sides use. Its words must never show up in the receiver's output.
+pub const CODE: &str = "12-ocean-tiger";
+/// The secret part of [`CODE`].
+pub const SECRET_WORDS: [&str; 2] = ["ocean", "tiger"];
+/// Bound on every single await of the peer (connect, handshake, a reply).
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The receiver is killed (and the test fails) if it runs longer than this.
+pub const CHILD_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The receiver's exit codes (crates/pqdrop-cli/src/common.rs).
+pub mod exit {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// Key confirmation failed.
+    pub const WRONG_CODE: i32 = 3;
+    /// The other side disconnected.
+    pub const PEER_GONE: i32 = 6;
+    /// A local I/O error.
+    pub const IO: i32 = 7;
+    /// Protocol violation, hostile entry or integrity failure.
+    pub const PROTOCOL: i32 = 8;
+    /// A file exists and neither --overwrite nor --rename was given.
+    pub const EXISTS: i32 = 9;
+}
+
+/// Queued messages are cut into a new record before the record's plaintext
+/// would pass this (records carry at most 1 MiB).
+pub const RECORD_SPLIT: usize = 256 << 10;
+
+/// A file entry.
+pub fn file(index: u64, path: impl AsRef<[u8]>, size: u64) -> Entry {
+    Entry {
+        index,
+        kind: EntryKind::File,
+        path: path.as_ref().to_vec(),
+        size,
+        executable: false,
+        mtime: 1_700_000_000,
+    }
+}
+
+/// A folder entry.
+pub fn dir(index: u64, path: impl AsRef<[u8]>) -> Entry {
+    Entry {
+        index,
+        kind: EntryKind::Dir,
+        path: path.as_ref().to_vec(),
+        size: 0,
+        executable: false,
+        mtime: 1_700_000_000,
+    }
+}
+
+/// BLAKE3 of `data`, as the sender puts it in `FileEnd`.
+pub fn hash(data: &[u8]) -> [u8; 32] {
+    *blake3::hash(data).as_bytes()
+}
+
+/// An in-process relay on 127.0.0.1 with an ephemeral port, stopped on drop.
+pub struct TestRelay {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestRelay {
+    /// Binds and starts serving (needs a tokio runtime).
+    pub async fn start() -> TestRelay {
+        let relay = Relay::bind(
+            "127.0.0.1:0".parse().expect("loopback address"),
+            RelayConfig::default(),
+        )
+        .await
+        .expect("bind the test relay on 127.0.0.1");
+        let addr = relay.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = relay
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        TestRelay {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.abort();
+    }
+}
+
+/// What a path looked like in a snapshot (symlinks are never followed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A folder.
+    Dir,
+    /// A regular file: its contents and mode bits.
+    File { data: Vec<u8>, mode: u32 },
+    /// A symbolic link and its target.
+    Link(PathBuf),
+    /// Anything else (FIFO, socket, device).
+    Other,
+}
+
+/// Every path below `base` (relative to it), without following symlinks,
+/// skipping the subtree `skip`.
+pub fn snapshot(base: &Path, skip: Option<&Path>) -> BTreeMap<PathBuf, Node> {
+    fn walk(base: &Path, dir: &Path, skip: Option<&Path>, out: &mut BTreeMap<PathBuf, Node>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if Some(p.as_path()) == skip {
+                continue;
+            }
+            let rel = p.strip_prefix(base).expect("below base").to_path_buf();
+            let Ok(md) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let node = if md.file_type().is_symlink() {
+                Node::Link(std::fs::read_link(&p).unwrap_or_default())
+            } else if md.is_dir() {
+                walk(base, &p, skip, out);
+                Node::Dir
+            } else if md.is_file() {
+                use std::os::unix::fs::PermissionsExt;
+                Node::File {
+                    data: std::fs::read(&p).unwrap_or_default(),
+                    mode: md.permissions().mode() & 0o7777,
+                }
+            } else {
+                Node::Other
+            };
+            out.insert(rel, node);
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(base, base, skip, &mut out);
+    out
+}
+
+/// Differences between two snapshots, one line each.
+fn diff(before: &BTreeMap<PathBuf, Node>, after: &BTreeMap<PathBuf, Node>) -> Vec<String> {
+    let mut d = Vec::new();
+    for (p, n) in after {
+        match before.get(p) {
+            None => d.push(format!("created {}: {}", p.display(), short(n))),
+            Some(b) if b != n => d.push(format!(
+                "changed {}: {} -> {}",
+                p.display(),
+                short(b),
+                short(n)
+            )),
+            _ => {}
+        }
+    }
+    for p in before.keys() {
+        if !after.contains_key(p) {
+            d.push(format!("removed {}", p.display()));
+        }
+    }
+    d
+}
+
+fn short(n: &Node) -> String {
+    match n {
+        Node::File { data, mode } => format!("file {} bytes mode {mode:o}", data.len()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The directories of one test run and the relay.
+///
+/// Layout: `root/p/q/` (OUT's parent) holds only `out` (OUT, created by the
+/// receiver unless the test makes it first) and `out-suffix/marker` (the
+/// sibling a prefix check would confuse with OUT); `root/` also holds
+/// `outside/` (a symlink target) and `victim` (a file a symlink points at).
+/// OUT is two levels down so that `../../x` still lands in the snapshot. `aux/` holds HOME, XDG_CONFIG_HOME and the
+/// receiver's working directory.
+pub struct Scene {
+    root: tempfile::TempDir,
+    aux: tempfile::TempDir,
+    /// The receiver's output directory.
+    pub out: PathBuf,
+    /// `OUT-suffix`, next to OUT.
+    pub sibling: PathBuf,
+    /// A folder outside OUT.
+    pub outside: PathBuf,
+    /// A file outside OUT.
+    pub victim: PathBuf,
+    relay: TestRelay,
+    before: Option<(BTreeMap<PathBuf, Node>, BTreeMap<PathBuf, Node>)>,
+}
+
+/// Contents of [`Scene::victim`].
+pub const VICTIM: &[u8] = b"victim: must never change\n";
+
+impl Scene {
+    /// Fresh directories and a fresh relay.
+    pub async fn new() -> Scene {
+        let root = tempfile::Builder::new()
+            .prefix("pqdrop-hostile-")
+            .tempdir()
+            .expect("temp dir");
+        let aux = tempfile::Builder::new()
+            .prefix("pqdrop-hostile-aux-")
+            .tempdir()
+            .expect("temp dir");
+        // OUT sits two levels down so that `../..` escapes still land in the
+        // snapshotted temp root.
+        let parent = root.path().join("p").join("q");
+        std::fs::create_dir_all(&parent).expect("mkdir OUT's parent");
+        let out = parent.join("out");
+        let sibling = parent.join("out-suffix");
+        let outside = root.path().join("outside");
+        let victim = root.path().join("victim");
+        std::fs::create_dir(&sibling).expect("mkdir sibling");
+        std::fs::write(sibling.join("marker"), b"sibling\n").expect("write marker");
+        std::fs::create_dir(&outside).expect("mkdir outside");
+        std::fs::write(&victim, VICTIM).expect("write victim");
+        for d in ["home", "config", "cwd"] {
+            std::fs::create_dir(aux.path().join(d)).expect("mkdir aux");
+        }
+        Scene {
+            root,
+            aux,
+            out,
+            sibling,
+            outside,
+            victim,
+            relay: TestRelay::start().await,
+            before: None,
+        }
+    }
+
+    /// The temp root (OUT's grandparent's parent).
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The relay's address.
+    pub fn relay_addr(&self) -> SocketAddr {
+        self.relay.addr()
+    }
+
+    /// Creates OUT (for tests that plant things in it first).
+    pub fn make_out(&self) -> &Path {
+        std::fs::create_dir_all(&self.out).expect("mkdir OUT");
+        &self.out
+    }
+
+    fn snapshots(&self) -> (BTreeMap<PathBuf, Node>, BTreeMap<PathBuf, Node>) {
+        (
+            snapshot(self.root.path(), Some(&self.out)),
+            snapshot(self.aux.path(), None),
+        )
+    }
+
+    /// Starts `pqdrop receive --relay ADDR --yes -o OUT [extra] CODE` and
+    /// connects the hostile peer to it through the relay (handshake done).
+    pub async fn start(&mut self, extra: &[&str]) -> (Receiver, Peer) {
+        self.start_with(extra, None, CODE).await
+    }
+
+    /// Like [`Scene::start`], with the receiver's data segment limited
+    /// (`ulimit -d`, KiB; on Linux this caps heap and private mappings) and the
+    /// peer using `peer_code`.
+    pub async fn start_with(
+        &mut self,
+        extra: &[&str],
+        data_limit_kib: Option<u64>,
+        peer_code: &str,
+    ) -> (Receiver, Peer) {
+        let mut rx = self.spawn(extra, data_limit_kib);
+        match Peer::connect(self.relay.addr(), peer_code).await {
+            Ok(p) => (rx, p),
+            Err(e) => {
+                rx.kill();
+                let stderr = String::from_utf8_lossy(&rx.collect_stderr()).into_owned();
+                panic!("the hostile peer could not reach the receiver: {e}\nreceiver stderr:\n{stderr}");
+            }
+        }
+    }
+
+    /// Spawns the receiver only.
+    pub fn spawn(&mut self, extra: &[&str], data_limit_kib: Option<u64>) -> Receiver {
+        self.before = Some(self.snapshots());
+        let bin = env!("CARGO_BIN_EXE_pqdrop");
+        let relay = self.relay.addr().to_string();
+        let out = self.out.to_str().expect("UTF-8 temp path").to_string();
+        let mut args: Vec<String> = vec![
+            "receive".into(),
+            "--relay".into(),
+            relay,
+            "--yes".into(),
+            "-o".into(),
+            out,
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(CODE.into());
+        let mut cmd = match data_limit_kib {
+            Some(kib) => {
+                let mut c = Command::new("/bin/sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -d {kib} && exec \"$0\" \"$@\""))
+                    .arg(bin)
+                    .args(&args);
+                c
+            }
+            None => {
+                let mut c = Command::new(bin);
+                c.args(&args);
+                c
+            }
+        };
+        cmd.current_dir(self.aux.path().join("cwd"))
+            .env("HOME", self.aux.path().join("home"))
+            .env("XDG_CONFIG_HOME", self.aux.path().join("config"))
+            .env_remove("PQDROP_RELAY")
+            .env_remove("PQDROP_CODE")
+            .env_remove("PQDROP_LAN_BIND")
+            .env_remove("PQDROP_LAN_PORT")
+            .env_remove("RUST_LOG")
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn the pqdrop receiver");
+        let pipe = |r: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut r) = r {
+                    let _ = r.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let stdout = pipe(
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        );
+        let stderr = pipe(
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        );
+        Receiver {
+            child: Some(child),
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            started: Instant::now(),
+        }
+    }
+
+    /// Drains the peer (to the receiver's Abort and the end of the stream)
+    /// while waiting for the receiver to exit, then compares the file system
+    /// outside OUT with the snapshot taken at start.
+    pub async fn finish(&mut self, rx: Receiver, peer: Option<Peer>) -> Outcome {
+        let mut peer = peer;
+        let (abort, exit) = match peer.as_mut() {
+            Some(p) => tokio::join!(p.drain(), rx.wait()),
+            None => (None, rx.wait().await),
+        };
+        drop(peer);
+        let (root_before, aux_before) = self.before.take().expect("finish after start");
+        let (root_after, aux_after) = self.snapshots();
+        let mut outside = diff(&root_before, &root_after);
+        outside.extend(
+            diff(&aux_before, &aux_after)
+                .into_iter()
+                .map(|l| format!("aux: {l}")),
+        );
+        Outcome {
+            exit,
+            abort,
+            outside,
+            out: snapshot(&self.out, None),
+            out_exists: self.out.exists(),
+            secrets: vec![
+                self.root.path().display().to_string(),
+                self.aux.path().display().to_string(),
+            ],
+        }
+    }
+}
+
+/// The receiver child process; killed on drop if still running.
+pub struct Receiver {
+    child: Option<Child>,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    started: Instant,
+}
+
+/// How the receiver ended.
+#[derive(Debug)]
+pub struct Exit {
+    /// Exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Everything it wrote to stderr.
+    pub stderr: Vec<u8>,
+    /// Everything it wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// From spawn to exit.
+    pub elapsed: Duration,
+}
+
+impl Receiver {
+    fn kill(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.child = None;
+    }
+
+    fn collect_stderr(&mut self) -> Vec<u8> {
+        self.stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+
+    /// Waits for the exit; kills it and panics (with its stderr) after
+    /// [`CHILD_DEADLINE`].
+    pub async fn wait(mut self) -> Exit {
+        let status = loop {
+            let c = self.child.as_mut().expect("running");
+            if let Some(s) = c.try_wait().expect("try_wait") {
+                break s;
+            }
+            if self.started.elapsed() > CHILD_DEADLINE {
+                self.kill();
+                let stderr = String::from_utf8_lossy(&self.collect_stderr()).into_owned();
+                panic!("the receiver did not exit within {CHILD_DEADLINE:?} (killed); stderr:\n{stderr}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let elapsed = self.started.elapsed();
+        self.child = None;
+        let stderr = self.collect_stderr();
+        let stdout = self
+            .stdout
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        Exit {
+            code: status.code(),
+            stderr,
+            stdout,
+            elapsed,
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A reply from the receiver, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Consent given.
+    Accept,
+    /// Declined.
+    Refuse,
+    /// A resume claim.
+    Have {
+        index: u64,
+        len: u64,
+        hash: [u8; 32],
+    },
+    /// Manifest processed.
+    Ready,
+    /// Everything verified.
+    DoneAck,
+    /// The receiver stopped, and why.
+    Abort(String),
+    /// Something a receiver never sends.
+    Unexpected(String),
+    /// The stream ended (cleanly or not).
+    Closed,
+    /// Reading or decrypting failed.
+    Error(String),
+}
+
+/// What [`Peer::expect`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// `Accept`.
+    Accept,
+    /// `Ready` (the `Have` claims before it are kept in [`Peer::haves`]).
+    Ready,
+    /// `DoneAck`.
+    DoneAck,
+}
+
+type ReadSide = Chain<std::io::Cursor<Vec<u8>>, OwnedReadHalf>;
+
+/// The hostile sender: an authenticated session whose messages the test writes.
+pub struct Peer {
+    rd: ReadSide,
+    wr: OwnedWriteHalf,
+    packer: Packer,
+    opener: RecordOpener,
+    replies: VecDeque<Reply>,
+    /// Records already sealed (a record is cut before it would pass
+    /// [`RECORD_SPLIT`]), written by the next `flush`.
+    sealed: Vec<u8>,
+    /// `Have` claims seen while waiting for `Ready`: (index, len, hash).
+    pub haves: Vec<(u64, u64, [u8; 32])>,
+    ended: bool,
+}
+
+impl Peer {
+    /// Connects to the relay as the sender and runs the handshake as the accepter.
+    pub async fn connect(relay: SocketAddr, code: &str) -> Result<Peer, String> {
+        let code = Code::parse(code).map_err(|e| format!("code: {e}"))?;
+        let nameplate = code.nameplate().to_string();
+        let addr = relay.to_string();
+        let mut stream = tokio::time::timeout(
+            PEER_TIMEOUT,
+            pqdrop_relay::connect(&addr, &nameplate, pqdrop_relay::Role::Sender, || {}),
+        )
+        .await
+        .map_err(|_| "the relay did not pair us in time".to_string())?
+        .map_err(|e| format!("relay: {e}"))?;
+        let (session, leftover) = tokio::time::timeout(
+            PEER_TIMEOUT,
+            handshake(
+                &mut stream,
+                Role::Accepter,
+                &code,
+                local_capabilities(false),
+            ),
+        )
+        .await
+        .map_err(|_| "the handshake timed out".to_string())?
+        .map_err(|e| format!("handshake: {e}"))?;
+        let (rd, wr) = stream.into_split();
+        let rd = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(leftover), rd);
+        Ok(Peer {
+            rd,
+            wr,
+            packer: Packer::new(session.sealer),
+            opener: session.opener,
+            replies: VecDeque::new(),
+            sealed: Vec::new(),
+            haves: Vec::new(),
+            ended: false,
+        })
+    }
+
+    /// Queues any message.
+    pub fn push(&mut self, m: &TransferMsg<'_>) -> &mut Self {
+        let mut b = Vec::new();
+        m.encode(&mut b);
+        self.raw(&b)
+    }
+
+    /// Queues raw message bytes (for encodings `TransferMsg` cannot express).
+    pub fn raw(&mut self, bytes: &[u8]) -> &mut Self {
+        if self.packer.pending() > 0 && self.packer.pending() + bytes.len() > RECORD_SPLIT {
+            let f = self.packer.seal(false).expect("seal").expect("a record");
+            self.sealed.extend_from_slice(&f.buf[f.start..]);
+        }
+        self.packer.buffer().extend_from_slice(bytes);
+        self
+    }
+
+    /// Queues a files offer.
+    pub fn offer(&mut self, files: u64, dirs: u64, bytes: u64, preview: &[&[u8]]) -> &mut Self {
+        self.push(&TransferMsg::Offer(Offer {
+            kind: OfferKind::Files,
+            files,
+            dirs,
+            bytes,
+            preview: preview.iter().map(|p| p.to_vec()).collect(),
+        }))
+    }
+
+    /// Queues a manifest entry.
+    pub fn entry(&mut self, e: &Entry) -> &mut Self {
+        self.push(&TransferMsg::Entry(e.clone()))
+    }
+
+    /// Queues the end of the manifest.
+    pub fn manifest_end(&mut self) -> &mut Self {
+        self.push(&TransferMsg::ManifestEnd)
+    }
+
+    /// Queues a file header.
+    pub fn file_start(&mut self, e: &Entry, offset: u64) -> &mut Self {
+        self.push(&TransferMsg::FileStart {
+            entry: e.clone(),
+            offset,
+        })
+    }
+
+    /// Queues plain file data.
+    pub fn chunk(&mut self, data: &[u8]) -> &mut Self {
+        self.push(&TransferMsg::Chunk {
+            compressed: false,
+            data,
+        })
+    }
+
+    /// Queues a chunk flagged as zstd-compressed, with `data` as its payload as is.
+    pub fn zchunk(&mut self, data: &[u8]) -> &mut Self {
+        self.push(&TransferMsg::Chunk {
+            compressed: true,
+            data,
+        })
+    }
+
+    /// Queues the end of a file.
+    pub fn file_end(&mut self, hash: [u8; 32]) -> &mut Self {
+        self.push(&TransferMsg::FileEnd { hash })
+    }
+
+    /// Queues a whole, honest file: header, data (in chunks of at most
+    /// 256 KiB), end with the right hash.
+    pub fn send_file(&mut self, e: &Entry, data: &[u8]) -> &mut Self {
+        self.file_start(e, 0);
+        for c in data.chunks(256 << 10) {
+            self.chunk(c);
+        }
+        self.file_end(hash(data))
+    }
+
+    /// Queues a skip.
+    pub fn file_skip(&mut self, index: u64) -> &mut Self {
+        self.push(&TransferMsg::FileSkip { index })
+    }
+
+    /// Queues the end of the transfer.
+    pub fn done(&mut self) -> &mut Self {
+        self.push(&TransferMsg::Done)
+    }
+
+    /// Seals the queued messages (one record unless they pass
+    /// [`RECORD_SPLIT`]) and returns the frame bytes without writing them
+    /// (for replay and reordering).
+    pub fn seal(&mut self, last: bool) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.sealed);
+        if let Some(f) = self.packer.seal(last).expect("seal") {
+            out.extend_from_slice(&f.buf[f.start..]);
+        }
+        out
+    }
+
+    /// Writes raw bytes to the connection.
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
+        tokio::time::timeout(PEER_TIMEOUT, async {
+            self.wr.write_all(bytes).await?;
+            self.wr.flush().await
+        })
+        .await
+        .map_err(|_| "write timed out".to_string())?
+        .map_err(|e| format!("write: {e}"))
+    }
+
+    /// Seals the queued messages into one (non-final) record and writes it.
+    pub async fn flush(&mut self) -> Result<(), String> {
+        let f = self.seal(false);
+        self.write_raw(&f).await
+    }
+
+    /// Seals the queued messages into the final record and writes it.
+    pub async fn flush_final(&mut self) -> Result<(), String> {
+        let f = self.seal(true);
+        self.write_raw(&f).await
+    }
+
+    /// Closes our sending side (TCP half-close).
+    pub async fn shutdown(&mut self) {
+        let _ = self.wr.shutdown().await;
+    }
+
+    /// The next reply, reading a record when none is queued.
+    pub async fn next_reply(&mut self) -> Reply {
+        if let Some(r) = self.replies.pop_front() {
+            return r;
+        }
+        if self.ended {
+            return Reply::Closed;
+        }
+        let frame =
+            match tokio::time::timeout(PEER_TIMEOUT, read_frame(&mut self.rd, Vec::new())).await {
+                Err(_) => return Reply::Error("no reply in time".into()),
+                Ok(Err(e)) => {
+                    self.ended = true;
+                    return Reply::Error(e.to_string());
+                }
+                Ok(Ok(None)) => {
+                    self.ended = true;
+                    return Reply::Closed;
+                }
+                Ok(Ok(Some(f))) => f,
+            };
+        let mut frame = frame;
+        let pt = match open_frame(&mut self.opener, &mut frame) {
+            Ok(pt) => pt,
+            Err(e) => {
+                self.ended = true;
+                return Reply::Error(e.to_string());
+            }
+        };
+        let mut it = Messages::new(pt);
+        loop {
+            let r = match it.next() {
+                Ok(None) => break,
+                Err(e) => Reply::Error(e.to_string()),
+                Ok(Some(m)) => match m {
+                    TransferMsg::Accept => Reply::Accept,
+                    TransferMsg::Refuse => Reply::Refuse,
+                    TransferMsg::Have { index, len, hash } => Reply::Have { index, len, hash },
+                    TransferMsg::Ready => Reply::Ready,
+                    TransferMsg::DoneAck => Reply::DoneAck,
+                    TransferMsg::Abort { reason } => Reply::Abort(reason),
+                    other => Reply::Unexpected(format!("{other:?}")),
+                },
+            };
+            let stop = matches!(r, Reply::Error(_));
+            self.replies.push_back(r);
+            if stop {
+                break;
+            }
+        }
+        if self.opener.is_finished() {
+            self.ended = true;
+        }
+        self.replies.pop_front().unwrap_or(Reply::Closed)
+    }
+
+    /// Waits for `want`; any other reply is an error naming it.
+    pub async fn expect(&mut self, want: Expect) -> Result<(), String> {
+        loop {
+            let r = self.next_reply().await;
+            match (want, &r) {
+                (Expect::Accept, Reply::Accept)
+                | (Expect::Ready, Reply::Ready)
+                | (Expect::DoneAck, Reply::DoneAck) => return Ok(()),
+                (Expect::Ready, Reply::Have { index, len, hash }) => {
+                    self.haves.push((*index, *len, *hash))
+                }
+                _ => {
+                    // Keep it for `drain` (an Abort is what the test looks at).
+                    let msg = format!("expected {want:?}, the receiver sent {r:?}");
+                    self.replies.push_front(r);
+                    return Err(msg);
+                }
+            }
+        }
+    }
+
+    /// After a manifest the receiver should have refused: if it answers
+    /// Ready instead, sends every file honestly (`size` bytes of `x`) and Done,
+    /// so that a receiver that wrongly accepts ends with exit 0 at once
+    /// instead of hanging until the deadline.
+    pub async fn follow_through(&mut self, entries: &[Entry]) {
+        if self.expect(Expect::Ready).await.is_err() {
+            return;
+        }
+        for e in entries.iter().filter(|e| e.kind == EntryKind::File) {
+            let data = vec![b'x'; usize::try_from(e.size).unwrap_or(0).min(16 << 20)];
+            self.send_file(e, &data);
+            if self.flush().await.is_err() {
+                return;
+            }
+        }
+        self.done();
+        let _ = self.flush().await;
+    }
+
+    /// Reads until the stream ends; returns the receiver's Abort reason, if any.
+    pub async fn drain(&mut self) -> Option<String> {
+        let mut abort = None;
+        let deadline = Instant::now() + CHILD_DEADLINE;
+        while Instant::now() < deadline {
+            match self.next_reply().await {
+                Reply::Abort(r) => abort = Some(r),
+                Reply::Closed | Reply::Error(_) => break,
+                _ => {}
+            }
+        }
+        abort
+    }
+
+    /// Offer (one `Files` offer with `files`/`dirs`/`bytes`, the preview
+    /// being the entries' paths), wait for Accept, then the whole manifest.
+    /// Errors only before the manifest went out; what follows is the test's.
+    pub async fn open_manifest(&mut self, entries: &[Entry]) -> Result<(), String> {
+        let files = entries.iter().filter(|e| e.kind == EntryKind::File).count() as u64;
+        let dirs = entries.len() as u64 - files;
+        let bytes = entries
+            .iter()
+            .map(|e| e.size)
+            .fold(0u64, u64::saturating_add);
+        // The preview is capped like entry paths; longer paths are left out of it.
+        let preview: Vec<&[u8]> = entries
+            .iter()
+            .filter(|e| e.path.len() <= 4096)
+            .take(16)
+            .map(|e| e.path.as_slice())
+            .collect();
+        self.offer(files, dirs, bytes, &preview).flush().await?;
+        self.expect(Expect::Accept).await?;
+        for e in entries {
+            self.entry(e);
+        }
+        self.manifest_end();
+        self.flush().await
+    }
+}
+
+/// Bytes that must never reach a terminal raw from a hostile name: C0
+/// controls but `\n` (ESC, BEL, CR, …), DEL, C1 controls (UTF-8 `C2 80..9F`
+/// or a lone `9B`), bidi controls, zero-width and invisible characters.
+pub fn raw_controls(s: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (i, &b) in s.iter().enumerate() {
+        if (b < 0x20 && b != b'\n') || b == 0x7F {
+            found.push(format!("byte {b:#04x} at {i}"));
+        }
+    }
+    for chunk in s.utf8_chunks() {
+        for ch in chunk.valid().chars() {
+            let c = u32::from(ch);
+            if (0x80..=0x9F).contains(&c)
+                || matches!(c, 0x061C | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x2069 | 0xFEFF)
+            {
+                found.push(format!("U+{c:04X}"));
+            }
+        }
+        for b in chunk.invalid() {
+            found.push(format!("invalid UTF-8 byte {b:#04x}"));
+        }
+    }
+    found
+}
+
+/// How a run ended and what it left behind.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The receiver's exit.
+    pub exit: Exit,
+    /// The Abort reason the receiver sent to the peer, if any.
+    pub abort: Option<String>,
+    /// Changes outside OUT (must be empty).
+    pub outside: Vec<String>,
+    /// What OUT holds now (relative paths).
+    pub out: BTreeMap<PathBuf, Node>,
+    /// Whether OUT exists.
+    pub out_exists: bool,
+    secrets: Vec<String>,
+}
+
+impl Outcome {
+    /// stderr, lossy.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.exit.stderr).into_owned()
+    }
+
+    fn context(&self) -> String {
+        format!(
+            "exit {:?} after {:?}\nstderr:\n{}\nabort sent to the peer: {:?}\nOUT: {:?}",
+            self.exit.code,
+            self.exit.elapsed,
+            self.stderr(),
+            self.abort,
+            self.out.keys().collect::<Vec<_>>()
+        )
+    }
+
+    /// The exit code is `code`.
+    #[track_caller]
+    pub fn assert_exit(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.exit.code,
+            Some(code),
+            "wrong exit code\n{}",
+            self.context()
+        );
+        self
+    }
+
+    /// What must hold after every run, whatever the outcome: no panic, no
+    /// secret, no raw control character on stderr, nothing changed outside
+    /// OUT, and no local path or secret in the abort reason sent to the peer.
+    #[track_caller]
+    pub fn assert_clean(&self) -> &Self {
+        let err = self.stderr();
+        assert!(
+            !err.contains("panicked"),
+            "the receiver panicked\n{}",
+            self.context()
+        );
+        for w in SECRET_WORDS {
+            assert!(
+                !err.to_lowercase().contains(w),
+                "stderr shows the code word {w:?}\n{}",
+                self.context()
+            );
+            assert!(
+                !String::from_utf8_lossy(&self.exit.stdout)
+                    .to_lowercase()
+                    .contains(w),
+                "stdout shows the code word {w:?}\n{}",
+                self.context()
+            );
+        }
+        let raw = raw_controls(&self.exit.stderr);
+        assert!(
+            raw.is_empty(),
+            "stderr holds raw control characters {raw:?}\n{}",
+            self.context()
+        );
+        assert!(
+            self.outside.is_empty(),
+            "the receiver changed things outside OUT: {:#?}\n{}",
+            self.outside,
+            self.context()
+        );
+        if let Some(a) = &self.abort {
+            for s in self.secrets.iter().map(String::as_str).chain(SECRET_WORDS) {
+                assert!(
+                    !a.contains(s),
+                    "the abort reason sent to the sender contains {s:?}: {a:?}"
+                );
+            }
+        }
+        self
+    }
+
+    /// stderr contains `needle` (case-insensitive).
+    #[track_caller]
+    pub fn assert_mentions(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr()
+                .to_lowercase()
+                .contains(&needle.to_lowercase()),
+            "stderr does not mention {needle:?}\n{}",
+            self.context()
+        );
+        self
+    }
+
+    /// stderr shows `raw` escaped exactly as `pqdrop::names::escape` does.
+    #[track_caller]
+    pub fn assert_names(&self, raw: &[u8]) -> &Self {
+        let shown = pqdrop::names::escape(raw);
+        assert!(
+            self.stderr().contains(&shown),
+            "stderr does not show the escaped name {shown:?}\n{}",
+            self.context()
+        );
+        self
+    }
+
+    /// The usual refusal: exit `code`, clean, and the escaped name shown.
+    #[track_caller]
+    pub fn assert_refused(&self, code: i32, name: Option<&[u8]>) -> &Self {
+        self.assert_exit(code).assert_clean();
+        if let Some(n) = name {
+            self.assert_names(n);
+        }
+        self
+    }
+
+    /// OUT holds no regular file (nothing was written).
+    #[track_caller]
+    pub fn assert_no_files_in_out(&self) -> &Self {
+        let files: Vec<_> = self
+            .out
+            .iter()
+            .filter(|(_, n)| matches!(n, Node::File { .. }))
+            .map(|(p, _)| p)
+            .collect();
+        assert!(
+            files.is_empty(),
+            "files were written into OUT: {files:?}\n{}",
+            self.context()
+        );
+        self
+    }
+
+    /// The node at `rel` inside OUT.
+    pub fn out_node(&self, rel: &str) -> Option<&Node> {
+        self.out.get(Path::new(rel))
+    }
+}

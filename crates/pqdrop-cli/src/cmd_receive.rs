@@ -133,7 +133,7 @@ fn read_code(arg: Option<&str>) -> anyhow::Result<Code> {
     }
     if let Ok(c) = std::env::var("PQDROP_CODE") {
         if !c.trim().is_empty() {
-            return Ok(Code::parse(&c).context("$PQDROP_CODE")?);
+            return Code::parse(&c).context("$PQDROP_CODE");
         }
     }
     let line = crate::prompt::read_code_line().context("reading the code")?;

@@ -44,25 +44,9 @@ fn read_with_completion() -> std::io::Result<Zeroizing<String>> {
         match byte[0] {
             b'\n' | b'\r' => break Ok(()),
             3 | 4 => break Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "cancelled")),
-            b'\t' => {
-                let start = line.rfind(|c: char| c == '-' || c == ' ').map(|i| i + 1).unwrap_or(0);
-                let prefix = line[start..].to_ascii_lowercase();
-                if prefix.len() >= 2 && !prefix.bytes().all(|b| b.is_ascii_digit()) {
-                    let matches = pqdrop_proto::code::complete(&prefix);
-                    if matches.len() == 1 {
-                        let rest = &matches[0][prefix.len()..];
-                        line.push_str(rest);
-                        line.push('-');
-                        let _ = write!(err, "{rest}-");
-                    } else {
-                        let _ = write!(err, "\x07");
-                    }
-                }
-            }
-            127 | 8 => {
-                if line.pop().is_some() {
-                    let _ = write!(err, "\x08 \x08");
-                }
+            b'\t' => complete_last_word(&mut line, &mut err),
+            127 | 8 if line.pop().is_some() => {
+                let _ = write!(err, "\x08 \x08");
             }
             b if b.is_ascii_graphic() || b == b' ' => {
                 line.push(b as char);
@@ -75,6 +59,23 @@ fn read_with_completion() -> std::io::Result<Zeroizing<String>> {
     restore();
     let _ = writeln!(err);
     res.map(|()| line)
+}
+
+/// Tab: completes the word being typed when its prefix names exactly one
+/// word of the list (three letters always do), else rings the bell.
+#[cfg(unix)]
+fn complete_last_word(line: &mut String, err: &mut std::io::Stderr) {
+    let start = line.rfind(['-', ' ']).map(|i| i + 1).unwrap_or(0);
+    let prefix = line[start..].to_ascii_lowercase();
+    let matches = if prefix.len() >= 2 && !prefix.bytes().all(|b| b.is_ascii_digit()) { pqdrop_proto::code::complete(&prefix) } else { Vec::new() };
+    if let [word] = matches[..] {
+        let rest = &word[prefix.len()..];
+        line.push_str(rest);
+        line.push('-');
+        let _ = write!(err, "{rest}-");
+    } else {
+        let _ = write!(err, "\x07");
+    }
 }
 
 #[cfg(not(unix))]

@@ -23,8 +23,10 @@ use rand_core::OsRng;
 use zeroize::Zeroizing;
 
 const KIB: usize = 1024;
-const CHUNK_SIZES: [(usize, &str); 5] = [(KIB, "1KiB"), (16 * KIB, "16KiB"), (64 * KIB, "64KiB"), (256 * KIB, "256KiB"), (1024 * KIB, "1MiB")];
-const CIPHERS: [(DataCipher, &str); 3] = [(DataCipher::Aes256Gcm, "aes256gcm"), (DataCipher::ChaCha20Poly1305, "chacha20poly1305"), (DataCipher::Cascade, "cascade")];
+const CHUNK_SIZES: [(usize, &str); 5] =
+    [(KIB, "1KiB"), (16 * KIB, "16KiB"), (64 * KIB, "64KiB"), (256 * KIB, "256KiB"), (1024 * KIB, "1MiB")];
+const CIPHERS: [(DataCipher, &str); 3] =
+    [(DataCipher::Aes256Gcm, "aes256gcm"), (DataCipher::ChaCha20Poly1305, "chacha20poly1305"), (DataCipher::Cascade, "cascade")];
 
 fn cipher(kind: DataCipher) -> RecordCipher {
     let aes = Zeroizing::new([0x11u8; 32]);
@@ -114,7 +116,9 @@ fn handshake(c: &mut Criterion) {
 
     let ci = cpace::lv_cat(&[b"pqdrop bench channel", b"7"]);
     let sid = [0x5au8; 64];
-    g.bench_function("cpace_calculate_generator", |b| b.iter(|| black_box(cpace::calculate_generator(black_box(b"ocean-tiger"), &ci, &sid))));
+    g.bench_function("cpace_calculate_generator", |b| {
+        b.iter(|| black_box(cpace::calculate_generator(black_box(b"ocean-tiger"), &ci, &sid)))
+    });
 
     g.bench_function("mlkem768_keygen", |b| b.iter(|| black_box(MlKemDecapsulationKey::generate().expect("keygen"))));
     let (dk, ek) = MlKemDecapsulationKey::generate().expect("keygen");

@@ -145,6 +145,13 @@ enum Local {
     Renamed(SafePath),
 }
 
+#[derive(Debug, Default)]
+struct Seen {
+    files: u64,
+    dirs: u64,
+    bytes: u64,
+}
+
 struct Current {
     entry: Entry,
     writer: FileWriter,
@@ -168,6 +175,8 @@ struct ReceiverLogic {
     local: HashMap<u64, Local>,
     manifest_done: bool,
     manifest_files: u64,
+    /// Files, folders and bytes seen in the manifest so far.
+    seen: Seen,
     /// Folders and their mtimes, set once their contents are written.
     dir_times: Vec<(SafePath, u64)>,
     stream_ended: bool,
@@ -222,6 +231,7 @@ impl ReceiverLogic {
             local: HashMap::new(),
             manifest_done: false,
             manifest_files: 0,
+            seen: Seen::default(),
             dir_times: Vec::new(),
             stream_ended: false,
             current: None,
@@ -271,6 +281,10 @@ impl ReceiverLogic {
             _ if self.offer.is_none() => Err(proto("expected an offer")),
             TransferMsg::Entry(e) if !self.manifest_done => self.on_entry(e),
             TransferMsg::ManifestEnd if !self.manifest_done => {
+                let o = self.offer.as_ref().ok_or_else(|| proto("no offer"))?;
+                if (self.seen.files, self.seen.dirs, self.seen.bytes) != (o.files, o.dirs, o.bytes) {
+                    return Err(proto("the manifest does not match the offer you accepted"));
+                }
                 self.manifest_done = true;
                 self.packer.push(&TransferMsg::Ready);
                 self.flush(false)
@@ -323,6 +337,7 @@ impl ReceiverLogic {
             return Err(Error::Protocol(format!("more than {} entries", self.opts.max_entries)));
         }
         let p = SafePath::parse(&e.path)?;
+        self.check_within_offer(&e)?;
         self.collisions.insert(&p, e.kind == EntryKind::Dir)?;
         self.digests.push(digest(&e));
         if e.kind == EntryKind::Dir {
@@ -349,6 +364,28 @@ impl ReceiverLogic {
         }
         if self.packer.pending() >= conn::RECORD_TARGET {
             self.flush(false)?;
+        }
+        Ok(())
+    }
+
+    /// Holds the manifest to what the user consented to: no more files, folders
+    /// or bytes than offered, and (when the offer listed every top-level name)
+    /// no top-level name that was not shown.
+    fn check_within_offer(&mut self, e: &Entry) -> Result<()> {
+        let o = self.offer.as_ref().ok_or_else(|| proto("no offer"))?;
+        match e.kind {
+            EntryKind::File => {
+                self.seen.files += 1;
+                self.seen.bytes = self.seen.bytes.saturating_add(e.size);
+            }
+            EntryKind::Dir => self.seen.dirs += 1,
+        }
+        if self.seen.files > o.files || self.seen.dirs > o.dirs || self.seen.bytes > o.bytes {
+            return Err(Error::Hostile { name: escape(&e.path), reason: "the sender's manifest goes beyond the offer you accepted" });
+        }
+        let top = e.path.split(|&b| b == b'/').next().unwrap_or_default();
+        if o.preview.len() < pqdrop_proto::transfer::MAX_PREVIEW && !o.preview.iter().any(|n| n == top) {
+            return Err(Error::Hostile { name: escape(&e.path), reason: "not under a name shown in the offer" });
         }
         Ok(())
     }

@@ -32,6 +32,15 @@ pub(crate) fn proto_err(e: pqdrop_proto::Error) -> Error {
     }
 }
 
+/// What the peer is told when we stop: the error, except that local I/O
+/// errors are not described (they would reveal local paths).
+pub(crate) fn abort_reason(e: &Error) -> String {
+    match e {
+        Error::Io { .. } => "the other side hit a local I/O error".into(),
+        other => other.to_string(),
+    }
+}
+
 /// The capabilities this build offers: AES-256-GCM only where the CPU has AES
 /// instructions (otherwise ChaCha20-Poly1305 is faster and constant-time).
 pub fn local_capabilities(cascade: bool) -> Capabilities {

@@ -57,25 +57,25 @@ pub enum Error {
     #[error("protocol violation by the other side: {0}")]
     Protocol(String),
     /// A local I/O error, with the path involved when there is one.
-    #[error("{}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "I/O error".into()))]
+    #[error("{}", match path { Some(p) => format!("{}: {err}", p.display()), None => err.to_string() })]
     Io {
         /// The path, if any.
         path: Option<PathBuf>,
-        /// The OS error (the `source`: error reports print it after the path).
-        #[source]
-        source: std::io::Error,
+        /// The OS error. Shown in the message and deliberately not exposed as
+        /// `source()`, so that error reports do not print it twice.
+        err: std::io::Error,
     },
 }
 
 impl From<std::io::Error> for Error {
     fn from(source: std::io::Error) -> Self {
-        Error::Io { path: None, source }
+        Error::Io { path: None, err: source }
     }
 }
 
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: Some(path.into()), source }
+        Error::Io { path: Some(path.into()), err: source }
     }
 }

@@ -174,7 +174,7 @@ fn env_value(name: &str) -> Result<Option<String>> {
 fn invalid_input(msg: String) -> Error {
     Error::Io {
         path: None,
-        source: io::Error::new(io::ErrorKind::InvalidInput, msg),
+        err: io::Error::new(io::ErrorKind::InvalidInput, msg),
     }
 }
 
@@ -219,7 +219,7 @@ impl Mode {
             IpAddr::V4(v4) => Ok(Mode::Multicast(Some(v4))),
             IpAddr::V6(v6) => Err(Error::Io {
                 path: None,
-                source: io::Error::new(
+                err: io::Error::new(
                     io::ErrorKind::Unsupported,
                     format!("LAN discovery over IPv6 only works on ::1 (loopback), not {v6}; give an IPv4 interface address or 0.0.0.0"),
                 ),
@@ -486,21 +486,43 @@ impl LanListener {
         sock.send_to(&datagram, dest).await?;
         tracing::debug!(%dest, %local_addr, nameplate, instance = %hex::encode(instance), "LAN: announcing");
 
+        // Receivers ask on the port above the discovery port; we answer at
+        // once, so finding us does not wait for the next periodic announcement.
+        let queries = match query_port(cfg.port) {
+            Some(qp) => mode.discovery_socket(qp).map_err(|e| tracing::debug!(error = %e, "LAN: not answering queries")).ok(),
+            None => None,
+        };
         let deadline = Instant::now() + max_wait;
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(ANNOUNCE_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await; // the first tick is immediate; we already sent
+            let mut qbuf = [0u8; ANNOUNCE_LEN + 1];
+            let want = nameplate_field(&datagram);
             loop {
-                if tokio::time::timeout_at(deadline, tick.tick())
-                    .await
-                    .is_err()
-                {
-                    tracing::debug!("LAN: stopped announcing (maximum wait reached)");
-                    return;
-                }
-                if let Err(e) = sock.send_to(&datagram, dest).await {
-                    tracing::debug!(%dest, error = %e, "LAN: announcement not sent");
+                let asked = async {
+                    match &queries {
+                        Some(q) => q.recv_from(&mut qbuf).await.ok(),
+                        None => std::future::pending().await,
+                    }
+                };
+                let to = tokio::select! {
+                    t = tokio::time::timeout_at(deadline, tick.tick()) => {
+                        if t.is_err() {
+                            tracing::debug!("LAN: stopped announcing (maximum wait reached)");
+                            return;
+                        }
+                        dest
+                    }
+                    Some((len, src)) = asked => {
+                        if parse_query(&qbuf[..len]) != Some(want) {
+                            continue;
+                        }
+                        src
+                    }
+                };
+                if let Err(e) = sock.send_to(&datagram, to).await {
+                    tracing::debug!(%to, error = %e, "LAN: announcement not sent");
                 }
             }
         });
@@ -538,7 +560,7 @@ impl LanListener {
             Ok(Err(e)) => Err(e.into()),
             Err(_) => Err(Error::Io {
                 path: None,
-                source: io::Error::new(
+                err: io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
                         "no receiver connected for code number {} within {} s",
@@ -577,12 +599,42 @@ pub async fn find(cfg: &LanConfig, nameplate: &str, timeout: Duration) -> Result
     // One spare byte so an oversized datagram shows up as the wrong length
     // instead of being silently truncated to a valid-looking prefix.
     let mut buf = [0u8; ANNOUNCE_LEN + 1];
+    // Ask senders to announce now (answers come back to `asker`), so we do not
+    // wait for the next periodic announcement. Repeated every second.
+    let asker = mode.announce_socket().ok();
+    let query = encode_query(nameplate);
+    let mut ask_tick = tokio::time::interval(Duration::from_secs(1));
 
     loop {
-        let (len, src) = match tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await {
+        let got = async {
+            let mut abuf = [0u8; ANNOUNCE_LEN + 1];
+            loop {
+                tokio::select! {
+                    r = sock.recv_from(&mut buf) => return (r, None),
+                    r = async {
+                        match &asker {
+                            Some(a) => a.recv_from(&mut abuf).await,
+                            None => std::future::pending().await,
+                        }
+                    } => return (r, Some(abuf)),
+                    _ = ask_tick.tick() => {
+                        if let (Some(a), Some(qp)) = (&asker, query_port(cfg.port)) {
+                            let _ = a.send_to(&query, mode.announce_dest(qp)).await;
+                        }
+                    }
+                }
+            }
+        };
+        let (r, answer) = match tokio::time::timeout_at(deadline, got).await {
             Err(_) => return Err(not_found()),
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
+            Ok(x) => x,
+        };
+        if let (Ok((len, _)), Some(a)) = (&r, answer) {
+            buf[..*len].copy_from_slice(&a[..*len]);
+        }
+        let (len, src) = match r {
+            Ok(r) => r,
+            Err(e) => {
                 // Transient per-datagram errors (e.g. ICMP-induced) must not
                 // end the search; pause briefly so a persistent one cannot spin.
                 tracing::debug!(error = %e, "LAN: receive error");
@@ -626,6 +678,42 @@ pub async fn find(cfg: &LanConfig, nameplate: &str, timeout: Duration) -> Result
         }
         failed.insert(key);
     }
+}
+
+/// The UDP port senders listen on for queries: the one above the discovery port.
+fn query_port(port: u16) -> Option<u16> {
+    port.checked_add(1)
+}
+
+/// Magic of a query datagram ("who announces this nameplate?").
+const QUERY_MAGIC: &[u8; 10] = b"PQDROP-ASK";
+
+/// A query: the announcement layout with magic `PQDROP-ASK`, version 1, the
+/// nameplate, and zeros where the port and instance id would be.
+fn encode_query(nameplate: &str) -> [u8; ANNOUNCE_LEN] {
+    let mut q = [0u8; ANNOUNCE_LEN];
+    q[..10].copy_from_slice(QUERY_MAGIC);
+    q[10] = 1;
+    let n = nameplate.len().min(MAX_NAMEPLATE_LEN);
+    q[11] = n as u8;
+    q[12..12 + n].copy_from_slice(&nameplate.as_bytes()[..n]);
+    q
+}
+
+/// The nameplate bytes of a query, if `buf` is exactly a valid query.
+fn parse_query(buf: &[u8]) -> Option<&[u8]> {
+    if buf.len() != ANNOUNCE_LEN || &buf[..10] != QUERY_MAGIC || buf[10] != 1 || buf[22..].iter().any(|&b| b != 0) {
+        return None;
+    }
+    let n = usize::from(buf[11]);
+    let np = buf.get(12..12 + n)?;
+    (valid_nameplate(np) && buf[12 + n..22].iter().all(|&b| b == 0)).then_some(np)
+}
+
+/// The nameplate bytes of one of our own encoded announcements.
+fn nameplate_field(datagram: &[u8; ANNOUNCE_LEN]) -> &[u8] {
+    let n = usize::from(datagram[11]).min(MAX_NAMEPLATE_LEN);
+    &datagram[12..12 + n]
 }
 
 /// Connects to `target`, from the configured interface address when `bind`

@@ -114,7 +114,7 @@ where
         let res = r.run();
         if let Err(e) = &res {
             if !matches!(e, Error::PeerGone(_) | Error::Refused) {
-                r.packer.push(&TransferMsg::Abort { reason: abort_reason(e) });
+                r.packer.push(&TransferMsg::Abort { reason: conn::abort_reason(e) });
                 let _ = r.flush(true);
             }
         }
@@ -124,14 +124,6 @@ where
     reader.abort();
     let _ = writer.await;
     res
-}
-
-/// What the sender is told when the receiver stops (no local paths beyond the entry name).
-fn abort_reason(e: &Error) -> String {
-    match e {
-        Error::Io { .. } => "the receiver hit a local I/O error".into(),
-        other => other.to_string(),
-    }
 }
 
 /// Per-file state kept between the manifest and the data phase (sparse).

@@ -189,7 +189,7 @@ where
         let r = s.run(payload, source);
         if let Err(e) = &r {
             if !matches!(e, Error::PeerGone(_) | Error::Refused) {
-                s.packer.push(&TransferMsg::Abort { reason: e.to_string() });
+                s.packer.push(&TransferMsg::Abort { reason: conn::abort_reason(e) });
                 let _ = s.flush(true);
             }
         }

@@ -245,7 +245,7 @@ async fn listener_gives_up_after_max_wait() {
         .await
         .expect_err("nobody connects");
     match err {
-        Error::Io { source, .. } => assert_eq!(source.kind(), std::io::ErrorKind::TimedOut),
+        Error::Io { err, .. } => assert_eq!(err.kind(), std::io::ErrorKind::TimedOut),
         other => panic!("expected a timeout, got {other:?}"),
     }
 }

@@ -96,21 +96,14 @@ fn derive(args: DeriveArgs) -> anyhow::Result<()> {
     };
     let variant = Variant::from(args.variant);
     let h = keys::hierarchy(&seed, variant).context("deriving the keys")?;
-    let text = if args.json {
-        render_json(variant, &h)
-    } else {
-        render_text(variant, &h)
-    };
+    let text = if args.json { render_json(variant, &h) } else { render_text(variant, &h) };
     let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .context("writing the keys to standard output")?;
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).context("writing the keys to standard output")?;
     Ok(())
 }
 
 fn read_seed_file(path: &Path) -> anyhow::Result<Seed> {
-    let mut file = File::open(path)
-        .with_context(|| format!("cannot open the seed file {}", path.display()))?;
+    let mut file = File::open(path).with_context(|| format!("cannot open the seed file {}", path.display()))?;
     warn_if_shared(&file, path);
     read_seed(&mut file, false).with_context(|| format!("seed file {}", path.display()))
 }
@@ -132,10 +125,7 @@ fn warn_if_shared(file: &File, path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = file.metadata() {
         if meta.permissions().mode() & 0o077 != 0 {
-            eprintln!(
-                "pqdrop: warning: the seed file {} can be read by other users (try chmod 600)",
-                path.display()
-            );
+            eprintln!("pqdrop: warning: the seed file {} can be read by other users (try chmod 600)", path.display());
         }
     }
 }
@@ -176,27 +166,20 @@ fn read_seed(source: &mut dyn Read, stop_at_newline: bool) -> anyhow::Result<See
 /// Checks the seed text and turns it into a [`Seed`]. Messages say what is
 /// wrong (length, kind of character) but never quote the input.
 fn parse_seed(input: &[u8]) -> anyhow::Result<Seed> {
-    let expected = format!(
-        "the seed must be {} hexadecimal characters ({} bytes)",
-        keys::SEED_HEX_LEN,
-        keys::KEY_LEN
-    );
+    let expected = format!("the seed must be {} hexadecimal characters ({} bytes)", keys::SEED_HEX_LEN, keys::KEY_LEN);
     let Ok(text) = std::str::from_utf8(input) else {
         bail!("{expected}; the input is not text");
     };
     let text = text.trim();
     if text.is_empty() {
-        bail!(
-            "no seed given: {expected}, on standard input (pqdrop keys derive < seed.hex) or in --seed-file PATH"
-        );
+        bail!("no seed given: {expected}, on standard input (pqdrop keys derive < seed.hex) or in --seed-file PATH");
     }
     let chars = text.chars().count();
     if chars != keys::SEED_HEX_LEN {
         bail!("{expected}; got {chars} characters");
     }
     // The length is right, so the only error left is a non-hex character.
-    Seed::from_hex(text)
-        .map_err(|_| anyhow::anyhow!("{expected}; it contains characters other than 0-9 and a-f"))
+    Seed::from_hex(text).map_err(|_| anyhow::anyhow!("{expected}; it contains characters other than 0-9 and a-f"))
 }
 
 /// The output fields, in order, with their values as bytes.
@@ -278,10 +261,7 @@ mod tests {
 
     #[test]
     fn seed_errors_are_clear() {
-        assert_eq!(
-            msg(b"0123456789"),
-            "the seed must be 64 hexadecimal characters (32 bytes); got 10 characters"
-        );
+        assert_eq!(msg(b"0123456789"), "the seed must be 64 hexadecimal characters (32 bytes); got 10 characters");
         assert!(msg(b"").starts_with("no seed given"));
         assert!(msg(b" \n").starts_with("no seed given"));
         let bad = format!("{}zz", &COUNTING[..62]);
@@ -290,9 +270,7 @@ mod tests {
             "the seed must be 64 hexadecimal characters (32 bytes); it contains characters other than 0-9 and a-f"
         );
         assert!(msg(&[0xff; 64]).ends_with("the input is not text"));
-        assert!(
-            msg(&[b'a'; MAX_SEED_INPUT + 10]).starts_with("the input is longer than 4096 bytes")
-        );
+        assert!(msg(&[b'a'; MAX_SEED_INPUT + 10]).starts_with("the input is longer than 4096 bytes"));
     }
 
     #[test]
@@ -310,8 +288,7 @@ mod tests {
     fn outputs_agree() {
         let seed = Seed::from_hex(COUNTING).unwrap();
         let h = keys::hierarchy(&seed, Variant::Enclave).unwrap();
-        let json: serde_json::Value =
-            serde_json::from_str(&render_json(Variant::Enclave, &h)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&render_json(Variant::Enclave, &h)).unwrap();
         let text = render_text(Variant::Enclave, &h);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 7);

@@ -63,7 +63,9 @@ impl ReceiveUi for Ui {
             OfferKind::Stream => "a stream of unknown size (it will be written to standard output)".into(),
         };
         if self.json {
-            json_event(json!({"event": "offer", "kind": format!("{:?}", o.kind).to_lowercase(), "files": o.files, "dirs": o.dirs, "bytes": o.bytes, "names": o.preview}));
+            json_event(
+                json!({"event": "offer", "kind": format!("{:?}", o.kind).to_lowercase(), "files": o.files, "dirs": o.dirs, "bytes": o.bytes, "names": o.preview}),
+            );
         } else {
             eprintln!("The sender offers {what}:");
             for name in &o.preview {
@@ -163,7 +165,8 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     let report = match args.net.route()? {
         Route::Relay(addr) => {
             // No timeout of our own: the relay ends a lonely wait with status 20.
-            let stream = pqdrop_relay::connect(&addr, &nameplate, pqdrop_relay::Role::Receiver, || {}).await.map_err(|e| relay_err(&addr, e))?;
+            let stream =
+                pqdrop_relay::connect(&addr, &nameplate, pqdrop_relay::Role::Receiver, || {}).await.map_err(|e| relay_err(&addr, e))?;
             pqdrop::receive::receive(stream, &code, opts, ui.clone()).await?
         }
         Route::Lan(cfg) => {
@@ -181,9 +184,12 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     }
     let text = ui.text.lock().ok().and_then(|mut t| t.take());
     if args.net.json {
-        json_event(json!({"event": "result", "ok": true, "files": report.files, "dirs": report.dirs, "bytes_received": report.bytes_received, "bytes_resumed": report.bytes_resumed, "text": text}));
+        json_event(
+            json!({"event": "result", "ok": true, "files": report.files, "dirs": report.dirs, "bytes_received": report.bytes_received, "bytes_resumed": report.bytes_resumed, "text": text}),
+        );
     } else if report.kind == Some(OfferKind::Files) {
-        let resumed = if report.bytes_resumed > 0 { format!(" ({} were already there)", human(report.bytes_resumed)) } else { String::new() };
+        let resumed =
+            if report.bytes_resumed > 0 { format!(" ({} were already there)", human(report.bytes_resumed)) } else { String::new() };
         eprintln!("Received {} file(s) and {} folder(s) into {}{resumed}.", report.files, report.dirs, args.output.display());
     }
     let _ = Zeroizing::new(());

@@ -169,7 +169,9 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         }
     }
     if args.net.json {
-        json_event(json!({"event": "result", "ok": true, "files": report.files, "bytes_sent": report.bytes_sent, "bytes_skipped": report.bytes_skipped}));
+        json_event(
+            json!({"event": "result", "ok": true, "files": report.files, "bytes_sent": report.bytes_sent, "bytes_skipped": report.bytes_skipped}),
+        );
     } else if report.bytes_skipped > 0 {
         eprintln!("Done: sent {}, {} were already there (resumed).", human(report.bytes_sent), human(report.bytes_skipped));
     } else {

@@ -25,7 +25,12 @@ fn read_with_completion() -> std::io::Result<Zeroizing<String>> {
     // Raw mode through stty keeps this dependency-free.
     let saved = std::process::Command::new("stty").arg("-g").stdin(std::process::Stdio::inherit()).output()?;
     let saved = String::from_utf8_lossy(&saved.stdout).trim().to_string();
-    let raw_ok = std::process::Command::new("stty").args(["-icanon", "-echo", "min", "1"]).stdin(std::process::Stdio::inherit()).status().map(|s| s.success()).unwrap_or(false);
+    let raw_ok = std::process::Command::new("stty")
+        .args(["-icanon", "-echo", "min", "1"])
+        .stdin(std::process::Stdio::inherit())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !raw_ok {
         std::io::stdin().lock().read_line(&mut line)?;
         return Ok(line);
@@ -67,7 +72,8 @@ fn read_with_completion() -> std::io::Result<Zeroizing<String>> {
 fn complete_last_word(line: &mut String, err: &mut std::io::Stderr) {
     let start = line.rfind(['-', ' ']).map(|i| i + 1).unwrap_or(0);
     let prefix = line[start..].to_ascii_lowercase();
-    let matches = if prefix.len() >= 2 && !prefix.bytes().all(|b| b.is_ascii_digit()) { pqdrop_proto::code::complete(&prefix) } else { Vec::new() };
+    let matches =
+        if prefix.len() >= 2 && !prefix.bytes().all(|b| b.is_ascii_digit()) { pqdrop_proto::code::complete(&prefix) } else { Vec::new() };
     if let [word] = matches[..] {
         let rest = &word[prefix.len()..];
         line.push_str(rest);

@@ -8,14 +8,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-const FIELDS: [&str; 6] = [
-    "seed_exchange_private",
-    "seed_exchange_public",
-    "io_exchange_private",
-    "io_exchange_public",
-    "state_ikm",
-    "callback_secret",
-];
+const FIELDS: [&str; 6] =
+    ["seed_exchange_private", "seed_exchange_public", "io_exchange_private", "io_exchange_public", "state_ikm", "callback_secret"];
 
 fn vectors() -> Vec<Value> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../vectors/keys.json");
@@ -62,10 +56,7 @@ fn json_output_matches_vectors_for_both_variants() {
     for v in &vs {
         let seed = format!("{}\n", v["seed"].as_str().unwrap());
         let variant = v["variant"].as_str().unwrap();
-        let out = pqdrop(
-            &["keys", "derive", "--variant", variant, "--json"],
-            seed.as_bytes(),
-        );
+        let out = pqdrop(&["keys", "derive", "--variant", variant, "--json"], seed.as_bytes());
         assert!(out.status.success(), "{variant}: {}", stderr(&out));
         let stdout = String::from_utf8(out.stdout).unwrap();
         assert_eq!(stdout.lines().count(), 1, "exactly one JSON line: {stdout}");
@@ -82,10 +73,7 @@ fn default_variant_is_spec_and_text_output_matches() {
         let stdout = String::from_utf8(out.stdout).unwrap();
         let lines: Vec<&str> = stdout.lines().collect();
         assert_eq!(lines.len(), 1 + FIELDS.len(), "{stdout}");
-        assert_eq!(
-            lines[0].split_whitespace().collect::<Vec<_>>(),
-            ["variant:", "spec"]
-        );
+        assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["variant:", "spec"]);
         for (line, field) in lines[1..].iter().zip(FIELDS) {
             let (name, value) = line.split_once(':').unwrap();
             assert_eq!(name, field);
@@ -96,16 +84,8 @@ fn default_variant_is_spec_and_text_output_matches() {
 
 #[test]
 fn seed_file_works() {
-    let v = vectors()
-        .into_iter()
-        .find(|v| v["variant"] == "enclave")
-        .unwrap();
-    let path: PathBuf = [
-        env!("CARGO_TARGET_TMPDIR"),
-        &format!("keys_cli_seed_{}.hex", std::process::id()),
-    ]
-    .iter()
-    .collect();
+    let v = vectors().into_iter().find(|v| v["variant"] == "enclave").unwrap();
+    let path: PathBuf = [env!("CARGO_TARGET_TMPDIR"), &format!("keys_cli_seed_{}.hex", std::process::id())].iter().collect();
     std::fs::write(&path, format!("{}\n", v["seed"].as_str().unwrap())).unwrap();
     #[cfg(unix)]
     {
@@ -114,46 +94,19 @@ fn seed_file_works() {
     }
     let path_arg = path.to_str().unwrap();
     // Stdin holds garbage: the file must win.
-    let out = pqdrop(
-        &[
-            "keys",
-            "derive",
-            "--variant",
-            "enclave",
-            "--json",
-            "--seed-file",
-            path_arg,
-        ],
-        b"nonsense",
-    );
+    let out = pqdrop(&["keys", "derive", "--variant", "enclave", "--json", "--seed-file", path_arg], b"nonsense");
     std::fs::remove_file(&path).ok();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        out.stderr.is_empty(),
-        "no warning for a private file: {}",
-        stderr(&out)
-    );
+    assert!(out.stderr.is_empty(), "no warning for a private file: {}", stderr(&out));
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got, expected(&v));
 }
 
 #[test]
 fn missing_seed_file_fails() {
-    let out = pqdrop(
-        &[
-            "keys",
-            "derive",
-            "--seed-file",
-            "/nonexistent/pqdrop-seed.hex",
-        ],
-        b"",
-    );
+    let out = pqdrop(&["keys", "derive", "--seed-file", "/nonexistent/pqdrop-seed.hex"], b"");
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("cannot open the seed file /nonexistent/pqdrop-seed.hex"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("cannot open the seed file /nonexistent/pqdrop-seed.hex"), "{}", stderr(&out));
     assert!(out.stdout.is_empty());
 }
 
@@ -163,14 +116,8 @@ fn bad_seed_fails_with_a_clear_message() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     let err = stderr(&out);
-    assert!(
-        err.contains("the seed must be 64 hexadecimal characters (32 bytes); got 10 characters"),
-        "{err}"
-    );
-    assert!(
-        !err.contains("0123456789"),
-        "the input must not be echoed: {err}"
-    );
+    assert!(err.contains("the seed must be 64 hexadecimal characters (32 bytes); got 10 characters"), "{err}");
+    assert!(!err.contains("0123456789"), "the input must not be echoed: {err}");
 
     let out = pqdrop(&["keys", "derive"], b"");
     assert!(!out.status.success());
@@ -179,11 +126,7 @@ fn bad_seed_fails_with_a_clear_message() {
     let not_hex = "x".repeat(64);
     let out = pqdrop(&["keys", "derive", "--json"], not_hex.as_bytes());
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("characters other than 0-9 and a-f"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("characters other than 0-9 and a-f"), "{}", stderr(&out));
     assert!(out.stdout.is_empty());
 }
 
@@ -197,16 +140,9 @@ fn seed_is_never_taken_from_argv() {
 
 #[test]
 fn bad_variant_is_rejected() {
-    let out = pqdrop(
-        &["keys", "derive", "--variant", "other"],
-        "00".repeat(32).as_bytes(),
-    );
+    let out = pqdrop(&["keys", "derive", "--variant", "other"], "00".repeat(32).as_bytes());
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("spec") && stderr(&out).contains("enclave"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("spec") && stderr(&out).contains("enclave"), "{}", stderr(&out));
 }
 
 #[test]
@@ -214,9 +150,6 @@ fn help_has_examples() {
     let out = pqdrop(&["keys", "derive", "--help"], b"");
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        help.contains("Examples:") && help.contains("--seed-file"),
-        "{help}"
-    );
+    assert!(help.contains("Examples:") && help.contains("--seed-file"), "{help}");
     assert!(help.contains("never from the command line"), "{help}");
 }

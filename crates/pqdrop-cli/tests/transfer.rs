@@ -34,26 +34,15 @@ fn one_big_file(net: Net) {
     let code = "12-ocean-tiger";
 
     let t = Instant::now();
-    let mut s = h
-        .send()
-        .args(["--json", "--code", code])
-        .arg(&file)
-        .spawn("sender");
-    let mut r = h
-        .receive()
-        .args(["--yes", "--json", "-o", path_str(out.path()), code])
-        .spawn("receiver");
+    let mut s = h.send().args(["--json", "--code", code]).arg(&file).spawn("sender");
+    let mut r = h.receive().args(["--yes", "--json", "-o", path_str(out.path()), code]).spawn("receiver");
     let [s, r] = wait_all([&mut s, &mut r], BIG);
     eprintln!("{net:?}: 64 MiB in {:?}", t.elapsed());
     s.assert_code(exit::OK);
     r.assert_code(exit::OK);
 
     assert_same_file(&file, &out.path().join("random.bin"));
-    assert_eq!(
-        dir_names(out.path()),
-        ["random.bin"],
-        "nothing else (no partial file) may be left"
-    );
+    assert_eq!(dir_names(out.path()), ["random.bin"], "nothing else (no partial file) may be left");
 
     let res = r.json_result();
     assert_eq!(res["files"], 1, "{res}");
@@ -63,11 +52,7 @@ fn one_big_file(net: Net) {
     assert_eq!(res["bytes_received"], SIZE, "{res}");
 
     let lines = s.json_lines();
-    assert_eq!(
-        lines[0]["event"], "code",
-        "the sender's first JSON line must be the code: {}",
-        lines[0]
-    );
+    assert_eq!(lines[0]["event"], "code", "the sender's first JSON line must be the code: {}", lines[0]);
     assert_eq!(lines[0]["code"], code);
     let sres = s.json_result();
     assert_eq!(sres["files"], 1, "{sres}");
@@ -112,14 +97,7 @@ fn make_tree(root: &Path) -> std::path::PathBuf {
         set_mtime(&p, 1_500_000_000 + 86_413 * i as u64);
     }
     // Deepest folders first, so setting a parent's time comes after its children.
-    let dirs = [
-        "sub/deeper/nested",
-        "sub/deeper/also-empty",
-        "sub/deeper",
-        "sub",
-        "empty",
-        "",
-    ];
+    let dirs = ["sub/deeper/nested", "sub/deeper/also-empty", "sub/deeper", "sub", "empty", ""];
     for (i, d) in dirs.iter().enumerate() {
         set_mtime(&top.join(d), 1_400_000_000 + 7_919 * i as u64);
     }
@@ -135,41 +113,22 @@ fn folder_tree(net: Net) {
     let code = "3-folder-tree";
 
     let mut s = h.send().args(["--code", code]).arg(&top).spawn("sender");
-    let mut r = h
-        .receive()
-        .args(["--yes", "--json", "-o", path_str(out.path()), code])
-        .spawn("receiver");
+    let mut r = h.receive().args(["--yes", "--json", "-o", path_str(out.path()), code]).spawn("receiver");
     let [s, r] = wait_all([&mut s, &mut r], SMALL);
     s.assert_code(exit::OK);
     r.assert_code(exit::OK);
 
     let want = tree(src.path());
     let got = tree(out.path());
-    let names =
-        |t: &std::collections::BTreeMap<String, Node>| t.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(
-        names(&got),
-        names(&want),
-        "the received tree has different entries"
-    );
+    let names = |t: &std::collections::BTreeMap<String, Node>| t.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&got), names(&want), "the received tree has different entries");
     for (rel, w) in &want {
         let g = &got[rel];
         match (w, g) {
             (Node::Dir { .. }, Node::Dir { .. }) => {}
-            (
-                Node::File { len, mode, mtime },
-                Node::File {
-                    len: gl,
-                    mode: gm,
-                    mtime: gt,
-                },
-            ) => {
+            (Node::File { len, mode, mtime }, Node::File { len: gl, mode: gm, mtime: gt }) => {
                 assert_eq!(gl, len, "{rel}: length");
-                assert_eq!(
-                    gm & 0o111,
-                    mode & 0o111,
-                    "{rel}: executable bits ({gm:o} vs {mode:o})"
-                );
+                assert_eq!(gm & 0o111, mode & 0o111, "{rel}: executable bits ({gm:o} vs {mode:o})");
                 assert_eq!(gm, mode, "{rel}: mode ({gm:o} vs {mode:o})");
                 assert_eq!(gt, mtime, "{rel}: mtime (to the second)");
                 assert_same_file(&src.path().join(rel), &out.path().join(rel));
@@ -205,10 +164,7 @@ fn lan_folder_mtimes_preserved() {
     let top = make_tree(src.path());
     let code = "4-folder-times";
     let mut s = h.send().args(["--code", code]).arg(&top).spawn("sender");
-    let mut r = h
-        .receive()
-        .args(["--yes", "-o", path_str(out.path()), code])
-        .spawn("receiver");
+    let mut r = h.receive().args(["--yes", "-o", path_str(out.path()), code]).spawn("receiver");
     let [s, r] = wait_all([&mut s, &mut r], SMALL);
     s.assert_code(exit::OK);
     r.assert_code(exit::OK);
@@ -228,28 +184,14 @@ fn text(net: Net) {
     let out = temp_dir("pqdrop-out-");
     let msg = "hello … wörld ✓ — tabs\tand\nnew lines\n  trailing spaces  ";
     let code = "5-text-only";
-    let mut s = h
-        .send()
-        .args(["--code", code, "--text", msg])
-        .spawn("sender");
+    let mut s = h.send().args(["--code", code, "--text", msg]).spawn("sender");
     // The code comes from $PQDROP_CODE here, the other way the CLI takes it.
-    let mut r = h
-        .receive()
-        .args(["--yes", "-o", path_str(out.path())])
-        .env("PQDROP_CODE", code)
-        .spawn("receiver");
+    let mut r = h.receive().args(["--yes", "-o", path_str(out.path())]).env("PQDROP_CODE", code).spawn("receiver");
     let [s, r] = wait_all([&mut s, &mut r], SMALL);
     s.assert_code(exit::OK);
     r.assert_code(exit::OK);
-    assert_eq!(
-        r.stdout_text(),
-        msg,
-        "the receiver must print exactly the text"
-    );
-    assert!(
-        dir_names(out.path()).is_empty(),
-        "a text transfer writes no file"
-    );
+    assert_eq!(r.stdout_text(), msg, "the receiver must print exactly the text");
+    assert!(dir_names(out.path()).is_empty(), "a text transfer writes no file");
 }
 
 #[test]
@@ -267,27 +209,14 @@ fn stdin_stream(net: Net) {
     let out = temp_dir("pqdrop-out-");
     let data = pseudo_random(0x57d1, 3 * MIB + 4321);
     let code = "6-pipe-stream";
-    let mut s = h
-        .send()
-        .args(["--code", code, "-"])
-        .stdin_bytes(data.clone())
-        .spawn("sender");
-    let mut r = h
-        .receive()
-        .args(["--yes", "-o", path_str(out.path()), code])
-        .spawn("receiver");
+    let mut s = h.send().args(["--code", code, "-"]).stdin_bytes(data.clone()).spawn("sender");
+    let mut r = h.receive().args(["--yes", "-o", path_str(out.path()), code]).spawn("receiver");
     let [s, r] = wait_all([&mut s, &mut r], SMALL);
     s.assert_code(exit::OK);
     r.assert_code(exit::OK);
     assert_eq!(r.stdout.len(), data.len(), "stdout length");
-    assert!(
-        r.stdout == data,
-        "the receiver's stdout differs from the sender's stdin"
-    );
-    assert!(
-        dir_names(out.path()).is_empty(),
-        "a stream transfer writes no file"
-    );
+    assert!(r.stdout == data, "the receiver's stdout differs from the sender's stdin");
+    assert!(dir_names(out.path()).is_empty(), "a stream transfer writes no file");
 }
 
 #[test]
@@ -309,31 +238,15 @@ fn wrong_code(net: Net) {
     let out = temp_dir("pqdrop-out-");
     let file = src.path().join("secret.txt");
     std::fs::write(&file, b"not for the wrong person").expect("write");
-    let mut s = h
-        .send()
-        .args(["--code", "7-ocean-tiger"])
-        .arg(&file)
-        .spawn("sender");
-    let mut r = h
-        .receive()
-        .args(["--yes", "-o", path_str(out.path()), "7-ocean-tigers"])
-        .spawn("receiver");
+    let mut s = h.send().args(["--code", "7-ocean-tiger"]).arg(&file).spawn("sender");
+    let mut r = h.receive().args(["--yes", "-o", path_str(out.path()), "7-ocean-tigers"]).spawn("receiver");
     let [s, r] = wait_all([&mut s, &mut r], SMALL);
     r.assert_code(exit::WRONG_CODE);
     s.assert_code(exit::WRONG_CODE);
     for f in [&s, &r] {
-        assert!(
-            f.stderr.contains("code is wrong"),
-            "{} stderr must say the code is wrong:\n{}",
-            f.label,
-            f.stderr
-        );
+        assert!(f.stderr.contains("code is wrong"), "{} stderr must say the code is wrong:\n{}", f.label, f.stderr);
     }
-    assert!(
-        dir_names(out.path()).is_empty(),
-        "nothing may be written with a wrong code: {:?}",
-        dir_names(out.path())
-    );
+    assert!(dir_names(out.path()).is_empty(), "nothing may be written with a wrong code: {:?}", dir_names(out.path()));
 }
 
 #[test]
@@ -360,15 +273,8 @@ fn resume_after_kill(net: Net) {
 
     // First run: kill the receiver once the partial file passes 40 %.
     let code1 = "21-first-try";
-    let mut s1 = h
-        .send()
-        .args(["--zstd", "off", "--code", code1])
-        .arg(&file)
-        .spawn("sender #1");
-    let mut r1 = h
-        .receive()
-        .args(["--yes", "-o", path_str(out.path()), code1])
-        .spawn("receiver #1");
+    let mut s1 = h.send().args(["--zstd", "off", "--code", code1]).arg(&file).spawn("sender #1");
+    let mut r1 = h.receive().args(["--yes", "-o", path_str(out.path()), code1]).spawn("receiver #1");
     let deadline = Instant::now() + BIG;
     let at_kill = loop {
         let len = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
@@ -379,77 +285,38 @@ fn resume_after_kill(net: Net) {
         if let Some(f) = r1.poll() {
             panic!("receiver #1 exited ({:?}) before it could be killed at 40 % (partial {len} bytes); stderr:\n{}", f.status, f.stderr);
         }
-        assert!(
-            Instant::now() < deadline,
-            "the partial file did not reach 40 % within {BIG:?} (at {len} bytes)"
-        );
+        assert!(Instant::now() < deadline, "the partial file did not reach 40 % within {BIG:?} (at {len} bytes)");
         std::thread::sleep(Duration::from_millis(2));
     };
-    let after_kill = std::fs::metadata(&partial)
-        .expect("the partial file stays after SIGKILL")
-        .len();
+    let after_kill = std::fs::metadata(&partial).expect("the partial file stays after SIGKILL").len();
     eprintln!("{net:?}: killed the receiver with the partial at {at_kill} bytes ({}%), {after_kill} bytes after", at_kill * 100 / SIZE);
-    assert!(
-        at_kill < SIZE && after_kill < SIZE,
-        "the partial must be incomplete at kill time"
-    );
-    assert!(
-        !out.path().join("big.bin").exists(),
-        "the final file must not exist after a kill"
-    );
+    assert!(at_kill < SIZE && after_kill < SIZE, "the partial must be incomplete at kill time");
+    assert!(!out.path().join("big.bin").exists(), "the final file must not exist after a kill");
     let s1 = s1.wait(SMALL);
     s1.assert_failed();
     eprintln!("{net:?}: sender #1 exited with {:?}", s1.status);
 
     // Second run, new code, same folder: resumes from the partial.
     let code2 = "22-second-try";
-    let mut s2 = h
-        .send()
-        .args(["--json", "--zstd", "off", "--code", code2])
-        .arg(&file)
-        .spawn("sender #2");
-    let mut r2 = h
-        .receive()
-        .args(["--yes", "--json", "-o", path_str(out.path()), code2])
-        .spawn("receiver #2");
+    let mut s2 = h.send().args(["--json", "--zstd", "off", "--code", code2]).arg(&file).spawn("sender #2");
+    let mut r2 = h.receive().args(["--yes", "--json", "-o", path_str(out.path()), code2]).spawn("receiver #2");
     let [s2, r2] = wait_all([&mut s2, &mut r2], BIG);
     s2.assert_code(exit::OK);
     r2.assert_code(exit::OK);
     assert_same_file(&file, &out.path().join("big.bin"));
-    assert!(
-        partial_files(out.path()).is_empty(),
-        "a .pqdrop-partial file remains: {:?}",
-        partial_files(out.path())
-    );
+    assert!(partial_files(out.path()).is_empty(), "a .pqdrop-partial file remains: {:?}", partial_files(out.path()));
     assert_eq!(dir_names(out.path()), ["big.bin"]);
 
     let res = r2.json_result();
-    let resumed = res["bytes_resumed"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("bytes_resumed missing: {res}"));
-    let received = res["bytes_received"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("bytes_received missing: {res}"));
+    let resumed = res["bytes_resumed"].as_u64().unwrap_or_else(|| panic!("bytes_resumed missing: {res}"));
+    let received = res["bytes_received"].as_u64().unwrap_or_else(|| panic!("bytes_received missing: {res}"));
     assert!(resumed > 0, "nothing was resumed: {res}");
     assert!(resumed * 10 >= at_kill * 9, "resumed {resumed} bytes, less than 90 % of the {at_kill} bytes present at kill time: {res}");
-    assert!(
-        resumed <= after_kill,
-        "resumed {resumed} bytes, more than the partial held ({after_kill}): {res}"
-    );
-    assert_eq!(
-        received + resumed,
-        SIZE,
-        "bytes_received + bytes_resumed must be the file size (zstd off): {res}"
-    );
+    assert!(resumed <= after_kill, "resumed {resumed} bytes, more than the partial held ({after_kill}): {res}");
+    assert_eq!(received + resumed, SIZE, "bytes_received + bytes_resumed must be the file size (zstd off): {res}");
     let sres = s2.json_result();
-    assert_eq!(
-        sres["bytes_skipped"], resumed,
-        "the sender's skipped bytes: {sres}"
-    );
-    assert_eq!(
-        sres["bytes_sent"], received,
-        "the sender's sent bytes: {sres}"
-    );
+    assert_eq!(sres["bytes_skipped"], resumed, "the sender's skipped bytes: {sres}");
+    assert_eq!(sres["bytes_sent"], received, "the sender's sent bytes: {sres}");
 }
 
 #[test]
@@ -481,15 +348,8 @@ fn kill_midway(net: Net, victim: Victim) {
     write_pseudo_random_file(&file, 0x3141, SIZE);
     let partial = out.path().join(".mid.bin.pqdrop-partial");
     let code = "23-cut-short";
-    let mut s = h
-        .send()
-        .args(["--zstd", "off", "--code", code])
-        .arg(&file)
-        .spawn("sender");
-    let mut r = h
-        .receive()
-        .args(["--yes", "-o", path_str(out.path()), code])
-        .spawn("receiver");
+    let mut s = h.send().args(["--zstd", "off", "--code", code]).arg(&file).spawn("sender");
+    let mut r = h.receive().args(["--yes", "-o", path_str(out.path()), code]).spawn("receiver");
     let deadline = Instant::now() + BIG;
     loop {
         let len = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
@@ -498,16 +358,10 @@ fn kill_midway(net: Net, victim: Victim) {
         }
         for p in [&mut s, &mut r] {
             if let Some(f) = p.poll() {
-                panic!(
-                    "{} exited ({:?}) before the kill; stderr:\n{}",
-                    f.label, f.status, f.stderr
-                );
+                panic!("{} exited ({:?}) before the kill; stderr:\n{}", f.label, f.status, f.stderr);
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "the partial file did not reach 8 MiB within {BIG:?}"
-        );
+        assert!(Instant::now() < deadline, "the partial file did not reach 8 MiB within {BIG:?}");
         std::thread::sleep(Duration::from_millis(2));
     }
     let (killed, survivor) = match victim {
@@ -517,18 +371,9 @@ fn kill_midway(net: Net, victim: Victim) {
     killed.kill();
     let f = survivor.wait(SMALL);
     f.assert_code(exit::PEER_GONE);
-    assert_eq!(
-        f.stderr.matches("disconnected").count(),
-        1,
-        "{} must say once that the other side disconnected:\n{}",
-        f.label,
-        f.stderr
-    );
+    assert_eq!(f.stderr.matches("disconnected").count(), 1, "{} must say once that the other side disconnected:\n{}", f.label, f.stderr);
     assert!(partial.exists(), "the partial file must stay for a resume");
-    assert!(
-        !out.path().join("mid.bin").exists(),
-        "no final file after an interrupted transfer"
-    );
+    assert!(!out.path().join("mid.bin").exists(), "no final file after an interrupted transfer");
 }
 
 #[test]
@@ -553,23 +398,12 @@ fn refuse_without_terminal(net: Net) {
     std::fs::write(&file, b"do you want this?").expect("write");
     let code = "8-ask-first";
     let mut s = h.send().args(["--code", code]).arg(&file).spawn("sender");
-    let mut r = h
-        .receive()
-        .args(["-o", path_str(&out), code])
-        .without_terminal()
-        .spawn("receiver");
+    let mut r = h.receive().args(["-o", path_str(&out), code]).without_terminal().spawn("receiver");
     let [s, r] = wait_all([&mut s, &mut r], SMALL);
     r.assert_code(exit::REFUSED);
     s.assert_code(exit::REFUSED);
-    assert!(
-        s.stderr.contains("declined"),
-        "the sender must say the receiver declined:\n{}",
-        s.stderr
-    );
-    assert!(
-        !out.exists(),
-        "a refused transfer must not even create the output folder"
-    );
+    assert!(s.stderr.contains("declined"), "the sender must say the receiver declined:\n{}", s.stderr);
+    assert!(!out.exists(), "a refused transfer must not even create the output folder");
     assert!(dir_names(out_parent.path()).is_empty());
 }
 
@@ -607,18 +441,8 @@ fn relay_existing_file_refuse_rename_overwrite() {
     std::fs::write(&os, &old_same).expect("write");
 
     let run = |code: &str, policy: Option<&str>| -> (Finished, Finished) {
-        let mut s = h
-            .send()
-            .args(["--code", code])
-            .arg(&sr)
-            .arg(&ss)
-            .spawn("sender");
-        let mut r = h
-            .receive()
-            .args(["--yes", "-o", path_str(out.path())])
-            .args(policy)
-            .arg(code)
-            .spawn("receiver");
+        let mut s = h.send().args(["--code", code]).arg(&sr).arg(&ss).spawn("sender");
+        let mut r = h.receive().args(["--yes", "-o", path_str(out.path())]).args(policy).arg(code).spawn("receiver");
         let [s, r] = wait_all([&mut s, &mut r], SMALL);
         (s, r)
     };
@@ -627,23 +451,10 @@ fn relay_existing_file_refuse_rename_overwrite() {
     let (_s, r) = run("9-no-flag", None);
     r.assert_code(exit::EXISTS);
     assert!(r.stderr.contains("already exists"), "stderr:\n{}", r.stderr);
-    assert_eq!(
-        std::fs::read(&or).expect("read"),
-        old_report,
-        "the old report must be unchanged"
-    );
-    assert_eq!(
-        std::fs::read(&os).expect("read"),
-        old_same,
-        "the old same.bin must be unchanged"
-    );
+    assert_eq!(std::fs::read(&or).expect("read"), old_report, "the old report must be unchanged");
+    assert_eq!(std::fs::read(&os).expect("read"), old_same, "the old same.bin must be unchanged");
     let names = dir_names(out.path());
-    assert!(
-        names
-            .iter()
-            .all(|n| n == "report.txt" || n == "same.bin" || n.ends_with(".pqdrop-partial")),
-        "unexpected files: {names:?}"
-    );
+    assert!(names.iter().all(|n| n == "report.txt" || n == "same.bin" || n.ends_with(".pqdrop-partial")), "unexpected files: {names:?}");
 
     // --rename: both kept, new ones as `name (1).ext`.
     let (s, r) = run("10-rename-it", Some("--rename"));
@@ -651,33 +462,16 @@ fn relay_existing_file_refuse_rename_overwrite() {
     r.assert_code(exit::OK);
     assert_eq!(std::fs::read(&or).expect("read"), old_report);
     assert_eq!(std::fs::read(&os).expect("read"), old_same);
-    assert_eq!(
-        std::fs::read(out.path().join("report (1).txt")).expect("report (1).txt"),
-        new_report
-    );
-    assert_eq!(
-        std::fs::read(out.path().join("same (1).bin")).expect("same (1).bin"),
-        new_same
-    );
+    assert_eq!(std::fs::read(out.path().join("report (1).txt")).expect("report (1).txt"), new_report);
+    assert_eq!(std::fs::read(out.path().join("same (1).bin")).expect("same (1).bin"), new_same);
 
     // --overwrite: replaced in place; the renamed copies stay.
     let (s, r) = run("11-overwrite-it", Some("--overwrite"));
     s.assert_code(exit::OK);
     r.assert_code(exit::OK);
-    assert_eq!(
-        std::fs::read(&or).expect("read"),
-        new_report,
-        "report.txt must be replaced"
-    );
-    assert_eq!(
-        std::fs::read(&os).expect("read"),
-        new_same,
-        "same.bin must be replaced"
-    );
-    assert_eq!(
-        dir_names(out.path()),
-        ["report (1).txt", "report.txt", "same (1).bin", "same.bin"]
-    );
+    assert_eq!(std::fs::read(&or).expect("read"), new_report, "report.txt must be replaced");
+    assert_eq!(std::fs::read(&os).expect("read"), new_same, "same.bin must be replaced");
+    assert_eq!(dir_names(out.path()), ["report (1).txt", "report.txt", "same (1).bin", "same.bin"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -687,17 +481,10 @@ fn relay_existing_file_refuse_rename_overwrite() {
 fn help_texts_have_examples() {
     let h = Harness::new(Net::Lan);
     for sub in ["send", "receive", "relay"] {
-        let f = h
-            .command(sub)
-            .arg("--help")
-            .spawn(&format!("{sub} --help"))
-            .wait(SMALL);
+        let f = h.command(sub).arg("--help").spawn(&format!("{sub} --help")).wait(SMALL);
         f.assert_code(exit::OK);
         let text = f.stdout_text();
-        assert!(
-            text.contains("Examples"),
-            "`pqdrop {sub} --help` has no examples:\n{text}"
-        );
+        assert!(text.contains("Examples"), "`pqdrop {sub} --help` has no examples:\n{text}");
     }
 }
 
@@ -712,18 +499,9 @@ fn send_missing_path_fails_before_waiting() {
     let h = Harness::new(Net::Lan);
     let src = temp_dir("pqdrop-src-");
     let missing = src.path().join("does-not-exist.txt");
-    let f = h
-        .send()
-        .args(["--code", "24-no-such-file"])
-        .arg(&missing)
-        .spawn("sender")
-        .wait(Duration::from_secs(10));
+    let f = h.send().args(["--code", "24-no-such-file"]).arg(&missing).spawn("sender").wait(Duration::from_secs(10));
     f.assert_code(exit::IO);
-    assert!(
-        f.stderr.contains("does-not-exist.txt"),
-        "stderr:\n{}",
-        f.stderr
-    );
+    assert!(f.stderr.contains("does-not-exist.txt"), "stderr:\n{}", f.stderr);
 }
 
 /// `main` prints errors with `{:#}` (the whole source chain), and
@@ -733,18 +511,8 @@ fn send_missing_path_fails_before_waiting() {
 fn io_error_message_is_printed_once() {
     let h = Harness::new(Net::Lan);
     // Fails in the config step, before any socket is opened.
-    let f = h
-        .send()
-        .args(["--code", "25-bad-port", "--text", "hi"])
-        .env("PQDROP_LAN_PORT", "not-a-port")
-        .spawn("sender")
-        .wait(SMALL);
+    let f = h.send().args(["--code", "25-bad-port", "--text", "hi"]).env("PQDROP_LAN_PORT", "not-a-port").spawn("sender").wait(SMALL);
     f.assert_failed();
     let msg = "is not a UDP port number";
-    assert_eq!(
-        f.stderr.matches(msg).count(),
-        1,
-        "the error must be printed once:\n{}",
-        f.stderr
-    );
+    assert_eq!(f.stderr.matches(msg).count(), 1, "the error must be printed once:\n{}", f.stderr);
 }

@@ -71,13 +71,7 @@ static WORDLIST: OnceLock<Vec<&'static str>> = OnceLock::new();
 /// The word list generated codes are drawn from: 1,296 lowercase ASCII words,
 /// sorted, no two sharing their first three letters (EFF short word list #2).
 pub fn wordlist() -> &'static [&'static str] {
-    WORDLIST.get_or_init(|| {
-        WORDLIST_TEXT
-            .lines()
-            .map(str::trim)
-            .filter(|w| !w.is_empty())
-            .collect()
-    })
+    WORDLIST.get_or_init(|| WORDLIST_TEXT.lines().map(str::trim).filter(|w| !w.is_empty()).collect())
 }
 
 /// Words of the list that start with `prefix` (ASCII case ignored), in list order,
@@ -96,11 +90,7 @@ pub fn complete(prefix: &str) -> Vec<&'static str> {
     // The list is sorted, so all words with the prefix form one contiguous run
     // starting at the first word that is not smaller than the prefix.
     let start = list.partition_point(|w| *w < prefix.as_str());
-    list[start..]
-        .iter()
-        .take_while(|w| w.starts_with(prefix.as_str()))
-        .copied()
-        .collect()
+    list[start..].iter().take_while(|w| w.starts_with(prefix.as_str())).copied().collect()
 }
 
 /// Whether `word` (already lowercase) is in the list.
@@ -151,11 +141,7 @@ impl Nameplate {
         if (Self::MIN..=Self::MAX).contains(&n) {
             Ok(Self(n))
         } else {
-            Err(Error::BadCode(format!(
-                "the number at the start must be between {} and {}: {EXAMPLE}",
-                Self::MIN,
-                Self::MAX
-            )))
+            Err(Error::BadCode(format!("the number at the start must be between {} and {}: {EXAMPLE}", Self::MIN, Self::MAX)))
         }
     }
 
@@ -181,12 +167,8 @@ impl FromStr for Nameplate {
         let s = s.trim();
         let bytes = s.as_bytes();
         match bytes.first() {
-            None => Err(Error::BadCode(format!(
-                "missing the number at the start: {EXAMPLE}"
-            ))),
-            Some(b) if b.is_ascii_alphabetic() => Err(Error::BadCode(format!(
-                "missing the number at the start: {EXAMPLE}"
-            ))),
+            None => Err(Error::BadCode(format!("missing the number at the start: {EXAMPLE}"))),
+            Some(b) if b.is_ascii_alphabetic() => Err(Error::BadCode(format!("missing the number at the start: {EXAMPLE}"))),
             Some(b) if b.is_ascii_digit() => {
                 if !bytes.iter().all(u8::is_ascii_digit) {
                     return Err(Error::BadCode(format!(
@@ -203,9 +185,7 @@ impl FromStr for Nameplate {
                 // string (all zeros) is the invalid value 0.
                 Nameplate::new(digits.parse::<u32>().unwrap_or(0))
             }
-            Some(_) => Err(Error::BadCode(format!(
-                "the code must start with a number: {EXAMPLE}"
-            ))),
+            Some(_) => Err(Error::BadCode(format!("the code must start with a number: {EXAMPLE}"))),
         }
     }
 }
@@ -233,9 +213,7 @@ fn check_word(word: &str, position: usize) -> Result<()> {
         )));
     }
     if word.bytes().any(|b| b.is_ascii_digit()) {
-        return Err(Error::BadCode(format!(
-            "word {position} contains a digit; only the number at the start has digits: {EXAMPLE}"
-        )));
+        return Err(Error::BadCode(format!("word {position} contains a digit; only the number at the start has digits: {EXAMPLE}")));
     }
     if !word.bytes().all(|b| b.is_ascii_alphabetic()) {
         return Err(Error::BadCode(format!(
@@ -267,14 +245,11 @@ impl Code {
     /// (`log2(1296/1295)` bits per word).
     pub fn generate<R: RngCore + CryptoRng>(words: usize, rng: &mut R) -> Result<Code> {
         if !(1..=MAX_WORDS).contains(&words) {
-            return Err(Error::Misuse(
-                "a code has between 1 and MAX_WORDS (8) words",
-            ));
+            return Err(Error::Misuse("a code has between 1 and MAX_WORDS (8) words"));
         }
         let list = wordlist();
         // The list length is the constant 1296, so it fits in u32.
-        let list_len =
-            u32::try_from(list.len()).map_err(|_| Error::Misuse("word list too long"))?;
+        let list_len = u32::try_from(list.len()).map_err(|_| Error::Misuse("word list too long"))?;
         let nameplate = Nameplate(Nameplate::MIN + uniform(rng, Nameplate::GENERATED_MAX));
 
         // Which words were picked is as secret as the words themselves.
@@ -296,10 +271,7 @@ impl Code {
             }
             secret.push_str(list[idx]);
         }
-        Ok(Code {
-            nameplate,
-            words: secret,
-        })
+        Ok(Code { nameplate, words: secret })
     }
 
     /// Parses what a user typed or pasted.
@@ -320,10 +292,7 @@ impl Code {
     /// and never quote the input, which may hold the secret.
     pub fn parse(s: &str) -> Result<Code> {
         if s.len() > MAX_CODE_LEN {
-            return Err(Error::BadCode(format!(
-                "the code is {} bytes long, more than the limit of {MAX_CODE_LEN}: {EXAMPLE}",
-                s.len()
-            )));
+            return Err(Error::BadCode(format!("the code is {} bytes long, more than the limit of {MAX_CODE_LEN}: {EXAMPLE}", s.len())));
         }
         let s = s.trim();
         if s.is_empty() {
@@ -331,22 +300,16 @@ impl Code {
         }
         let mut parts = s.split(is_separator).filter(|p| !p.is_empty());
         let Some(first) = parts.next() else {
-            return Err(Error::BadCode(format!(
-                "the code has only separators: {EXAMPLE}"
-            )));
+            return Err(Error::BadCode(format!("the code has only separators: {EXAMPLE}")));
         };
         let nameplate: Nameplate = first.parse()?;
 
         let count = parts.clone().count();
         if count == 0 {
-            return Err(Error::BadCode(format!(
-                "missing the secret words after the number: {EXAMPLE}"
-            )));
+            return Err(Error::BadCode(format!("missing the secret words after the number: {EXAMPLE}")));
         }
         if count > MAX_WORDS {
-            return Err(Error::BadCode(format!(
-                "the code has {count} words, more than the limit of {MAX_WORDS}: {EXAMPLE}"
-            )));
+            return Err(Error::BadCode(format!("the code has {count} words, more than the limit of {MAX_WORDS}: {EXAMPLE}")));
         }
         // The normalized form is never longer than the trimmed input, so this
         // String never reallocates (which would leave a stray copy).
@@ -395,11 +358,7 @@ impl Code {
                 continue;
             }
             seen.push(word);
-            total += if is_listed(word) {
-                per_list_word
-            } else {
-                (word.len() as f64 * UNLISTED_BITS_PER_LETTER).min(per_list_word)
-            };
+            total += if is_listed(word) { per_list_word } else { (word.len() as f64 * UNLISTED_BITS_PER_LETTER).min(per_list_word) };
         }
         total
     }
@@ -418,9 +377,7 @@ impl Code {
     /// it anywhere.
     pub fn expose(&self) -> Zeroizing<String> {
         let nameplate = self.nameplate.to_string();
-        let mut out = Zeroizing::new(String::with_capacity(
-            nameplate.len() + 1 + self.words.len(),
-        ));
+        let mut out = Zeroizing::new(String::with_capacity(nameplate.len() + 1 + self.words.len()));
         out.push_str(&nameplate);
         out.push('-');
         out.push_str(&self.words);
@@ -441,10 +398,7 @@ impl fmt::Debug for Code {
     /// Prints the nameplate only; the words are redacted so that a stray `{:?}`
     /// in a log line cannot leak the secret.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Code")
-            .field("nameplate", &self.nameplate.0)
-            .field("words", &"<redacted>")
-            .finish()
+        f.debug_struct("Code").field("nameplate", &self.nameplate.0).field("words", &"<redacted>").finish()
     }
 }
 
@@ -486,18 +440,12 @@ mod tests {
         }
         fn fill_bytes(&mut self, dest: &mut [u8]) {
             for chunk in dest.chunks_mut(32) {
-                let block = crate::primitives::sha256(&[
-                    &self.seed.to_le_bytes(),
-                    &self.counter.to_le_bytes(),
-                ]);
+                let block = crate::primitives::sha256(&[&self.seed.to_le_bytes(), &self.counter.to_le_bytes()]);
                 self.counter += 1;
                 chunk.copy_from_slice(&block[..chunk.len()]);
             }
         }
-        fn try_fill_bytes(
-            &mut self,
-            dest: &mut [u8],
-        ) -> core::result::Result<(), rand_core::Error> {
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> core::result::Result<(), rand_core::Error> {
             self.fill_bytes(dest);
             Ok(())
         }
@@ -519,15 +467,9 @@ mod tests {
         assert!(list.len() >= 1024);
         for w in list {
             assert!((3..=10).contains(&w.len()), "{w}");
-            assert!(
-                w.bytes().all(|b| b.is_ascii_lowercase()),
-                "{w} is not lowercase a-z"
-            );
+            assert!(w.bytes().all(|b| b.is_ascii_lowercase()), "{w} is not lowercase a-z");
         }
-        assert!(
-            list.windows(2).all(|p| p[0] < p[1]),
-            "list must be sorted and without duplicates"
-        );
+        assert!(list.windows(2).all(|p| p[0] < p[1]), "list must be sorted and without duplicates");
         assert_eq!(list.first(), Some(&"aardvark"));
         assert_eq!(list.last(), Some(&"zucchini"));
     }
@@ -559,10 +501,7 @@ mod tests {
         assert_eq!(complete("").len(), WORDLIST_LEN);
         let z = complete("z");
         assert!(z.len() > 3 && z.iter().all(|w| w.starts_with('z')));
-        assert_eq!(
-            z.len(),
-            wordlist().iter().filter(|w| w.starts_with('z')).count()
-        );
+        assert_eq!(z.len(), wordlist().iter().filter(|w| w.starts_with('z')).count());
     }
 
     #[test]
@@ -653,32 +592,17 @@ mod tests {
             assert_eq!(err(input), *want, "input {input:?}");
         }
         let long_word = format!("7-{}", "a".repeat(MAX_WORD_LEN + 1));
-        assert_eq!(
-            err(&long_word),
-            "word 1 is too long (33 characters); words have at most 32 letters"
-        );
+        assert_eq!(err(&long_word), "word 1 is too long (33 characters); words have at most 32 letters");
         assert!(Code::parse(&format!("7-{}", "a".repeat(MAX_WORD_LEN))).is_ok());
         let long = format!("7-{}", "ab-".repeat(100));
-        assert_eq!(
-            err(&long),
-            "the code is 302 bytes long, more than the limit of 256: codes look like 7-ocean-tiger"
-        );
+        assert_eq!(err(&long), "the code is 302 bytes long, more than the limit of 256: codes look like 7-ocean-tiger");
         // The Display of the crate error adds its own prefix.
-        assert_eq!(
-            Code::parse("").unwrap_err().to_string(),
-            "invalid code: the code is empty: codes look like 7-ocean-tiger"
-        );
+        assert_eq!(Code::parse("").unwrap_err().to_string(), "invalid code: the code is empty: codes look like 7-ocean-tiger");
     }
 
     #[test]
     fn errors_never_quote_the_secret() {
-        for s in [
-            "tigerzz-ocean",
-            "7-secretword-x9",
-            "7-secretwordé",
-            "7-secretword/",
-            "7secretword",
-        ] {
+        for s in ["tigerzz-ocean", "7-secretword-x9", "7-secretwordé", "7-secretword/", "7secretword"] {
             let m = err(s);
             assert!(!m.contains("secretword") && !m.contains("tigerzz"), "{m}");
         }
@@ -690,10 +614,7 @@ mod tests {
         assert!(Nameplate::new(65_536).is_err());
         assert_eq!(Nameplate::new(1).unwrap().get(), 1);
         assert_eq!(Nameplate::new(65_535).unwrap().to_string(), "65535");
-        assert_eq!(
-            "0042".parse::<Nameplate>().unwrap(),
-            Nameplate::new(42).unwrap()
-        );
+        assert_eq!("0042".parse::<Nameplate>().unwrap(), Nameplate::new(42).unwrap());
         assert!("".parse::<Nameplate>().is_err());
         assert!("4 2".parse::<Nameplate>().is_err());
     }
@@ -727,10 +648,7 @@ mod tests {
     fn generate_rejects_bad_word_counts() {
         let mut rng = TestRng::new(2);
         assert!(matches!(Code::generate(0, &mut rng), Err(Error::Misuse(_))));
-        assert!(matches!(
-            Code::generate(MAX_WORDS + 1, &mut rng),
-            Err(Error::Misuse(_))
-        ));
+        assert!(matches!(Code::generate(MAX_WORDS + 1, &mut rng), Err(Error::Misuse(_))));
     }
 
     #[test]

@@ -161,9 +161,7 @@ impl CpaceSecret {
         let k = Zeroizing::new(x25519(&self.0, peer));
         // x25519 returns the canonical encoding, so G.I has exactly one form.
         if ct_eq(&k[..], &[0u8; 32]) {
-            return Err(Error::InvalidPublicValue(
-                "CPace: X25519 result is all zero (low-order point)",
-            ));
+            return Err(Error::InvalidPublicValue("CPace: X25519 result is all zero (low-order point)"));
         }
         Ok(k)
     }
@@ -188,11 +186,7 @@ fn lexiographically_larger(a: &[u8], b: &[u8]) -> bool {
 fn transcript_oc(ya: &[u8], ada: &[u8], yb: &[u8], adb: &[u8]) -> Vec<u8> {
     let a = lv_cat(&[ya, ada]);
     let b = lv_cat(&[yb, adb]);
-    let (first, second) = if lexiographically_larger(&a, &b) {
-        (a, b)
-    } else {
-        (b, a)
-    };
+    let (first, second) = if lexiographically_larger(&a, &b) { (a, b) } else { (b, a) };
     let mut out = Vec::with_capacity(OC_PREFIX.len() + first.len() + second.len());
     out.extend_from_slice(OC_PREFIX);
     out.extend_from_slice(&first);
@@ -212,14 +206,7 @@ fn isk(sid: &[u8], k: &[u8; 32], transcript: &[u8]) -> Zeroizing<[u8; 64]> {
 /// ISK for the initiator-responder setting: SHA-512(lv_cat(DSI||"_ISK", sid, K) || lv_cat(Ya, ADa) || lv_cat(Yb, ADb))
 ///
 /// "a" is always the initiator, on both sides.
-pub fn isk_ir(
-    sid: &[u8],
-    k: &[u8; 32],
-    ya: &[u8],
-    ada: &[u8],
-    yb: &[u8],
-    adb: &[u8],
-) -> Zeroizing<[u8; 64]> {
+pub fn isk_ir(sid: &[u8], k: &[u8; 32], ya: &[u8], ada: &[u8], yb: &[u8], adb: &[u8]) -> Zeroizing<[u8; 64]> {
     isk(sid, k, &transcript_ir(ya, ada, yb, adb))
 }
 
@@ -227,14 +214,7 @@ pub fn isk_ir(
 ///
 /// Swapping (Ya, ADa) with (Yb, ADb) gives the same ISK, so each side may pass
 /// its own message as "a".
-pub fn isk_sy(
-    sid: &[u8],
-    k: &[u8; 32],
-    ya: &[u8],
-    ada: &[u8],
-    yb: &[u8],
-    adb: &[u8],
-) -> Zeroizing<[u8; 64]> {
+pub fn isk_sy(sid: &[u8], k: &[u8; 32], ya: &[u8], ada: &[u8], yb: &[u8], adb: &[u8]) -> Zeroizing<[u8; 64]> {
     isk(sid, k, &transcript_oc(ya, ada, yb, adb))
 }
 
@@ -282,27 +262,15 @@ mod tests {
     /// draft-21 Appendix A.1.4.
     #[test]
     fn lv_cat_vector() {
-        assert_eq!(
-            hex::encode(lv_cat(&[b"1234", b"5", b"", b"678"])),
-            "043132333401350003363738"
-        );
+        assert_eq!(hex::encode(lv_cat(&[b"1234", b"5", b"", b"678"])), "043132333401350003363738");
     }
 
     /// draft-21 Appendix A.3.3, A.3.5, A.3.7.
     #[test]
     fn transcript_vectors() {
-        assert_eq!(
-            hex::encode(transcript_ir(b"123", b"PartyA", b"234", b"PartyB")),
-            "03313233065061727479410332333406506172747942"
-        );
-        assert_eq!(
-            hex::encode(transcript_ir(b"3456", b"PartyA", b"2345", b"PartyB")),
-            "043334353606506172747941043233343506506172747942"
-        );
-        assert_eq!(
-            hex::encode(transcript_oc(b"123", b"PartyA", b"234", b"PartyB")),
-            "6f6303323334065061727479420331323306506172747941"
-        );
+        assert_eq!(hex::encode(transcript_ir(b"123", b"PartyA", b"234", b"PartyB")), "03313233065061727479410332333406506172747942");
+        assert_eq!(hex::encode(transcript_ir(b"3456", b"PartyA", b"2345", b"PartyB")), "043334353606506172747941043233343506506172747942");
+        assert_eq!(hex::encode(transcript_oc(b"123", b"PartyA", b"234", b"PartyB")), "6f6303323334065061727479420331323306506172747941");
         assert_eq!(
             hex::encode(transcript_oc(b"3456", b"PartyA", b"2345", b"PartyB")),
             "6f63043334353606506172747941043233343506506172747942"
@@ -325,7 +293,9 @@ mod tests {
         let gs = generator_string(b"Password", &ci, &sid);
         let mut expected = hex::decode("0843506163653235350850617373776f72646d").expect("hex");
         expected.extend_from_slice(&[0u8; 109]);
-        expected.extend_from_slice(&hex::decode("180b415f696e69746961746f720b425f726573706f6e646572107e4b4791d6a8ef019b936c79fb7f2c57").expect("hex"));
+        expected.extend_from_slice(
+            &hex::decode("180b415f696e69746961746f720b425f726573706f6e646572107e4b4791d6a8ef019b936c79fb7f2c57").expect("hex"),
+        );
         assert_eq!(gs.len(), 170);
         assert_eq!(gs, expected);
         // DSI, PRS and the padding (with its own length byte) fill one block.
@@ -359,9 +329,6 @@ mod tests {
     #[test]
     fn zero_point_rejected() {
         let s = CpaceSecret::from_bytes([7; 32]);
-        assert!(matches!(
-            s.shared_k(&[0u8; 32]),
-            Err(Error::InvalidPublicValue(_))
-        ));
+        assert!(matches!(s.shared_k(&[0u8; 32]), Err(Error::InvalidPublicValue(_))));
     }
 }

@@ -251,11 +251,7 @@ mod tests {
             ),
         ];
         for (u, qx) in vectors {
-            assert_eq!(
-                map_to_curve_elligator2_curve25519(&be(u)),
-                be(qx),
-                "u = {u}"
-            );
+            assert_eq!(map_to_curve_elligator2_curve25519(&be(u)), be(qx), "u = {u}");
         }
     }
 
@@ -269,11 +265,7 @@ mod tests {
         // The same value after decodeUCoordinate cleared bit 255.
         let decoded = h32("03998087bdb1a2617bbe25ef5a7c18cd4f84f902328701790958755ee4aed153");
         assert_eq!(map_to_curve_elligator2_curve25519(&decoded), g);
-        assert_eq!(
-            map_to_curve_elligator2_curve25519(&hash),
-            g,
-            "bit 255 must be ignored"
-        );
+        assert_eq!(map_to_curve_elligator2_curve25519(&hash), g, "bit 255 must be ignored");
     }
 
     /// Non-canonical inputs in [p, 2^255) map like their reduction.
@@ -285,16 +277,10 @@ mod tests {
         p_plus_5[31] = 0x7f;
         let mut five = [0u8; 32];
         five[0] = 5;
-        assert_eq!(
-            map_to_curve_elligator2_curve25519(&p_plus_5),
-            map_to_curve_elligator2_curve25519(&five)
-        );
+        assert_eq!(map_to_curve_elligator2_curve25519(&p_plus_5), map_to_curve_elligator2_curve25519(&five));
         // p itself is 0.
         let p = exponent_le(0xed, 0x7f);
-        assert_eq!(
-            map_to_curve_elligator2_curve25519(&p),
-            map_to_curve_elligator2_curve25519(&[0u8; 32])
-        );
+        assert_eq!(map_to_curve_elligator2_curve25519(&p), map_to_curve_elligator2_curve25519(&[0u8; 32]));
     }
 
     /// Field sanity: the exponent constants really are p - 2 and (p - 1) / 2.
@@ -302,28 +288,17 @@ mod tests {
     fn field_helpers() {
         let three = Fe::ONE.add(Fe::ONE).add(Fe::ONE);
         assert!(bool::from(three.mul(three.pow(&P_MINUS_2)).ct_eq(Fe::ONE)));
-        assert!(
-            bool::from(Fe::ZERO.pow(&P_MINUS_2).ct_eq(Fe::ZERO)),
-            "inv0(0) = 0"
-        );
+        assert!(bool::from(Fe::ZERO.pow(&P_MINUS_2).ct_eq(Fe::ZERO)), "inv0(0) = 0");
         // 2 is a non-square mod p (p = 5 mod 8), 4 is a square, -1 is a square.
         let two = Fe::ONE.add(Fe::ONE);
         assert!(!bool::from(two.is_square()));
         assert!(bool::from(two.square().is_square()));
         assert!(bool::from(Fe::ONE.neg().is_square()));
         assert!(bool::from(Fe::ZERO.is_square()));
-        assert!(bool::from(
-            Fe::select(Fe::ONE, two, Choice::from(1)).ct_eq(two)
-        ));
-        assert!(bool::from(
-            Fe::select(Fe::ONE, two, Choice::from(0)).ct_eq(Fe::ONE)
-        ));
+        assert!(bool::from(Fe::select(Fe::ONE, two, Choice::from(1)).ct_eq(two)));
+        assert!(bool::from(Fe::select(Fe::ONE, two, Choice::from(0)).ct_eq(Fe::ONE)));
         assert!(bool::from(two.sub(Fe::ONE).ct_eq(Fe::ONE)));
-        assert_eq!(
-            Fe::ONE.neg().to_bytes(),
-            exponent_le(0xec, 0x7f),
-            "-1 = p - 1 canonically"
-        );
+        assert_eq!(Fe::ONE.neg().to_bytes(), exponent_le(0xec, 0x7f), "-1 = p - 1 canonically");
     }
 
     /// For many inputs (small values, edge values and hash outputs) the output
@@ -349,11 +324,7 @@ mod tests {
             let out = map_to_curve_elligator2_curve25519(input);
             let x = Fe::from_bytes(&out);
             assert_eq!(x.to_bytes(), out, "output must be canonical");
-            assert!(
-                bool::from(curve_rhs(x).is_square()),
-                "input {}",
-                hex::encode(input)
-            );
+            assert!(bool::from(curve_rhs(x).is_square()), "input {}", hex::encode(input));
         }
     }
 }

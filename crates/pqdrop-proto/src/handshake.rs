@@ -27,8 +27,8 @@ use zeroize::Zeroizing;
 
 use crate::cpace::{self, CpaceSecret};
 use crate::msg::{
-    parse_frame_header, AbortReason, AcceptAdd2, Agreed, Capabilities, Keys2, Message, MsgType, RequestAdd2, MAX_HANDSHAKE_BODY, MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION,
+    parse_frame_header, AbortReason, AcceptAdd2, Agreed, Capabilities, Keys2, Message, MsgType, RequestAdd2, MAX_HANDSHAKE_BODY,
+    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 use crate::primitives::{ct_eq, hmac_sha256, sha512, HkdfPrk, KemSecret, MlKemDecapsulationKey};
 use crate::record::{RecordCipher, RecordOpener, RecordSealer};
@@ -136,7 +136,15 @@ fn expand32(prk: &HkdfPrk, info: &[&[u8]]) -> Result<Zeroizing<[u8; 32]>> {
 }
 
 /// The key schedule (PROTOCOL.md §5).
-fn key_schedule(ci: &[u8], transcript: &[u8], isk: &[u8; 64], kem_ss: &KemSecret, aes_salt: &[u8; 32], chacha_salt: &[u8; 32], agreed: Agreed) -> Result<Keys> {
+fn key_schedule(
+    ci: &[u8],
+    transcript: &[u8],
+    isk: &[u8; 64],
+    kem_ss: &KemSecret,
+    aes_salt: &[u8; 32],
+    chacha_salt: &[u8; 32],
+    agreed: Agreed,
+) -> Result<Keys> {
     use labels::*;
     let th = sha512(&[&cpace::lv_cat(&[TRANSCRIPT, ci]), transcript]);
     // Ixian order: the (CPace) ECDH secret first, then the KEM secret.
@@ -356,7 +364,12 @@ impl<K: Kem> Handshake<K> {
     }
 
     /// One transition. Consumes the old state; on error returns what to tell the peer.
-    fn step(&mut self, state: State<K::DecapsulationKey>, msg: Message, frame: &[u8]) -> Result<State<K::DecapsulationKey>, (Error, Option<AbortReason>)> {
+    fn step(
+        &mut self,
+        state: State<K::DecapsulationKey>,
+        msg: Message,
+        frame: &[u8],
+    ) -> Result<State<K::DecapsulationKey>, (Error, Option<AbortReason>)> {
         let proto = |e: Error| (e, Some(AbortReason::PROTOCOL_ERROR));
         match (state, msg) {
             (_, Message::Abort(r)) => {
@@ -365,7 +378,10 @@ impl<K: Kem> Handshake<K> {
             }
             (State::AccepterExpectRequest { y, aes_salt, dk, ek }, Message::RequestAdd2(m)) => {
                 if m.version < MIN_PROTOCOL_VERSION {
-                    return Err((Error::IncompatibleVersion { peer: m.version, ours: PROTOCOL_VERSION }, Some(AbortReason::INCOMPATIBLE_VERSION)));
+                    return Err((
+                        Error::IncompatibleVersion { peer: m.version, ours: PROTOCOL_VERSION },
+                        Some(AbortReason::INCOMPATIBLE_VERSION),
+                    ));
                 }
                 let version = m.version.min(PROTOCOL_VERSION);
                 self.transcript.extend_from_slice(frame);
@@ -373,13 +389,19 @@ impl<K: Kem> Handshake<K> {
                 let g = cpace::calculate_generator(&self.password, &self.ci, &sid);
                 let ya = y.public_value(&g);
                 let caps = self.caps;
-                self.send(&Message::AcceptAdd2(AcceptAdd2 { version, ecdh_pub_key: ya, mlkem_pub_key: ek, aes_salt, capabilities: Some(caps) }), true);
+                self.send(
+                    &Message::AcceptAdd2(AcceptAdd2 { version, ecdh_pub_key: ya, mlkem_pub_key: ek, aes_salt, capabilities: Some(caps) }),
+                    true,
+                );
                 self.status = HandshakeStatus(1);
                 Ok(State::AccepterExpectKeys2 { y, aes_salt, dk, sid, ya, caps, version })
             }
             (State::RequesterExpectAccept { nonce, y, chacha_salt }, Message::AcceptAdd2(m)) => {
                 if m.version > PROTOCOL_VERSION || m.version < MIN_PROTOCOL_VERSION {
-                    return Err((Error::IncompatibleVersion { peer: m.version, ours: PROTOCOL_VERSION }, Some(AbortReason::INCOMPATIBLE_VERSION)));
+                    return Err((
+                        Error::IncompatibleVersion { peer: m.version, ours: PROTOCOL_VERSION },
+                        Some(AbortReason::INCOMPATIBLE_VERSION),
+                    ));
                 }
                 self.status = HandshakeStatus(1);
                 self.transcript.extend_from_slice(frame);

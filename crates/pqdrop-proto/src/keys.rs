@@ -34,8 +34,8 @@ use crate::{Error, Result};
 /// (`000000000000000000024bead8df69990852c202db0e0097c1a12ea637d7e96d`). A public,
 /// unpredictable-in-advance constant, so the salt cannot hide a backdoor.
 pub const HALVING_SALT: [u8; 32] = [
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x4b, 0xea, 0xd8, 0xdf, 0x69, 0x99,
-    0x08, 0x52, 0xc2, 0x02, 0xdb, 0x0e, 0x00, 0x97, 0xc1, 0xa1, 0x2e, 0xa6, 0x37, 0xd7, 0xe9, 0x6d,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x4b, 0xea, 0xd8, 0xdf, 0x69, 0x99, 0x08, 0x52, 0xc2, 0x02, 0xdb, 0x0e,
+    0x00, 0x97, 0xc1, 0xa1, 0x2e, 0xa6, 0x37, 0xd7, 0xe9, 0x6d,
 ];
 
 /// HKDF `info` of the enclave variant. The spec variant uses an empty `info`.
@@ -104,10 +104,7 @@ impl FromStr for Variant {
         } else if s.eq_ignore_ascii_case("enclave") {
             Ok(Variant::Enclave)
         } else {
-            Err(Error::Decode {
-                what: "key hierarchy variant",
-                why: "expected \"spec\" or \"enclave\"",
-            })
+            Err(Error::Decode { what: "key hierarchy variant", why: "expected \"spec\" or \"enclave\"" })
         }
     }
 }
@@ -132,11 +129,7 @@ impl Seed {
     pub fn from_hex(s: &str) -> Result<Self> {
         let s = s.trim().as_bytes();
         if s.len() != SEED_HEX_LEN {
-            return Err(Error::BadKeyLength {
-                what: "seed",
-                expected: KEY_LEN,
-                got: s.len() / 2,
-            });
+            return Err(Error::BadKeyLength { what: "seed", expected: KEY_LEN, got: s.len() / 2 });
         }
         let mut out = Seed([0u8; KEY_LEN]);
         // Every nibble is decoded; invalid ones set bits above 0x0f in `bad`.
@@ -150,10 +143,7 @@ impl Seed {
             *byte = (((hi & 0x0f) << 4) | (lo & 0x0f)) as u8;
         }
         if bad & 0xfff0 != 0 {
-            return Err(Error::Decode {
-                what: "seed",
-                why: "not hexadecimal: use only 0-9 and a-f",
-            });
+            return Err(Error::Decode { what: "seed", why: "not hexadecimal: use only 0-9 and a-f" });
         }
         Ok(out)
     }
@@ -229,9 +219,7 @@ pub fn derive(seed: &Seed, variant: Variant, index: u32) -> Result<DerivedKey> {
     ikm[..KEY_LEN].copy_from_slice(&seed.0);
     let (ikm_len, info): (usize, &[&[u8]]) = match variant {
         Variant::Spec => {
-            let n = u8::try_from(index).map_err(|_| {
-                Error::Misuse("the spec key hierarchy encodes the index in one byte (0..=255)")
-            })?;
+            let n = u8::try_from(index).map_err(|_| Error::Misuse("the spec key hierarchy encodes the index in one byte (0..=255)"))?;
             ikm[KEY_LEN] = n;
             (KEY_LEN + 1, &[])
         }
@@ -288,10 +276,7 @@ mod tests {
 
     #[test]
     fn salt_is_the_halving_block_hash() {
-        assert_eq!(
-            HALVING_SALT.to_vec(),
-            hx("000000000000000000024bead8df69990852c202db0e0097c1a12ea637d7e96d")
-        );
+        assert_eq!(HALVING_SALT.to_vec(), hx("000000000000000000024bead8df69990852c202db0e0097c1a12ea637d7e96d"));
     }
 
     #[test]
@@ -307,32 +292,13 @@ mod tests {
         let counting: [u8; 32] = core::array::from_fn(|i| i as u8);
         let text = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
         assert_eq!(Seed::from_hex(text).unwrap(), Seed::from_bytes(counting));
-        assert_eq!(
-            Seed::from_hex(&format!("  {}\n", text.to_uppercase())).unwrap(),
-            Seed::from_bytes(counting)
-        );
-        assert_eq!(
-            Seed::from_hex("abcd").unwrap_err(),
-            Error::BadKeyLength {
-                what: "seed",
-                expected: 32,
-                got: 2
-            }
-        );
-        assert_eq!(
-            Seed::from_hex("").unwrap_err().to_string(),
-            "seed must be 32 bytes, got 0"
-        );
-        assert!(matches!(
-            Seed::from_hex(&format!("{text}00")),
-            Err(Error::BadKeyLength { got: 33, .. })
-        ));
+        assert_eq!(Seed::from_hex(&format!("  {}\n", text.to_uppercase())).unwrap(), Seed::from_bytes(counting));
+        assert_eq!(Seed::from_hex("abcd").unwrap_err(), Error::BadKeyLength { what: "seed", expected: 32, got: 2 });
+        assert_eq!(Seed::from_hex("").unwrap_err().to_string(), "seed must be 32 bytes, got 0");
+        assert!(matches!(Seed::from_hex(&format!("{text}00")), Err(Error::BadKeyLength { got: 33, .. })));
         let mut bad = text.to_string();
         bad.replace_range(63..64, "g");
-        assert_eq!(
-            Seed::from_hex(&bad).unwrap_err().to_string(),
-            "malformed seed: not hexadecimal: use only 0-9 and a-f"
-        );
+        assert_eq!(Seed::from_hex(&bad).unwrap_err().to_string(), "malformed seed: not hexadecimal: use only 0-9 and a-f");
         // 64 bytes but not 64 characters of ASCII: still rejected, never panics.
         let wide = "é".repeat(32);
         assert!(Seed::from_hex(&wide).is_err());
@@ -345,19 +311,9 @@ mod tests {
         let h = hierarchy(&seed, Variant::Spec).unwrap();
         let d = format!("{h:?}");
         assert!(d.contains("DerivedKey(<redacted>)"));
-        for k in [
-            &h.seed_exchange_private,
-            &h.io_exchange_private,
-            &h.state_ikm,
-            &h.callback_secret,
-        ] {
+        for k in [&h.seed_exchange_private, &h.io_exchange_private, &h.state_ikm, &h.callback_secret] {
             // Neither the decimal bytes Debug of an array would print nor hex.
-            let first = format!(
-                "{}, {}, {}",
-                k.as_bytes()[0],
-                k.as_bytes()[1],
-                k.as_bytes()[2]
-            );
+            let first = format!("{}, {}, {}", k.as_bytes()[0], k.as_bytes()[1], k.as_bytes()[2]);
             assert!(!d.contains(&first), "{d}");
         }
     }
@@ -368,20 +324,14 @@ mod tests {
         assert_eq!("Enclave".parse::<Variant>().unwrap(), Variant::Enclave);
         assert!("spec ".parse::<Variant>().is_err());
         assert_eq!(Variant::Enclave.to_string(), "enclave");
-        assert_eq!(
-            Variant::Spec.as_str().parse::<Variant>().unwrap(),
-            Variant::Spec
-        );
+        assert_eq!(Variant::Spec.as_str().parse::<Variant>().unwrap(), Variant::Spec);
     }
 
     #[test]
     fn spec_index_is_one_byte() {
         let seed = Seed::from_bytes([7; 32]);
         assert!(derive(&seed, Variant::Spec, 255).is_ok());
-        assert!(matches!(
-            derive(&seed, Variant::Spec, 256),
-            Err(Error::Misuse(_))
-        ));
+        assert!(matches!(derive(&seed, Variant::Spec, 256), Err(Error::Misuse(_))));
         assert!(derive(&seed, Variant::Enclave, u32::MAX).is_ok());
     }
 
@@ -399,10 +349,7 @@ mod tests {
             let mut ikm = seed.as_bytes().to_vec();
             ikm.extend_from_slice(&n.to_be_bytes());
             hkdf_sha256(&HALVING_SALT, &ikm, &[b"seed"], &mut want).unwrap();
-            assert_eq!(
-                derive(&seed, Variant::Enclave, n).unwrap().as_bytes(),
-                &want
-            );
+            assert_eq!(derive(&seed, Variant::Enclave, n).unwrap().as_bytes(), &want);
         }
     }
 
@@ -426,23 +373,11 @@ mod tests {
         let seed = Seed::from_bytes([0x5a; 32]);
         for v in [Variant::Spec, Variant::Enclave] {
             let h = hierarchy(&seed, v).unwrap();
-            assert_eq!(
-                h.seed_exchange_private,
-                derive(&seed, v, index::SEED_EXCHANGE).unwrap()
-            );
-            assert_eq!(
-                h.io_exchange_private,
-                derive(&seed, v, index::IO_EXCHANGE).unwrap()
-            );
+            assert_eq!(h.seed_exchange_private, derive(&seed, v, index::SEED_EXCHANGE).unwrap());
+            assert_eq!(h.io_exchange_private, derive(&seed, v, index::IO_EXCHANGE).unwrap());
             assert_eq!(h.state_ikm, derive(&seed, v, index::STATE_IKM).unwrap());
-            assert_eq!(
-                h.callback_secret,
-                derive(&seed, v, index::CALLBACK_SECRET).unwrap()
-            );
-            assert_eq!(
-                h.seed_exchange_public,
-                x25519_base(h.seed_exchange_private.as_bytes())
-            );
+            assert_eq!(h.callback_secret, derive(&seed, v, index::CALLBACK_SECRET).unwrap());
+            assert_eq!(h.seed_exchange_public, x25519_base(h.seed_exchange_private.as_bytes()));
             // Clamping happens inside the multiplication: clamping by hand first
             // gives the same public key.
             let mut clamped = *h.io_exchange_private.as_bytes();

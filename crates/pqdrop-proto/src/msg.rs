@@ -250,7 +250,9 @@ impl Message {
     pub fn decode(t: MsgType, body: &[u8]) -> Result<Self> {
         let mut r = Reader::new(body);
         let m = match t {
-            MsgType::REQUEST_ADD2 => Message::RequestAdd2(RequestAdd2 { version: r.varuint("requestAdd2.version")?, nonce: r.array("requestAdd2.nonce")? }),
+            MsgType::REQUEST_ADD2 => {
+                Message::RequestAdd2(RequestAdd2 { version: r.varuint("requestAdd2.version")?, nonce: r.array("requestAdd2.nonce")? })
+            }
             MsgType::ACCEPT_ADD2 => Message::AcceptAdd2(AcceptAdd2 {
                 version: r.varuint("acceptAdd2.version")?,
                 ecdh_pub_key: r.array("acceptAdd2.ecdhPubKey")?,
@@ -344,9 +346,10 @@ mod tests {
     fn arb_message() -> impl Strategy<Value = Message> {
         prop_oneof![
             (any::<u64>(), any::<[u8; 32]>()).prop_map(|(version, nonce)| Message::RequestAdd2(RequestAdd2 { version, nonce })),
-            (any::<u64>(), any::<[u8; 32]>(), proptest::collection::vec(any::<u8>(), 0..=MLKEM768_EK_LEN), any::<[u8; 32]>(), arb_caps()).prop_map(|(version, e, k, s, c)| {
-                Message::AcceptAdd2(AcceptAdd2 { version, ecdh_pub_key: e, mlkem_pub_key: k, aes_salt: s, capabilities: c })
-            }),
+            (any::<u64>(), any::<[u8; 32]>(), proptest::collection::vec(any::<u8>(), 0..=MLKEM768_EK_LEN), any::<[u8; 32]>(), arb_caps())
+                .prop_map(|(version, e, k, s, c)| {
+                    Message::AcceptAdd2(AcceptAdd2 { version, ecdh_pub_key: e, mlkem_pub_key: k, aes_salt: s, capabilities: c })
+                }),
             (any::<[u8; 32]>(), proptest::collection::vec(any::<u8>(), 0..=MLKEM768_CT_LEN), any::<[u8; 32]>(), arb_caps())
                 .prop_map(|(e, ct, s, c)| Message::Keys2(Keys2 { ecdh_pub_key: e, mlkem_ciphertext: ct, chacha_salt: s, capabilities: c })),
             any::<[u8; 32]>().prop_map(Message::Confirm),
@@ -356,7 +359,12 @@ mod tests {
 
     #[test]
     fn absent_capabilities_round_trip_as_absent() {
-        let m = Message::Keys2(Keys2 { ecdh_pub_key: [1; 32], mlkem_ciphertext: vec![2; MLKEM768_CT_LEN], chacha_salt: [3; 32], capabilities: None });
+        let m = Message::Keys2(Keys2 {
+            ecdh_pub_key: [1; 32],
+            mlkem_ciphertext: vec![2; MLKEM768_CT_LEN],
+            chacha_salt: [3; 32],
+            capabilities: None,
+        });
         round_trip(&m);
     }
 

@@ -57,7 +57,9 @@ impl RecordCipher {
         let (first, second) = match kind {
             DataCipher::Aes256Gcm => (AeadKey::new(AeadAlg::Aes256Gcm, &aes_key[..])?, None),
             DataCipher::ChaCha20Poly1305 => (AeadKey::new(AeadAlg::ChaCha20Poly1305, &chacha_key[..])?, None),
-            DataCipher::Cascade => (AeadKey::new(AeadAlg::Aes256Gcm, &aes_key[..])?, Some(AeadKey::new(AeadAlg::ChaCha20Poly1305, &chacha_key[..])?)),
+            DataCipher::Cascade => {
+                (AeadKey::new(AeadAlg::Aes256Gcm, &aes_key[..])?, Some(AeadKey::new(AeadAlg::ChaCha20Poly1305, &chacha_key[..])?))
+            }
         };
         Ok(Self { kind, first, second })
     }

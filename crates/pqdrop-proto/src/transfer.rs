@@ -324,21 +324,30 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_entry() -> impl Strategy<Value = Entry> {
-        (any::<u64>(), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..64), any::<u64>(), any::<bool>(), any::<u64>()).prop_map(|(index, f, path, size, x, mtime)| {
-            if f {
-                Entry { index, kind: EntryKind::File, path, size, executable: x, mtime }
-            } else {
-                Entry { index, kind: EntryKind::Dir, path, size: 0, executable: false, mtime }
-            }
-        })
+        (any::<u64>(), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..64), any::<u64>(), any::<bool>(), any::<u64>()).prop_map(
+            |(index, f, path, size, x, mtime)| {
+                if f {
+                    Entry { index, kind: EntryKind::File, path, size, executable: x, mtime }
+                } else {
+                    Entry { index, kind: EntryKind::Dir, path, size: 0, executable: false, mtime }
+                }
+            },
+        )
     }
 
     fn arb_msg() -> impl Strategy<Value = TransferMsg<'static>> {
         prop_oneof![
-            (0u8..3, any::<u64>(), any::<u64>(), any::<u64>(), proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 0..=MAX_PREVIEW)).prop_map(|(k, files, dirs, bytes, preview)| {
-                let kind = [OfferKind::Files, OfferKind::Text, OfferKind::Stream][k as usize];
-                TransferMsg::Offer(Offer { kind, files, dirs, bytes, preview })
-            }),
+            (
+                0u8..3,
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 0..=MAX_PREVIEW)
+            )
+                .prop_map(|(k, files, dirs, bytes, preview)| {
+                    let kind = [OfferKind::Files, OfferKind::Text, OfferKind::Stream][k as usize];
+                    TransferMsg::Offer(Offer { kind, files, dirs, bytes, preview })
+                }),
             Just(TransferMsg::Accept),
             Just(TransferMsg::Refuse),
             arb_entry().prop_map(TransferMsg::Entry),
@@ -346,7 +355,8 @@ mod tests {
             (any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(index, len, hash)| TransferMsg::Have { index, len, hash }),
             Just(TransferMsg::Ready),
             (arb_entry(), any::<u64>()).prop_map(|(entry, offset)| TransferMsg::FileStart { entry, offset }),
-            (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..100)).prop_map(|(compressed, d)| TransferMsg::Chunk { compressed, data: Box::leak(d.into_boxed_slice()) }),
+            (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..100))
+                .prop_map(|(compressed, d)| TransferMsg::Chunk { compressed, data: Box::leak(d.into_boxed_slice()) }),
             any::<[u8; 32]>().prop_map(|hash| TransferMsg::FileEnd { hash }),
             any::<u64>().prop_map(|index| TransferMsg::FileSkip { index }),
             Just(TransferMsg::Done),

@@ -5,30 +5,22 @@
 //! (`../shared/vectors/cpace-draft21-testvectors.json` from the workspace root),
 //! so the same file can be run by another implementation.
 
-use pqdrop_proto::cpace::{
-    calculate_generator, isk_ir, isk_sy, sid_output_ir, sid_output_oc, CpaceSecret,
-};
+use pqdrop_proto::cpace::{calculate_generator, isk_ir, isk_sy, sid_output_ir, sid_output_oc, CpaceSecret};
 use pqdrop_proto::Error;
 use proptest::prelude::*;
 use serde_json::Value;
 
 /// Path of the draft-21 vectors: crates/pqdrop-proto -> workspace root -> ../shared.
-const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/vectors/cpace-draft21-testvectors.json"
-);
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/cpace-draft21-testvectors.json");
 
 fn load() -> Value {
-    let text =
-        std::fs::read_to_string(VECTORS).unwrap_or_else(|e| panic!("reading {VECTORS}: {e}"));
+    let text = std::fs::read_to_string(VECTORS).unwrap_or_else(|e| panic!("reading {VECTORS}: {e}"));
     serde_json::from_str(&text).expect("vectors are JSON")
 }
 
 /// Hex field of an object, decoded.
 fn field(obj: &Value, key: &str) -> Vec<u8> {
-    let s = obj[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("missing string field {key}"));
+    let s = obj[key].as_str().unwrap_or_else(|| panic!("missing string field {key}"));
     hex::decode(s).unwrap_or_else(|e| panic!("field {key}: {e}"))
 }
 
@@ -63,38 +55,14 @@ fn g_25519_full_run() {
     assert_eq!(k_a.to_vec(), field(v, "K"), "K = scalar_mult_vfy(ya, Yb)");
     assert_eq!(k_b.to_vec(), field(v, "K"), "K = scalar_mult_vfy(yb, Ya)");
 
-    assert_eq!(
-        isk_ir(&sid, &k_a, &ya, &ada, &yb, &adb).to_vec(),
-        field(v, "ISK_IR"),
-        "ISK_IR"
-    );
-    assert_eq!(
-        isk_sy(&sid, &k_a, &ya, &ada, &yb, &adb).to_vec(),
-        field(v, "ISK_SY"),
-        "ISK_SY"
-    );
+    assert_eq!(isk_ir(&sid, &k_a, &ya, &ada, &yb, &adb).to_vec(), field(v, "ISK_IR"), "ISK_IR");
+    assert_eq!(isk_sy(&sid, &k_a, &ya, &ada, &yb, &adb).to_vec(), field(v, "ISK_SY"), "ISK_SY");
     // The symmetric ISK does not depend on who calls itself "a".
-    assert_eq!(
-        isk_sy(&sid, &k_b, &yb, &adb, &ya, &ada).to_vec(),
-        field(v, "ISK_SY"),
-        "ISK_SY swapped"
-    );
+    assert_eq!(isk_sy(&sid, &k_b, &yb, &adb, &ya, &ada).to_vec(), field(v, "ISK_SY"), "ISK_SY swapped");
 
-    assert_eq!(
-        sid_output_ir(&ya, &ada, &yb, &adb).to_vec(),
-        field(v, "sid_output_ir"),
-        "sid_output_ir"
-    );
-    assert_eq!(
-        sid_output_oc(&ya, &ada, &yb, &adb).to_vec(),
-        field(v, "sid_output_oc"),
-        "sid_output_oc"
-    );
-    assert_eq!(
-        sid_output_oc(&yb, &adb, &ya, &ada).to_vec(),
-        field(v, "sid_output_oc"),
-        "sid_output_oc swapped"
-    );
+    assert_eq!(sid_output_ir(&ya, &ada, &yb, &adb).to_vec(), field(v, "sid_output_ir"), "sid_output_ir");
+    assert_eq!(sid_output_oc(&ya, &ada, &yb, &adb).to_vec(), field(v, "sid_output_oc"), "sid_output_oc");
+    assert_eq!(sid_output_oc(&yb, &adb, &ya, &ada).to_vec(), field(v, "sid_output_oc"), "sid_output_oc swapped");
 }
 
 /// Draft-21 B.1.10: the entries of `X25519_points` that encode low-order points
@@ -109,55 +77,25 @@ fn x25519_points() {
     let all = load();
     let g = &all["G_25519"];
     let scalars = [field(g, "ya"), field(g, "yb")];
-    let points = all["X25519_points"]
-        .as_object()
-        .expect("X25519_points is an object");
+    let points = all["X25519_points"].as_object().expect("X25519_points is an object");
     assert_eq!(points.len(), 12);
 
-    let must_abort = [
-        "Invalid Y0",
-        "Invalid Y1",
-        "Invalid Y2",
-        "Invalid Y3",
-        "Invalid Y4",
-        "Invalid Y5",
-        "Invalid Y7",
-    ];
+    let must_abort = ["Invalid Y0", "Invalid Y1", "Invalid Y2", "Invalid Y3", "Invalid Y4", "Invalid Y5", "Invalid Y7"];
     for name in must_abort {
         let point = arr32(&field(&all["X25519_points"], name));
         for y in &scalars {
             let r = CpaceSecret::from_bytes(arr32(y)).shared_k(&point);
-            assert!(
-                matches!(r, Err(Error::InvalidPublicValue(_))),
-                "{name} must be rejected"
-            );
+            assert!(matches!(r, Err(Error::InvalidPublicValue(_))), "{name} must be rejected");
         }
     }
 
-    let s = CpaceSecret::from_bytes(h32(
-        "af46e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449aff",
-    ));
+    let s = CpaceSecret::from_bytes(h32("af46e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449aff"));
     let expected = [
-        (
-            "Invalid Y6",
-            "d8e2c776bbacd510d09fd9278b7edcd25fc5ae9adfba3b6e040e8d3b71b21806",
-        ),
-        (
-            "Invalid Y8",
-            "c85c655ebe8be44ba9c0ffde69f2fe10194458d137f09bbff725ce58803cdb38",
-        ),
-        (
-            "Invalid Y9",
-            "db64dafa9b8fdd136914e61461935fe92aa372cb056314e1231bc4ec12417456",
-        ),
-        (
-            "Invalid Y10",
-            "e062dcd5376d58297be2618c7498f55baa07d7e03184e8aada20bca28888bf7a",
-        ),
-        (
-            "Invalid Y11",
-            "993c6ad11c4c29da9a56f7691fd0ff8d732e49de6250b6c2e80003ff4629a175",
-        ),
+        ("Invalid Y6", "d8e2c776bbacd510d09fd9278b7edcd25fc5ae9adfba3b6e040e8d3b71b21806"),
+        ("Invalid Y8", "c85c655ebe8be44ba9c0ffde69f2fe10194458d137f09bbff725ce58803cdb38"),
+        ("Invalid Y9", "db64dafa9b8fdd136914e61461935fe92aa372cb056314e1231bc4ec12417456"),
+        ("Invalid Y10", "e062dcd5376d58297be2618c7498f55baa07d7e03184e8aada20bca28888bf7a"),
+        ("Invalid Y11", "993c6ad11c4c29da9a56f7691fd0ff8d732e49de6250b6c2e80003ff4629a175"),
     ];
     for (name, q) in expected {
         let point = arr32(&field(&all["X25519_points"], name));
@@ -187,20 +125,11 @@ fn mismatched_prs() {
     let k_a = a.shared_k(&yb).expect("valid point");
     let k_b = b.shared_k(&ya).expect("valid point");
     assert_ne!(*k_a, *k_b);
-    assert_ne!(
-        *isk_ir(&sid, &k_a, &ya, &ada, &yb, &adb),
-        *isk_ir(&sid, &k_b, &ya, &ada, &yb, &adb)
-    );
-    assert_ne!(
-        *isk_sy(&sid, &k_a, &ya, &ada, &yb, &adb),
-        *isk_sy(&sid, &k_b, &yb, &adb, &ya, &ada)
-    );
+    assert_ne!(*isk_ir(&sid, &k_a, &ya, &ada, &yb, &adb), *isk_ir(&sid, &k_b, &ya, &ada, &yb, &adb));
+    assert_ne!(*isk_sy(&sid, &k_a, &ya, &ada, &yb, &adb), *isk_sy(&sid, &k_b, &yb, &adb, &ya, &ada));
 
     // A differing CI or sid separates runs just as well.
-    assert_ne!(
-        g_a,
-        calculate_generator(b"Password", b"other channel", &sid)
-    );
+    assert_ne!(g_a, calculate_generator(b"Password", b"other channel", &sid));
     assert_ne!(g_a, calculate_generator(b"Password", &ci, b"other sid"));
 }
 
@@ -213,10 +142,7 @@ fn random_scalars_agree() {
     let b = CpaceSecret::random(&mut rng);
     let (ya, yb) = (a.public_value(&g), b.public_value(&g));
     assert_ne!(ya, yb);
-    assert_eq!(
-        *a.shared_k(&yb).expect("K at A"),
-        *b.shared_k(&ya).expect("K at B")
-    );
+    assert_eq!(*a.shared_k(&yb).expect("K at A"), *b.shared_k(&ya).expect("K at B"));
 }
 
 proptest! {

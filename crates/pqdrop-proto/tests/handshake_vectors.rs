@@ -62,12 +62,7 @@ struct DetRng {
 
 impl DetRng {
     fn new(vector: &str, stream: &str) -> Self {
-        Self {
-            label: format!("{LABEL_PREFIX}{vector}/{stream}").into_bytes(),
-            counter: 0,
-            block: [0; 64],
-            pos: 64,
-        }
+        Self { label: format!("{LABEL_PREFIX}{vector}/{stream}").into_bytes(), counter: 0, block: [0; 64], pos: 64 }
     }
 
     fn take32(&mut self) -> [u8; 32] {
@@ -131,9 +126,7 @@ impl Kem for DetMlKem {
     }
 
     fn decapsulate(&self, dk: &MlKemDk, ct: &[u8]) -> pqdrop_proto::Result<KemSecret> {
-        let ss = dk
-            .decapsulate_slice(ct)
-            .map_err(|_| Error::InvalidPublicValue("ML-KEM-768 ciphertext has the wrong length"))?;
+        let ss = dk.decapsulate_slice(ct).map_err(|_| Error::InvalidPublicValue("ML-KEM-768 ciphertext has the wrong length"))?;
         Ok(KemSecret(ss.into()))
     }
 }
@@ -146,11 +139,9 @@ fn mlkem_from_dz(d: &[u8; 32], z: &[u8; 32]) -> MlKemDk {
 }
 
 fn mlkem_encapsulate(ek: &[u8], m: &[u8; 32]) -> pqdrop_proto::Result<(Vec<u8>, KemSecret)> {
-    let key = ml_kem::Key::<ml_kem::ml_kem_768::EncapsulationKey>::try_from(ek).map_err(|_| {
-        Error::InvalidPublicValue("ML-KEM-768 encapsulation key has the wrong length")
-    })?;
-    let ek = ml_kem::ml_kem_768::EncapsulationKey::new(&key)
-        .map_err(|_| Error::InvalidPublicValue("ML-KEM-768 encapsulation key"))?;
+    let key = ml_kem::Key::<ml_kem::ml_kem_768::EncapsulationKey>::try_from(ek)
+        .map_err(|_| Error::InvalidPublicValue("ML-KEM-768 encapsulation key has the wrong length"))?;
+    let ek = ml_kem::ml_kem_768::EncapsulationKey::new(&key).map_err(|_| Error::InvalidPublicValue("ML-KEM-768 encapsulation key"))?;
     let (ct, ss) = ek.encapsulate_deterministic(&ml_kem::B32::from(*m));
     Ok((ct.to_vec(), KemSecret(ss.into())))
 }
@@ -207,9 +198,7 @@ fn frames(flight: &[u8]) -> Vec<(MsgType, Vec<u8>)> {
     let mut out = Vec::new();
     let mut rest = flight;
     while !rest.is_empty() {
-        let hd = parse_frame_header(rest)
-            .expect("frame header")
-            .expect("complete header");
+        let hd = parse_frame_header(rest).expect("frame header").expect("complete header");
         out.push((hd.msg_type, rest[..hd.frame_len()].to_vec()));
         rest = &rest[hd.frame_len()..];
     }
@@ -246,34 +235,12 @@ fn expand32(prk: &HkdfPrk, info: &[&[u8]]) -> [u8; 32] {
 /// consistency that does not depend on the stored file.
 fn run(spec: &Spec) -> Value {
     let pw = PASSWORD.as_bytes();
-    let rcfg = Config {
-        password: pw,
-        nameplate: NAMEPLATE,
-        capabilities: Capabilities(spec.requester_caps),
-    };
-    let acfg = Config {
-        password: pw,
-        nameplate: NAMEPLATE,
-        capabilities: Capabilities(spec.accepter_caps),
-    };
+    let rcfg = Config { password: pw, nameplate: NAMEPLATE, capabilities: Capabilities(spec.requester_caps) };
+    let acfg = Config { password: pw, nameplate: NAMEPLATE, capabilities: Capabilities(spec.accepter_caps) };
     let mut r_rng = DetRng::new(spec.name, "requester");
     let mut a_rng = DetRng::new(spec.name, "accepter");
-    let mut r = Handshake::requester_with_kem(
-        rcfg,
-        DetMlKem {
-            rng: DetRng::new(spec.name, "requester-kem"),
-        },
-        &mut r_rng,
-    )
-    .unwrap();
-    let mut a = Handshake::accepter_with_kem(
-        acfg,
-        DetMlKem {
-            rng: DetRng::new(spec.name, "accepter-kem"),
-        },
-        &mut a_rng,
-    )
-    .unwrap();
+    let mut r = Handshake::requester_with_kem(rcfg, DetMlKem { rng: DetRng::new(spec.name, "requester-kem") }, &mut r_rng).unwrap();
+    let mut a = Handshake::accepter_with_kem(acfg, DetMlKem { rng: DetRng::new(spec.name, "accepter-kem") }, &mut a_rng).unwrap();
 
     // Flights: 0 requestAdd2 (r->a), 1 acceptAdd2 (a->r), 2 keys2+confirm (r->a), 3 confirm (a->r).
     let f0 = r.poll_transmit().expect("requestAdd2");
@@ -285,11 +252,7 @@ fn run(spec: &Spec) -> Value {
     let f3 = a.poll_transmit().expect("confirm");
     assert_eq!(r.handle_input(&f3).unwrap(), f3.len());
     assert!(r.poll_transmit().is_none() && a.poll_transmit().is_none());
-    assert!(
-        r.is_complete() && a.is_complete(),
-        "{}: handshake did not complete",
-        spec.name
-    );
+    assert!(r.is_complete() && a.is_complete(), "{}: handshake did not complete", spec.name);
     let mut rs = r.into_session().unwrap();
     let mut as_ = a.into_session().unwrap();
 
@@ -312,46 +275,24 @@ fn run(spec: &Spec) -> Value {
     #[allow(deprecated)]
     let dk_expanded = dk.to_expanded_bytes().to_vec();
     let (ct, ss) = mlkem_encapsulate(&ek, &m).unwrap();
-    let aws =
-        MlKemDecapsulationKey::from_bytes(&dk_expanded).expect("aws-lc-rs accepts the expanded dk");
-    assert_eq!(
-        aws.decapsulate(&ct).expect("aws-lc-rs decapsulates").0,
-        ss.0,
-        "aws-lc-rs and ml-kem disagree on the shared secret"
-    );
+    let aws = MlKemDecapsulationKey::from_bytes(&dk_expanded).expect("aws-lc-rs accepts the expanded dk");
+    assert_eq!(aws.decapsulate(&ct).expect("aws-lc-rs decapsulates").0, ss.0, "aws-lc-rs and ml-kem disagree on the shared secret");
     let mut ct_bad = ct.clone();
     ct_bad[0] ^= 1;
     assert_ne!(aws.decapsulate(&ct_bad).unwrap().0, ss.0);
-    assert_eq!(
-        aws.decapsulate(&ct_bad).unwrap().0,
-        dk.decapsulate_slice(&ct_bad).unwrap().as_slice(),
-        "implicit rejection differs"
-    );
+    assert_eq!(aws.decapsulate(&ct_bad).unwrap().0, dk.decapsulate_slice(&ct_bad).unwrap().as_slice(), "implicit rejection differs");
 
     // The messages carry exactly those values.
-    let Message::RequestAdd2(m0) = decode(&f0) else {
-        panic!("flight 0 is not requestAdd2")
-    };
+    let Message::RequestAdd2(m0) = decode(&f0) else { panic!("flight 0 is not requestAdd2") };
     assert_eq!(m0.nonce, nonce);
-    let Message::AcceptAdd2(m1) = decode(&f1) else {
-        panic!("flight 1 is not acceptAdd2")
-    };
+    let Message::AcceptAdd2(m1) = decode(&f1) else { panic!("flight 1 is not acceptAdd2") };
     assert_eq!((m1.aes_salt, &m1.mlkem_pub_key), (aes_salt, &ek));
     let f2_frames = frames(&f2);
-    assert_eq!(
-        f2_frames.iter().map(|f| f.0).collect::<Vec<_>>(),
-        [MsgType::KEYS2, MsgType::CONFIRM]
-    );
-    let Message::Keys2(m2) = decode(&f2_frames[0].1) else {
-        panic!()
-    };
+    assert_eq!(f2_frames.iter().map(|f| f.0).collect::<Vec<_>>(), [MsgType::KEYS2, MsgType::CONFIRM]);
+    let Message::Keys2(m2) = decode(&f2_frames[0].1) else { panic!() };
     assert_eq!((m2.chacha_salt, &m2.mlkem_ciphertext), (chacha_salt, &ct));
-    let Message::Confirm(tag_r2a) = decode(&f2_frames[1].1) else {
-        panic!()
-    };
-    let Message::Confirm(tag_a2r) = decode(&f3) else {
-        panic!("flight 3 is not confirm")
-    };
+    let Message::Confirm(tag_r2a) = decode(&f2_frames[1].1) else { panic!() };
+    let Message::Confirm(tag_a2r) = decode(&f3) else { panic!("flight 3 is not confirm") };
 
     // CPace.
     let ci = cpace::lv_cat(&[labels::CPACE_CI, NAMEPLATE.as_bytes()]);
@@ -359,10 +300,7 @@ fn run(spec: &Spec) -> Value {
     sid[..32].copy_from_slice(&nonce);
     sid[32..].copy_from_slice(&aes_salt);
     let g = cpace::calculate_generator(pw, &ci, &sid);
-    let (ya_s, yb_s) = (
-        CpaceSecret::from_bytes(ya_scalar),
-        CpaceSecret::from_bytes(yb_scalar),
-    );
+    let (ya_s, yb_s) = (CpaceSecret::from_bytes(ya_scalar), CpaceSecret::from_bytes(yb_scalar));
     let (ya, yb) = (ya_s.public_value(&g), yb_s.public_value(&g));
     assert_eq!((m1.ecdh_pub_key, m2.ecdh_pub_key), (ya, yb));
     let k = yb_s.shared_k(&ya).unwrap();
@@ -378,10 +316,7 @@ fn run(spec: &Spec) -> Value {
     let prk_aes = HkdfPrk::extract(&aes_salt, &combined);
     let prk_chacha = HkdfPrk::extract(&chacha_salt, &combined);
     let prk_confirm = HkdfPrk::extract(&th, &combined);
-    use labels::{
-        AES_KEY, CHACHA_KEY, CONFIRM_KEY, DIR_ACCEPTER_TO_REQUESTER as A2R,
-        DIR_REQUESTER_TO_ACCEPTER as R2A, EXPORTER,
-    };
+    use labels::{AES_KEY, CHACHA_KEY, CONFIRM_KEY, DIR_ACCEPTER_TO_REQUESTER as A2R, DIR_REQUESTER_TO_ACCEPTER as R2A, EXPORTER};
     let aes_r2a = expand32(&prk_aes, &[AES_KEY, R2A, &th]);
     let aes_a2r = expand32(&prk_aes, &[AES_KEY, A2R, &th]);
     let chacha_r2a = expand32(&prk_chacha, &[CHACHA_KEY, R2A, &th]);
@@ -395,17 +330,10 @@ fn run(spec: &Spec) -> Value {
     assert_eq!(&as_.exporter[..], &exporter);
 
     // Negotiation.
-    let agreed = Agreed::negotiate(
-        Capabilities(spec.accepter_caps),
-        Capabilities(spec.requester_caps),
-    );
+    let agreed = Agreed::negotiate(Capabilities(spec.accepter_caps), Capabilities(spec.requester_caps));
     assert_eq!(rs.agreed, agreed);
     assert_eq!(as_.agreed, agreed);
-    assert_eq!(
-        agreed.cipher, spec.cipher,
-        "{}: the capabilities do not select the intended cipher",
-        spec.name
-    );
+    assert_eq!(agreed.cipher, spec.cipher, "{}: the capabilities do not select the intended cipher", spec.name);
 
     // First application record of each direction, and that the peer opens it.
     let rec_a2r = seal(&mut as_, PT_A2R);
@@ -494,10 +422,7 @@ fn document() -> Value {
             "requester_kem": "mlkem_m[32] (FIPS 203 ML-KEM.Encaps_internal(ek, m))",
         }),
     );
-    doc.insert(
-        "vectors".into(),
-        Value::Array(SPECS.iter().map(run).collect()),
-    );
+    doc.insert("vectors".into(), Value::Array(SPECS.iter().map(run).collect()));
     Value::Object(doc)
 }
 
@@ -506,12 +431,7 @@ fn compare(path: &str, got: &Value, want: &Value, errs: &mut Vec<String>) {
     match (got, want) {
         (Value::Object(g), Value::Object(w)) => {
             for k in g.keys().chain(w.keys().filter(|k| !g.contains_key(*k))) {
-                compare(
-                    &format!("{path}.{k}"),
-                    g.get(k).unwrap_or(&Value::Null),
-                    w.get(k).unwrap_or(&Value::Null),
-                    errs,
-                );
+                compare(&format!("{path}.{k}"), g.get(k).unwrap_or(&Value::Null), w.get(k).unwrap_or(&Value::Null), errs);
             }
         }
         (Value::Array(g), Value::Array(w)) if g.len() == w.len() => {
@@ -530,27 +450,16 @@ fn handshake_matches_vectors() {
     let path = vector_path();
     if std::env::var_os("PQDROP_WRITE_VECTORS").is_some_and(|v| v == "1") {
         let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
-        std::fs::write(&path, text)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
         eprintln!("wrote {}", path.display());
         return;
     }
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e} (generate with PQDROP_WRITE_VECTORS=1)",
-            path.display()
-        )
-    });
-    let want: Value =
-        serde_json::from_str(&text).expect("vectors/handshake.json is not valid JSON");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e} (generate with PQDROP_WRITE_VECTORS=1)", path.display()));
+    let want: Value = serde_json::from_str(&text).expect("vectors/handshake.json is not valid JSON");
     let mut errs = Vec::new();
     compare("$", &doc, &want, &mut errs);
-    assert!(
-        errs.is_empty(),
-        "{} mismatches with vectors/handshake.json:\n{}",
-        errs.len(),
-        errs.join("\n")
-    );
+    assert!(errs.is_empty(), "{} mismatches with vectors/handshake.json:\n{}", errs.len(), errs.join("\n"));
 }
 
 /// Two runs with the same labels give the same bytes (no hidden randomness:

@@ -12,8 +12,7 @@
 //! independent implementation (Python `cryptography` / `hmac`) before being committed.
 
 use pqdrop_proto::primitives::{
-    hkdf_sha256, hmac_sha256, x25519, x25519_base, x25519_checked, AeadAlg, AeadKey, HkdfPrk,
-    NONCE_LEN, TAG_LEN,
+    hkdf_sha256, hmac_sha256, x25519, x25519_base, x25519_checked, AeadAlg, AeadKey, HkdfPrk, NONCE_LEN, TAG_LEN,
 };
 use pqdrop_proto::Error;
 
@@ -103,36 +102,16 @@ fn rfc5869_hkdf_sha256() {
         assert_eq!(okm.len(), c.len, "{}: vector length", c.name);
 
         // PRK = HMAC-Hash(salt, IKM), computed separately through the HMAC wrapper.
-        assert_eq!(
-            hmac_sha256(&salt, &[&ikm]).as_slice(),
-            prk.as_slice(),
-            "{}: PRK",
-            c.name
-        );
+        assert_eq!(hmac_sha256(&salt, &[&ikm]).as_slice(), prk.as_slice(), "{}: PRK", c.name);
         // The same with IKM split across parts (the wrapper concatenates them).
         let (ikm_a, ikm_b) = ikm.split_at(ikm.len() / 2);
-        assert_eq!(
-            hmac_sha256(&salt, &[ikm_a, ikm_b]).as_slice(),
-            prk.as_slice(),
-            "{}",
-            c.name
-        );
+        assert_eq!(hmac_sha256(&salt, &[ikm_a, ikm_b]).as_slice(), prk.as_slice(), "{}", c.name);
         if salt.is_empty() {
             // "if not provided, [salt] is set to a string of HashLen zeros".
-            assert_eq!(
-                hmac_sha256(&[0u8; 32], &[&ikm]).as_slice(),
-                prk.as_slice(),
-                "{}",
-                c.name
-            );
+            assert_eq!(hmac_sha256(&[0u8; 32], &[&ikm]).as_slice(), prk.as_slice(), "{}", c.name);
         }
         // OKM from the RFC's PRK via a hand-written Expand over hmac_sha256.
-        assert_eq!(
-            expand_with_hmac(&prk, &info, c.len),
-            okm,
-            "{}: Expand(PRK)",
-            c.name
-        );
+        assert_eq!(expand_with_hmac(&prk, &info, c.len), okm, "{}: Expand(PRK)", c.name);
 
         // One-shot wrapper.
         let mut out = vec![0u8; c.len];
@@ -146,9 +125,7 @@ fn rfc5869_hkdf_sha256() {
         assert_eq!(out, okm, "{}: HkdfPrk OKM", c.name);
         let (info_a, info_b) = info.split_at(info.len() / 3);
         let mut out = vec![0u8; c.len];
-        prk_obj
-            .expand(&[info_a, &[], info_b], &mut out)
-            .expect("expand, split info");
+        prk_obj.expand(&[info_a, &[], info_b], &mut out).expect("expand, split info");
         assert_eq!(out, okm, "{}: HkdfPrk OKM with split info", c.name);
 
         // A shorter output is a prefix of the longer one.
@@ -162,13 +139,9 @@ fn rfc5869_hkdf_sha256() {
 fn hkdf_sha256_output_length_limit() {
     let prk = HkdfPrk::extract(b"salt", b"ikm");
     let mut max = vec![0u8; 255 * 32];
-    prk.expand(&[b"info"], &mut max)
-        .expect("255 * HashLen is allowed");
+    prk.expand(&[b"info"], &mut max).expect("255 * HashLen is allowed");
     let mut too_long = vec![0u8; 255 * 32 + 1];
-    assert!(matches!(
-        prk.expand(&[b"info"], &mut too_long),
-        Err(Error::Misuse(_))
-    ));
+    assert!(matches!(prk.expand(&[b"info"], &mut too_long), Err(Error::Misuse(_))));
     assert!(hkdf_sha256(b"salt", b"ikm", &[b"info"], &mut too_long).is_err());
 }
 
@@ -196,12 +169,7 @@ fn rfc7748_x25519_vectors() {
     for (i, (k, u, out)) in RFC7748_5_2.iter().enumerate() {
         let (k, u, out) = (h32(k), h32(u), h32(out));
         assert_eq!(x25519(&k, &u), out, "vector {}", i + 1);
-        assert_eq!(
-            x25519_checked(&k, &u).expect("non-zero result"),
-            out,
-            "vector {}",
-            i + 1
-        );
+        assert_eq!(x25519_checked(&k, &u).expect("non-zero result"), out, "vector {}", i + 1);
         // Masking bit 255 of u by hand gives the same result.
         let mut masked = u;
         masked[31] &= 0x7f;
@@ -252,10 +220,7 @@ fn x25519_checked_rejects_zero_point() {
     // u = 0 has order 1 (RFC 7748 §6.1: the all-zero result must be rejected).
     let a = h32("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
     assert_eq!(x25519(&a, &[0u8; 32]), [0u8; 32]);
-    assert!(matches!(
-        x25519_checked(&a, &[0u8; 32]),
-        Err(Error::InvalidPublicValue(_))
-    ));
+    assert!(matches!(x25519_checked(&a, &[0u8; 32]), Err(Error::InvalidPublicValue(_))));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -327,10 +292,7 @@ fn rfc8439_vector_bytes_are_consistent() {
 fn rfc8439_aead_seal() {
     let v = rfc8439();
     let mut buf = v.pt.clone();
-    let tag = v
-        .key
-        .seal_in_place(v.nonce, &v.aad, &mut buf)
-        .expect("seal");
+    let tag = v.key.seal_in_place(v.nonce, &v.aad, &mut buf).expect("seal");
     assert_eq!(buf, v.ct, "ciphertext");
     assert_eq!(tag, v.tag, "tag");
 }
@@ -339,10 +301,7 @@ fn rfc8439_aead_seal() {
 fn rfc8439_aead_open() {
     let v = rfc8439();
     let mut buf = [v.ct.as_slice(), v.tag.as_slice()].concat();
-    let n = v
-        .key
-        .open_in_place(v.nonce, &v.aad, &mut buf)
-        .expect("open");
+    let n = v.key.open_in_place(v.nonce, &v.aad, &mut buf).expect("open");
     assert_eq!(n, v.pt.len());
     assert_eq!(&buf[..n], v.pt.as_slice(), "plaintext");
 }
@@ -354,11 +313,7 @@ fn rfc8439_aead_rejects_flipped_tag_bits() {
     for bit in 0..TAG_LEN * 8 {
         let mut buf = sealed.clone();
         buf[v.ct.len() + bit / 8] ^= 1 << (bit % 8);
-        assert_eq!(
-            v.key.open_in_place(v.nonce, &v.aad, &mut buf),
-            Err(Error::BadRecord),
-            "tag bit {bit} flipped"
-        );
+        assert_eq!(v.key.open_in_place(v.nonce, &v.aad, &mut buf), Err(Error::BadRecord), "tag bit {bit} flipped");
     }
 }
 
@@ -371,73 +326,43 @@ fn rfc8439_aead_rejects_other_modifications() {
     for pos in [0, v.ct.len() / 2, v.ct.len() - 1] {
         let mut buf = sealed.clone();
         buf[pos] ^= 0x01;
-        assert_eq!(
-            v.key.open_in_place(v.nonce, &v.aad, &mut buf),
-            Err(Error::BadRecord)
-        );
+        assert_eq!(v.key.open_in_place(v.nonce, &v.aad, &mut buf), Err(Error::BadRecord));
     }
     // A flipped AAD bit.
     let mut aad = v.aad.clone();
     aad[0] ^= 0x80;
     let mut buf = sealed.clone();
-    assert_eq!(
-        v.key.open_in_place(v.nonce, &aad, &mut buf),
-        Err(Error::BadRecord)
-    );
+    assert_eq!(v.key.open_in_place(v.nonce, &aad, &mut buf), Err(Error::BadRecord));
     // Missing AAD.
     let mut buf = sealed.clone();
-    assert_eq!(
-        v.key.open_in_place(v.nonce, &[], &mut buf),
-        Err(Error::BadRecord)
-    );
+    assert_eq!(v.key.open_in_place(v.nonce, &[], &mut buf), Err(Error::BadRecord));
     // A different nonce.
     let mut nonce = v.nonce;
     nonce[NONCE_LEN - 1] ^= 0x01;
     let mut buf = sealed.clone();
-    assert_eq!(
-        v.key.open_in_place(nonce, &v.aad, &mut buf),
-        Err(Error::BadRecord)
-    );
+    assert_eq!(v.key.open_in_place(nonce, &v.aad, &mut buf), Err(Error::BadRecord));
     // Truncated: one byte of ciphertext dropped, and shorter than a tag.
     let mut buf = sealed[1..].to_vec();
-    assert_eq!(
-        v.key.open_in_place(v.nonce, &v.aad, &mut buf),
-        Err(Error::BadRecord)
-    );
+    assert_eq!(v.key.open_in_place(v.nonce, &v.aad, &mut buf), Err(Error::BadRecord));
     let mut buf = v.tag[..TAG_LEN - 1].to_vec();
-    assert_eq!(
-        v.key.open_in_place(v.nonce, &v.aad, &mut buf),
-        Err(Error::BadRecord)
-    );
+    assert_eq!(v.key.open_in_place(v.nonce, &v.aad, &mut buf), Err(Error::BadRecord));
     // A different key.
     let mut other_key = h(RFC8439_KEY);
     other_key[0] ^= 0x01;
     let other = AeadKey::new(AeadAlg::ChaCha20Poly1305, &other_key).expect("key");
     let mut buf = sealed.clone();
-    assert_eq!(
-        other.open_in_place(v.nonce, &v.aad, &mut buf),
-        Err(Error::BadRecord)
-    );
+    assert_eq!(other.open_in_place(v.nonce, &v.aad, &mut buf), Err(Error::BadRecord));
     // The same bytes under the other AEAD.
     let gcm = AeadKey::new(AeadAlg::Aes256Gcm, &h(RFC8439_KEY)).expect("key");
     let mut buf = sealed;
-    assert_eq!(
-        gcm.open_in_place(v.nonce, &v.aad, &mut buf),
-        Err(Error::BadRecord)
-    );
+    assert_eq!(gcm.open_in_place(v.nonce, &v.aad, &mut buf), Err(Error::BadRecord));
 }
 
 #[test]
 fn aead_key_length_is_checked() {
     for alg in [AeadAlg::ChaCha20Poly1305, AeadAlg::Aes256Gcm] {
         for len in [0, 16, 24, 31, 33] {
-            assert!(
-                matches!(
-                    AeadKey::new(alg, &vec![0u8; len]),
-                    Err(Error::BadKeyLength { .. })
-                ),
-                "{alg:?} accepted a {len}-byte key"
-            );
+            assert!(matches!(AeadKey::new(alg, &vec![0u8; len]), Err(Error::BadKeyLength { .. })), "{alg:?} accepted a {len}-byte key");
         }
     }
 }

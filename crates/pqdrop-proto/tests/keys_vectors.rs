@@ -14,9 +14,7 @@ fn load() -> Value {
 }
 
 fn field<'a>(v: &'a Value, name: &str) -> &'a str {
-    v[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("vector lacks string field {name}: {v}"))
+    v[name].as_str().unwrap_or_else(|| panic!("vector lacks string field {name}: {v}"))
 }
 
 #[test]
@@ -29,11 +27,7 @@ fn rust_matches_the_independent_vectors() {
     let doc = load();
     let vectors = doc["vectors"].as_array().expect("vectors array");
     // Three seeds times two variants, as the script writes them.
-    assert!(
-        vectors.len() >= 6,
-        "expected at least 6 vectors, found {}",
-        vectors.len()
-    );
+    assert!(vectors.len() >= 6, "expected at least 6 vectors, found {}", vectors.len());
     let mut seen = std::collections::BTreeSet::new();
     for v in vectors {
         let label = format!("{} / {}", field(v, "name"), field(v, "variant"));
@@ -42,36 +36,12 @@ fn rust_matches_the_independent_vectors() {
         let seed = Seed::from_hex(field(v, "seed")).expect("seed");
         let h = hierarchy(&seed, variant).expect("hierarchy");
 
-        assert_eq!(
-            hex::encode(h.seed_exchange_private.as_bytes()),
-            field(v, "seed_exchange_private"),
-            "{label}"
-        );
-        assert_eq!(
-            hex::encode(h.seed_exchange_public),
-            field(v, "seed_exchange_public"),
-            "{label}"
-        );
-        assert_eq!(
-            hex::encode(h.io_exchange_private.as_bytes()),
-            field(v, "io_exchange_private"),
-            "{label}"
-        );
-        assert_eq!(
-            hex::encode(h.io_exchange_public),
-            field(v, "io_exchange_public"),
-            "{label}"
-        );
-        assert_eq!(
-            hex::encode(h.state_ikm.as_bytes()),
-            field(v, "state_ikm"),
-            "{label}"
-        );
-        assert_eq!(
-            hex::encode(h.callback_secret.as_bytes()),
-            field(v, "callback_secret"),
-            "{label}"
-        );
+        assert_eq!(hex::encode(h.seed_exchange_private.as_bytes()), field(v, "seed_exchange_private"), "{label}");
+        assert_eq!(hex::encode(h.seed_exchange_public), field(v, "seed_exchange_public"), "{label}");
+        assert_eq!(hex::encode(h.io_exchange_private.as_bytes()), field(v, "io_exchange_private"), "{label}");
+        assert_eq!(hex::encode(h.io_exchange_public), field(v, "io_exchange_public"), "{label}");
+        assert_eq!(hex::encode(h.state_ikm.as_bytes()), field(v, "state_ikm"), "{label}");
+        assert_eq!(hex::encode(h.callback_secret.as_bytes()), field(v, "callback_secret"), "{label}");
 
         let extra = [
             (index::RANDOMNESS_ENCRYPTION, "randomness_encryption_key"),
@@ -83,19 +53,12 @@ fn rust_matches_the_independent_vectors() {
             Variant::Enclave => {
                 for (n, name) in extra {
                     let k = derive(&seed, variant, n).expect("derive");
-                    assert_eq!(
-                        hex::encode(k.as_bytes()),
-                        field(v, name),
-                        "{label} index {n}"
-                    );
+                    assert_eq!(hex::encode(k.as_bytes()), field(v, name), "{label} index {n}");
                 }
             }
             Variant::Spec => {
                 for (_, name) in extra {
-                    assert!(
-                        v.get(name).is_none(),
-                        "{label}: spec vectors define only indices 1..=4"
-                    );
+                    assert!(v.get(name).is_none(), "{label}: spec vectors define only indices 1..=4");
                 }
             }
         }

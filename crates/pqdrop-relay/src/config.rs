@@ -83,30 +83,20 @@ impl RelayConfig {
     /// Checks that every value is in range.
     pub fn validate(&self) -> Result<(), RelayError> {
         if !self.join_rate_per_sec.is_finite() || self.join_rate_per_sec < 0.0 {
-            return Err(RelayError::Config(
-                "join_rate_per_sec must be a finite number >= 0",
-            ));
+            return Err(RelayError::Config("join_rate_per_sec must be a finite number >= 0"));
         }
         let max_permits = tokio::sync::Semaphore::MAX_PERMITS;
         if self.max_sessions > max_permits || self.max_handshakes > max_permits {
-            return Err(RelayError::Config(
-                "max_sessions and max_handshakes must fit a semaphore",
-            ));
+            return Err(RelayError::Config("max_sessions and max_handshakes must fit a semaphore"));
         }
         if !(4096..=64 * 1024 * 1024).contains(&self.copy_buffer_size) {
-            return Err(RelayError::Config(
-                "copy_buffer_size must be between 4 KiB and 64 MiB",
-            ));
+            return Err(RelayError::Config("copy_buffer_size must be between 4 KiB and 64 MiB"));
         }
         if !(4096..=64 * 1024 * 1024).contains(&self.splice_pipe_size) {
-            return Err(RelayError::Config(
-                "splice_pipe_size must be between 4 KiB and 64 MiB",
-            ));
+            return Err(RelayError::Config("splice_pipe_size must be between 4 KiB and 64 MiB"));
         }
         if self.max_prepair_bytes > 64 * 1024 * 1024 {
-            return Err(RelayError::Config(
-                "max_prepair_bytes must be at most 64 MiB",
-            ));
+            return Err(RelayError::Config("max_prepair_bytes must be at most 64 MiB"));
         }
         Ok(())
     }

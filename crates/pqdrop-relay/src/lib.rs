@@ -120,6 +120,5 @@ pub use config::RelayConfig;
 pub use error::RelayError;
 pub use server::{Relay, RelayStats, StatsHandle};
 pub use wire::{
-    hello_bytes, read_status, Role, StatusCode, MAGIC, MAX_HELLO_READ, MAX_NAMEPLATE_LEN,
-    MAX_STATUS_MESSAGE_LEN, PROTOCOL_VERSION,
+    hello_bytes, read_status, Role, StatusCode, MAGIC, MAX_HELLO_READ, MAX_NAMEPLATE_LEN, MAX_STATUS_MESSAGE_LEN, PROTOCOL_VERSION,
 };

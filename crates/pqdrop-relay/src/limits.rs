@@ -21,9 +21,7 @@ impl IpKey {
             IpAddr::V4(v4) => IpKey::V4(v4),
             IpAddr::V6(v6) => {
                 let o = v6.octets();
-                IpKey::V6Prefix(u64::from_be_bytes([
-                    o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7],
-                ]))
+                IpKey::V6Prefix(u64::from_be_bytes([o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]]))
             }
         }
     }
@@ -61,13 +59,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 impl RateLimiter {
     pub(crate) fn new(rate: f64, burst: u32, max_tracked: usize) -> RateLimiter {
-        RateLimiter {
-            buckets: HashMap::new(),
-            rate,
-            burst: f64::from(burst),
-            max_tracked,
-            last_sweep: Instant::now(),
-        }
+        RateLimiter { buckets: HashMap::new(), rate, burst: f64::from(burst), max_tracked, last_sweep: Instant::now() }
     }
 
     fn refilled(&self, b: &Bucket, now: Instant) -> f64 {
@@ -102,13 +94,7 @@ impl RateLimiter {
             None => burst,
         };
         if tokens >= 1.0 {
-            self.buckets.insert(
-                key,
-                Bucket {
-                    tokens: tokens - 1.0,
-                    last: now,
-                },
-            );
+            self.buckets.insert(key, Bucket { tokens: tokens - 1.0, last: now });
             RateDecision::Allow
         } else {
             self.buckets.insert(key, Bucket { tokens, last: now });
@@ -136,10 +122,7 @@ mod tests {
         assert_ne!(IpKey::of(a), IpKey::of(c));
         let mapped = IpAddr::V6(Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped());
         assert_eq!(IpKey::of(mapped), IpKey::V4(Ipv4Addr::LOCALHOST));
-        assert_ne!(
-            IpKey::of(IpAddr::V6(Ipv6Addr::LOCALHOST)),
-            IpKey::V4(Ipv4Addr::LOCALHOST)
-        );
+        assert_ne!(IpKey::of(IpAddr::V6(Ipv6Addr::LOCALHOST)), IpKey::V4(Ipv4Addr::LOCALHOST));
     }
 
     #[test]
@@ -153,23 +136,11 @@ mod tests {
             assert_eq!(rl.check(k1, t0), RateDecision::Allow);
         }
         assert_eq!(rl.check(k1, t0), RateDecision::Limited);
-        assert_eq!(
-            rl.check(k1, t0 + Duration::from_millis(500)),
-            RateDecision::Allow
-        );
-        assert_eq!(
-            rl.check(k1, t0 + Duration::from_millis(500)),
-            RateDecision::Limited
-        );
-        assert_eq!(
-            rl.check(k2, t0 + Duration::from_millis(500)),
-            RateDecision::Allow
-        );
+        assert_eq!(rl.check(k1, t0 + Duration::from_millis(500)), RateDecision::Allow);
+        assert_eq!(rl.check(k1, t0 + Duration::from_millis(500)), RateDecision::Limited);
+        assert_eq!(rl.check(k2, t0 + Duration::from_millis(500)), RateDecision::Allow);
         // table full (k1, k2), neither refilled yet
-        assert_eq!(
-            rl.check(k3, t0 + Duration::from_millis(600)),
-            RateDecision::TableFull
-        );
+        assert_eq!(rl.check(k3, t0 + Duration::from_millis(600)), RateDecision::TableFull);
         // later both have refilled: evicted, k3 gets in
         let later = t0 + Duration::from_secs(5);
         assert_eq!(rl.check(k3, later), RateDecision::Allow);

@@ -22,10 +22,7 @@ pub(crate) struct Activity {
 
 impl Activity {
     pub(crate) fn new() -> Activity {
-        Activity {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        }
+        Activity { start: Instant::now(), last_ms: AtomicU64::new(0) }
     }
 
     pub(crate) fn touch(&self) {
@@ -66,12 +63,7 @@ pub(crate) enum End {
 
 /// Copies between `a` and `b` until both directions end, an error, or idleness.
 /// Byte counts go to `moved` as they move, so they are right however it ends.
-pub(crate) async fn relay(
-    a: &mut TcpStream,
-    b: &mut TcpStream,
-    config: &RelayConfig,
-    moved: &Moved,
-) -> End {
+pub(crate) async fn relay(a: &mut TcpStream, b: &mut TcpStream, config: &RelayConfig, moved: &Moved) -> End {
     let activity = Activity::new();
     let copy = copy_any(a, b, config, &activity, moved);
     tokio::select! {
@@ -83,13 +75,7 @@ pub(crate) async fn relay(
     }
 }
 
-async fn copy_any(
-    a: &mut TcpStream,
-    b: &mut TcpStream,
-    config: &RelayConfig,
-    activity: &Activity,
-    moved: &Moved,
-) -> io::Result<()> {
+async fn copy_any(a: &mut TcpStream, b: &mut TcpStream, config: &RelayConfig, activity: &Activity, moved: &Moved) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     if config.use_splice {
         match crate::splice::Pipes::new(config.splice_pipe_size) {
@@ -103,27 +89,11 @@ async fn copy_any(
 }
 
 /// The portable path: tokio's bidirectional copy with large buffers.
-async fn copy_user_space(
-    a: &mut TcpStream,
-    b: &mut TcpStream,
-    buf_size: usize,
-    activity: &Activity,
-    moved: &Moved,
-) -> io::Result<()> {
+async fn copy_user_space(a: &mut TcpStream, b: &mut TcpStream, buf_size: usize, activity: &Activity, moved: &Moved) -> io::Result<()> {
     // Bytes written to `a` came from `b` and vice versa.
-    let mut ta = Tracked {
-        io: a,
-        activity,
-        written: &moved.b_to_a,
-    };
-    let mut tb = Tracked {
-        io: b,
-        activity,
-        written: &moved.a_to_b,
-    };
-    tokio::io::copy_bidirectional_with_sizes(&mut ta, &mut tb, buf_size, buf_size)
-        .await
-        .map(|_| ())
+    let mut ta = Tracked { io: a, activity, written: &moved.b_to_a };
+    let mut tb = Tracked { io: b, activity, written: &moved.a_to_b };
+    tokio::io::copy_bidirectional_with_sizes(&mut ta, &mut tb, buf_size, buf_size).await.map(|_| ())
 }
 
 /// A stream that records activity and counts the bytes written to it.
@@ -134,11 +104,7 @@ struct Tracked<'a> {
 }
 
 impl AsyncRead for Tracked<'_> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let r = Pin::new(&mut *this.io).poll_read(cx, buf);
@@ -150,11 +116,7 @@ impl AsyncRead for Tracked<'_> {
 }
 
 impl AsyncWrite for Tracked<'_> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut *this.io).poll_write(cx, data);
         if let Poll::Ready(Ok(n)) = r {

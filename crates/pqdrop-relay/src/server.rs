@@ -172,10 +172,7 @@ impl StatsHandle {
         RelayStats {
             connections_accepted: c.accepted.load(Ordering::Relaxed),
             pending_rooms,
-            active_sessions: s
-                .config
-                .max_sessions
-                .saturating_sub(s.sessions.available_permits()),
+            active_sessions: s.config.max_sessions.saturating_sub(s.sessions.available_permits()),
             sessions_paired: c.paired.load(Ordering::Relaxed),
             bytes_relayed: c.bytes.load(Ordering::Relaxed),
             refusals: std::array::from_fn(|i| c.refusals[i].load(Ordering::Relaxed)),
@@ -187,22 +184,14 @@ impl Relay {
     /// Binds the relay's listening socket.
     pub async fn bind(addr: SocketAddr, config: RelayConfig) -> Result<Relay, RelayError> {
         config.validate()?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| RelayError::Bind { addr, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| RelayError::Bind { addr, source })?;
+        let listener = TcpListener::bind(addr).await.map_err(|source| RelayError::Bind { addr, source })?;
+        let local_addr = listener.local_addr().map_err(|source| RelayError::Bind { addr, source })?;
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 rooms: HashMap::new(),
                 pending_per_ip: HashMap::new(),
-                rate: RateLimiter::new(
-                    config.join_rate_per_sec,
-                    config.join_burst,
-                    config.max_tracked_addresses,
-                ),
+                rate: RateLimiter::new(config.join_rate_per_sec, config.join_burst, config.max_tracked_addresses),
                 next_id: 0,
             }),
             sessions: Arc::new(Semaphore::new(config.max_sessions)),
@@ -211,11 +200,7 @@ impl Relay {
             counters: Counters::default(),
             config,
         });
-        Ok(Relay {
-            listener,
-            local_addr,
-            shared,
-        })
+        Ok(Relay { listener, local_addr, shared })
     }
 
     /// The address the relay listens on (with the real port if bound to port 0).
@@ -232,9 +217,7 @@ impl Relay {
     /// peers (and connections still in the hello phase) code 22, and lets paired
     /// sessions finish for up to `config.shutdown_grace` before cutting them.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RelayError> {
-        let Relay {
-            listener, shared, ..
-        } = self;
+        let Relay { listener, shared, .. } = self;
         info!(addr = %self.local_addr, "relay listening");
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
@@ -259,15 +242,9 @@ impl Relay {
         drop(listener);
         shared.shutdown.send_replace(true);
         info!(tasks = tasks.len(), "relay shutting down");
-        let drained = tokio::time::timeout(shared.config.shutdown_grace, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
+        let drained = tokio::time::timeout(shared.config.shutdown_grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
-            info!(
-                cut = tasks.len(),
-                "shutdown grace over; closing remaining sessions"
-            );
+            info!(cut = tasks.len(), "shutdown grace over; closing remaining sessions");
             tasks.shutdown().await;
         }
         info!("relay stopped");
@@ -294,19 +271,12 @@ fn accept(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, stream: TcpStream, addr
     });
 }
 
-const MSG_FULL_HANDSHAKES: &str =
-    "relay is full (too many connections being set up); try again in a minute or use another relay";
+const MSG_FULL_HANDSHAKES: &str = "relay is full (too many connections being set up); try again in a minute or use another relay";
 const MSG_SHUTDOWN: &str = "relay is shutting down; try again in a moment or use another relay";
 
 /// Sends an error status, then closes gracefully: shut down our side and drain
 /// what the client still sends for a short while, so it can read the status.
-async fn refuse(
-    shared: &Shared,
-    stream: &mut TcpStream,
-    addr: SocketAddr,
-    code: StatusCode,
-    msg: &str,
-) {
+async fn refuse(shared: &Shared, stream: &mut TcpStream, addr: SocketAddr, code: StatusCode, msg: &str) {
     shared.count_refusal(code);
     debug!(peer = %addr, code = code.code(), "refused");
     let bytes = status_bytes(code, msg);
@@ -339,12 +309,7 @@ async fn refuse(
 }
 
 /// Rate limit, hello, then join.
-async fn handle_new(
-    shared: &Arc<Shared>,
-    mut stream: TcpStream,
-    addr: SocketAddr,
-    permit: OwnedSemaphorePermit,
-) -> Next {
+async fn handle_new(shared: &Arc<Shared>, mut stream: TcpStream, addr: SocketAddr, permit: OwnedSemaphorePermit) -> Next {
     let cfg = &shared.config;
     let key = IpKey::of(addr.ip());
     let decision = shared.state().rate.check(key, Instant::now());
@@ -385,26 +350,14 @@ async fn handle_new(
             return Next::Done;
         }
         Err(_elapsed) => {
-            let msg = format!(
-                "bad hello: not received within {} s; check the relay address and your network",
-                cfg.hello_timeout.as_secs_f64()
-            );
+            let msg =
+                format!("bad hello: not received within {} s; check the relay address and your network", cfg.hello_timeout.as_secs_f64());
             refuse(shared, &mut stream, addr, StatusCode::BadHello, &msg).await;
             return Next::Done;
         }
     };
     drop(permit);
-    join(
-        shared,
-        Peer {
-            stream,
-            addr,
-            key,
-            hello,
-            prepair,
-        },
-    )
-    .await
+    join(shared, Peer { stream, addr, key, hello, prepair }).await
 }
 
 /// Resolves once the relay is shutting down (or its handle is gone).
@@ -450,26 +403,12 @@ async fn join(shared: &Arc<Shared>, mut peer: Peer) -> Next {
     let cfg = &shared.config;
     loop {
         if shared.shutting_down() {
-            refuse(
-                shared,
-                &mut peer.stream,
-                peer.addr,
-                StatusCode::ShuttingDown,
-                MSG_SHUTDOWN,
-            )
-            .await;
+            refuse(shared, &mut peer.stream, peer.addr, StatusCode::ShuttingDown, MSG_SHUTDOWN).await;
             return Next::Done;
         }
         if peer.prepair.len() > cfg.max_prepair_bytes {
             let msg = prepair_message(cfg.max_prepair_bytes);
-            refuse(
-                shared,
-                &mut peer.stream,
-                peer.addr,
-                StatusCode::TooManyPrepairBytes,
-                &msg,
-            )
-            .await;
+            refuse(shared, &mut peer.stream, peer.addr, StatusCode::TooManyPrepairBytes, &msg).await;
             return Next::Done;
         }
         let decision = {
@@ -487,10 +426,7 @@ async fn join(shared: &Arc<Shared>, mut peer: Peer) -> Next {
                 Some(_) => match Arc::clone(&shared.sessions).try_acquire_owned() {
                     Err(_) => JoinDecision::Refuse(
                         StatusCode::RelayFull,
-                        format!(
-                            "relay is full (limit {} sessions); try again in a few minutes or use another relay",
-                            cfg.max_sessions
-                        ),
+                        format!("relay is full (limit {} sessions); try again in a few minutes or use another relay", cfg.max_sessions),
                     ),
                     Ok(permit) => match st.rooms.remove(&peer.hello.nameplate) {
                         Some(w) => {
@@ -523,15 +459,7 @@ async fn join(shared: &Arc<Shared>, mut peer: Peer) -> Next {
                         let id = st.next_id;
                         st.next_id = st.next_id.wrapping_add(1);
                         let (tx, rx) = oneshot::channel();
-                        st.rooms.insert(
-                            peer.hello.nameplate.clone(),
-                            Waiter {
-                                id,
-                                role: peer.hello.role,
-                                key: peer.key,
-                                tx,
-                            },
-                        );
+                        st.rooms.insert(peer.hello.nameplate.clone(), Waiter { id, role: peer.hello.role, key: peer.key, tx });
                         *st.pending_per_ip.entry(peer.key).or_insert(0) += 1;
                         JoinDecision::Wait(id, rx)
                     }
@@ -555,9 +483,7 @@ async fn join(shared: &Arc<Shared>, mut peer: Peer) -> Next {
 }
 
 fn prepair_message(max: usize) -> String {
-    format!(
-        "sent more than {max} bytes before the other peer arrived; wait for pairing (status 1) before sending"
-    )
+    format!("sent more than {max} bytes before the other peer arrived; wait for pairing (status 1) before sending")
 }
 
 enum WaitEnd {
@@ -568,19 +494,11 @@ enum WaitEnd {
 }
 
 /// Waits in room `id` for the other peer, buffering pre-pairing bytes.
-async fn wait(
-    shared: &Arc<Shared>,
-    mut peer: Peer,
-    id: u64,
-    mut rx: oneshot::Receiver<Arrival>,
-) -> Next {
+async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Receiver<Arrival>) -> Next {
     let cfg = &shared.config;
     let deadline = Instant::now() + cfg.waiting_timeout;
     info!(nameplate = %peer.hello.nameplate, peer = %peer.addr, role = peer.hello.role.name(), "waiting");
-    let waiting = status_bytes(
-        StatusCode::Waiting,
-        "waiting for the other peer; give them your code",
-    );
+    let waiting = status_bytes(StatusCode::Waiting, "waiting for the other peer; give them your code");
     let mut shutdown = shared.shutdown.subscribe();
     let end = match tokio::time::timeout(cfg.hello_timeout, peer.stream.write_all(&waiting)).await {
         Ok(Ok(())) => loop {
@@ -618,41 +536,18 @@ async fn wait(
             if let Some(arrival) = inflight {
                 return pair(shared, peer, arrival).await;
             }
-            let msg = format!(
-                "timed out after {} s waiting for the other peer; start again with a new code",
-                cfg.waiting_timeout.as_secs()
-            );
+            let msg =
+                format!("timed out after {} s waiting for the other peer; start again with a new code", cfg.waiting_timeout.as_secs());
             info!(nameplate = %np, peer = %peer.addr, code = 20, "wait timed out");
-            refuse(
-                shared,
-                &mut peer.stream,
-                peer.addr,
-                StatusCode::WaitTimeout,
-                &msg,
-            )
-            .await;
+            refuse(shared, &mut peer.stream, peer.addr, StatusCode::WaitTimeout, &msg).await;
         }
         WaitEnd::Shutdown => {
-            refuse(
-                shared,
-                &mut peer.stream,
-                peer.addr,
-                StatusCode::ShuttingDown,
-                MSG_SHUTDOWN,
-            )
-            .await;
+            refuse(shared, &mut peer.stream, peer.addr, StatusCode::ShuttingDown, MSG_SHUTDOWN).await;
         }
         WaitEnd::TooManyBytes => {
             let msg = prepair_message(cfg.max_prepair_bytes);
             info!(nameplate = %np, peer = %peer.addr, code = 23, "too many bytes before pairing");
-            refuse(
-                shared,
-                &mut peer.stream,
-                peer.addr,
-                StatusCode::TooManyPrepairBytes,
-                &msg,
-            )
-            .await;
+            refuse(shared, &mut peer.stream, peer.addr, StatusCode::TooManyPrepairBytes, &msg).await;
         }
         WaitEnd::Disconnected => {
             info!(nameplate = %np, peer = %peer.addr, "waiting peer left; room freed");
@@ -672,35 +567,22 @@ async fn pair(shared: &Arc<Shared>, a: Peer, arrival: Arrival) -> Next {
     let nameplate = a.hello.nameplate;
     info!(nameplate = %nameplate, a = %a.addr, b = %b.addr, "paired");
     let (mut sa, mut sb) = (a.stream, b.stream);
-    let paired = status_bytes(
-        StatusCode::Paired,
-        "paired; the connection is now an end-to-end encrypted pipe to your peer",
-    );
+    let paired = status_bytes(StatusCode::Paired, "paired; the connection is now an end-to-end encrypted pipe to your peer");
     // Each side gets status 1 and then the other side's buffered bytes.
     let mut to_a = paired.clone();
     to_a.extend_from_slice(&b.prepair);
     let mut to_b = paired;
     to_b.extend_from_slice(&a.prepair);
     let moved = Moved::default();
-    moved
-        .b_to_a
-        .store(b.prepair.len() as u64, Ordering::Relaxed);
-    moved
-        .a_to_b
-        .store(a.prepair.len() as u64, Ordering::Relaxed);
-    let greet = tokio::time::timeout(cfg.hello_timeout, async {
-        tokio::try_join!(sa.write_all(&to_a), sb.write_all(&to_b))
-    })
-    .await;
+    moved.b_to_a.store(b.prepair.len() as u64, Ordering::Relaxed);
+    moved.a_to_b.store(a.prepair.len() as u64, Ordering::Relaxed);
+    let greet = tokio::time::timeout(cfg.hello_timeout, async { tokio::try_join!(sa.write_all(&to_a), sb.write_all(&to_b)) }).await;
     let end = match greet {
         Ok(Ok(_)) => pipe::relay(&mut sa, &mut sb, cfg, &moved).await,
         Ok(Err(e)) => End::Error(e),
         Err(_) => End::Idle,
     };
-    let (ab, ba) = (
-        moved.a_to_b.load(Ordering::Relaxed),
-        moved.b_to_a.load(Ordering::Relaxed),
-    );
+    let (ab, ba) = (moved.a_to_b.load(Ordering::Relaxed), moved.b_to_a.load(Ordering::Relaxed));
     shared.counters.bytes.fetch_add(ab + ba, Ordering::Relaxed);
     match &end {
         End::Done => info!(nameplate = %nameplate, a_to_b = ab, b_to_a = ba, "session closed"),

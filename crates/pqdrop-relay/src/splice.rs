@@ -36,11 +36,7 @@ impl Pipe {
         if capacity < want {
             return Err(io::ErrorKind::OutOfMemory.into());
         }
-        Ok(Pipe {
-            read,
-            write,
-            capacity,
-        })
+        Ok(Pipe { read, write, capacity })
     }
 }
 
@@ -56,39 +52,21 @@ pub(crate) struct Pipes {
 
 impl Pipes {
     pub(crate) fn new(size: usize) -> io::Result<Pipes> {
-        Ok(Pipes {
-            a_to_b: Pipe::new(size)?,
-            b_to_a: Pipe::new(size)?,
-        })
+        Ok(Pipes { a_to_b: Pipe::new(size)?, b_to_a: Pipe::new(size)? })
     }
 
     /// Relays both ways until both directions end (EOF passed on as a
     /// half-close) or either fails.
-    pub(crate) async fn bidirectional(
-        self,
-        a: &mut TcpStream,
-        b: &mut TcpStream,
-        activity: &Activity,
-        moved: &Moved,
-    ) -> io::Result<()> {
+    pub(crate) async fn bidirectional(self, a: &mut TcpStream, b: &mut TcpStream, activity: &Activity, moved: &Moved) -> io::Result<()> {
         let (a, b): (&TcpStream, &TcpStream) = (a, b);
-        tokio::try_join!(
-            one_way(a, b, &self.a_to_b, activity, &moved.a_to_b),
-            one_way(b, a, &self.b_to_a, activity, &moved.b_to_a),
-        )
-        .map(|_| ())
+        tokio::try_join!(one_way(a, b, &self.a_to_b, activity, &moved.a_to_b), one_way(b, a, &self.b_to_a, activity, &moved.b_to_a),)
+            .map(|_| ())
     }
 }
 
 const FLAGS: SpliceFFlags = SpliceFFlags::SPLICE_F_MOVE.union(SpliceFFlags::SPLICE_F_NONBLOCK);
 
-async fn one_way(
-    src: &TcpStream,
-    dst: &TcpStream,
-    pipe: &Pipe,
-    activity: &Activity,
-    moved: &AtomicU64,
-) -> io::Result<()> {
+async fn one_way(src: &TcpStream, dst: &TcpStream, pipe: &Pipe, activity: &Activity, moved: &AtomicU64) -> io::Result<()> {
     let mut in_pipe = 0usize;
     let mut eof = false;
     loop {
@@ -99,9 +77,7 @@ async fn one_way(
                 return Ok(());
             }
             src.readable().await?;
-            let r = src.try_io(Interest::READABLE, || {
-                splice(src, None, &pipe.write, None, pipe.capacity, FLAGS).map_err(io::Error::from)
-            });
+            let r = src.try_io(Interest::READABLE, || splice(src, None, &pipe.write, None, pipe.capacity, FLAGS).map_err(io::Error::from));
             match r {
                 Ok(0) => eof = true,
                 Ok(n) => {
@@ -113,9 +89,7 @@ async fn one_way(
             }
         } else {
             dst.writable().await?;
-            let r = dst.try_io(Interest::WRITABLE, || {
-                splice(&pipe.read, None, dst, None, in_pipe, FLAGS).map_err(io::Error::from)
-            });
+            let r = dst.try_io(Interest::WRITABLE, || splice(&pipe.read, None, dst, None, in_pipe, FLAGS).map_err(io::Error::from));
             match r {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {

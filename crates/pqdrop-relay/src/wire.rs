@@ -173,10 +173,7 @@ fn varuint_value(first: u8, tail: &[u8]) -> Result<u64, &'static str> {
     let (v, min) = match (first, tail.len()) {
         (0..=0xF7, 0) => return Ok(u64::from(first)),
         (0xFC, 2) => (u64::from(u16::from_le_bytes([tail[0], tail[1]])), 0xF8),
-        (0xFD, 4) => (
-            u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]])),
-            0x1_0000,
-        ),
+        (0xFD, 4) => (u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]])), 0x1_0000),
         (0xFE, 8) => {
             let mut b = [0u8; 8];
             b.copy_from_slice(tail);
@@ -321,10 +318,7 @@ async fn read_varuint<R: AsyncRead + Unpin>(r: &mut R) -> Result<u64, RelayError
     varuint_value(first[0], &tail[..tail_len]).map_err(RelayError::Protocol)
 }
 
-async fn read_exact_or_closed<R: AsyncRead + Unpin>(
-    r: &mut R,
-    buf: &mut [u8],
-) -> Result<(), RelayError> {
+async fn read_exact_or_closed<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> Result<(), RelayError> {
     match r.read_exact(buf).await {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(RelayError::Closed),
@@ -349,10 +343,7 @@ pub async fn read_status<R: AsyncRead + Unpin>(r: &mut R) -> Result<(u64, String
     };
     let mut msg = [0u8; MAX_STATUS_MESSAGE_LEN];
     read_exact_or_closed(r, &mut msg[..len]).await?;
-    let text = String::from_utf8_lossy(&msg[..len])
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
+    let text = String::from_utf8_lossy(&msg[..len]).chars().map(|c| if c.is_control() { '?' } else { c }).collect();
     Ok((code, text))
 }
 
@@ -368,17 +359,7 @@ mod tests {
 
     #[test]
     fn varuint_roundtrip_and_shortest_form() {
-        for v in [
-            0u64,
-            1,
-            0xF7,
-            0xF8,
-            0xFFFF,
-            0x1_0000,
-            0xFFFF_FFFF,
-            0x1_0000_0000,
-            u64::MAX,
-        ] {
+        for v in [0u64, 1, 0xF7, 0xF8, 0xFFFF, 0x1_0000, 0xFFFF_FFFF, 0x1_0000_0000, u64::MAX] {
             let b = enc(v);
             assert_eq!(get_varuint(&b), Decoded::Done(v, b.len()), "{v}");
             for cut in 0..b.len() {
@@ -388,14 +369,8 @@ mod tests {
         assert_eq!(enc(0xF7).len(), 1);
         assert_eq!(enc(0xF8), vec![0xFC, 0xF8, 0]);
         assert!(matches!(get_varuint(&[0xFC, 5, 0]), Decoded::Invalid(_)));
-        assert!(matches!(
-            get_varuint(&[0xFD, 0xFF, 0xFF, 0, 0]),
-            Decoded::Invalid(_)
-        ));
-        assert!(matches!(
-            get_varuint(&[0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]),
-            Decoded::Invalid(_)
-        ));
+        assert!(matches!(get_varuint(&[0xFD, 0xFF, 0xFF, 0, 0]), Decoded::Invalid(_)));
+        assert!(matches!(get_varuint(&[0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]), Decoded::Invalid(_)));
         for p in [0xF8u8, 0xF9, 0xFA, 0xFB, 0xFF] {
             assert!(matches!(get_varuint(&[p]), Decoded::Invalid(_)));
         }
@@ -405,10 +380,7 @@ mod tests {
     fn hello_roundtrip_and_prefixes() {
         let h = hello_bytes("4711", Role::Receiver).unwrap();
         assert_eq!(h, b"pqdr\x01\x02\x044711");
-        let want = Hello {
-            role: Role::Receiver,
-            nameplate: "4711".into(),
-        };
+        let want = Hello { role: Role::Receiver, nameplate: "4711".into() };
         let mut with_extra = h.clone();
         with_extra.extend_from_slice(b"xyz");
         assert_eq!(parse_hello(&with_extra), Decoded::Done(want, h.len()));
@@ -427,33 +399,16 @@ mod tests {
         assert!(matches!(parse_hello(b"pqdx"), Decoded::Invalid(_)));
         assert!(matches!(parse_hello(b"pqdr\x02"), Decoded::Invalid(_)));
         assert!(matches!(parse_hello(b"pqdr\x01\x03"), Decoded::Invalid(_)));
-        assert!(matches!(
-            parse_hello(b"pqdr\x01\x01\x00"),
-            Decoded::Invalid(_)
-        ));
-        assert!(matches!(
-            parse_hello(b"pqdr\x01\x01\x0b"),
-            Decoded::Invalid(_)
-        ));
-        assert!(matches!(
-            parse_hello(b"pqdr\x01\x01\xfe\xff\xff\xff\xff\xff\xff\xff\xff"),
-            Decoded::Invalid(_)
-        ));
-        assert!(matches!(
-            parse_hello(b"pqdr\x01\x01\x051a"),
-            Decoded::Invalid(_)
-        ));
-        assert!(matches!(
-            parse_hello(b"pqdr\xfc\x01\x00"),
-            Decoded::Invalid(_)
-        ));
+        assert!(matches!(parse_hello(b"pqdr\x01\x01\x00"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\x01\x01\x0b"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\x01\x01\xfe\xff\xff\xff\xff\xff\xff\xff\xff"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\x01\x01\x051a"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\xfc\x01\x00"), Decoded::Invalid(_)));
     }
 
     #[test]
     fn status_roundtrip_and_truncation() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let long = "é".repeat(400);
         let b = status_bytes(StatusCode::BadHello, &long);
         let (code, msg) = rt.block_on(read_status(&mut &b[..])).unwrap();
@@ -463,13 +418,7 @@ mod tests {
         let (code, msg) = rt.block_on(read_status(&mut &b[..])).unwrap();
         assert_eq!((code, msg.as_str()), (0, "a?[2Jb"));
         let bad = [21u8, 0xFC, 0x01, 0x02];
-        assert!(matches!(
-            rt.block_on(read_status(&mut &bad[..])),
-            Err(RelayError::Protocol(_))
-        ));
-        assert!(matches!(
-            rt.block_on(read_status(&mut &[21u8, 5, b'a'][..])),
-            Err(RelayError::Closed)
-        ));
+        assert!(matches!(rt.block_on(read_status(&mut &bad[..])), Err(RelayError::Protocol(_))));
+        assert!(matches!(rt.block_on(read_status(&mut &[21u8, 5, b'a'][..])), Err(RelayError::Closed)));
     }
 }

@@ -7,10 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pqdrop_relay::{
-    connect, hello_bytes, read_status, Relay, RelayConfig, RelayError, Role, StatsHandle,
-    StatusCode,
-};
+use pqdrop_relay::{connect, hello_bytes, read_status, Relay, RelayConfig, RelayError, Role, StatsHandle, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -27,12 +24,7 @@ async fn bounded<F: Future<Output = ()>>(f: F) {
 
 /// A config that does not rate-limit the many loopback connections of a test.
 fn cfg() -> RelayConfig {
-    RelayConfig {
-        join_rate_per_sec: 1000.0,
-        join_burst: 1000,
-        shutdown_grace: Duration::from_secs(2),
-        ..RelayConfig::default()
-    }
+    RelayConfig { join_rate_per_sec: 1000.0, join_burst: 1000, shutdown_grace: Duration::from_secs(2), ..RelayConfig::default() }
 }
 
 struct Running {
@@ -52,17 +44,13 @@ impl Running {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        let r = timeout(within, &mut self.handle)
-            .await
-            .expect("run() did not return in time");
+        let r = timeout(within, &mut self.handle).await.expect("run() did not return in time");
         r.expect("run task panicked").expect("run() failed");
     }
 }
 
 async fn start(config: RelayConfig) -> Running {
-    let relay = Relay::bind("127.0.0.1:0".parse().unwrap(), config)
-        .await
-        .expect("bind");
+    let relay = Relay::bind("127.0.0.1:0".parse().unwrap(), config).await.expect("bind");
     let addr = relay.local_addr();
     assert!(addr.ip().is_loopback());
     let stats = relay.stats();
@@ -70,12 +58,7 @@ async fn start(config: RelayConfig) -> Running {
     let handle = tokio::spawn(relay.run(async move {
         let _ = rx.await;
     }));
-    Running {
-        addr,
-        stats,
-        stop: Some(tx),
-        handle,
-    }
+    Running { addr, stats, stop: Some(tx), handle }
 }
 
 /// Connects and sends a hello (plus `extra` bytes in the same write).
@@ -88,29 +71,20 @@ async fn raw(addr: SocketAddr, nameplate: &str, role: Role, extra: &[u8]) -> Tcp
 }
 
 async fn status<R: AsyncRead + Unpin>(s: &mut R) -> u64 {
-    let (code, msg) = timeout(Duration::from_secs(10), read_status(s))
-        .await
-        .expect("no status in time")
-        .expect("status");
+    let (code, msg) = timeout(Duration::from_secs(10), read_status(s)).await.expect("no status in time").expect("status");
     assert!(msg.len() <= 512);
     assert!(!msg.is_empty());
     code
 }
 
 async fn status_msg<R: AsyncRead + Unpin>(s: &mut R) -> (u64, String) {
-    timeout(Duration::from_secs(10), read_status(s))
-        .await
-        .expect("no status in time")
-        .expect("status")
+    timeout(Duration::from_secs(10), read_status(s)).await.expect("no status in time").expect("status")
 }
 
 /// Asserts that nothing arrives on `s` for [`QUIET`].
 async fn assert_quiet(s: &mut TcpStream) {
     let mut b = [0u8; 1];
-    assert!(
-        timeout(QUIET, s.read(&mut b)).await.is_err(),
-        "unexpected data or close"
-    );
+    assert!(timeout(QUIET, s.read(&mut b)).await.is_err(), "unexpected data or close");
 }
 
 /// Waits (bounded) until the connection is closed by the relay: EOF or reset.
@@ -130,11 +104,7 @@ async fn assert_closed(s: &mut TcpStream, within: Duration) {
 }
 
 /// Polls a condition on the relay's stats (bounded).
-async fn eventually(
-    stats: &StatsHandle,
-    what: &str,
-    f: impl Fn(&pqdrop_relay::RelayStats) -> bool,
-) {
+async fn eventually(stats: &StatsHandle, what: &str, f: impl Fn(&pqdrop_relay::RelayStats) -> bool) {
     for _ in 0..200 {
         if f(&stats.snapshot()) {
             return;
@@ -166,11 +136,7 @@ async fn write_and_close<W: AsyncWrite + Unpin>(mut w: W, d: &[u8]) {
 
 async fn read_all<R: AsyncRead + Unpin>(mut r: R, cap: usize) -> Vec<u8> {
     let mut out = Vec::new();
-    (&mut r)
-        .take(cap as u64 + 1)
-        .read_to_end(&mut out)
-        .await
-        .expect("read");
+    (&mut r).take(cap as u64 + 1).read_to_end(&mut out).await.expect("read");
     out
 }
 
@@ -180,12 +146,7 @@ async fn exchange(a: TcpStream, b: TcpStream, n: usize) {
     let db = data(n, 2);
     let (ar, aw) = a.into_split();
     let (br, bw) = b.into_split();
-    let (_, _, at_b, at_a) = tokio::join!(
-        write_and_close(aw, &da),
-        write_and_close(bw, &db),
-        read_all(br, n),
-        read_all(ar, n),
-    );
+    let (_, _, at_b, at_a) = tokio::join!(write_and_close(aw, &da), write_and_close(bw, &db), read_all(br, n), read_all(ar, n),);
     assert_eq!(at_b.len(), n, "bytes A->B");
     assert!(at_b == da, "A->B corrupted");
     assert_eq!(at_a.len(), n, "bytes B->A");
@@ -193,11 +154,7 @@ async fn exchange(a: TcpStream, b: TcpStream, n: usize) {
 }
 
 async fn pair_and_transfer(use_splice: bool) {
-    let relay = start(RelayConfig {
-        use_splice,
-        ..cfg()
-    })
-    .await;
+    let relay = start(RelayConfig { use_splice, ..cfg() }).await;
     // A: hello plus 30 early bytes in one write, then 2000 more while waiting.
     let a_early1 = data(30, 10);
     let a_early2 = data(2000, 11);
@@ -211,24 +168,15 @@ async fn pair_and_transfer(use_splice: bool) {
     assert_eq!(status(&mut b).await, 1);
     assert_eq!(status(&mut a).await, 1);
     let mut got = vec![0u8; 2030];
-    timeout(Duration::from_secs(10), b.read_exact(&mut got))
-        .await
-        .unwrap()
-        .unwrap();
+    timeout(Duration::from_secs(10), b.read_exact(&mut got)).await.unwrap().unwrap();
     assert_eq!(&got[..30], &a_early1[..]);
     assert_eq!(&got[30..], &a_early2[..]);
     let mut got = vec![0u8; 100];
-    timeout(Duration::from_secs(10), a.read_exact(&mut got))
-        .await
-        .unwrap()
-        .unwrap();
+    timeout(Duration::from_secs(10), a.read_exact(&mut got)).await.unwrap().unwrap();
     assert_eq!(got, b_early);
     let n = 4 * 1024 * 1024 + 17;
     exchange(a, b, n).await;
-    eventually(&relay.stats, "session ended", |s| {
-        s.active_sessions == 0 && s.pending_rooms == 0
-    })
-    .await;
+    eventually(&relay.stats, "session ended", |s| s.active_sessions == 0 && s.pending_rooms == 0).await;
     let st = relay.stats.snapshot();
     assert_eq!(st.sessions_paired, 1);
     assert_eq!(st.bytes_relayed, (2 * n + 2030 + 100) as u64);
@@ -267,9 +215,7 @@ async fn client_connect_pairs_and_reports_waiting_once() {
         }
         assert_eq!(waited.load(Ordering::SeqCst), 1);
         assert_eq!(relay.stats.snapshot().pending_rooms, 1);
-        let second = connect(&addr, "12", Role::Sender, || panic!("second must not wait"))
-            .await
-            .expect("second pairs");
+        let second = connect(&addr, "12", Role::Sender, || panic!("second must not wait")).await.expect("second pairs");
         let first = first.await.unwrap().expect("first pairs");
         assert_eq!(waited.load(Ordering::SeqCst), 1);
         assert!(first.nodelay().unwrap());
@@ -282,16 +228,11 @@ async fn client_connect_pairs_and_reports_waiting_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_errors_carry_code_and_message() {
     bounded(async {
-        assert!(matches!(
-            connect("127.0.0.1:1", "12x", Role::Sender, || {}).await,
-            Err(RelayError::InvalidNameplate)
-        ));
+        assert!(matches!(connect("127.0.0.1:1", "12x", Role::Sender, || {}).await, Err(RelayError::InvalidNameplate)));
         let relay = start(cfg()).await;
         let mut a = raw(relay.addr, "99", Role::Sender, b"").await;
         assert_eq!(status(&mut a).await, 0);
-        let err = connect(&relay.addr_str(), "99", Role::Sender, || {})
-            .await
-            .expect_err("same role must be refused");
+        let err = connect(&relay.addr_str(), "99", Role::Sender, || {}).await.expect_err("same role must be refused");
         assert_eq!(err.status(), Some(StatusCode::RoomTaken));
         match err {
             RelayError::Refused { code, message } => {
@@ -348,11 +289,7 @@ async fn same_role_twice_is_room_taken_and_leaving_frees_the_room() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_pending_rooms_per_address() {
     bounded(async {
-        let relay = start(RelayConfig {
-            max_pending_per_ip: 2,
-            ..cfg()
-        })
-        .await;
+        let relay = start(RelayConfig { max_pending_per_ip: 2, ..cfg() }).await;
         let mut a = raw(relay.addr, "1", Role::Sender, b"").await;
         let mut b = raw(relay.addr, "2", Role::Sender, b"").await;
         assert_eq!(status(&mut a).await, 0);
@@ -369,13 +306,7 @@ async fn limit_pending_rooms_per_address() {
         // ... and it freed a slot.
         let mut e = raw(relay.addr, "3", Role::Sender, b"").await;
         assert_eq!(status(&mut e).await, 0);
-        assert_eq!(
-            relay
-                .stats
-                .snapshot()
-                .refusals(StatusCode::TooManyPendingFromAddress),
-            1
-        );
+        assert_eq!(relay.stats.snapshot().refusals(StatusCode::TooManyPendingFromAddress), 1);
         relay.stop(Duration::from_secs(5)).await;
     })
     .await;
@@ -384,11 +315,7 @@ async fn limit_pending_rooms_per_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_pending_rooms_total() {
     bounded(async {
-        let relay = start(RelayConfig {
-            max_pending_total: 2,
-            ..cfg()
-        })
-        .await;
+        let relay = start(RelayConfig { max_pending_total: 2, ..cfg() }).await;
         let mut a = raw(relay.addr, "1", Role::Sender, b"").await;
         let mut b = raw(relay.addr, "2", Role::Receiver, b"").await;
         assert_eq!(status(&mut a).await, 0);
@@ -406,11 +333,7 @@ async fn limit_pending_rooms_total() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_paired_sessions() {
     bounded(async {
-        let relay = start(RelayConfig {
-            max_sessions: 1,
-            ..cfg()
-        })
-        .await;
+        let relay = start(RelayConfig { max_sessions: 1, ..cfg() }).await;
         let mut a1 = raw(relay.addr, "1", Role::Sender, b"").await;
         assert_eq!(status(&mut a1).await, 0);
         let mut b1 = raw(relay.addr, "1", Role::Receiver, b"").await;
@@ -434,12 +357,7 @@ async fn limit_paired_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_join_rate_per_address() {
     bounded(async {
-        let relay = start(RelayConfig {
-            join_rate_per_sec: 0.0,
-            join_burst: 3,
-            ..cfg()
-        })
-        .await;
+        let relay = start(RelayConfig { join_rate_per_sec: 0.0, join_burst: 3, ..cfg() }).await;
         for i in 0..3 {
             let mut s = raw(relay.addr, &format!("{}", 100 + i), Role::Sender, b"").await;
             assert_eq!(status(&mut s).await, 0);
@@ -459,12 +377,7 @@ async fn limit_join_rate_per_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_rate_refills() {
     bounded(async {
-        let relay = start(RelayConfig {
-            join_rate_per_sec: 20.0,
-            join_burst: 1,
-            ..cfg()
-        })
-        .await;
+        let relay = start(RelayConfig { join_rate_per_sec: 20.0, join_burst: 1, ..cfg() }).await;
         let mut a = raw(relay.addr, "1", Role::Sender, b"").await;
         assert_eq!(status(&mut a).await, 0);
         let mut b = raw(relay.addr, "2", Role::Sender, b"").await;
@@ -480,11 +393,7 @@ async fn join_rate_refills() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_timeout() {
     bounded(async {
-        let relay = start(RelayConfig {
-            waiting_timeout: Duration::from_millis(300),
-            ..cfg()
-        })
-        .await;
+        let relay = start(RelayConfig { waiting_timeout: Duration::from_millis(300), ..cfg() }).await;
         let mut a = raw(relay.addr, "8", Role::Sender, b"").await;
         let t0 = tokio::time::Instant::now();
         assert_eq!(status(&mut a).await, 0);
@@ -511,11 +420,7 @@ async fn expect_bad_hello(addr: SocketAddr, bytes: &[u8]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_hellos() {
     bounded(async {
-        let relay = start(RelayConfig {
-            hello_timeout: Duration::from_millis(300),
-            ..cfg()
-        })
-        .await;
+        let relay = start(RelayConfig { hello_timeout: Duration::from_millis(300), ..cfg() }).await;
         let mut huge_len = b"pqdr\x01\x01\xfe".to_vec();
         huge_len.extend_from_slice(&[0xff; 8]);
         let cases: Vec<Vec<u8>> = vec![
@@ -549,10 +454,7 @@ async fn bad_hellos() {
         // A client that closes before its hello is simply dropped.
         let s = TcpStream::connect(relay.addr).await.unwrap();
         drop(s);
-        assert_eq!(
-            relay.stats.snapshot().refusals(StatusCode::BadHello),
-            cases.len() as u64 + 2
-        );
+        assert_eq!(relay.stats.snapshot().refusals(StatusCode::BadHello), cases.len() as u64 + 2);
         assert_eq!(relay.stats.snapshot().pending_rooms, 0);
         relay.stop(Duration::from_secs(5)).await;
     })
@@ -562,11 +464,7 @@ async fn bad_hellos() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_input_never_breaks_the_relay() {
     bounded(async {
-        let relay = start(RelayConfig {
-            hello_timeout: Duration::from_millis(200),
-            ..cfg()
-        })
-        .await;
+        let relay = start(RelayConfig { hello_timeout: Duration::from_millis(200), ..cfg() }).await;
         for i in 0..60u64 {
             let len = 1 + (i as usize * 7) % 90;
             let mut input = data(len, 1000 + i);
@@ -593,11 +491,7 @@ async fn random_input_never_breaks_the_relay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_bytes_before_pairing() {
     bounded(async {
-        let relay = start(RelayConfig {
-            max_prepair_bytes: 1000,
-            ..cfg()
-        })
-        .await;
+        let relay = start(RelayConfig { max_prepair_bytes: 1000, ..cfg() }).await;
         // Within the limit: fine, and still waiting.
         let mut ok = raw(relay.addr, "3", Role::Sender, &data(1000, 3)).await;
         assert_eq!(status(&mut ok).await, 0);
@@ -619,11 +513,7 @@ async fn too_many_bytes_before_pairing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_bytes_with_the_hello() {
     bounded(async {
-        let relay = start(RelayConfig {
-            max_prepair_bytes: 8,
-            ..cfg()
-        })
-        .await;
+        let relay = start(RelayConfig { max_prepair_bytes: 8, ..cfg() }).await;
         // More than 8 bytes after the hello in the same write: refused, with
         // or without a status 0 first depending on how the bytes arrive.
         let mut a = raw(relay.addr, "4", Role::Sender, &[7u8; 40]).await;
@@ -640,12 +530,7 @@ async fn too_many_bytes_with_the_hello() {
 }
 
 async fn idle_timeout_closes(use_splice: bool) {
-    let relay = start(RelayConfig {
-        idle_timeout: Duration::from_millis(400),
-        use_splice,
-        ..cfg()
-    })
-    .await;
+    let relay = start(RelayConfig { idle_timeout: Duration::from_millis(400), use_splice, ..cfg() }).await;
     let mut a = raw(relay.addr, "9", Role::Sender, b"").await;
     assert_eq!(status(&mut a).await, 0);
     let mut b = raw(relay.addr, "9", Role::Receiver, b"").await;
@@ -654,16 +539,9 @@ async fn idle_timeout_closes(use_splice: bool) {
     // Traffic keeps the session alive well past the idle timeout.
     let mut byte = [0u8; 1];
     for i in 0..8u8 {
-        let (w, r) = if i % 2 == 0 {
-            (&mut a, &mut b)
-        } else {
-            (&mut b, &mut a)
-        };
+        let (w, r) = if i % 2 == 0 { (&mut a, &mut b) } else { (&mut b, &mut a) };
         w.write_all(&[i]).await.unwrap();
-        timeout(Duration::from_secs(5), r.read_exact(&mut byte))
-            .await
-            .expect("session closed while active")
-            .unwrap();
+        timeout(Duration::from_secs(5), r.read_exact(&mut byte)).await.expect("session closed while active").unwrap();
         assert_eq!(byte[0], i);
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
@@ -699,10 +577,7 @@ async fn peer_leaving_ends_the_session() {
         a.write_all(b"bye").await.unwrap();
         drop(a);
         let mut got = Vec::new();
-        timeout(Duration::from_secs(5), b.read_to_end(&mut got))
-            .await
-            .unwrap()
-            .unwrap();
+        timeout(Duration::from_secs(5), b.read_to_end(&mut got)).await.unwrap().unwrap();
         assert_eq!(got, b"bye");
         drop(b);
         eventually(&relay.stats, "session gone", |s| s.active_sessions == 0).await;
@@ -714,11 +589,7 @@ async fn peer_leaving_ends_the_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_tells_waiting_peers_and_returns() {
     bounded(async {
-        let relay = start(RelayConfig {
-            shutdown_grace: Duration::from_secs(20),
-            ..cfg()
-        })
-        .await;
+        let relay = start(RelayConfig { shutdown_grace: Duration::from_secs(20), ..cfg() }).await;
         let mut a = raw(relay.addr, "1", Role::Sender, b"").await;
         let mut b = raw(relay.addr, "2", Role::Receiver, b"").await;
         assert_eq!(status(&mut a).await, 0);
@@ -743,11 +614,7 @@ async fn shutdown_tells_waiting_peers_and_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_sessions_finish_within_grace() {
     bounded(async {
-        let relay = start(RelayConfig {
-            shutdown_grace: Duration::from_millis(800),
-            ..cfg()
-        })
-        .await;
+        let relay = start(RelayConfig { shutdown_grace: Duration::from_millis(800), ..cfg() }).await;
         let mut a = raw(relay.addr, "5", Role::Sender, b"").await;
         assert_eq!(status(&mut a).await, 0);
         let mut b = raw(relay.addr, "5", Role::Receiver, b"").await;
@@ -760,10 +627,7 @@ async fn shutdown_lets_sessions_finish_within_grace() {
         // Still relaying during the grace period.
         a.write_all(b"still here").await.unwrap();
         let mut got = [0u8; 10];
-        timeout(Duration::from_secs(5), b.read_exact(&mut got))
-            .await
-            .unwrap()
-            .unwrap();
+        timeout(Duration::from_secs(5), b.read_exact(&mut got)).await.unwrap().unwrap();
         assert_eq!(&got, b"still here");
         // After the grace period the session is cut and run() has returned.
         assert_closed(&mut a, Duration::from_secs(5)).await;
@@ -778,14 +642,7 @@ async fn shutdown_lets_sessions_finish_within_grace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bind_rejects_bad_config() {
     bounded(async {
-        let r = Relay::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            RelayConfig {
-                join_rate_per_sec: f64::NAN,
-                ..RelayConfig::default()
-            },
-        )
-        .await;
+        let r = Relay::bind("127.0.0.1:0".parse().unwrap(), RelayConfig { join_rate_per_sec: f64::NAN, ..RelayConfig::default() }).await;
         assert!(matches!(r, Err(RelayError::Config(_))));
     })
     .await;

@@ -72,13 +72,23 @@ fn has_aes_hardware() -> bool {
 /// Runs the handshake on `stream`. Returns the session and any bytes read past
 /// the handshake (they are the first records). No application byte is sent
 /// before both key confirmations succeeded.
-pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, role: Role, code: &Code, caps: Capabilities) -> Result<(Established, Vec<u8>)> {
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    role: Role,
+    code: &Code,
+    caps: Capabilities,
+) -> Result<(Established, Vec<u8>)> {
     tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake_inner(stream, role, code, caps))
         .await
         .map_err(|_| Error::PeerGone("the handshake timed out".into()))?
 }
 
-async fn handshake_inner<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, role: Role, code: &Code, caps: Capabilities) -> Result<(Established, Vec<u8>)> {
+async fn handshake_inner<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    role: Role,
+    code: &Code,
+    caps: Capabilities,
+) -> Result<(Established, Vec<u8>)> {
     let password = code.password();
     let nameplate = code.nameplate().to_string();
     let config = Config { password: &password, nameplate: &nameplate, capabilities: caps };
@@ -163,7 +173,13 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, body: Vec<u8>) -> Resul
     tokio::time::timeout(IDLE_TIMEOUT, r.read_exact(&mut body))
         .await
         .map_err(|_| Error::PeerGone("no data for two minutes".into()))?
-        .map_err(|e| if e.kind() == std::io::ErrorKind::UnexpectedEof { Error::PeerGone("the connection closed mid-record".into()) } else { e.into() })?;
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::PeerGone("the connection closed mid-record".into())
+            } else {
+                e.into()
+            }
+        })?;
     Ok(Some(RawFrame { msg_type: h.msg_type, body }))
 }
 
@@ -249,7 +265,11 @@ pub struct OutFrame {
 
 /// Writes frames from a channel to the socket until the channel closes, then
 /// shuts the write side down. Returned buffers go back through `recycle`.
-pub async fn writer_task<W: AsyncWrite + Unpin>(mut w: W, mut rx: tokio::sync::mpsc::Receiver<OutFrame>, recycle: std::sync::mpsc::Sender<Vec<u8>>) -> Result<()> {
+pub async fn writer_task<W: AsyncWrite + Unpin>(
+    mut w: W,
+    mut rx: tokio::sync::mpsc::Receiver<OutFrame>,
+    recycle: std::sync::mpsc::Sender<Vec<u8>>,
+) -> Result<()> {
     while let Some(frame) = rx.recv().await {
         tokio::time::timeout(IDLE_TIMEOUT, w.write_all(&frame.buf[frame.start..]))
             .await

@@ -114,10 +114,7 @@ pub struct LanConfig {
 
 impl Default for LanConfig {
     fn default() -> Self {
-        LanConfig {
-            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            port: DEFAULT_DISCOVERY_PORT,
-        }
+        LanConfig { bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED), port: DEFAULT_DISCOVERY_PORT }
     }
 }
 
@@ -141,19 +138,13 @@ impl LanConfig {
         let mut cfg = LanConfig::default();
         if let Some(b) = bind.map(str::trim).filter(|s| !s.is_empty()) {
             cfg.bind = b.parse().map_err(|_| {
-                invalid_input(format!(
-                    "{ENV_BIND}={b:?} is not an IP address (expected e.g. 0.0.0.0, 192.168.1.20 or 127.0.0.1)"
-                ))
+                invalid_input(format!("{ENV_BIND}={b:?} is not an IP address (expected e.g. 0.0.0.0, 192.168.1.20 or 127.0.0.1)"))
             })?;
         }
         if let Some(p) = port.map(str::trim).filter(|s| !s.is_empty()) {
             cfg.port = match p.parse::<u16>() {
                 Ok(n) if n != 0 => n,
-                _ => {
-                    return Err(invalid_input(format!(
-                        "{ENV_PORT}={p:?} is not a UDP port number (expected 1-65535)"
-                    )))
-                }
+                _ => return Err(invalid_input(format!("{ENV_PORT}={p:?} is not a UDP port number (expected 1-65535)"))),
             };
         }
         Ok(cfg)
@@ -165,17 +156,14 @@ fn env_value(name: &str) -> Result<Option<String>> {
     match std::env::var(name) {
         Ok(v) => Ok(Some(v)),
         Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(invalid_input(format!(
-            "{name} is not valid UTF-8; unset it or give an IP address / port number"
-        ))),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(invalid_input(format!("{name} is not valid UTF-8; unset it or give an IP address / port number")))
+        }
     }
 }
 
 fn invalid_input(msg: String) -> Error {
-    Error::Io {
-        path: None,
-        err: io::Error::new(io::ErrorKind::InvalidInput, msg),
-    }
+    Error::Io { path: None, err: io::Error::new(io::ErrorKind::InvalidInput, msg) }
 }
 
 /// Checks that a nameplate fits an announcement: 1 to [`MAX_NAMEPLATE_LEN`]
@@ -185,9 +173,7 @@ fn check_nameplate(nameplate: &str) -> Result<()> {
     if valid_nameplate(nameplate.as_bytes()) {
         Ok(())
     } else {
-        Err(invalid_input(format!(
-            "code number {nameplate:?} is not 1 to {MAX_NAMEPLATE_LEN} decimal digits"
-        )))
+        Err(invalid_input(format!("code number {nameplate:?} is not 1 to {MAX_NAMEPLATE_LEN} decimal digits")))
     }
 }
 
@@ -213,9 +199,9 @@ impl Mode {
         }
         match bind {
             IpAddr::V4(v4) if v4.is_unspecified() => Ok(Mode::Multicast(None)),
-            IpAddr::V4(v4) if v4.is_multicast() || v4.is_broadcast() => Err(invalid_input(
-                format!("LAN bind address {v4} is a multicast/broadcast address; give the address of a local interface, 0.0.0.0, or 127.0.0.1"),
-            )),
+            IpAddr::V4(v4) if v4.is_multicast() || v4.is_broadcast() => Err(invalid_input(format!(
+                "LAN bind address {v4} is a multicast/broadcast address; give the address of a local interface, 0.0.0.0, or 127.0.0.1"
+            ))),
             IpAddr::V4(v4) => Ok(Mode::Multicast(Some(v4))),
             IpAddr::V6(v6) => Err(Error::Io {
                 path: None,
@@ -231,9 +217,7 @@ impl Mode {
     fn tcp_bind(self) -> SocketAddr {
         match self {
             Mode::Loopback(ip) => SocketAddr::new(ip, 0),
-            Mode::Multicast(iface) => {
-                SocketAddr::new(IpAddr::V4(iface.unwrap_or(Ipv4Addr::UNSPECIFIED)), 0)
-            }
+            Mode::Multicast(iface) => SocketAddr::new(IpAddr::V4(iface.unwrap_or(Ipv4Addr::UNSPECIFIED)), 0),
         }
     }
 
@@ -251,11 +235,7 @@ impl Mode {
     fn announce_socket(self) -> io::Result<UdpSocket> {
         let sock = match self {
             Mode::Loopback(ip) => {
-                let s = Socket::new(
-                    Domain::for_address(SocketAddr::new(ip, 0)),
-                    Type::DGRAM,
-                    Some(Protocol::UDP),
-                )?;
+                let s = Socket::new(Domain::for_address(SocketAddr::new(ip, 0)), Type::DGRAM, Some(Protocol::UDP))?;
                 s.bind(&SocketAddr::new(ip, 0).into())?;
                 s
             }
@@ -287,10 +267,7 @@ impl Mode {
         // Several receivers (or a receiver and a leftover one) on one host must
         // be able to share the well-known port.
         s.set_reuse_address(true)?;
-        #[cfg(all(
-            unix,
-            not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
-        ))]
+        #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
         s.set_reuse_port(true)?;
         if local.is_ipv6() {
             s.set_only_v6(true)?;
@@ -350,11 +327,7 @@ impl Announcement {
         if port == 0 {
             return Err(invalid_input("announced TCP port must not be 0".into()));
         }
-        Ok(Announcement {
-            nameplate: nameplate.to_owned(),
-            port,
-            instance,
-        })
+        Ok(Announcement { nameplate: nameplate.to_owned(), port, instance })
     }
 
     /// The announced nameplate.
@@ -416,11 +389,7 @@ impl Announcement {
         instance.copy_from_slice(&b[24..32]);
         // `np` is ASCII digits, so this conversion cannot lose anything.
         let nameplate = np.iter().map(|&c| char::from(c)).collect();
-        Ok(Announcement {
-            nameplate,
-            port,
-            instance,
-        })
+        Ok(Announcement { nameplate, port, instance })
     }
 }
 
@@ -462,11 +431,7 @@ impl LanListener {
     /// that cannot send at all (e.g. no route for multicast on `0.0.0.0`)
     /// fails here with the OS error instead of silently finding nobody; later
     /// send errors are logged and retried, as interfaces may come and go.
-    pub async fn bind_with_max_wait(
-        cfg: &LanConfig,
-        nameplate: &str,
-        max_wait: Duration,
-    ) -> Result<LanListener> {
+    pub async fn bind_with_max_wait(cfg: &LanConfig, nameplate: &str, max_wait: Duration) -> Result<LanListener> {
         check_nameplate(nameplate)?;
         if cfg.port == 0 {
             return Err(invalid_input("LAN discovery port must not be 0".into()));
@@ -476,9 +441,7 @@ impl LanListener {
         let local_addr = listener.local_addr()?;
 
         let mut instance = [0u8; 8];
-        OsRng
-            .try_fill_bytes(&mut instance)
-            .map_err(|e| Error::from(io::Error::other(e.to_string())))?;
+        OsRng.try_fill_bytes(&mut instance).map_err(|e| Error::from(io::Error::other(e.to_string())))?;
         let datagram = Announcement::new(nameplate, local_addr.port(), instance)?.encode();
 
         let sock = mode.announce_socket()?;
@@ -527,14 +490,7 @@ impl LanListener {
             }
         });
 
-        Ok(LanListener {
-            listener,
-            local_addr,
-            nameplate: nameplate.to_owned(),
-            deadline,
-            max_wait,
-            _announcer: AbortOnDrop(task),
-        })
+        Ok(LanListener { listener, local_addr, nameplate: nameplate.to_owned(), deadline, max_wait, _announcer: AbortOnDrop(task) })
     }
 
     /// The address the TCP listener is bound to (its port is announced).
@@ -562,11 +518,7 @@ impl LanListener {
                 path: None,
                 err: io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!(
-                        "no receiver connected for code number {} within {} s",
-                        self.nameplate,
-                        self.max_wait.as_secs()
-                    ),
+                    format!("no receiver connected for code number {} within {} s", self.nameplate, self.max_wait.as_secs()),
                 ),
             }),
         }
@@ -588,10 +540,7 @@ pub async fn find(cfg: &LanConfig, nameplate: &str, timeout: Duration) -> Result
     let mode = Mode::of(cfg.bind)?;
     let sock = mode.discovery_socket(cfg.port)?;
     let deadline = Instant::now() + timeout;
-    let not_found = || Error::LanNotFound {
-        nameplate: nameplate.to_owned(),
-        secs: timeout.as_secs_f64().ceil() as u64,
-    };
+    let not_found = || Error::LanNotFound { nameplate: nameplate.to_owned(), secs: timeout.as_secs_f64().ceil() as u64 };
     // Keyed by (instance id, source IP, port) rather than the id alone, so a
     // spoofed announcement reusing a genuine sender's id from a dead address
     // cannot make us ignore the genuine sender afterwards.
@@ -638,10 +587,7 @@ pub async fn find(cfg: &LanConfig, nameplate: &str, timeout: Duration) -> Result
                 // Transient per-datagram errors (e.g. ICMP-induced) must not
                 // end the search; pause briefly so a persistent one cannot spin.
                 tracing::debug!(error = %e, "LAN: receive error");
-                if tokio::time::timeout_at(deadline, tokio::time::sleep(Duration::from_millis(50)))
-                    .await
-                    .is_err()
-                {
+                if tokio::time::timeout_at(deadline, tokio::time::sleep(Duration::from_millis(50))).await.is_err() {
                     return Err(not_found());
                 }
                 continue;
@@ -719,11 +665,7 @@ fn nameplate_field(datagram: &[u8; ANNOUNCE_LEN]) -> &[u8] {
 /// Connects to `target`, from the configured interface address when `bind`
 /// names one, so the connection takes the same interface as discovery did.
 async fn connect(mode: Mode, target: SocketAddr) -> io::Result<TcpStream> {
-    let sock = if target.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
+    let sock = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     if let Some(local) = mode.connect_from() {
         if local.is_ipv4() == target.is_ipv4() {
             sock.bind(SocketAddr::new(local, 0))?;
@@ -750,9 +692,7 @@ mod tests {
 
     #[test]
     fn announcement_rejects_malformed() {
-        let good = Announcement::new("42", 4000, [9; 8])
-            .expect("valid")
-            .encode();
+        let good = Announcement::new("42", 4000, [9; 8]).expect("valid").encode();
         assert!(Announcement::parse(&good[..31]).is_err());
         let mut long = good.to_vec();
         long.push(0);
@@ -789,10 +729,7 @@ mod tests {
         assert!(matches!(m("127.0.0.1"), Ok(Mode::Loopback(_))));
         assert!(matches!(m("127.3.4.5"), Ok(Mode::Loopback(_))));
         assert!(matches!(m("::1"), Ok(Mode::Loopback(IpAddr::V6(_)))));
-        assert!(matches!(
-            m("::ffff:127.0.0.1"),
-            Ok(Mode::Loopback(IpAddr::V4(_)))
-        ));
+        assert!(matches!(m("::ffff:127.0.0.1"), Ok(Mode::Loopback(IpAddr::V4(_)))));
         assert!(matches!(m("0.0.0.0"), Ok(Mode::Multicast(None))));
         assert!(matches!(m("10.1.2.3"), Ok(Mode::Multicast(Some(_)))));
         assert!(m("239.255.48.73").is_err());

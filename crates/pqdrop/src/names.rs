@@ -78,10 +78,7 @@ impl SafePath {
     /// Returns [`Error::Hostile`] with the escaped name and the reason for
     /// anything that is not a plain relative path as described on the type.
     pub fn parse(raw: &[u8]) -> Result<SafePath, Error> {
-        let refuse = |reason: &'static str| Error::Hostile {
-            name: escape(raw),
-            reason,
-        };
+        let refuse = |reason: &'static str| Error::Hostile { name: escape(raw), reason };
         if raw.is_empty() {
             return Err(refuse("empty path"));
         }
@@ -116,9 +113,7 @@ impl SafePath {
 
     /// The components of the parent directory (empty for a top-level entry).
     pub fn parent_components(&self) -> &[String] {
-        self.components
-            .split_last()
-            .map_or(&[][..], |(_, parent)| parent)
+        self.components.split_last().map_or(&[][..], |(_, parent)| parent)
     }
 
     /// The last component.
@@ -219,17 +214,10 @@ fn refused_char(ch: char) -> Option<&'static str> {
     }
     match c {
         0x2028 | 0x2029 => Some("line or paragraph separator in name"),
-        0x061C | 0x200E | 0x200F | 0x202A..=0x202E | 0x2066..=0x2069 => {
-            Some("bidirectional control character in name")
+        0x061C | 0x200E | 0x200F | 0x202A..=0x202E | 0x2066..=0x2069 => Some("bidirectional control character in name"),
+        0x200B | 0x180E | 0x2060..=0x2064 | 0x206A..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB | 0x3164 | 0xFFA0 => {
+            Some("invisible character in name")
         }
-        0x200B
-        | 0x180E
-        | 0x2060..=0x2064
-        | 0x206A..=0x206F
-        | 0xFEFF
-        | 0xFFF9..=0xFFFB
-        | 0x3164
-        | 0xFFA0 => Some("invisible character in name"),
         _ if is_noncharacter(c) => Some("Unicode noncharacter in name"),
         _ => None,
     }
@@ -279,13 +267,8 @@ fn is_windows_device(c: &str) -> bool {
     match base.as_str() {
         "con" | "prn" | "aux" | "nul" | "conin$" | "conout$" => true,
         _ => {
-            let rest = base
-                .strip_prefix("com")
-                .or_else(|| base.strip_prefix("lpt"));
-            matches!(
-                rest,
-                Some("0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "¹" | "²" | "³")
-            )
+            let rest = base.strip_prefix("com").or_else(|| base.strip_prefix("lpt"));
+            matches!(rest, Some("0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "¹" | "²" | "³"))
         }
     }
 }
@@ -403,10 +386,7 @@ impl CollisionSet {
     /// An empty set that refuses transfers with more than `max_entries`
     /// distinct paths (see [`DEFAULT_MAX_ENTRIES`]).
     pub fn new(max_entries: usize) -> Self {
-        CollisionSet {
-            seen: HashMap::new(),
-            max_entries,
-        }
+        CollisionSet { seen: HashMap::new(), max_entries }
     }
 
     /// Number of distinct paths tracked so far (implied parents included).
@@ -422,10 +402,7 @@ impl CollisionSet {
     /// Records one entry; [`Error::Hostile`] if it collides with an earlier
     /// one or the cap is reached. On error the set is unchanged.
     pub fn insert(&mut self, p: &SafePath, is_dir: bool) -> Result<(), Error> {
-        let refuse = |reason: &'static str| Error::Hostile {
-            name: p.display(),
-            reason,
-        };
+        let refuse = |reason: &'static str| Error::Hostile { name: p.display(), reason };
         let keys = path_keys(p);
         let last = keys.len().saturating_sub(1);
         let mut new_keys = 0usize;
@@ -435,20 +412,12 @@ impl CollisionSet {
                 continue;
             };
             if seen_exact != *exact {
-                return Err(refuse(
-                    "differs from an earlier entry only in letter case or Unicode normalisation",
-                ));
+                return Err(refuse("differs from an earlier entry only in letter case or Unicode normalisation"));
             }
             let is_last = i == last;
             match (kind, is_last, is_dir) {
-                (Kind::File, false, _) => {
-                    return Err(refuse(
-                        "an earlier entry is a file where this path needs a directory",
-                    ))
-                }
-                (Kind::File, true, false) | (Kind::Dir, true, true) => {
-                    return Err(refuse("duplicate entry"))
-                }
+                (Kind::File, false, _) => return Err(refuse("an earlier entry is a file where this path needs a directory")),
+                (Kind::File, true, false) | (Kind::Dir, true, true) => return Err(refuse("duplicate entry")),
                 (Kind::File, true, true) | (Kind::Dir | Kind::ImpliedDir, true, false) => {
                     return Err(refuse("a file and a directory have the same name"))
                 }
@@ -485,12 +454,7 @@ fn path_keys(p: &SafePath) -> Vec<(u128, u64)> {
             folded.update(b"/");
             exact.update(b"/");
         }
-        let fold: String = component
-            .nfc()
-            .collect::<String>()
-            .to_lowercase()
-            .nfc()
-            .collect();
+        let fold: String = component.nfc().collect::<String>().to_lowercase().nfc().collect();
         folded.update(fold.as_bytes());
         exact.update(component.as_bytes());
         let f = folded.finalize();
@@ -612,15 +576,7 @@ mod tests {
         ] {
             refused(raw.as_bytes());
         }
-        for raw in [
-            "console",
-            "com10",
-            "lpt",
-            "nul_file",
-            "auxiliary.txt",
-            "pqdrop",
-            "a.pqdrop",
-        ] {
+        for raw in ["console", "com10", "lpt", "nul_file", "auxiliary.txt", "pqdrop", "a.pqdrop"] {
             ok(raw);
         }
     }
@@ -662,18 +618,9 @@ mod tests {
         assert_eq!(escape(b"\x1b[2J\r\n\t"), "\\e[2J\\r\\n\\t");
         assert_eq!(escape(b"a\x9bb\xff"), "a\\x9Bb\\xFF");
         assert_eq!(escape("a\u{9b}b".as_bytes()), "a\\u{009B}b");
-        assert_eq!(
-            escape("evil\u{202e}txt.exe".as_bytes()),
-            "evil\\u{202E}txt.exe"
-        );
-        assert_eq!(
-            escape("a\u{200b}b\u{feff}".as_bytes()),
-            "a\\u{200B}b\\u{FEFF}"
-        );
-        assert_eq!(
-            escape("x\u{2028}\u{3000}".as_bytes()),
-            "x\\u{2028}\\u{3000}"
-        );
+        assert_eq!(escape("evil\u{202e}txt.exe".as_bytes()), "evil\\u{202E}txt.exe");
+        assert_eq!(escape("a\u{200b}b\u{feff}".as_bytes()), "a\\u{200B}b\\u{FEFF}");
+        assert_eq!(escape("x\u{2028}\u{3000}".as_bytes()), "x\\u{2028}\\u{3000}");
         assert_eq!(escape("\u{7f}".as_bytes()), "\\x7F");
         assert_eq!(escape("grüße/日本.txt".as_bytes()), "grüße/日本.txt");
         assert_eq!(escape("\u{E0041}".as_bytes()), "\\u{E0041}");
@@ -696,17 +643,11 @@ mod tests {
         // The implied parent listed explicitly is fine, once.
         set.insert(&ok("a"), true).expect("implied dir listed");
         assert!(set.insert(&ok("a"), true).is_err(), "same dir twice");
-        assert!(
-            set.insert(&ok("a/b.txt"), false).is_err(),
-            "same file twice"
-        );
+        assert!(set.insert(&ok("a/b.txt"), false).is_err(), "same file twice");
         assert!(set.insert(&ok("A/b.txt"), false).is_err(), "case of parent");
         assert!(set.insert(&ok("a/B.TXT"), false).is_err(), "case of file");
         assert!(set.insert(&ok("a/b.txt"), true).is_err(), "dir over file");
-        assert!(
-            set.insert(&ok("a/b.txt/c"), false).is_err(),
-            "file as parent"
-        );
+        assert!(set.insert(&ok("a/b.txt/c"), false).is_err(), "file as parent");
         assert!(set.insert(&ok("a"), false).is_err(), "file over dir");
         set.insert(&ok("caf\u{e9}"), false).expect("nfc");
         assert!(set.insert(&ok("cafe\u{301}"), false).is_err(), "nfd twin");
@@ -718,13 +659,7 @@ mod tests {
         let mut set = CollisionSet::new(3);
         set.insert(&ok("x/y"), false).expect("two keys");
         assert_eq!(set.len(), 2);
-        assert!(matches!(
-            set.insert(&ok("p/q"), false),
-            Err(Error::Hostile {
-                reason: "too many entries in one transfer",
-                ..
-            })
-        ));
+        assert!(matches!(set.insert(&ok("p/q"), false), Err(Error::Hostile { reason: "too many entries in one transfer", .. })));
         assert_eq!(set.len(), 2);
         set.insert(&ok("z"), false).expect("fits");
         assert!(set.insert(&ok("w"), false).is_err());

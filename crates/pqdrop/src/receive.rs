@@ -297,12 +297,26 @@ impl ReceiverLogic {
 
     fn on_offer(&mut self, o: Offer) -> Result<()> {
         if o.kind == OfferKind::Text && o.bytes > MAX_TEXT {
-            return Err(Error::Protocol(format!("the text is {} bytes, more than the {} MiB limit; send it as a file", o.bytes, MAX_TEXT >> 20)));
+            return Err(Error::Protocol(format!(
+                "the text is {} bytes, more than the {} MiB limit; send it as a file",
+                o.bytes,
+                MAX_TEXT >> 20
+            )));
         }
         if o.kind == OfferKind::Files && o.files.saturating_add(o.dirs) > self.opts.max_entries as u64 {
-            return Err(Error::Protocol(format!("the offer has {} entries, more than the limit of {}", o.files.saturating_add(o.dirs), self.opts.max_entries)));
+            return Err(Error::Protocol(format!(
+                "the offer has {} entries, more than the limit of {}",
+                o.files.saturating_add(o.dirs),
+                self.opts.max_entries
+            )));
         }
-        let summary = OfferSummary { kind: o.kind, files: o.files, dirs: o.dirs, bytes: o.bytes, preview: o.preview.iter().map(|p| escape(p)).collect() };
+        let summary = OfferSummary {
+            kind: o.kind,
+            files: o.files,
+            dirs: o.dirs,
+            bytes: o.bytes,
+            preview: o.preview.iter().map(|p| escape(p)).collect(),
+        };
         self.report.kind = Some(o.kind);
         if !self.ui.consent(&summary) {
             self.packer.push(&TransferMsg::Refuse);
@@ -424,7 +438,9 @@ impl ReceiverLogic {
         dbuf.resize(MAX_CHUNK, 0);
         let d = dec.as_mut().ok_or_else(|| proto("decompressor"))?;
         // The output is capped at MAX_CHUNK: a decompression bomb is an error, not an allocation.
-        let n = d.decompress_to_buffer(data, &mut dbuf[..]).map_err(|_| proto("a compressed chunk is corrupt or decompresses to more than 1 MiB"))?;
+        let n = d
+            .decompress_to_buffer(data, &mut dbuf[..])
+            .map_err(|_| proto("a compressed chunk is corrupt or decompresses to more than 1 MiB"))?;
         Ok(&dbuf[..n])
     }
 

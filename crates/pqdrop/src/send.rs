@@ -185,7 +185,15 @@ where
     let writer = tokio::spawn(conn::writer_task(wr, frame_rx, recycle_tx));
     let packer = Packer::new(session.sealer);
     let logic = tokio::task::spawn_blocking(move || {
-        let mut s = SenderLogic { packer, frames: frame_tx, recycle: recycle_rx, ctl: ctl_rx, ui, zstd: if zstd_ok { opts.zstd } else { Zstd::Off }, report: SendReport::default() };
+        let mut s = SenderLogic {
+            packer,
+            frames: frame_tx,
+            recycle: recycle_rx,
+            ctl: ctl_rx,
+            ui,
+            zstd: if zstd_ok { opts.zstd } else { Zstd::Off },
+            report: SendReport::default(),
+        };
         let r = s.run(payload, source);
         if let Err(e) = &r {
             if !matches!(e, Error::PeerGone(_) | Error::Refused) {

@@ -99,13 +99,8 @@ impl OutputDir {
     /// Opens (creating if missing) the output directory at `path`.
     pub fn open(path: &Path, policy: ConflictPolicy) -> Result<Self> {
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-        let root =
-            Dir::open_ambient_dir(path, ambient_authority()).map_err(|e| Error::io(path, e))?;
-        Ok(OutputDir {
-            root,
-            path: path.to_path_buf(),
-            policy,
-        })
+        let root = Dir::open_ambient_dir(path, ambient_authority()).map_err(|e| Error::io(path, e))?;
+        Ok(OutputDir { root, path: path.to_path_buf(), policy })
     }
 
     /// The policy given at open.
@@ -144,9 +139,7 @@ impl OutputDir {
             Ok(md) if md.is_file() && md.len() == size => {
                 let file = open_read_nofollow(&dir, name).map_err(|e| io_err(p, e))?;
                 let (_, hasher) = hash_prefix(file, size).map_err(|e| io_err(p, e))?;
-                return Ok(Probe::Complete {
-                    hash: *hasher.finalize().as_bytes(),
-                });
+                return Ok(Probe::Complete { hash: *hasher.finalize().as_bytes() });
             }
             Ok(_) => return self.conflict_in(&dir, p),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -157,11 +150,7 @@ impl OutputDir {
             Ok(md) if md.is_file() && md.len() <= size => {
                 let file = open_read_nofollow(&dir, &temp).map_err(|e| io_err(p, e))?;
                 let (len, hasher) = hash_prefix(file, size).map_err(|e| io_err(p, e))?;
-                Ok(Probe::Partial {
-                    len,
-                    prefix_hash: *hasher.finalize().as_bytes(),
-                    hasher,
-                })
+                Ok(Probe::Partial { len, prefix_hash: *hasher.finalize().as_bytes(), hasher })
             }
             Ok(_) => Ok(Probe::Fresh),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Probe::Fresh),
@@ -183,9 +172,7 @@ impl OutputDir {
         match self.policy {
             ConflictPolicy::Refuse => Err(Error::Exists(p.display())),
             ConflictPolicy::Overwrite => {
-                let md = dir
-                    .symlink_metadata(p.file_name())
-                    .map_err(|e| io_err(p, e))?;
+                let md = dir.symlink_metadata(p.file_name()).map_err(|e| io_err(p, e))?;
                 if md.is_dir() {
                     return Err(is_a_directory(p));
                 }
@@ -195,11 +182,7 @@ impl OutputDir {
                 for n in 1..=MAX_RENAME_ATTEMPTS {
                     let candidate = p.with_suffix(n);
                     match dir.symlink_metadata(candidate.file_name()) {
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                            return Ok(Probe::Conflict {
-                                renamed: Some(candidate),
-                            })
-                        }
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Probe::Conflict { renamed: Some(candidate) }),
                         Err(e) => return Err(io_err(&candidate, e)),
                         Ok(_) => {}
                     }
@@ -217,43 +200,24 @@ impl OutputDir {
     /// and appended to; the hasher continues from its state (if the bytes
     /// changed meanwhile, [`FileWriter::finish`] catches it). Otherwise any
     /// stale partial is removed and a new one created exclusively.
-    pub fn begin_file(
-        &self,
-        p: &SafePath,
-        size: u64,
-        resume: Option<(u64, blake3::Hasher)>,
-    ) -> Result<FileWriter> {
-        let dir = self
-            .walk(p.parent_components(), true, p)?
-            .ok_or_else(|| io_err(p, io::ErrorKind::NotFound.into()))?;
+    pub fn begin_file(&self, p: &SafePath, size: u64, resume: Option<(u64, blake3::Hasher)>) -> Result<FileWriter> {
+        let dir = self.walk(p.parent_components(), true, p)?.ok_or_else(|| io_err(p, io::ErrorKind::NotFound.into()))?;
         let name = p.file_name();
         let temp = partial_name(name);
         let (file, written, hasher) = match resume {
             Some((len, hasher)) => {
                 if len > size {
-                    return Err(Error::Protocol(format!(
-                        "resume offset {len} is beyond the announced size {size} of {}",
-                        p.display()
-                    )));
+                    return Err(Error::Protocol(format!("resume offset {len} is beyond the announced size {size} of {}", p.display())));
                 }
                 let md = dir.symlink_metadata(&temp).map_err(|e| io_err(p, e))?;
                 if !md.is_file() || md.len() < len {
-                    return Err(io_err(
-                        p,
-                        io::Error::other("the partial file changed since it was probed"),
-                    ));
+                    return Err(io_err(p, io::Error::other("the partial file changed since it was probed")));
                 }
                 let mut options = OpenOptions::new();
                 options.write(true).follow(FollowSymlinks::No);
-                let mut file = dir
-                    .open_with(&temp, &options)
-                    .map_err(|e| io_err(p, e))?
-                    .into_std();
+                let mut file = dir.open_with(&temp, &options).map_err(|e| io_err(p, e))?.into_std();
                 if !file.metadata().map_err(|e| io_err(p, e))?.is_file() {
-                    return Err(io_err(
-                        p,
-                        io::Error::other("the partial file is not a regular file"),
-                    ));
+                    return Err(io_err(p, io::Error::other("the partial file is not a regular file")));
                 }
                 file.set_len(len).map_err(|e| io_err(p, e))?;
                 file.seek(SeekFrom::Start(len)).map_err(|e| io_err(p, e))?;
@@ -266,45 +230,26 @@ impl OutputDir {
                     Err(e) => return Err(io_err(p, e)),
                 }
                 let mut options = OpenOptions::new();
-                options
-                    .write(true)
-                    .create_new(true)
-                    .follow(FollowSymlinks::No);
+                options.write(true).create_new(true).follow(FollowSymlinks::No);
                 #[cfg(unix)]
                 {
                     // Private until verified; finish() sets the final mode.
                     use cap_std::fs::OpenOptionsExt;
                     options.mode(0o600);
                 }
-                let file = dir
-                    .open_with(&temp, &options)
-                    .map_err(|e| io_err(p, e))?
-                    .into_std();
+                let file = dir.open_with(&temp, &options).map_err(|e| io_err(p, e))?.into_std();
                 (file, 0, blake3::Hasher::new())
             }
         };
-        Ok(FileWriter {
-            dir,
-            temp,
-            name: name.to_owned(),
-            display: p.display(),
-            file,
-            size,
-            written,
-            hasher,
-        })
+        Ok(FileWriter { dir, temp, name: name.to_owned(), display: p.display(), file, size, written, hasher })
     }
 
     /// Sets a directory entry's modification time, without following
     /// symlinks. Call it after everything inside was written (writing changes
     /// it again). Best effort: callers may ignore the error.
     pub fn set_dir_times(&self, p: &SafePath, mtime: i64) -> Result<()> {
-        let dir = self
-            .walk(p.parent_components(), false, p)?
-            .ok_or_else(|| io_err(p, io::ErrorKind::NotFound.into()))?;
-        let md = dir
-            .symlink_metadata(p.file_name())
-            .map_err(|e| io_err(p, e))?;
+        let dir = self.walk(p.parent_components(), false, p)?.ok_or_else(|| io_err(p, io::ErrorKind::NotFound.into()))?;
+        let md = dir.symlink_metadata(p.file_name()).map_err(|e| io_err(p, e))?;
         if !md.is_dir() {
             return Err(io_err(p, io::ErrorKind::NotADirectory.into()));
         }
@@ -312,18 +257,14 @@ impl OutputDir {
             return Ok(());
         };
         let spec = SystemTimeSpec::Absolute(cap_std::time::SystemTime::from_std(time));
-        dir.set_symlink_times(p.file_name(), None, Some(spec))
-            .map_err(|e| io_err(p, e))
+        dir.set_symlink_times(p.file_name(), None, Some(spec)).map_err(|e| io_err(p, e))
     }
 
     /// Opens the directory `components` below the root, one component at a
     /// time without following symlinks, creating missing ones when `create`.
     /// `Ok(None)` when something is missing and `create` is false.
     fn walk(&self, components: &[String], create: bool, p: &SafePath) -> Result<Option<Dir>> {
-        let mut current = self
-            .root
-            .try_clone()
-            .map_err(|e| Error::io(&self.path, e))?;
+        let mut current = self.root.try_clone().map_err(|e| Error::io(&self.path, e))?;
         for name in components {
             let next = match current.open_dir_nofollow(name) {
                 Ok(dir) => dir,
@@ -338,9 +279,7 @@ impl OutputDir {
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                         Err(e) => return Err(io_err(p, e)),
                     }
-                    current
-                        .open_dir_nofollow(name)
-                        .map_err(|e| in_the_way(&current, name, e, p))?
+                    current.open_dir_nofollow(name).map_err(|e| in_the_way(&current, name, e, p))?
                 }
                 Err(e) => return Err(in_the_way(&current, name, e, p)),
             };
@@ -358,10 +297,9 @@ fn in_the_way(dir: &Dir, name: &str, error: io::Error, p: &SafePath) -> Error {
             name: p.display(),
             reason: "a symbolic link is in the way inside the output directory; pqdrop never follows links there",
         },
-        Ok(md) if !md.is_dir() => Error::Hostile {
-            name: p.display(),
-            reason: "something that is not a directory is in the way of a parent directory",
-        },
+        Ok(md) if !md.is_dir() => {
+            Error::Hostile { name: p.display(), reason: "something that is not a directory is in the way of a parent directory" }
+        }
         _ => io_err(p, error),
     }
 }
@@ -395,15 +333,8 @@ impl FileWriter {
             .written
             .checked_add(len)
             .filter(|&total| total <= self.size)
-            .ok_or_else(|| {
-                Error::Protocol(format!(
-                    "sender sent more bytes than announced for {}",
-                    self.display
-                ))
-            })?;
-        self.file
-            .write_all(data)
-            .map_err(|e| Error::io(&self.display, e))?;
+            .ok_or_else(|| Error::Protocol(format!("sender sent more bytes than announced for {}", self.display)))?;
+        self.file.write_all(data).map_err(|e| Error::io(&self.display, e))?;
         self.hasher.update(data);
         self.written = total;
         Ok(())
@@ -430,23 +361,8 @@ impl FileWriter {
     /// false, [`Error::Exists`] (the verified partial stays for a later run);
     /// with `overwrite` an existing file or symlink is replaced (the link
     /// itself, never its target). A directory at the target is an error.
-    pub fn finish(
-        self,
-        expected: &[u8; 32],
-        executable: bool,
-        mtime: i64,
-        overwrite: bool,
-    ) -> Result<()> {
-        let FileWriter {
-            dir,
-            temp,
-            name,
-            display: shown,
-            file,
-            size,
-            written,
-            hasher,
-        } = self;
+    pub fn finish(self, expected: &[u8; 32], executable: bool, mtime: i64, overwrite: bool) -> Result<()> {
+        let FileWriter { dir, temp, name, display: shown, file, size, written, hasher } = self;
         // blake3::Hash == [u8; 32] is constant-time.
         if written != size || hasher.finalize() != *expected {
             drop(file);
@@ -466,18 +382,12 @@ impl FileWriter {
         match dir.symlink_metadata(&name) {
             Ok(md) if md.is_dir() => return Err(is_a_directory_named(&shown)),
             Ok(_) if !overwrite => return Err(Error::Exists(shown)),
-            Ok(_) => {
-                return dir
-                    .rename(&temp, &dir, &name)
-                    .map_err(|e| Error::io(&shown, e))
-            }
+            Ok(_) => return dir.rename(&temp, &dir, &name).map_err(|e| Error::io(&shown, e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&shown, e)),
         }
         if overwrite {
-            return dir
-                .rename(&temp, &dir, &name)
-                .map_err(|e| Error::io(&shown, e));
+            return dir.rename(&temp, &dir, &name).map_err(|e| Error::io(&shown, e));
         }
         // Without consent to overwrite, a hard link is an atomic
         // "create unless it exists": it fails if anything (even a symlink)
@@ -494,9 +404,7 @@ impl FileWriter {
                 // Filesystems without hard links (FAT, some network shares):
                 // check once more, then rename.
                 match dir.symlink_metadata(&name) {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => dir
-                        .rename(&temp, &dir, &name)
-                        .map_err(|e| Error::io(&shown, e)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => dir.rename(&temp, &dir, &name).map_err(|e| Error::io(&shown, e)),
                     Err(e) => Err(Error::io(&shown, e)),
                     Ok(_) => Err(Error::Exists(shown)),
                 }
@@ -527,10 +435,7 @@ fn partial_name(name: &str) -> String {
         return plain;
     }
     let hash = blake3::hash(name.as_bytes());
-    let hex: String = hash.as_bytes()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex: String = hash.as_bytes()[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("{RESERVED_PREFIX}-{hex}{PARTIAL_SUFFIX}")
 }
 
@@ -585,11 +490,5 @@ fn is_a_directory(p: &SafePath) -> Error {
 }
 
 fn is_a_directory_named(display: &str) -> Error {
-    Error::io(
-        display,
-        io::Error::new(
-            io::ErrorKind::IsADirectory,
-            "a directory exists where the sender wants to write a file",
-        ),
-    )
+    Error::io(display, io::Error::new(io::ErrorKind::IsADirectory, "a directory exists where the sender wants to write a file"))
 }

@@ -90,7 +90,10 @@ pub fn walk(paths: &[PathBuf]) -> Result<Source> {
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
         let canon = std::fs::canonicalize(p).map_err(|e| Error::io(p, e))?;
         let (Some(name), Some(parent)) = (canon.file_name(), canon.parent()) else {
-            return Err(Error::io(p, std::io::Error::new(std::io::ErrorKind::InvalidInput, "cannot send a path without a name, such as /")));
+            return Err(Error::io(
+                p,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "cannot send a path without a name, such as /"),
+            ));
         };
         let name = name_bytes(name);
         let root = src.roots.len();
@@ -117,7 +120,10 @@ fn add(src: &mut Source, root: usize, abs: &Path, rel: Vec<u8>, meta: &std::fs::
     if ft.is_file() {
         src.files += 1;
         src.bytes += meta.len();
-        src.entries.push(SourceEntry { entry: Entry { index, kind: EntryKind::File, path: rel, size: meta.len(), executable: is_executable(meta), mtime: mtime(meta) }, root });
+        src.entries.push(SourceEntry {
+            entry: Entry { index, kind: EntryKind::File, path: rel, size: meta.len(), executable: is_executable(meta), mtime: mtime(meta) },
+            root,
+        });
         return Ok(());
     }
     if !ft.is_dir() {
@@ -125,8 +131,12 @@ fn add(src: &mut Source, root: usize, abs: &Path, rel: Vec<u8>, meta: &std::fs::
         return Ok(());
     }
     src.dirs += 1;
-    src.entries.push(SourceEntry { entry: Entry { index, kind: EntryKind::Dir, path: rel.clone(), size: 0, executable: false, mtime: mtime(meta) }, root });
-    let mut children: Vec<_> = std::fs::read_dir(abs).map_err(|e| Error::io(abs, e))?.collect::<std::io::Result<_>>().map_err(|e| Error::io(abs, e))?;
+    src.entries.push(SourceEntry {
+        entry: Entry { index, kind: EntryKind::Dir, path: rel.clone(), size: 0, executable: false, mtime: mtime(meta) },
+        root,
+    });
+    let mut children: Vec<_> =
+        std::fs::read_dir(abs).map_err(|e| Error::io(abs, e))?.collect::<std::io::Result<_>>().map_err(|e| Error::io(abs, e))?;
     children.sort_by_key(|c| c.file_name());
     for c in children {
         let cpath = c.path();

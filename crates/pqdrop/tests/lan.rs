@@ -24,26 +24,18 @@ fn free_udp_port(ip: IpAddr) -> u16 {
 }
 
 fn loopback_cfg(ip: IpAddr) -> LanConfig {
-    LanConfig {
-        bind: ip,
-        port: free_udp_port(ip),
-    }
+    LanConfig { bind: ip, port: free_udp_port(ip) }
 }
 
 /// Bounds every await in the tests so a bug fails a test instead of hanging it.
 async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took longer than 20 s"))
+    tokio::time::timeout(Duration::from_secs(20), fut).await.unwrap_or_else(|_| panic!("{what} took longer than 20 s"))
 }
 
 /// Sends `msg` each way and checks it arrives, proving the two ends are
 /// connected to each other.
 async fn exchange(sender: &mut TcpStream, receiver: &mut TcpStream) {
-    receiver
-        .write_all(b"ping from receiver")
-        .await
-        .expect("write");
+    receiver.write_all(b"ping from receiver").await.expect("write");
     let mut buf = [0u8; 18];
     sender.read_exact(&mut buf).await.expect("read");
     assert_eq!(&buf, b"ping from receiver");
@@ -55,15 +47,9 @@ async fn exchange(sender: &mut TcpStream, receiver: &mut TcpStream) {
 
 /// Runs a full discovery + connect + byte exchange on the given loopback cfg.
 async fn roundtrip(cfg: LanConfig, nameplate: &str) {
-    let listener = LanListener::bind(&cfg, nameplate)
-        .await
-        .expect("bind sender");
+    let listener = LanListener::bind(&cfg, nameplate).await.expect("bind sender");
     let listen_addr = listener.local_addr();
-    assert_eq!(
-        listen_addr.ip(),
-        cfg.bind,
-        "TCP listener binds the configured address"
-    );
+    assert_eq!(listen_addr.ip(), cfg.bind, "TCP listener binds the configured address");
     let np = nameplate.to_owned();
     let finder = tokio::spawn(async move { lan::find(&cfg, &np, Duration::from_secs(10)).await });
     let (mut s, peer) = bounded("accept", listener.accept()).await.expect("accept");
@@ -94,9 +80,7 @@ async fn other_loopback_address() {
 #[tokio::test]
 async fn loopback_v6_discovery_and_bytes() {
     let ip = IpAddr::V6(Ipv6Addr::LOCALHOST);
-    if StdUdpSocket::bind(SocketAddr::new(ip, 0)).is_err()
-        || std::net::TcpListener::bind(SocketAddr::new(ip, 0)).is_err()
-    {
+    if StdUdpSocket::bind(SocketAddr::new(ip, 0)).is_err() || std::net::TcpListener::bind(SocketAddr::new(ip, 0)).is_err() {
         eprintln!("skip: IPv6 loopback (::1) is not available on this host");
         return;
     }
@@ -117,14 +101,8 @@ async fn different_nameplate_times_out() {
         other => panic!("expected LanNotFound, got {other:?}"),
     }
     let took = start.elapsed();
-    assert!(
-        took >= Duration::from_millis(650),
-        "returned early: {took:?}"
-    );
-    assert!(
-        took < Duration::from_secs(5),
-        "timeout not honoured: {took:?}"
-    );
+    assert!(took >= Duration::from_millis(650), "returned early: {took:?}");
+    assert!(took < Duration::from_secs(5), "timeout not honoured: {took:?}");
 }
 
 #[tokio::test]
@@ -144,9 +122,7 @@ fn closed_tcp_port(ip: IpAddr) -> u16 {
 /// well-formed announcement for the right nameplate whose port is closed (the
 /// receiver must try it, fail, and keep listening).
 fn garbage(nameplate: &str, dead_port: u16) -> Vec<Vec<u8>> {
-    let good = Announcement::new(nameplate, 4242, [7; 8])
-        .expect("valid")
-        .encode();
+    let good = Announcement::new(nameplate, 4242, [7; 8]).expect("valid").encode();
     let with = |i: usize, v: u8| {
         let mut w = good;
         w[i] = v;
@@ -173,14 +149,8 @@ fn garbage(nameplate: &str, dead_port: u16) -> Vec<Vec<u8>> {
             w[23] = 0; // port 0
             w.to_vec()
         },
-        Announcement::new("99", 4242, [1; 8])
-            .expect("valid")
-            .encode()
-            .to_vec(),
-        Announcement::new(nameplate, dead_port, [2; 8])
-            .expect("valid")
-            .encode()
-            .to_vec(),
+        Announcement::new("99", 4242, [1; 8]).expect("valid").encode().to_vec(),
+        Announcement::new(nameplate, dead_port, [2; 8]).expect("valid").encode().to_vec(),
     ]
 }
 
@@ -190,8 +160,7 @@ async fn garbage_is_ignored_and_discovery_still_works() {
     let nameplate = "55";
     let noise = garbage(nameplate, closed_tcp_port(LOCALHOST));
 
-    let finder =
-        tokio::spawn(async move { lan::find(&cfg, nameplate, Duration::from_secs(10)).await });
+    let finder = tokio::spawn(async move { lan::find(&cfg, nameplate, Duration::from_secs(10)).await });
     // Flood the port with noise for a while before the real sender appears.
     let spam = StdUdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind spam");
     let dest = SocketAddr::new(cfg.bind, cfg.port);
@@ -201,14 +170,9 @@ async fn garbage_is_ignored_and_discovery_still_works() {
         }
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
-    assert!(
-        !finder.is_finished(),
-        "receiver gave up or connected on garbage"
-    );
+    assert!(!finder.is_finished(), "receiver gave up or connected on garbage");
 
-    let listener = LanListener::bind(&cfg, nameplate)
-        .await
-        .expect("bind sender");
+    let listener = LanListener::bind(&cfg, nameplate).await.expect("bind sender");
     let listen_addr = listener.local_addr();
     let (mut s, _) = bounded("accept", listener.accept()).await.expect("accept");
     let mut r = bounded("find", finder).await.expect("join").expect("find");
@@ -221,11 +185,8 @@ async fn dead_sender_only_means_not_found() {
     // Only a well-formed announcement with a closed port: connect fails, the
     // receiver keeps listening (skipping that sender) and times out cleanly.
     let cfg = loopback_cfg(LOCALHOST);
-    let dead = Announcement::new("3", closed_tcp_port(LOCALHOST), [3; 8])
-        .expect("valid")
-        .encode();
-    let finder =
-        tokio::spawn(async move { lan::find(&cfg, "3", Duration::from_millis(1500)).await });
+    let dead = Announcement::new("3", closed_tcp_port(LOCALHOST), [3; 8]).expect("valid").encode();
+    let finder = tokio::spawn(async move { lan::find(&cfg, "3", Duration::from_millis(1500)).await });
     let spam = StdUdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind spam");
     for _ in 0..10 {
         spam.send_to(&dead, (cfg.bind, cfg.port)).expect("send");
@@ -238,12 +199,8 @@ async fn dead_sender_only_means_not_found() {
 #[tokio::test]
 async fn listener_gives_up_after_max_wait() {
     let cfg = loopback_cfg(LOCALHOST);
-    let l = LanListener::bind_with_max_wait(&cfg, "7", Duration::from_millis(300))
-        .await
-        .expect("bind");
-    let err = bounded("accept", l.accept())
-        .await
-        .expect_err("nobody connects");
+    let l = LanListener::bind_with_max_wait(&cfg, "7", Duration::from_millis(300)).await.expect("bind");
+    let err = bounded("accept", l.accept()).await.expect_err("nobody connects");
     match err {
         Error::Io { err, .. } => assert_eq!(err.kind(), std::io::ErrorKind::TimedOut),
         other => panic!("expected a timeout, got {other:?}"),
@@ -255,19 +212,12 @@ async fn bad_inputs_fail_before_any_packet() {
     let cfg = loopback_cfg(LOCALHOST);
     assert!(LanListener::bind(&cfg, "7a").await.is_err());
     assert!(LanListener::bind(&cfg, "").await.is_err());
-    assert!(lan::find(&cfg, "12345678901", Duration::from_millis(10))
-        .await
-        .is_err());
+    assert!(lan::find(&cfg, "12345678901", Duration::from_millis(10)).await.is_err());
     // Non-loopback IPv6 is refused up front (no IPv6 multicast support), so
     // this sends nothing anywhere.
-    let v6 = LanConfig {
-        bind: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        port: cfg.port,
-    };
+    let v6 = LanConfig { bind: IpAddr::V6(Ipv6Addr::UNSPECIFIED), port: cfg.port };
     assert!(LanListener::bind(&v6, "7").await.is_err());
-    assert!(lan::find(&v6, "7", Duration::from_millis(10))
-        .await
-        .is_err());
+    assert!(lan::find(&v6, "7", Duration::from_millis(10)).await.is_err());
 }
 
 #[test]
@@ -276,10 +226,7 @@ fn config_parsing() {
     assert_eq!(d, LanConfig::default());
     assert_eq!(d.bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     assert_eq!(d.port, lan::DEFAULT_DISCOVERY_PORT);
-    assert_eq!(
-        LanConfig::parse(Some(""), Some(" ")).expect("empty = default"),
-        d
-    );
+    assert_eq!(LanConfig::parse(Some(""), Some(" ")).expect("empty = default"), d);
 
     let c = LanConfig::parse(Some("127.0.0.1"), Some("5000")).expect("valid");
     assert_eq!(c.bind, LOCALHOST);
@@ -297,11 +244,7 @@ fn config_parsing() {
     ] {
         let err = LanConfig::parse(b, p).expect_err("must be rejected");
         let msg = err.to_string();
-        let var = if b.is_some() {
-            "PQDROP_LAN_BIND"
-        } else {
-            "PQDROP_LAN_PORT"
-        };
+        let var = if b.is_some() { "PQDROP_LAN_BIND" } else { "PQDROP_LAN_PORT" };
         assert!(msg.contains(var), "error names the variable: {msg}");
     }
 }
@@ -322,17 +265,13 @@ async fn netns_child_mode() {
         return;
     };
     let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"));
-    let cfg = LanConfig {
-        bind: var("PQDROP_LAN_TEST_BIND").parse().expect("bind"),
-        port: var("PQDROP_LAN_TEST_PORT").parse().expect("port"),
-    };
+    let cfg =
+        LanConfig { bind: var("PQDROP_LAN_TEST_BIND").parse().expect("bind"), port: var("PQDROP_LAN_TEST_PORT").parse().expect("port") };
     let nameplate = var("PQDROP_LAN_TEST_NAMEPLATE");
     let bound = |d: u64| Duration::from_secs(d);
     match role.as_str() {
         "sender" => {
-            let l = LanListener::bind_with_max_wait(&cfg, &nameplate, bound(30))
-                .await
-                .expect("bind sender");
+            let l = LanListener::bind_with_max_wait(&cfg, &nameplate, bound(30)).await.expect("bind sender");
             println!("sender: listening on {}", l.local_addr());
             let (mut s, peer) = l.accept().await.expect("accept");
             println!("sender: receiver connected from {peer}");
@@ -360,12 +299,7 @@ async fn netns_child_mode() {
 /// Runs a short administrative command with a time bound; returns whether it
 /// succeeded, plus its combined output for diagnostics.
 fn run(args: &[&str]) -> (bool, String) {
-    let Ok(mut child) = Command::new(args[0])
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    let Ok(mut child) = Command::new(args[0]).args(&args[1..]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()
     else {
         return (false, format!("cannot run {}", args[0]));
     };
@@ -436,11 +370,7 @@ impl Drop for Reap {
 fn effective_uid_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0")))
         .unwrap_or(false)
 }
 
@@ -475,21 +405,9 @@ fn netns_veth_multicast_discovery() {
     }
     // Created directly inside the namespaces: the pair never exists in the
     // host's namespace, so nothing here can touch the real interface.
-    must(&[
-        "ip", "-n", &ns_a, "link", "add", &veth_a, "type", "veth", "peer", "name", &veth_b,
-        "netns", &ns_b,
-    ]);
+    must(&["ip", "-n", &ns_a, "link", "add", &veth_a, "type", "veth", "peer", "name", &veth_b, "netns", &ns_b]);
     for (ns, dev, ip) in [(&ns_a, &veth_a, &ip_a), (&ns_b, &veth_b, &ip_b)] {
-        must(&[
-            "ip",
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("{ip}/24"),
-            "dev",
-            dev,
-        ]);
+        must(&["ip", "-n", ns, "addr", "add", &format!("{ip}/24"), "dev", dev]);
         must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         must(&["ip", "-n", ns, "link", "set", dev, "up"]);
     }
@@ -499,16 +417,7 @@ fn netns_veth_multicast_discovery() {
     let port = lan::DEFAULT_DISCOVERY_PORT.to_string(); // fresh namespaces: free
     let spawn = |ns: &str, role: &str, bind: &str| {
         Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns,
-                exe,
-                "--exact",
-                CHILD_TEST,
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["netns", "exec", ns, exe, "--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, role)
             .env("PQDROP_LAN_TEST_BIND", bind)
             .env("PQDROP_LAN_TEST_PORT", &port)
@@ -531,9 +440,7 @@ fn netns_veth_multicast_discovery() {
     let s_ok = wait_bounded(&mut sender.0, Duration::from_secs(15));
     let r_out = collect_output(&mut receiver.0);
     let s_out = collect_output(&mut sender.0);
-    eprintln!(
-        "--- receiver ({ns_b}, {ip_b}) ---\n{r_out}\n--- sender ({ns_a}, {ip_a}) ---\n{s_out}"
-    );
+    eprintln!("--- receiver ({ns_b}, {ip_b}) ---\n{r_out}\n--- sender ({ns_a}, {ip_a}) ---\n{s_out}");
     assert_eq!(r_ok, Some(true), "receiver failed or timed out");
     assert_eq!(s_ok, Some(true), "sender failed or timed out");
     drop(receiver);

@@ -29,11 +29,7 @@ fn out(tmp: &tempfile::TempDir) -> std::path::PathBuf {
 
 fn assert_untouched(dir: &Path) {
     let entries: Vec<_> = fs::read_dir(dir).expect("read_dir").collect();
-    assert!(
-        entries.is_empty(),
-        "{} was written to: {entries:?}",
-        dir.display()
-    );
+    assert!(entries.is_empty(), "{} was written to: {entries:?}", dir.display());
 }
 
 /// Writes a whole file through the sink.
@@ -41,28 +37,12 @@ fn write_file(out: &OutputDir, p: &SafePath, data: &[u8], overwrite: bool) -> pq
     let size = data.len() as u64;
     let mut w = out.begin_file(p, size, None)?;
     w.write(data)?;
-    w.finish(
-        blake3::hash(data).as_bytes(),
-        false,
-        1_600_000_000,
-        overwrite,
-    )
+    w.finish(blake3::hash(data).as_bytes(), false, 1_600_000_000, overwrite)
 }
 
 #[test]
 fn class1_traversal_paths_are_refused() {
-    for raw in [
-        "../x",
-        "../../.ssh/authorized_keys",
-        "/etc/x",
-        "C:\\x",
-        "\\\\host\\x",
-        "a/../../x",
-        "a//b",
-        "",
-        ".",
-        "../out-suffix/x",
-    ] {
+    for raw in ["../x", "../../.ssh/authorized_keys", "/etc/x", "C:\\x", "\\\\host\\x", "a/../../x", "a//b", "", ".", "../out-suffix/x"] {
         match SafePath::parse(raw.as_bytes()) {
             Err(Error::Hostile { .. }) => {}
             other => panic!("{raw:?} accepted: {other:?}"),
@@ -77,10 +57,7 @@ fn class2_duplicates_and_file_dir_clashes_are_detected() {
     set.insert(&sp("d"), true).expect("implied parent listed");
     assert!(set.insert(&sp("d/f"), false).is_err(), "duplicate file");
     assert!(set.insert(&sp("d"), true).is_err(), "duplicate dir");
-    assert!(
-        set.insert(&sp("d/f/g"), false).is_err(),
-        "file used as a parent"
-    );
+    assert!(set.insert(&sp("d/f/g"), false).is_err(), "file used as a parent");
     assert!(set.insert(&sp("d/f"), true).is_err(), "dir over file");
 }
 
@@ -89,19 +66,10 @@ fn class3_symlinked_parent_is_refused_and_nothing_escapes() {
     let (tmp, out) = setup(ConflictPolicy::Overwrite);
     symlink(tmp.path().join("elsewhere"), out_path(&tmp, "evil")).expect("symlink");
     let p = sp("evil/x");
-    assert!(matches!(
-        out.create_dir(&sp("evil/sub")),
-        Err(Error::Hostile { .. })
-    ));
+    assert!(matches!(out.create_dir(&sp("evil/sub")), Err(Error::Hostile { .. })));
     assert!(matches!(out.probe_file(&p, 3), Err(Error::Hostile { .. })));
-    assert!(matches!(
-        out.begin_file(&p, 3, None),
-        Err(Error::Hostile { .. })
-    ));
-    assert!(matches!(
-        out.create_dir(&sp("evil")),
-        Err(Error::Hostile { .. })
-    ));
+    assert!(matches!(out.begin_file(&p, 3, None), Err(Error::Hostile { .. })));
+    assert!(matches!(out.create_dir(&sp("evil")), Err(Error::Hostile { .. })));
     // Deeper: a symlink two levels down.
     fs::create_dir(out_path(&tmp, "ok")).expect("dir");
     symlink("../../elsewhere", out_path(&tmp, "ok/link")).expect("symlink");
@@ -121,11 +89,7 @@ fn class3_file_in_the_way_of_a_parent_is_refused() {
 #[test]
 fn class3_symlink_at_target_is_never_written_through() {
     let victim = |tmp: &tempfile::TempDir| tmp.path().join("elsewhere/victim");
-    for policy in [
-        ConflictPolicy::Refuse,
-        ConflictPolicy::Overwrite,
-        ConflictPolicy::Rename,
-    ] {
+    for policy in [ConflictPolicy::Refuse, ConflictPolicy::Overwrite, ConflictPolicy::Rename] {
         let (tmp, out) = setup(policy);
         fs::write(victim(&tmp), b"secret").expect("victim");
         symlink(victim(&tmp), out_path(&tmp, "t")).expect("symlink");
@@ -139,14 +103,8 @@ fn class3_symlink_at_target_is_never_written_through() {
             (_, other) => panic!("{policy:?}: {other:?}"),
         }
         // Without consent the link stays and the victim is untouched.
-        assert!(matches!(
-            write_file(&out, &p, b"hostil", false),
-            Err(Error::Exists(_))
-        ));
-        assert!(fs::symlink_metadata(out_path(&tmp, "t"))
-            .expect("t")
-            .file_type()
-            .is_symlink());
+        assert!(matches!(write_file(&out, &p, b"hostil", false), Err(Error::Exists(_))));
+        assert!(fs::symlink_metadata(out_path(&tmp, "t")).expect("t").file_type().is_symlink());
         assert_eq!(fs::read(victim(&tmp)).expect("victim"), b"secret");
         // With consent the link itself is replaced, the victim still untouched.
         write_file(&out, &p, b"hostil", true).expect("overwrite");
@@ -161,14 +119,8 @@ fn class3_symlink_at_target_is_never_written_through() {
 fn class3_dangling_symlink_at_target_creates_nothing_outside() {
     let (tmp, out) = setup(ConflictPolicy::Overwrite);
     symlink(tmp.path().join("elsewhere/new"), out_path(&tmp, "t")).expect("symlink");
-    assert!(matches!(
-        out.probe_file(&sp("t"), 1),
-        Ok(Probe::Conflict { renamed: None })
-    ));
-    assert!(matches!(
-        write_file(&out, &sp("t"), b"x", false),
-        Err(Error::Exists(_))
-    ));
+    assert!(matches!(out.probe_file(&sp("t"), 1), Ok(Probe::Conflict { renamed: None })));
+    assert!(matches!(write_file(&out, &sp("t"), b"x", false), Err(Error::Exists(_))));
     assert_untouched(&tmp.path().join("elsewhere"));
 }
 
@@ -197,10 +149,7 @@ fn class3_parent_swapped_for_symlink_after_probe_is_not_followed() {
     assert!(matches!(out.probe_file(&p, 2), Ok(Probe::Fresh)));
     fs::remove_dir(out_path(&tmp, "d")).expect("rmdir");
     symlink(tmp.path().join("elsewhere"), out_path(&tmp, "d")).expect("symlink");
-    assert!(matches!(
-        out.begin_file(&p, 2, None),
-        Err(Error::Hostile { .. })
-    ));
+    assert!(matches!(out.begin_file(&p, 2, None), Err(Error::Hostile { .. })));
     assert_untouched(&tmp.path().join("elsewhere"));
 }
 
@@ -212,8 +161,7 @@ fn class3_parent_swapped_during_write_keeps_the_file_inside() {
     w.write(b"hi").expect("write");
     fs::rename(out_path(&tmp, "d"), out_path(&tmp, "moved")).expect("move");
     symlink(tmp.path().join("elsewhere"), out_path(&tmp, "d")).expect("symlink");
-    w.finish(blake3::hash(b"hi").as_bytes(), false, 0, false)
-        .expect("finish");
+    w.finish(blake3::hash(b"hi").as_bytes(), false, 0, false).expect("finish");
     assert_untouched(&tmp.path().join("elsewhere"));
     assert_eq!(fs::read(out_path(&tmp, "moved/x")).expect("x"), b"hi");
 }
@@ -225,26 +173,13 @@ fn class4_names_are_escaped_for_display() {
     assert_eq!(escape(b"ok\rFAKE PROMPT\n"), "ok\\rFAKE PROMPT\\n");
     assert_eq!(escape(b"c1\x9b2J"), "c1\\x9B2J");
     assert_eq!(escape("c1\u{9b}2J".as_bytes()), "c1\\u{009B}2J");
-    assert_eq!(
-        escape("invoice\u{202e}fdp.exe".as_bytes()),
-        "invoice\\u{202E}fdp.exe"
-    );
-    assert_eq!(
-        escape("a\u{200b}b\u{2066}".as_bytes()),
-        "a\\u{200B}b\\u{2066}"
-    );
+    assert_eq!(escape("invoice\u{202e}fdp.exe".as_bytes()), "invoice\\u{202E}fdp.exe");
+    assert_eq!(escape("a\u{200b}b\u{2066}".as_bytes()), "a\\u{200B}b\\u{2066}");
     assert_eq!(escape(b"bad\xc3\x28utf8"), "bad\\xC3(utf8");
     assert_eq!(escape(b"back\\slash"), "back\\\\slash");
     assert_eq!(escape("ünïcödé 名前.txt".as_bytes()), "ünïcödé 名前.txt");
     // Such names are refused outright as well.
-    for raw in [
-        &b"\x1b[2J"[..],
-        b"a\rb",
-        b"\x07",
-        b"a\xffb",
-        "x\u{202e}y".as_bytes(),
-        "x\u{200b}y".as_bytes(),
-    ] {
+    for raw in [&b"\x1b[2J"[..], b"a\rb", b"\x07", b"a\xffb", "x\u{202e}y".as_bytes(), "x\u{200b}y".as_bytes()] {
         assert!(SafePath::parse(raw).is_err(), "{}", escape(raw));
     }
     // The allowed zero-width joiner is escaped when shown.
@@ -253,18 +188,7 @@ fn class4_names_are_escaped_for_display() {
 
 #[test]
 fn class5_windows_reserved_and_lookalike_names() {
-    for raw in [
-        "CON",
-        "nul.txt",
-        "Aux.tar.gz",
-        "COM1",
-        "lpt9.log",
-        "x.",
-        "x ",
-        "a:b",
-        "C:",
-        "d/PRN/f",
-    ] {
+    for raw in ["CON", "nul.txt", "Aux.tar.gz", "COM1", "lpt9.log", "x.", "x ", "a:b", "C:", "d/PRN/f"] {
         assert!(SafePath::parse(raw.as_bytes()).is_err(), "{raw}");
     }
     let mut set = CollisionSet::new(1000);
@@ -275,21 +199,12 @@ fn class5_windows_reserved_and_lookalike_names() {
     set.insert(&sp("x"), false).expect("file");
     assert!(set.insert(&sp("x"), true).is_err(), "file then dir");
     set.insert(&sp("y"), true).expect("dir");
-    assert!(
-        set.insert(&sp("Y"), false).is_err(),
-        "dir then file differing in case"
-    );
+    assert!(set.insert(&sp("Y"), false).is_err(), "dir then file differing in case");
 }
 
 #[test]
 fn class6_state_file_names_are_refused() {
-    for raw in [
-        "x.pqdrop-partial",
-        ".x.pqdrop-partial",
-        "d/X.PQDROP-PARTIAL",
-        ".pqdrop",
-        ".pqdrop-resume",
-    ] {
+    for raw in ["x.pqdrop-partial", ".x.pqdrop-partial", "d/X.PQDROP-PARTIAL", ".pqdrop", ".pqdrop-resume"] {
         assert!(SafePath::parse(raw.as_bytes()).is_err(), "{raw}");
     }
 }
@@ -299,29 +214,14 @@ fn class7_declined_overwrite_leaves_old_file_identical() {
     let (tmp, out) = setup(ConflictPolicy::Refuse);
     fs::write(out_path(&tmp, "a.txt"), b"old contents").expect("old");
     let before = fs::metadata(out_path(&tmp, "a.txt")).expect("md");
-    assert!(matches!(
-        out.probe_file(&sp("a.txt"), 3),
-        Err(Error::Exists(_))
-    ));
+    assert!(matches!(out.probe_file(&sp("a.txt"), 3), Err(Error::Exists(_))));
     // Even if the engine went on, finish refuses without consent and the
     // verified partial stays for later.
-    assert!(matches!(
-        write_file(&out, &sp("a.txt"), b"new", false),
-        Err(Error::Exists(_))
-    ));
-    assert_eq!(
-        fs::read(out_path(&tmp, "a.txt")).expect("read"),
-        b"old contents"
-    );
+    assert!(matches!(write_file(&out, &sp("a.txt"), b"new", false), Err(Error::Exists(_))));
+    assert_eq!(fs::read(out_path(&tmp, "a.txt")).expect("read"), b"old contents");
     let after = fs::metadata(out_path(&tmp, "a.txt")).expect("md");
-    assert_eq!(
-        (before.ino(), before.mtime(), before.len()),
-        (after.ino(), after.mtime(), after.len())
-    );
-    assert_eq!(
-        fs::read(out_path(&tmp, ".a.txt.pqdrop-partial")).expect("partial"),
-        b"new"
-    );
+    assert_eq!((before.ino(), before.mtime(), before.len()), (after.ino(), after.mtime(), after.len()));
+    assert_eq!(fs::read(out_path(&tmp, ".a.txt.pqdrop-partial")).expect("partial"), b"new");
 }
 
 #[test]
@@ -333,10 +233,7 @@ fn class7_directory_at_target_is_an_error() {
         assert!(out.probe_file(&sp("a"), 4).is_err(), "{policy:?}");
         assert!(write_file(&out, &sp("a"), b"data", true).is_err());
         assert!(write_file(&out, &sp("a"), b"data", false).is_err());
-        assert_eq!(
-            fs::read(out_path(&tmp, "a/inside")).expect("inside"),
-            b"keep"
-        );
+        assert_eq!(fs::read(out_path(&tmp, "a/inside")).expect("inside"), b"keep");
     }
     let (tmp, out) = setup(ConflictPolicy::Rename);
     fs::create_dir(out_path(&tmp, "a")).expect("dir");
@@ -372,10 +269,7 @@ fn existing_identical_size_file_is_probed_complete() {
         other => panic!("{other:?}"),
     }
     // Same size but a different file: the policy decides.
-    assert!(matches!(
-        out.resolve_conflict(&sp("same")),
-        Err(Error::Exists(_))
-    ));
+    assert!(matches!(out.resolve_conflict(&sp("same")), Err(Error::Exists(_))));
 }
 
 #[test]
@@ -385,10 +279,7 @@ fn class9_integrity_mismatch_deletes_temp_and_errors() {
     let mut w = out.begin_file(&p, 4, None).expect("begin");
     w.write(b"abcd").expect("write");
     let wrong = blake3::hash(b"abce");
-    assert!(matches!(
-        w.finish(wrong.as_bytes(), false, 0, false),
-        Err(Error::Integrity(_))
-    ));
+    assert!(matches!(w.finish(wrong.as_bytes(), false, 0, false), Err(Error::Integrity(_))));
     assert!(!out_path(&tmp, "f.bin").exists());
     assert!(!out_path(&tmp, ".f.bin.pqdrop-partial").exists());
 
@@ -396,10 +287,7 @@ fn class9_integrity_mismatch_deletes_temp_and_errors() {
     let mut w = out.begin_file(&p, 4, None).expect("begin");
     w.write(b"abc").expect("write");
     let right = blake3::hash(b"abc");
-    assert!(matches!(
-        w.finish(right.as_bytes(), false, 0, false),
-        Err(Error::Integrity(_))
-    ));
+    assert!(matches!(w.finish(right.as_bytes(), false, 0, false), Err(Error::Integrity(_))));
     assert!(!out_path(&tmp, "f.bin").exists());
 }
 
@@ -412,8 +300,7 @@ fn class9_writing_past_the_announced_size_errors() {
     assert_eq!(w.written(), 3);
     w.write(b"d").expect("exactly the size");
     assert!(matches!(w.write(b"e"), Err(Error::Protocol(_))));
-    w.finish(blake3::hash(b"abcd").as_bytes(), false, 0, false)
-        .expect("finish");
+    w.finish(blake3::hash(b"abcd").as_bytes(), false, 0, false).expect("finish");
     assert_eq!(fs::read(out_path(&tmp, "f")).expect("f"), b"abcd");
 }
 
@@ -429,27 +316,16 @@ fn resume_continues_a_partial_file() {
         w.write(&data[..n]).expect("write");
         // Dropped unfinished: an interrupted transfer.
     }
-    assert!(
-        !out_path(&tmp, "dir/big.bin").exists(),
-        "partial never looks complete"
-    );
-    let Probe::Partial {
-        len,
-        prefix_hash,
-        hasher,
-    } = out.probe_file(&p, size).expect("probe")
-    else {
+    assert!(!out_path(&tmp, "dir/big.bin").exists(), "partial never looks complete");
+    let Probe::Partial { len, prefix_hash, hasher } = out.probe_file(&p, size).expect("probe") else {
         panic!("expected a partial");
     };
     assert_eq!(len, n as u64);
     assert_eq!(&prefix_hash, blake3::hash(&data[..n]).as_bytes());
-    let mut w = out
-        .begin_file(&p, size, Some((len, hasher)))
-        .expect("resume");
+    let mut w = out.begin_file(&p, size, Some((len, hasher))).expect("resume");
     assert_eq!(w.written(), len);
     w.write(&data[n..]).expect("rest");
-    w.finish(blake3::hash(&data).as_bytes(), true, 1_234_567_890, false)
-        .expect("finish");
+    w.finish(blake3::hash(&data).as_bytes(), true, 1_234_567_890, false).expect("finish");
     assert_eq!(fs::read(out_path(&tmp, "dir/big.bin")).expect("read"), data);
     let md = fs::metadata(out_path(&tmp, "dir/big.bin")).expect("md");
     assert_eq!(md.permissions().mode() & 0o777, 0o755);
@@ -468,12 +344,9 @@ fn resume_from_a_shorter_offset_truncates_the_partial() {
     // The engine agreed with the sender on 6 bytes only.
     let mut hasher = blake3::Hasher::new();
     hasher.update(&data[..6]);
-    let mut w = out
-        .begin_file(&sp("f"), 16, Some((6, hasher)))
-        .expect("resume");
+    let mut w = out.begin_file(&sp("f"), 16, Some((6, hasher))).expect("resume");
     w.write(&data[6..]).expect("rest");
-    w.finish(blake3::hash(data).as_bytes(), false, 0, false)
-        .expect("finish");
+    w.finish(blake3::hash(data).as_bytes(), false, 0, false).expect("finish");
     let md = fs::metadata(out_path(&tmp, "f")).expect("md");
     assert_eq!(md.permissions().mode() & 0o777, 0o644);
     assert_eq!(fs::read(out_path(&tmp, "f")).expect("f"), data);
@@ -486,18 +359,9 @@ fn directories_are_created_and_timed() {
     out.create_dir(&sp("a/b")).expect("existing is fine");
     assert!(out_path(&tmp, "a/b/c").is_dir());
     out.set_dir_times(&sp("a/b"), 1_000_000_000).expect("times");
-    assert_eq!(
-        fs::metadata(out_path(&tmp, "a/b")).expect("md").mtime(),
-        1_000_000_000
-    );
-    assert!(matches!(
-        out.probe_file(&sp("a/b/c/new"), 0),
-        Ok(Probe::Fresh)
-    ));
-    assert!(matches!(
-        out.probe_file(&sp("missing/new"), 0),
-        Ok(Probe::Fresh)
-    ));
+    assert_eq!(fs::metadata(out_path(&tmp, "a/b")).expect("md").mtime(), 1_000_000_000);
+    assert!(matches!(out.probe_file(&sp("a/b/c/new"), 0), Ok(Probe::Fresh)));
+    assert!(matches!(out.probe_file(&sp("missing/new"), 0), Ok(Probe::Fresh)));
     write_file(&out, &sp("empty"), b"", false).expect("empty file");
     assert_eq!(fs::read(out_path(&tmp, "empty")).expect("empty"), b"");
 }

@@ -113,35 +113,19 @@ impl Harness {
     /// Creates the environment; in relay mode starts the relay and waits (at
     /// most 30 s) until it reports its listening address.
     pub fn new(net: Net) -> Harness {
-        let home = tempfile::Builder::new()
-            .prefix("pqdrop-home-")
-            .tempdir()
-            .expect("temp home");
+        let home = tempfile::Builder::new().prefix("pqdrop-home-").tempdir().expect("temp home");
         std::fs::create_dir_all(home.path().join("config")).expect("config dir");
-        let mut h = Harness {
-            net,
-            home,
-            lan_port: free_udp_port(),
-            relay: None,
-            relay_addr: None,
-        };
+        let mut h = Harness { net, home, lan_port: free_udp_port(), relay: None, relay_addr: None };
         if net == Net::Relay {
-            let mut relay = h
-                .command("relay")
-                .args(["--listen", "127.0.0.1:0"])
-                .spawn("relay");
-            let line =
-                relay.wait_for_stderr_line("pqdrop relay listening on ", Duration::from_secs(30));
+            let mut relay = h.command("relay").args(["--listen", "127.0.0.1:0"]).spawn("relay");
+            let line = relay.wait_for_stderr_line("pqdrop relay listening on ", Duration::from_secs(30));
             let addr: SocketAddr = line
                 .trim()
                 .rsplit(' ')
                 .next()
                 .and_then(|a| a.parse().ok())
                 .unwrap_or_else(|| panic!("cannot parse the relay address from {line:?}"));
-            assert!(
-                addr.ip().is_loopback(),
-                "the relay must listen on loopback, got {addr}"
-            );
+            assert!(addr.ip().is_loopback(), "the relay must listen on loopback, got {addr}");
             h.relay = Some(relay);
             h.relay_addr = Some(addr);
         }
@@ -237,15 +221,13 @@ impl Spawn {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args
-            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
 
     /// Sets an environment variable.
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Spawn {
-        self.envs
-            .push((k.as_ref().to_owned(), v.as_ref().to_owned()));
+        self.envs.push((k.as_ref().to_owned(), v.as_ref().to_owned()));
         self
     }
 
@@ -265,17 +247,10 @@ impl Spawn {
 
     /// Starts the child; `label` names it in failure messages.
     pub fn spawn(self, label: &str) -> Proc {
-        let setsid = if self.detach_terminal {
-            ["/usr/bin/setsid", "/bin/setsid"]
-                .into_iter()
-                .find(|p| Path::new(p).exists())
-        } else {
-            None
-        };
+        let setsid =
+            if self.detach_terminal { ["/usr/bin/setsid", "/bin/setsid"].into_iter().find(|p| Path::new(p).exists()) } else { None };
         if self.detach_terminal && setsid.is_none() {
-            eprintln!(
-                "note: setsid(1) not found; {label} keeps the test's controlling terminal, if any"
-            );
+            eprintln!("note: setsid(1) not found; {label} keeps the test's controlling terminal, if any");
         }
         let mut cmd = match setsid {
             // The spawned child is not a process-group leader, so setsid(1)
@@ -300,9 +275,7 @@ impl Spawn {
             StdinSpec::Null => Stdio::null(),
             StdinSpec::Bytes(_) => Stdio::piped(),
         });
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {label} ({BIN}): {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {label} ({BIN}): {e}"));
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let mut threads = Vec::new();
@@ -319,14 +292,7 @@ impl Spawn {
                 let _ = pipe.write_all(&data);
             }));
         }
-        Proc {
-            label: label.to_string(),
-            child,
-            stdout,
-            stderr,
-            threads,
-            finished: None,
-        }
+        Proc { label: label.to_string(), child, stdout, stderr, threads, finished: None }
     }
 }
 
@@ -336,10 +302,7 @@ fn drain(mut r: impl Read + Send + 'static, buf: Arc<Mutex<Vec<u8>>>) -> JoinHan
         loop {
             match r.read(&mut chunk) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => buf
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend_from_slice(&chunk[..n]),
+                Ok(n) => buf.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&chunk[..n]),
             }
         }
     })
@@ -366,30 +329,17 @@ impl Finished {
 
     /// Panics, showing stderr, unless the exit code is `want`.
     pub fn assert_code(&self, want: i32) {
-        assert_eq!(
-            self.code(),
-            Some(want),
-            "{} exited with {:?}, expected {want}; stderr:\n{}",
-            self.label,
-            self.status,
-            self.stderr
-        );
+        assert_eq!(self.code(), Some(want), "{} exited with {:?}, expected {want}; stderr:\n{}", self.label, self.status, self.stderr);
     }
 
     /// Panics, showing stderr, if the child succeeded.
     pub fn assert_failed(&self) {
-        assert!(
-            !self.status.success(),
-            "{} succeeded, expected a failure; stderr:\n{}",
-            self.label,
-            self.stderr
-        );
+        assert!(!self.status.success(), "{} succeeded, expected a failure; stderr:\n{}", self.label, self.stderr);
     }
 
     /// stdout as UTF-8.
     pub fn stdout_text(&self) -> String {
-        String::from_utf8(self.stdout.clone())
-            .unwrap_or_else(|e| panic!("{} stdout is not UTF-8: {e}", self.label))
+        String::from_utf8(self.stdout.clone()).unwrap_or_else(|e| panic!("{} stdout is not UTF-8: {e}", self.label))
     }
 
     /// stdout parsed as JSON lines (blank lines skipped).
@@ -397,28 +347,15 @@ impl Finished {
         self.stdout_text()
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                serde_json::from_str(l).unwrap_or_else(|e| {
-                    panic!("{}: stdout line is not JSON ({e}): {l:?}", self.label)
-                })
-            })
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: stdout line is not JSON ({e}): {l:?}", self.label)))
             .collect()
     }
 
     /// The last JSON line, which must be `{"event":"result","ok":true,...}`.
     pub fn json_result(&self) -> Value {
         let lines = self.json_lines();
-        let last = lines.last().cloned().unwrap_or_else(|| {
-            panic!(
-                "{}: no JSON on stdout; stderr:\n{}",
-                self.label, self.stderr
-            )
-        });
-        assert_eq!(
-            last["event"], "result",
-            "{}: last JSON line is not the result: {last}",
-            self.label
-        );
+        let last = lines.last().cloned().unwrap_or_else(|| panic!("{}: no JSON on stdout; stderr:\n{}", self.label, self.stderr));
+        assert_eq!(last["event"], "result", "{}: last JSON line is not the result: {last}", self.label);
         assert_eq!(last["ok"], true, "{}: result is not ok: {last}", self.label);
         last
     }
@@ -452,19 +389,13 @@ impl Proc {
 
     /// stdout captured so far.
     pub fn stdout_now(&self) -> Vec<u8> {
-        self.stdout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.stdout.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The outcome if the child has exited (reaps it and collects its output).
     pub fn poll(&mut self) -> Option<Finished> {
         if self.finished.is_none() {
-            let status = self
-                .child
-                .try_wait()
-                .unwrap_or_else(|e| panic!("try_wait {}: {e}", self.label))?;
+            let status = self.child.try_wait().unwrap_or_else(|e| panic!("try_wait {}: {e}", self.label))?;
             self.collect(status);
         }
         self.finished.clone()
@@ -475,12 +406,7 @@ impl Proc {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        self.finished = Some(Finished {
-            label: self.label.clone(),
-            status,
-            stdout: self.stdout_now(),
-            stderr: self.stderr_now(),
-        });
+        self.finished = Some(Finished { label: self.label.clone(), status, stdout: self.stdout_now(), stderr: self.stderr_now() });
     }
 
     /// Waits for the child to exit; on timeout kills it and panics with its stderr.
@@ -495,10 +421,7 @@ impl Proc {
             return f;
         }
         let _ = self.child.kill();
-        let status = self
-            .child
-            .wait()
-            .unwrap_or_else(|e| panic!("wait {}: {e}", self.label));
+        let status = self.child.wait().unwrap_or_else(|e| panic!("wait {}: {e}", self.label));
         self.collect(status);
         self.finished.clone().expect("collected")
     }
@@ -510,24 +433,15 @@ impl Proc {
         loop {
             let text = self.stderr_now();
             // Only complete lines count, so the address is never cut short.
-            if let Some(line) = text
-                .split_inclusive('\n')
-                .find(|l| l.ends_with('\n') && l.contains(needle))
-            {
+            if let Some(line) = text.split_inclusive('\n').find(|l| l.ends_with('\n') && l.contains(needle)) {
                 return line.trim_end().to_string();
             }
             if let Some(f) = self.poll() {
-                panic!(
-                    "{} exited ({:?}) before printing {needle:?}; stderr:\n{}",
-                    self.label, f.status, f.stderr
-                );
+                panic!("{} exited ({:?}) before printing {needle:?}; stderr:\n{}", self.label, f.status, f.stderr);
             }
             if Instant::now() >= deadline {
                 let f = self.kill();
-                panic!(
-                    "{} did not print {needle:?} within {timeout:?}; stderr:\n{}",
-                    self.label, f.stderr
-                );
+                panic!("{} did not print {needle:?} within {timeout:?}; stderr:\n{}", self.label, f.stderr);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -538,10 +452,7 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let f = self.kill();
         if std::thread::panicking() {
-            eprintln!(
-                "----- {} ({:?}) stderr -----\n{}----- end of {} -----",
-                self.label, f.status, f.stderr, self.label
-            );
+            eprintln!("----- {} ({:?}) stderr -----\n{}----- end of {} -----", self.label, f.status, f.stderr, self.label);
         }
     }
 }
@@ -567,11 +478,7 @@ pub fn wait_all<const N: usize>(procs: [&mut Proc; N], timeout: Duration) -> [Fi
                 msg.push_str(&format!(
                     "--- {} ({}) stderr:\n{}\n",
                     f.label,
-                    if running {
-                        "still running, killed".to_string()
-                    } else {
-                        format!("exited {:?}", f.status)
-                    },
+                    if running { "still running, killed".to_string() } else { format!("exited {:?}", f.status) },
                     f.stderr
                 ));
             }
@@ -615,18 +522,13 @@ pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
 /// Writes `len` pseudorandom bytes to `path`, 1 MiB at a time (each MiB seeded
 /// from `seed` and its index, so the memory use stays small).
 pub fn write_pseudo_random_file(path: &Path, seed: u64, len: u64) {
-    let mut w = BufWriter::new(
-        File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display())),
-    );
+    let mut w = BufWriter::new(File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display())));
     let mut block = vec![0u8; MIB];
     let mut left = len;
     let mut i = 0u64;
     while left > 0 {
         let n = left.min(MIB as u64) as usize;
-        fill_pseudo_random(
-            seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            &mut block[..n],
-        );
+        fill_pseudo_random(seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15), &mut block[..n]);
         w.write_all(&block[..n]).expect("write test data");
         left -= n as u64;
         i += 1;
@@ -639,44 +541,20 @@ pub fn write_pseudo_random_file(path: &Path, seed: u64, len: u64) {
 pub fn assert_same_file(want: &Path, got: &Path) {
     let open = |p: &Path| File::open(p).unwrap_or_else(|e| panic!("open {}: {e}", p.display()));
     let (mut a, mut b) = (open(want), open(got));
-    let (la, lb) = (
-        a.metadata().expect("metadata").len(),
-        b.metadata().expect("metadata").len(),
-    );
-    assert_eq!(
-        la,
-        lb,
-        "{} is {lb} bytes, expected {la} (like {})",
-        got.display(),
-        want.display()
-    );
+    let (la, lb) = (a.metadata().expect("metadata").len(), b.metadata().expect("metadata").len());
+    assert_eq!(la, lb, "{} is {lb} bytes, expected {la} (like {})", got.display(), want.display());
     let (mut ba, mut bb) = (vec![0u8; MIB], vec![0u8; MIB]);
     let mut offset = 0u64;
     loop {
         let n = read_full(&mut a, &mut ba);
         let m = read_full(&mut b, &mut bb);
-        assert_eq!(
-            n,
-            m,
-            "{} and {} differ in length",
-            want.display(),
-            got.display()
-        );
+        assert_eq!(n, m, "{} and {} differ in length", want.display(), got.display());
         if n == 0 {
             return;
         }
         if ba[..n] != bb[..n] {
-            let i = ba[..n]
-                .iter()
-                .zip(&bb[..n])
-                .position(|(x, y)| x != y)
-                .unwrap_or(0);
-            panic!(
-                "{} differs from {} at byte {}",
-                got.display(),
-                want.display(),
-                offset + i as u64
-            );
+            let i = ba[..n].iter().zip(&bb[..n]).position(|(x, y)| x != y).unwrap_or(0);
+            panic!("{} differs from {} at byte {}", got.display(), want.display(), offset + i as u64);
         }
         offset += n as u64;
     }
@@ -695,9 +573,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> usize {
 
 /// Modification time in whole seconds since the epoch (without following a symlink).
 pub fn mtime_secs(path: &Path) -> i64 {
-    let t = std::fs::symlink_metadata(path)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| panic!("mtime of {}: {e}", path.display()));
+    let t = std::fs::symlink_metadata(path).and_then(|m| m.modified()).unwrap_or_else(|e| panic!("mtime of {}: {e}", path.display()));
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_secs() as i64,
         Err(e) => -(e.duration().as_secs() as i64),
@@ -707,27 +583,21 @@ pub fn mtime_secs(path: &Path) -> i64 {
 /// Sets the modification time of a file or directory to `secs` after the epoch.
 pub fn set_mtime(path: &Path, secs: u64) {
     let f = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-        .unwrap_or_else(|e| panic!("set mtime of {}: {e}", path.display()));
+    f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)).unwrap_or_else(|e| panic!("set mtime of {}: {e}", path.display()));
 }
 
 /// Sets the permission bits (`mode & 0o7777`).
 #[cfg(unix)]
 pub fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
 }
 
 /// The permission bits (`mode & 0o777`).
 #[cfg(unix)]
 pub fn mode_of(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::symlink_metadata(path)
-        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
+    std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display())).permissions().mode() & 0o777
 }
 
 /// One entry of a [`tree`] snapshot.
@@ -755,27 +625,15 @@ pub enum Node {
 /// relative path, without following symlinks.
 pub fn tree(root: &Path) -> BTreeMap<String, Node> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
-        for e in
-            std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
-        {
+        for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display())) {
             let e = e.expect("dir entry");
             let p = e.path();
             let md = std::fs::symlink_metadata(&p).expect("stat");
-            let rel = p
-                .strip_prefix(root)
-                .expect("below root")
-                .to_string_lossy()
-                .replace('\\', "/");
+            let rel = p.strip_prefix(root).expect("below root").to_string_lossy().replace('\\', "/");
             let node = if md.is_dir() {
-                Node::Dir {
-                    mtime: mtime_secs(&p),
-                }
+                Node::Dir { mtime: mtime_secs(&p) }
             } else if md.is_file() {
-                Node::File {
-                    len: md.len(),
-                    mode: permission_bits(&md),
-                    mtime: mtime_secs(&p),
-                }
+                Node::File { len: md.len(), mode: permission_bits(&md), mtime: mtime_secs(&p) }
             } else {
                 Node::Other
             };
@@ -805,31 +663,17 @@ pub fn dir_names(dir: &Path) -> Vec<String> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut v: Vec<String> = rd
-        .map(|e| {
-            e.expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
+    let mut v: Vec<String> = rd.map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
 
 /// Paths below `root` whose name ends in `.pqdrop-partial`.
 pub fn partial_files(root: &Path) -> Vec<PathBuf> {
-    tree(root)
-        .keys()
-        .filter(|k| k.ends_with(".pqdrop-partial"))
-        .map(|k| root.join(k))
-        .collect()
+    tree(root).keys().filter(|k| k.ends_with(".pqdrop-partial")).map(|k| root.join(k)).collect()
 }
 
 /// A temp directory with a recognisable prefix.
 pub fn temp_dir(prefix: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("temp dir")
+    tempfile::Builder::new().prefix(prefix).tempdir().expect("temp dir")
 }

@@ -109,7 +109,8 @@ fn wrong_code_fails_on_both_sides_at_confirmation() {
 
 #[test]
 fn different_nameplate_fails() {
-    let mut r = Handshake::requester(Config { password: b"a-b", nameplate: "7", capabilities: Capabilities::DEFAULTS }, &mut OsRng).unwrap();
+    let mut r =
+        Handshake::requester(Config { password: b"a-b", nameplate: "7", capabilities: Capabilities::DEFAULTS }, &mut OsRng).unwrap();
     let mut a = Handshake::accepter(Config { password: b"a-b", nameplate: "8", capabilities: Capabilities::DEFAULTS }, &mut OsRng).unwrap();
     let (re, ae) = drive(&mut r, &mut a, |_, _| {});
     assert_eq!((re, ae), (Err(Error::WrongCode), Err(Error::WrongCode)));
@@ -136,7 +137,10 @@ fn any_flipped_byte_fails() {
                     out[i] ^= 0x01;
                 }
             });
-            assert!(re.is_err() || ae.is_err() || !(r.is_complete() && a.is_complete()), "flight {flight} byte {i}: handshake survived tampering");
+            assert!(
+                re.is_err() || ae.is_err() || !(r.is_complete() && a.is_complete()),
+                "flight {flight} byte {i}: handshake survived tampering"
+            );
             assert!(!(r.is_complete() && a.is_complete()), "flight {flight} byte {i}");
         }
     }

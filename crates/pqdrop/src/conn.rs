@@ -22,7 +22,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Target plaintext size of a record: large enough for the AEAD's peak speed and
 /// few syscalls, small enough to keep memory low.
-pub const RECORD_TARGET: usize = 256 * 1024;
+pub const RECORD_TARGET: usize = 512 * 1024;
 
 /// Maps a protocol error to the engine's, keeping the wrong-code case distinct.
 pub(crate) fn proto_err(e: pqdrop_proto::Error) -> Error {
@@ -167,9 +167,13 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, body: Vec<u8>) -> Resul
     if h.msg_type != MsgType::RECORD && h.msg_type != MsgType::RECORD_FINAL {
         return Err(Error::Protocol("expected an encrypted record".into()));
     }
+    // Reuse the buffer without clearing it: read_exact overwrites what we keep.
     let mut body = body;
-    body.clear();
-    body.resize(h.body_len, 0);
+    if body.len() < h.body_len {
+        body.resize(h.body_len, 0);
+    } else {
+        body.truncate(h.body_len);
+    }
     tokio::time::timeout(IDLE_TIMEOUT, r.read_exact(&mut body))
         .await
         .map_err(|_| Error::PeerGone("no data for two minutes".into()))?
@@ -189,89 +193,174 @@ pub fn open_frame<'a>(opener: &mut RecordOpener, frame: &'a mut RawFrame) -> Res
     Ok(&frame.body[..n])
 }
 
-/// Packs transfer messages into records and seals them. Synchronous: it runs on
-/// the logic thread, and hands finished frames to the socket writer.
-pub struct Packer {
-    sealer: RecordSealer,
+/// Size of every record buffer: header room, the largest plaintext and two tags.
+/// Allocated once (zeroed lazily by the OS) and reused, so building a record
+/// never clears or reallocates memory.
+const BUF_LEN: usize = RECORD_HEADROOM + pqdrop_proto::msg::MAX_RECORD_PLAINTEXT + pqdrop_proto::record::MAX_OVERHEAD;
+
+/// The outbound pipeline of one side: the caller's thread builds plaintext
+/// records in place, a sealer thread encrypts them, and an async task writes
+/// them to the socket. Three stages on separate threads, so reading files,
+/// encrypting and socket writes overlap; buffers circulate and are reused.
+pub struct Outbound {
     buf: Vec<u8>,
-    overhead: usize,
-    spare: Vec<Vec<u8>>,
+    len: usize,
+    to_sealer: Option<std::sync::mpsc::SyncSender<(Vec<u8>, usize, bool)>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    scratch: Vec<u8>,
+    sealer_thread: Option<std::thread::JoinHandle<Result<()>>>,
 }
 
-impl Packer {
-    /// A packer around the sending half of a session.
-    pub fn new(sealer: RecordSealer) -> Self {
+impl Outbound {
+    /// Starts the sealer thread and the writer task (on the current tokio
+    /// runtime). Returns the pipeline and the writer task's handle, whose
+    /// result holds the real cause when the connection fails.
+    pub fn start<W: AsyncWrite + Unpin + Send + 'static>(w: W, mut sealer: RecordSealer) -> (Self, tokio::task::JoinHandle<Result<()>>) {
+        let (to_sealer, from_builder) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize, bool)>(2);
+        let (to_writer, from_sealer) = tokio::sync::mpsc::channel::<OutFrame>(2);
+        let (spare_tx, spare) = std::sync::mpsc::channel();
+        let writer = tokio::spawn(writer_task(w, from_sealer, spare_tx));
         let overhead = sealer.cipher().overhead();
-        let mut p = Self { sealer, buf: Vec::new(), overhead, spare: Vec::new() };
-        p.reset();
-        p
+        let sealer_thread = std::thread::Builder::new()
+            .name("pqdrop-seal".into())
+            .spawn(move || {
+                while let Ok((mut buf, len, last)) = from_builder.recv() {
+                    let range = sealer.seal(&mut buf[..len + overhead], len - RECORD_HEADROOM, last).map_err(proto_err)?;
+                    let frame = OutFrame { buf, start: range.start, end: range.end };
+                    if to_writer.blocking_send(frame).is_err() {
+                        return Err(Error::PeerGone("the connection closed".into()));
+                    }
+                }
+                Ok(())
+            })
+            .map_err(Error::from);
+        let out = Self {
+            buf: vec![0u8; BUF_LEN],
+            len: RECORD_HEADROOM,
+            to_sealer: Some(to_sealer),
+            spare,
+            scratch: Vec::with_capacity(8 * 1024),
+            sealer_thread: sealer_thread.ok(),
+        };
+        (out, writer)
     }
 
-    fn reset(&mut self) {
-        let mut b = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(RECORD_HEADROOM + RECORD_TARGET + 64 * 1024));
-        b.clear();
-        b.resize(RECORD_HEADROOM, 0);
-        self.buf = b;
-    }
-
-    /// Bytes of plaintext in the current record.
+    /// Bytes of plaintext in the record being built.
     pub fn pending(&self) -> usize {
-        self.buf.len() - RECORD_HEADROOM
+        self.len - RECORD_HEADROOM
     }
 
-    /// Appends a message to the current record.
-    pub fn push(&mut self, m: &TransferMsg<'_>) {
-        m.encode(&mut self.buf);
+    fn room(&self) -> usize {
+        RECORD_HEADROOM + pqdrop_proto::msg::MAX_RECORD_PLAINTEXT - self.len
     }
 
-    /// The current record's plaintext buffer, for writing a chunk's bytes in
-    /// place (no copy): callers append with `extend`/`resize` and fill.
-    pub fn buffer(&mut self) -> &mut Vec<u8> {
-        &mut self.buf
-    }
-
-    /// Gives back a frame buffer the writer has finished with, for reuse.
-    pub fn recycle(&mut self, b: Vec<u8>) {
-        if self.spare.len() < 4 {
-            self.spare.push(b);
-        }
-    }
-
-    /// Seals the current record (if it has content, or if `last`) and returns
-    /// the frame: the buffer and where the frame starts in it (the header sits
-    /// just before the in-place ciphertext, so nothing is copied).
-    pub fn seal(&mut self, last: bool) -> Result<Option<OutFrame>> {
+    /// Hands the current record to the sealer (if it has content, or if
+    /// `last`) and starts a new one in a recycled buffer.
+    fn ship(&mut self, last: bool) -> Result<()> {
         if self.pending() == 0 && !last {
-            return Ok(None);
+            return Ok(());
         }
-        let pt_len = self.pending();
-        self.buf.resize(RECORD_HEADROOM + pt_len + self.overhead, 0);
-        let range = self.sealer.seal(&mut self.buf, pt_len, last).map_err(proto_err)?;
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.truncate(range.end);
-        self.reset();
-        Ok(Some(OutFrame { buf, start: range.start }))
+        let fresh = self.spare.try_recv().unwrap_or_else(|_| vec![0u8; BUF_LEN]);
+        let buf = std::mem::replace(&mut self.buf, fresh);
+        let tx = self.to_sealer.as_ref().ok_or(Error::PeerGone("the connection is closed".into()))?;
+        tx.send((buf, self.len, last)).map_err(|_| Error::PeerGone("the connection closed".into()))?;
+        self.len = RECORD_HEADROOM;
+        if last {
+            self.to_sealer = None;
+        }
+        Ok(())
+    }
+
+    /// Appends a message; ships the record once it reaches [`RECORD_TARGET`].
+    pub fn push(&mut self, m: &TransferMsg<'_>) -> Result<()> {
+        self.scratch.clear();
+        m.encode(&mut self.scratch);
+        if self.scratch.len() > self.room() {
+            self.ship(false)?;
+        }
+        if self.scratch.len() > self.room() {
+            return Err(Error::Protocol("message larger than a record".into()));
+        }
+        self.buf[self.len..self.len + self.scratch.len()].copy_from_slice(&self.scratch);
+        self.len += self.scratch.len();
+        self.maybe_ship()
+    }
+
+    /// Writes a chunk header for `want` bytes of raw data and returns the slot
+    /// the caller fills (file data is read straight into the record). Call
+    /// [`Self::maybe_ship`] afterwards.
+    pub fn chunk_slot(&mut self, want: usize) -> Result<&mut [u8]> {
+        let mut head = [0u8; pqdrop_proto::transfer::CHUNK_HEADER_MAX];
+        head[0] = 9; // Chunk
+        head[1] = 0; // raw
+        let n = pqdrop_proto::codec::write_varuint(&mut head[2..], want as u64).map_err(proto_err)?;
+        let total = 2 + n + want;
+        if total > self.room() {
+            self.ship(false)?;
+        }
+        if total > self.room() {
+            return Err(Error::Protocol("chunk larger than a record".into()));
+        }
+        self.buf[self.len..self.len + 2 + n].copy_from_slice(&head[..2 + n]);
+        let start = self.len + 2 + n;
+        self.len += total;
+        Ok(&mut self.buf[start..start + want])
+    }
+
+    /// Ships the record if it reached [`RECORD_TARGET`].
+    pub fn maybe_ship(&mut self) -> Result<()> {
+        if self.pending() >= RECORD_TARGET {
+            self.ship(false)?;
+        }
+        Ok(())
+    }
+
+    /// Ships whatever is pending now (so the peer gets it without waiting).
+    pub fn flush(&mut self) -> Result<()> {
+        self.ship(false)
+    }
+
+    /// Ships the final record (STREAM's last chunk) and waits until the
+    /// sealer thread has handed everything to the writer.
+    pub fn finish(&mut self) -> Result<()> {
+        if self.to_sealer.is_some() {
+            self.ship(true)?;
+        }
+        self.to_sealer = None;
+        match self.sealer_thread.take() {
+            Some(t) => t.join().map_err(|_| Error::Protocol("the sealer thread failed".into()))?,
+            None => Ok(()),
+        }
     }
 }
 
-/// A sealed frame ready to write: `buf[start..]`.
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        // Closing the channel ends the sealer thread, which ends the writer.
+        self.to_sealer = None;
+    }
+}
+
+/// A sealed frame ready to write: `buf[start..end]`.
 #[derive(Debug)]
 pub struct OutFrame {
     /// The buffer.
     pub buf: Vec<u8>,
     /// Where the frame starts.
     pub start: usize,
+    /// Where it ends.
+    pub end: usize,
 }
 
 /// Writes frames from a channel to the socket until the channel closes, then
-/// shuts the write side down. Returned buffers go back through `recycle`.
-pub async fn writer_task<W: AsyncWrite + Unpin>(
+/// shuts the write side down. Finished buffers go back through `recycle`.
+async fn writer_task<W: AsyncWrite + Unpin>(
     mut w: W,
     mut rx: tokio::sync::mpsc::Receiver<OutFrame>,
     recycle: std::sync::mpsc::Sender<Vec<u8>>,
 ) -> Result<()> {
     while let Some(frame) = rx.recv().await {
-        tokio::time::timeout(IDLE_TIMEOUT, w.write_all(&frame.buf[frame.start..]))
+        tokio::time::timeout(IDLE_TIMEOUT, w.write_all(&frame.buf[frame.start..frame.end]))
             .await
             .map_err(|_| Error::PeerGone("the other side stopped reading for two minutes".into()))??;
         let _ = recycle.send(frame.buf);

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod conn;
+mod disk;
 mod error;
 pub mod lan;
 pub mod names;

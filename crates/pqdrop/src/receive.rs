@@ -18,9 +18,10 @@ use pqdrop_proto::transfer::{Entry, EntryKind, Messages, Offer, OfferKind, Trans
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
-use crate::conn::{self, local_capabilities, open_frame, read_frame, OutFrame, Packer, RawFrame};
+use crate::conn::{self, local_capabilities, open_frame, read_frame, Outbound, RawFrame};
+use crate::disk::{Batch, Disk, Op};
 use crate::names::{escape, CollisionSet, SafePath};
-use crate::sink::{ConflictPolicy, FileWriter, OutputDir, Probe};
+use crate::sink::{ConflictPolicy, OutputDir, Probe};
 use crate::{Error, Result};
 
 /// Largest text message accepted (text is held in memory until verified).
@@ -104,21 +105,19 @@ where
             }
         }
     });
-    let (frame_tx, frame_rx) = mpsc::channel::<OutFrame>(4);
-    let (recycle_tx, _recycle_rx) = std::sync::mpsc::channel();
-    let writer = tokio::spawn(conn::writer_task(wr, frame_rx, recycle_tx));
-    let packer = Packer::new(session.sealer);
+    let (out, writer) = Outbound::start(wr, session.sealer);
     let opener = session.opener;
     let logic = tokio::task::spawn_blocking(move || {
-        let mut r = ReceiverLogic::new(opts, ui, packer, frame_tx, opener, in_rx, ret_tx);
+        let disk = Disk::start(ret_tx)?;
+        let mut r = ReceiverLogic::new(opts, ui, out, disk, opener, in_rx);
         let res = r.run();
         if let Err(e) = &res {
             if !matches!(e, Error::PeerGone(_) | Error::Refused) {
-                r.packer.push(&TransferMsg::Abort { reason: conn::abort_reason(e) });
-                let _ = r.flush(true);
+                let _ = r.out.push(&TransferMsg::Abort { reason: conn::abort_reason(e) });
+                let _ = r.out.finish();
             }
         }
-        res.map(|()| r.report)
+        res.map(|()| std::mem::take(&mut r.report))
     });
     let res = logic.await.map_err(|e| Error::Protocol(format!("receiver thread failed: {e}")))?;
     reader.abort();
@@ -146,20 +145,24 @@ struct Seen {
 
 struct Current {
     entry: Entry,
-    writer: FileWriter,
     overwrite: bool,
 }
 
 struct ReceiverLogic {
     opts: ReceiveOptions,
     ui: Arc<dyn ReceiveUi>,
-    packer: Packer,
-    frames: mpsc::Sender<OutFrame>,
+    out: Outbound,
+    disk: Disk,
+    /// Disk operations of the record being handled.
+    ops: Vec<Op>,
+    /// Address of the current record's plaintext, to turn chunk slices into ranges.
+    base: usize,
+    /// `Done` arrived; acknowledge once the disk stage has caught up.
+    done_pending: bool,
     opener: RecordOpener,
     incoming: mpsc::Receiver<Result<Option<RawFrame>>>,
-    returns: std::sync::mpsc::Sender<Vec<u8>>,
     report: ReceiveReport,
-    out: Option<OutputDir>,
+    dir: Option<OutputDir>,
     offer: Option<Offer>,
     collisions: CollisionSet,
     /// BLAKE3 (first 16 bytes) of each manifest entry, so FileStart must repeat it exactly.
@@ -200,23 +203,24 @@ impl ReceiverLogic {
     fn new(
         opts: ReceiveOptions,
         ui: Arc<dyn ReceiveUi>,
-        packer: Packer,
-        frames: mpsc::Sender<OutFrame>,
+        out: Outbound,
+        disk: Disk,
         opener: RecordOpener,
         incoming: mpsc::Receiver<Result<Option<RawFrame>>>,
-        returns: std::sync::mpsc::Sender<Vec<u8>>,
     ) -> Self {
         let max = opts.max_entries;
         Self {
             opts,
             ui,
-            packer,
-            frames,
+            out,
+            disk,
+            ops: Vec::new(),
+            base: 0,
+            done_pending: false,
             opener,
             incoming,
-            returns,
             report: ReceiveReport::default(),
-            out: None,
+            dir: None,
             offer: None,
             collisions: CollisionSet::new(max),
             digests: Vec::new(),
@@ -238,13 +242,6 @@ impl ReceiverLogic {
         }
     }
 
-    fn flush(&mut self, last: bool) -> Result<()> {
-        if let Some(f) = self.packer.seal(last)? {
-            self.frames.blocking_send(f).map_err(|_| Error::PeerGone("the connection closed".into()))?;
-        }
-        Ok(())
-    }
-
     fn run(&mut self) -> Result<()> {
         while !self.finished {
             let mut frame = match self.incoming.blocking_recv() {
@@ -253,12 +250,18 @@ impl ReceiverLogic {
                 Some(Err(e)) => return Err(e),
             };
             let pt = open_frame(&mut self.opener, &mut frame)?;
-            // Split the borrow: messages borrow the frame, handling borrows self.
+            self.base = pt.as_ptr() as usize;
             let mut it = Messages::new(pt);
             while let Some(m) = it.next().map_err(conn::proto_err)? {
                 self.handle(m)?;
             }
-            let _ = self.returns.send(frame.body);
+            // Hand the record's file data to the disk stage (or the buffer back
+            // to the reader when there is none).
+            let ops = std::mem::take(&mut self.ops);
+            self.disk.send(Batch { body: frame.body, ops })?;
+            if self.done_pending {
+                self.acknowledge()?;
+            }
             if self.opener.is_finished() && !self.finished {
                 return Err(proto("the sender ended the stream early"));
             }
@@ -278,15 +281,15 @@ impl ReceiverLogic {
                     return Err(proto("the manifest does not match the offer you accepted"));
                 }
                 self.manifest_done = true;
-                self.packer.push(&TransferMsg::Ready);
-                self.flush(false)
+                self.out.push(&TransferMsg::Ready)?;
+                self.out.flush()
             }
             TransferMsg::FileStart { entry, offset } if self.manifest_done && self.current.is_none() => self.on_file_start(entry, offset),
             TransferMsg::Chunk { compressed, data } => self.on_chunk(compressed, data),
             TransferMsg::FileEnd { hash } => self.on_file_end(hash),
             TransferMsg::FileSkip { index } if self.manifest_done && self.current.is_none() => self.on_skip(index),
             TransferMsg::StreamEnd { len, hash } => self.on_stream_end(len, hash),
-            TransferMsg::Done if self.current.is_none() => self.on_done(),
+            TransferMsg::Done if self.current.is_none() && !self.done_pending => self.on_done(),
             _ => Err(proto("message out of order")),
         }
     }
@@ -319,20 +322,20 @@ impl ReceiverLogic {
         };
         self.report.kind = Some(o.kind);
         if !self.ui.consent(&summary) {
-            self.packer.push(&TransferMsg::Refuse);
-            self.flush(true)?;
+            self.out.push(&TransferMsg::Refuse)?;
+            self.out.finish()?;
             return Err(Error::Refused);
         }
         if o.kind == OfferKind::Files {
-            self.out = Some(OutputDir::open(&self.opts.out_dir, self.opts.policy)?);
+            self.dir = Some(OutputDir::open(&self.opts.out_dir, self.opts.policy)?);
         }
         self.offer = Some(o);
-        self.packer.push(&TransferMsg::Accept);
-        self.flush(false)
+        self.out.push(&TransferMsg::Accept)?;
+        self.out.flush()
     }
 
-    fn out(&self) -> Result<&OutputDir> {
-        self.out.as_ref().ok_or_else(|| proto("file data in a text transfer"))
+    fn out_dir(&self) -> Result<&OutputDir> {
+        self.dir.as_ref().ok_or_else(|| proto("file data in a text transfer"))
     }
 
     fn on_entry(&mut self, e: Entry) -> Result<()> {
@@ -347,29 +350,26 @@ impl ReceiverLogic {
         self.collisions.insert(&p, e.kind == EntryKind::Dir)?;
         self.digests.push(digest(&e));
         if e.kind == EntryKind::Dir {
-            self.out()?.create_dir(&p)?;
+            self.out_dir()?.create_dir(&p)?;
             self.dir_times.push((p, e.mtime));
             self.report.dirs += 1;
             return Ok(());
         }
         self.manifest_files += 1;
-        match self.out()?.probe_file(&p, e.size)? {
+        match self.out_dir()?.probe_file(&p, e.size)? {
             Probe::Fresh => {}
             Probe::Partial { len, prefix_hash, hasher } => {
-                self.packer.push(&TransferMsg::Have { index: e.index, len, hash: prefix_hash });
+                self.out.push(&TransferMsg::Have { index: e.index, len, hash: prefix_hash })?;
                 self.local.insert(e.index, Local::Partial(len, hasher));
             }
             Probe::Complete { hash } => {
-                self.packer.push(&TransferMsg::Have { index: e.index, len: e.size, hash });
+                self.out.push(&TransferMsg::Have { index: e.index, len: e.size, hash })?;
                 self.local.insert(e.index, Local::Complete);
             }
             Probe::Conflict { renamed: Some(r) } => {
                 self.local.insert(e.index, Local::Renamed(r));
             }
             Probe::Conflict { renamed: None } => {}
-        }
-        if self.packer.pending() >= conn::RECORD_TARGET {
-            self.flush(false)?;
         }
         Ok(())
     }
@@ -418,7 +418,7 @@ impl ReceiverLogic {
             (_, o) if o > 0 => return Err(proto("the sender resumed from an offset we did not offer")),
             (Some(Local::Renamed(r)), _) => (r, None, false),
             // The existing file differs from the sender's: that is a conflict now.
-            (Some(Local::Complete), _) => match self.out()?.resolve_conflict(&p)? {
+            (Some(Local::Complete), _) => match self.out_dir()?.resolve_conflict(&p)? {
                 Probe::Conflict { renamed: Some(r) } => (r, None, false),
                 _ => (p, None, true),
             },
@@ -426,8 +426,9 @@ impl ReceiverLogic {
         };
         self.report.bytes_resumed += offset;
         self.done += offset;
-        let writer = self.out()?.begin_file(&target, e.size, resume)?;
-        self.current = Some(Current { entry: e, writer, overwrite });
+        let writer = self.out_dir()?.begin_file(&target, e.size, resume)?;
+        self.ops.push(Op::Begin(Box::new(writer)));
+        self.current = Some(Current { entry: e, overwrite });
         Ok(())
     }
 
@@ -455,8 +456,15 @@ impl ReceiverLogic {
         self.report.bytes_received += wire;
         match kind {
             OfferKind::Files => {
-                let cur = self.current.as_mut().ok_or_else(|| proto("data outside a file"))?;
-                cur.writer.write(data)?;
+                if self.current.is_none() {
+                    return Err(proto("data outside a file"));
+                }
+                if compressed {
+                    self.ops.push(Op::Owned(data.to_vec()));
+                } else {
+                    let start = (data.as_ptr() as usize).wrapping_sub(self.base);
+                    self.ops.push(Op::Write(start..start + data.len()));
+                }
                 self.done += data.len() as u64;
                 self.ui.progress(self.done, total);
             }
@@ -479,7 +487,8 @@ impl ReceiverLogic {
 
     fn on_file_end(&mut self, hash: [u8; 32]) -> Result<()> {
         let cur = self.current.take().ok_or_else(|| proto("file end outside a file"))?;
-        cur.writer.finish(&hash, cur.entry.executable, cur.entry.mtime as i64, cur.overwrite)?;
+        let mtime = i64::try_from(cur.entry.mtime).unwrap_or(i64::MAX);
+        self.ops.push(Op::Finish { hash, executable: cur.entry.executable, mtime, overwrite: cur.overwrite });
         self.report.files += 1;
         Ok(())
     }
@@ -524,17 +533,24 @@ impl ReceiverLogic {
         if !complete {
             return Err(proto("the sender finished without sending everything it offered"));
         }
+        self.done_pending = true;
+        Ok(())
+    }
+
+    /// After `Done`: waits for the disk stage to verify and place every file,
+    /// restores folder times, then acknowledges and closes our direction.
+    fn acknowledge(&mut self) -> Result<()> {
+        self.disk.sync()?;
         // Deepest first, so setting a folder's time is not undone by writing inside it.
-        if let Some(out) = &self.out {
+        if let Some(out) = &self.dir {
             for (p, mtime) in self.dir_times.iter().rev() {
                 if let Err(e) = out.set_dir_times(p, i64::try_from(*mtime).unwrap_or(i64::MAX)) {
                     tracing::debug!(error = %e, "could not set a folder's time");
                 }
             }
         }
-        self.packer.push(&TransferMsg::DoneAck);
-        self.flush(false)?;
-        self.flush(true)?;
+        self.out.push(&TransferMsg::DoneAck)?;
+        self.out.finish()?;
         self.finished = true;
         Ok(())
     }

@@ -15,7 +15,7 @@ use pqdrop_proto::transfer::{EntryKind, Messages, Offer, OfferKind, TransferMsg,
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
-use crate::conn::{self, local_capabilities, open_frame, read_frame, OutFrame, Packer, RECORD_TARGET};
+use crate::conn::{self, local_capabilities, open_frame, read_frame, Outbound};
 use crate::source::{walk, Source};
 use crate::{Error, Result};
 
@@ -180,27 +180,17 @@ where
     let rd = tokio::io::BufReader::with_capacity(64 * 1024, std::io::Cursor::new(leftover).chain_reader(rd));
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let reader = tokio::spawn(reader_task(rd, session.opener, ctl_tx));
-    let (frame_tx, frame_rx) = mpsc::channel::<OutFrame>(4);
-    let (recycle_tx, recycle_rx) = std::sync::mpsc::channel();
-    let writer = tokio::spawn(conn::writer_task(wr, frame_rx, recycle_tx));
-    let packer = Packer::new(session.sealer);
+    let (out, writer) = Outbound::start(wr, session.sealer);
     let logic = tokio::task::spawn_blocking(move || {
-        let mut s = SenderLogic {
-            packer,
-            frames: frame_tx,
-            recycle: recycle_rx,
-            ctl: ctl_rx,
-            ui,
-            zstd: if zstd_ok { opts.zstd } else { Zstd::Off },
-            report: SendReport::default(),
-        };
+        let mut s = SenderLogic { out, ctl: ctl_rx, ui, zstd: if zstd_ok { opts.zstd } else { Zstd::Off }, report: SendReport::default() };
         let r = s.run(payload, source);
         if let Err(e) = &r {
             if !matches!(e, Error::PeerGone(_) | Error::Refused) {
-                s.packer.push(&TransferMsg::Abort { reason: conn::abort_reason(e) });
-                let _ = s.flush(true);
+                let _ = s.out.push(&TransferMsg::Abort { reason: conn::abort_reason(e) });
+                let _ = s.out.finish();
             }
         }
+        drop(s.out);
         r.map(|()| s.report)
     });
     let result = logic.await.map_err(|e| Error::Protocol(format!("sender thread failed: {e}")))?;
@@ -221,10 +211,11 @@ impl ChainReader for std::io::Cursor<Vec<u8>> {
     }
 }
 
+/// Size of the file-data chunks the sender reads (two fill a record).
+const CHUNK: usize = 256 * 1024;
+
 struct SenderLogic {
-    packer: Packer,
-    frames: mpsc::Sender<OutFrame>,
-    recycle: std::sync::mpsc::Receiver<Vec<u8>>,
+    out: Outbound,
     ctl: mpsc::UnboundedReceiver<Control>,
     ui: Arc<dyn SendUi>,
     zstd: Zstd,
@@ -232,22 +223,8 @@ struct SenderLogic {
 }
 
 impl SenderLogic {
-    fn flush(&mut self, last: bool) -> Result<()> {
-        while let Ok(b) = self.recycle.try_recv() {
-            self.packer.recycle(b);
-        }
-        if let Some(f) = self.packer.seal(last)? {
-            self.frames.blocking_send(f).map_err(|_| Error::PeerGone("the connection closed".into()))?;
-        }
-        Ok(())
-    }
-
     fn push(&mut self, m: &TransferMsg<'_>) -> Result<()> {
-        self.packer.push(m);
-        if self.packer.pending() >= RECORD_TARGET {
-            self.flush(false)?;
-        }
-        Ok(())
+        self.out.push(m)
     }
 
     fn control(&mut self) -> Result<Control> {
@@ -266,8 +243,8 @@ impl SenderLogic {
             _ => Offer { kind: OfferKind::Stream, files: 0, dirs: 0, bytes: 0, preview: Vec::new() },
         };
         self.ui.connected(&offer);
-        self.packer.push(&TransferMsg::Offer(offer.clone()));
-        self.flush(false)?;
+        self.push(&TransferMsg::Offer(offer.clone()))?;
+        self.out.flush()?;
         match self.control()? {
             Control::Accept => {}
             Control::Refuse => return Err(Error::Refused),
@@ -278,21 +255,21 @@ impl SenderLogic {
             (Payload::Text(t), _) => self.send_stream(&mut t.as_bytes(), Some(t.len() as u64))?,
             _ => self.send_stream(&mut std::io::stdin().lock(), None)?,
         }
-        self.packer.push(&TransferMsg::Done);
-        self.flush(false)?;
+        self.push(&TransferMsg::Done)?;
+        self.out.flush()?;
         match self.control()? {
             Control::DoneAck => {}
             _ => return Err(Error::Protocol("expected the receiver's final acknowledgement".into())),
         }
-        self.flush(true)
+        self.out.finish()
     }
 
     fn send_files(&mut self, src: &Source, total: u64) -> Result<()> {
         for e in &src.entries {
             self.push(&TransferMsg::Entry(e.entry.clone()))?;
         }
-        self.packer.push(&TransferMsg::ManifestEnd);
-        self.flush(false)?;
+        self.push(&TransferMsg::ManifestEnd)?;
+        self.out.flush()?;
         let mut haves: HashMap<u64, (u64, [u8; 32])> = HashMap::new();
         loop {
             match self.control()? {
@@ -351,7 +328,7 @@ impl SenderLogic {
             };
             let mut first = true;
             while remaining > 0 {
-                let want = remaining.min((RECORD_TARGET / 2) as u64) as usize;
+                let want = remaining.min(CHUNK as u64) as usize;
                 if compress {
                     scratch.resize(want, 0);
                     f.read_exact(&mut scratch).map_err(|err| Error::io(&path, err))?;
@@ -383,29 +360,15 @@ impl SenderLogic {
     /// chunk header: no intermediate copy.
     fn push_raw_chunk(&mut self, f: &mut std::fs::File, want: usize, hasher: &mut blake3::Hasher, path: &std::path::Path) -> Result<()> {
         debug_assert!(want <= MAX_CHUNK);
-        if self.packer.pending() + want + 16 > RECORD_TARGET + RECORD_TARGET / 2 {
-            self.flush(false)?;
-        }
-        let buf = self.packer.buffer();
-        // Chunk header: type 9, flags 0, IxiVarUInt(len).
-        buf.push(9);
-        buf.push(0);
-        let mut len = Vec::with_capacity(5);
-        pqdrop_proto::codec::put_varuint(&mut len, want as u64);
-        buf.extend_from_slice(&len);
-        let start = buf.len();
-        buf.resize(start + want, 0);
-        f.read_exact(&mut buf[start..]).map_err(|err| Error::io(path, err))?;
-        hasher.update(&buf[start..]);
-        if self.packer.pending() >= RECORD_TARGET {
-            self.flush(false)?;
-        }
-        Ok(())
+        let slot = self.out.chunk_slot(want)?;
+        f.read_exact(slot).map_err(|err| Error::io(path, err))?;
+        hasher.update(slot);
+        self.out.maybe_ship()
     }
 
     fn send_stream(&mut self, r: &mut dyn Read, _len: Option<u64>) -> Result<()> {
         let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; RECORD_TARGET / 2];
+        let mut buf = vec![0u8; CHUNK];
         let mut total = 0u64;
         loop {
             let n = match r.read(&mut buf) {
@@ -418,7 +381,7 @@ impl SenderLogic {
             total += n as u64;
             self.push(&TransferMsg::Chunk { compressed: false, data: &buf[..n] })?;
             // Stdin may be interactive: do not sit on data.
-            self.flush(false)?;
+            self.out.flush()?;
             self.ui.progress(total, 0);
         }
         self.report.bytes_sent = total;

@@ -28,10 +28,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pqdrop::conn::{handshake, local_capabilities, open_frame, read_frame, Packer};
+use pqdrop::conn::{handshake, local_capabilities, open_frame, read_frame};
 use pqdrop_proto::code::Code;
 use pqdrop_proto::handshake::Role;
 use pqdrop_proto::record::RecordOpener;
+use pqdrop_proto::record::RecordSealer;
 use pqdrop_proto::transfer::{Entry, EntryKind, Messages, Offer, OfferKind, TransferMsg};
 use pqdrop_relay::{Relay, RelayConfig};
 use tokio::io::{AsyncWriteExt, Chain};
@@ -460,7 +461,9 @@ type ReadSide = Chain<std::io::Cursor<Vec<u8>>, OwnedReadHalf>;
 pub struct Peer {
     rd: ReadSide,
     wr: OwnedWriteHalf,
-    packer: Packer,
+    sealer: RecordSealer,
+    /// Plaintext of the record being built.
+    pending: Vec<u8>,
     opener: RecordOpener,
     replies: VecDeque<Reply>,
     /// Records already sealed (a record is cut before it would pass
@@ -491,7 +494,8 @@ impl Peer {
         Ok(Peer {
             rd,
             wr,
-            packer: Packer::new(session.sealer),
+            sealer: session.sealer,
+            pending: Vec::new(),
             opener: session.opener,
             replies: VecDeque::new(),
             sealed: Vec::new(),
@@ -509,11 +513,11 @@ impl Peer {
 
     /// Queues raw message bytes (for encodings `TransferMsg` cannot express).
     pub fn raw(&mut self, bytes: &[u8]) -> &mut Self {
-        if self.packer.pending() > 0 && self.packer.pending() + bytes.len() > RECORD_SPLIT {
-            let f = self.packer.seal(false).expect("seal").expect("a record");
-            self.sealed.extend_from_slice(&f.buf[f.start..]);
+        if !self.pending.is_empty() && self.pending.len() + bytes.len() > RECORD_SPLIT {
+            let pt = std::mem::take(&mut self.pending);
+            self.sealer.seal_to_vec(&pt, false, &mut self.sealed).expect("seal");
         }
-        self.packer.buffer().extend_from_slice(bytes);
+        self.pending.extend_from_slice(bytes);
         self
     }
 
@@ -583,8 +587,9 @@ impl Peer {
     /// (for replay and reordering).
     pub fn seal(&mut self, last: bool) -> Vec<u8> {
         let mut out = std::mem::take(&mut self.sealed);
-        if let Some(f) = self.packer.seal(last).expect("seal") {
-            out.extend_from_slice(&f.buf[f.start..]);
+        let pt = std::mem::take(&mut self.pending);
+        if !pt.is_empty() || last {
+            self.sealer.seal_to_vec(&pt, last, &mut out).expect("seal");
         }
         out
     }

@@ -257,7 +257,6 @@ done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 [[ $SIZE_GIB =~ ^[1-9][0-9]*$ ]] || die "--size-gib must be a positive integer"
 SCRIPT_START=$(now_ns)
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ------------------------------------------------------------------ cleanup
 WORK=""
@@ -462,6 +461,7 @@ next_code() {
   CODE="$NAMEPLATE-$WORDS"
 }
 
+TAR_NOTE=0
 declare -A WALLS RSS_TX RSS_RX CPU_TX CPU_RX BYTES
 # measure KEY TOOL SRC [RUNS]: RUNS transfers of SRC, each verified; results under KEY.
 measure() {
@@ -485,7 +485,15 @@ measure() {
         { note "$key: $tool run $r failed; leaving $tool out of this test"; rm -rf "$out"; return 1; }
       read -r R_WALL R_RSS_TX R_RSS_RX R_CPU_TX R_CPU_RX <"$dir/result"
     fi
-    verify "$src" "$out/$name" "$key/$tool run $r"
+    if [[ -d $src && ! -e $out/$name && -f $out/$name.tar ]]; then
+      # wormhole-rs saves a folder as NAME.tar; unpack it (untimed) to verify.
+      mkdir -p "$out/.untar"
+      tar -xf "$out/$name.tar" -C "$out/.untar" || die "$key/$tool run $r: MISMATCH: cannot unpack $out/$name.tar"
+      verify "$src" "$out/.untar/$name" "$key/$tool run $r"
+      TAR_NOTE=1
+    else
+      verify "$src" "$out/$name" "$key/$tool run $r"
+    fi
     rm -rf "$out"
     WALLS[$key/$tool]+="$R_WALL "
     RSS_TX[$key/$tool]+="$R_RSS_TX "
@@ -496,6 +504,7 @@ measure() {
 }
 
 # ------------------------------------------------------------------ baseline
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 IPERF_MBS=()
 listening() { command -v ss >/dev/null && [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
 if command -v iperf3 >/dev/null; then
@@ -623,7 +632,7 @@ echo
 echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "- machine: $(nproc) CPU(s), $host_cpu (AES-NI: $aes), $(awk '/^MemTotal:/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
 echo "- kernel: $(uname -sr)"
-echo "- load average at the start: $LOAD_START"
+echo "- load average (1, 5, 15 min) when measuring started: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- command: \`$CMDLINE\`"
 echo "- pqdrop: $BIN ($("$BIN" --version 2>/dev/null | head -n 1))"
 echo "- data: $FSKIND ($BASE), received into the same file system; medians of $RUNS run(s); every transfer verified (cmp / SHA-256 of the tree)"
@@ -647,6 +656,11 @@ for key in "$BIG_KEY" "$FILES_KEY" "$SMALL_KEY"; do
 done
 [[ -n ${WALLS[4GiB/pqdrop-lan]:-} ]] && row 4GiB pqdrop-lan "4 GiB random file"
 echo
+echo "Per-run receiver times (s):"
+echo
+for k in "${!WALLS[@]}"; do echo "- $k: ${WALLS[$k]% }"; done | LC_ALL=C sort
+((${#IPERF_MBS[@]})) && echo "- iperf3 MB/s: ${IPERF_MBS[*]}"
+echo
 echo "Notes:"
 echo "- time: the receiver's wall time from launch to exit (the sender was started first and had printed its waiting line)."
 echo "- CPU s: user + system seconds of each process (/usr/bin/time -v); the % is of the receiver's wall time. The sender's"
@@ -655,5 +669,6 @@ echo "- pqdrop-relay: through \`pqdrop relay --listen 127.0.0.1:$RELAY_PORT\`; t
 echo "  peak RSS $(mib "${RELAY_RSS:-0}") MiB, CPU $RELAY_CPU s."
 echo "- peers run inside \`unshare --net\` (loopback only) with their own servers there (magic-wormhole mailbox + transit relay)."
 for n in "${PEER_NOTES[@]}"; do echo "- $n"; done
+((TAR_NOTE)) && echo "- wormhole-rs saves a received folder as NAME.tar; its time does not include unpacking it (done afterwards, untimed, to verify)."
 [[ -n $FOUR_NOTE ]] && echo "- $FOUR_NOTE"
 echo "- the script took $(awk -v a="$SCRIPT_START" -v b="$(now_ns)" 'BEGIN { printf "%.0f", (b - a) / 1e9 }') s."

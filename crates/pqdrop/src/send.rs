@@ -286,7 +286,7 @@ impl SenderLogic {
         let mut done = 0u64;
         let mut scratch = Vec::new();
         let mut zbuf = Vec::new();
-        let mut compressor = zstd::bulk::Compressor::new(3).map_err(Error::from)?;
+        let mut compressor = zstd::bulk::Compressor::new(1).map_err(Error::from)?;
         for se in src.entries.iter().filter(|e| e.entry.kind == EntryKind::File) {
             let e = &se.entry;
             let path = src.path_of(se);
@@ -324,7 +324,7 @@ impl SenderLogic {
             let mut compress = match self.zstd {
                 Zstd::Off => false,
                 Zstd::On => true,
-                Zstd::Auto => remaining >= 4096,
+                Zstd::Auto => remaining >= 16 * 1024,
             };
             let mut first = true;
             while remaining > 0 {

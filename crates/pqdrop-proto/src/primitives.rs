@@ -26,28 +26,26 @@ pub const NONCE_LEN: usize = 12;
 /// AEAD key length (both ciphers).
 pub const AEAD_KEY_LEN: usize = 32;
 
-/// SHA-512 over the concatenation of `parts`.
-pub fn sha512(parts: &[&[u8]]) -> [u8; 64] {
-    let mut ctx = digest::Context::new(&digest::SHA512);
+/// `alg` over the concatenation of `parts`, into an `N`-byte array (`N` is the
+/// digest length of `alg`).
+fn digest_parts<const N: usize>(alg: &'static digest::Algorithm, parts: &[&[u8]]) -> [u8; N] {
+    let mut ctx = digest::Context::new(alg);
     for p in parts {
         ctx.update(p);
     }
-    let d = ctx.finish();
-    let mut out = [0u8; 64];
-    out.copy_from_slice(d.as_ref());
+    let mut out = [0u8; N];
+    out.copy_from_slice(ctx.finish().as_ref());
     out
+}
+
+/// SHA-512 over the concatenation of `parts`.
+pub fn sha512(parts: &[&[u8]]) -> [u8; 64] {
+    digest_parts(&digest::SHA512, parts)
 }
 
 /// SHA-256 over the concatenation of `parts`.
 pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    for p in parts {
-        ctx.update(p);
-    }
-    let d = ctx.finish();
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
+    digest_parts(&digest::SHA256, parts)
 }
 
 /// An output length for aws-lc-rs's HKDF expand.

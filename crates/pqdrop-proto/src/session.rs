@@ -43,6 +43,41 @@ pub fn derive_session_key(own_private: &[u8; 32], peer_public_key_bytes: &[u8], 
     AeadKey::new(AeadAlg::ChaCha20Poly1305, &key[..])
 }
 
+/// A fresh X25519 key pair for one [`derive_session_key`] exchange: each side
+/// makes one, sends [`SessionKeyPair::public_key`], and calls
+/// [`SessionKeyPair::derive_session_key`] with the peer's bytes and the token.
+pub struct SessionKeyPair {
+    secret: zeroize::Zeroizing<[u8; 32]>,
+    public: [u8; 32],
+}
+
+impl core::fmt::Debug for SessionKeyPair {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SessionKeyPair").field("public", &self.public).finish_non_exhaustive()
+    }
+}
+
+impl SessionKeyPair {
+    /// Draws a fresh private key from `rng`.
+    pub fn generate<R: rand_core::RngCore + rand_core::CryptoRng>(rng: &mut R) -> Self {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut secret[..]);
+        let public = crate::primitives::x25519_base(&secret);
+        Self { secret, public }
+    }
+
+    /// The raw 32-byte public key to send to the peer.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.public
+    }
+
+    /// `derive_session_key(peer_public_key_bytes, shared_token)`: see the free
+    /// function [`derive_session_key`] for the exact computation and errors.
+    pub fn derive_session_key(&self, peer_public_key_bytes: &[u8], shared_token: &str) -> Result<AeadKey> {
+        derive_session_key(&self.secret, peer_public_key_bytes, shared_token)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +115,22 @@ mod tests {
         let mut m1 = *b"abc";
         let mut m2 = *b"abc";
         assert_eq!(k.seal_in_place([1; 12], b"", &mut m1).unwrap(), reference.seal_in_place([1; 12], b"", &mut m2).unwrap());
+    }
+
+    #[test]
+    fn key_pairs_agree_through_the_two_argument_form() {
+        let a = SessionKeyPair::generate(&mut rand_core::OsRng);
+        let b = SessionKeyPair::generate(&mut rand_core::OsRng);
+        let ka = a.derive_session_key(&b.public_key(), "ocean-tiger").unwrap();
+        let kb = b.derive_session_key(&a.public_key(), "ocean-tiger").unwrap();
+        let mut m = *b"ping";
+        let tag = ka.seal_in_place([3; 12], b"", &mut m).unwrap();
+        let mut ct = m.to_vec();
+        ct.extend_from_slice(&tag);
+        assert_eq!(kb.open_in_place([3; 12], b"", &mut ct).unwrap(), 4);
+        assert_eq!(&ct[..4], b"ping");
+        assert!(matches!(a.derive_session_key(&[1, 2, 3], "ocean-tiger"), Err(Error::BadKeyLength { got: 3, .. })));
+        assert!(format!("{a:?}").contains("public"));
     }
 
     #[test]

@@ -12,7 +12,6 @@ use pqdrop::sink::ConflictPolicy;
 use pqdrop_proto::code::Code;
 use pqdrop_proto::transfer::OfferKind;
 use serde_json::json;
-use zeroize::Zeroizing;
 
 use crate::common::{self, human, json_event, relay_err, NetArgs, Route};
 
@@ -52,20 +51,37 @@ struct Ui {
     pb: Mutex<Option<indicatif::ProgressBar>>,
     last: Mutex<Instant>,
     text: Mutex<Option<String>>,
-    stream_to_stdout: bool,
+    /// A stream's bytes go to stdout, so JSON events move to stderr.
+    stream_to_stdout: std::sync::atomic::AtomicBool,
+}
+
+impl Ui {
+    fn streaming(&self) -> bool {
+        self.stream_to_stdout.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A JSON event: on stdout, except during a stream, whose bytes own stdout.
+    fn emit(&self, ev: serde_json::Value) {
+        if self.streaming() {
+            eprintln!("{ev}");
+        } else {
+            json_event(ev);
+        }
+    }
 }
 
 impl ReceiveUi for Ui {
     fn consent(&self, o: &OfferSummary) -> bool {
+        if o.kind == OfferKind::Stream {
+            self.stream_to_stdout.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let what = match o.kind {
             OfferKind::Files => format!("{} file(s) and {} folder(s), {} in total", o.files, o.dirs, human(o.bytes)),
             OfferKind::Text => format!("a text message ({})", human(o.bytes)),
             OfferKind::Stream => "a stream of unknown size (it will be written to standard output)".into(),
         };
         if self.json {
-            json_event(
-                json!({"event": "offer", "kind": format!("{:?}", o.kind).to_lowercase(), "files": o.files, "dirs": o.dirs, "bytes": o.bytes, "names": o.preview}),
-            );
+            self.emit(json!({"event": "offer", "kind": format!("{:?}", o.kind).to_lowercase(), "files": o.files, "dirs": o.dirs, "bytes": o.bytes, "names": o.preview}));
         } else {
             eprintln!("The sender offers {what}:");
             for name in &o.preview {
@@ -98,19 +114,14 @@ impl ReceiveUi for Ui {
             if let Ok(mut last) = self.last.lock() {
                 if last.elapsed() >= Duration::from_millis(500) || done == total {
                     *last = Instant::now();
-                    let ev = json!({"event": "progress", "done": done, "total": total});
-                    if self.stream_to_stdout {
-                        eprintln!("{ev}");
-                    } else {
-                        json_event(ev);
-                    }
+                    self.emit(json!({"event": "progress", "done": done, "total": total}));
                 }
             }
         }
     }
     fn output(&self, data: &[u8]) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
-        if self.json && !self.stream_to_stdout {
+        if self.json && !self.streaming() {
             if let Ok(mut t) = self.text.lock() {
                 *t = Some(String::from_utf8_lossy(data).into_owned());
             }
@@ -159,7 +170,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         pb: Mutex::new(None),
         last: Mutex::new(Instant::now()),
         text: Mutex::new(None),
-        stream_to_stdout: false,
+        stream_to_stdout: std::sync::atomic::AtomicBool::new(false),
     });
     let nameplate = code.nameplate().to_string();
     let report = match args.net.route()? {
@@ -184,14 +195,11 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     }
     let text = ui.text.lock().ok().and_then(|mut t| t.take());
     if args.net.json {
-        json_event(
-            json!({"event": "result", "ok": true, "files": report.files, "dirs": report.dirs, "bytes_received": report.bytes_received, "bytes_resumed": report.bytes_resumed, "text": text}),
-        );
+        ui.emit(json!({"event": "result", "ok": true, "files": report.files, "dirs": report.dirs, "bytes_received": report.bytes_received, "bytes_resumed": report.bytes_resumed, "text": text}));
     } else if report.kind == Some(OfferKind::Files) {
         let resumed =
             if report.bytes_resumed > 0 { format!(" ({} were already there)", human(report.bytes_resumed)) } else { String::new() };
         eprintln!("Received {} file(s) and {} folder(s) into {}{resumed}.", report.files, report.dirs, args.output.display());
     }
-    let _ = Zeroizing::new(());
     Ok(())
 }

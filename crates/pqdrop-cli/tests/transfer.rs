@@ -229,6 +229,22 @@ fn lan_stdin_stream() {
     stdin_stream(Net::Lan);
 }
 
+/// With `--json`, a stream's bytes still own stdout; the JSON events go to stderr.
+#[test]
+fn lan_stdin_stream_with_json_keeps_stdout_clean() {
+    let h = Harness::new(Net::Lan);
+    let out = temp_dir("pqdrop-out-");
+    let data = pseudo_random(0x57d2, MIB + 17);
+    let code = "16-pipe-stream";
+    let mut s = h.send().args(["--code", code, "-"]).stdin_bytes(data.clone()).spawn("sender");
+    let mut r = h.receive().args(["--yes", "--json", "-o", path_str(out.path()), code]).spawn("receiver");
+    let [s, r] = wait_all([&mut s, &mut r], SMALL);
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    assert!(r.stdout == data, "the receiver's stdout must be exactly the stream");
+    assert!(r.stderr.contains(r#""event":"result""#), "the result event goes to stderr:\n{}", r.stderr);
+}
+
 // ---------------------------------------------------------------------------
 // 4. Wrong code.
 

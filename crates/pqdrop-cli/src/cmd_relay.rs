@@ -31,6 +31,9 @@ pub struct RelayArgs {
     /// Seconds a paired transfer may stay idle.
     #[arg(long, default_value_t = RelayConfig::default().idle_timeout.as_secs())]
     pub idle_timeout: u64,
+    /// Move bytes with Linux splice(2) instead of a user-space copy.
+    #[arg(long)]
+    pub splice: bool,
     /// Seconds running transfers get to finish after SIGTERM.
     #[arg(long, default_value_t = RelayConfig::default().shutdown_grace.as_secs())]
     pub shutdown_grace: u64,
@@ -50,6 +53,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         waiting_timeout: Duration::from_secs(args.waiting_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        use_splice: args.splice,
         ..RelayConfig::default()
     };
     let relay = Relay::bind(args.listen, config).await?;

@@ -178,6 +178,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
             // No timeout of our own: the relay ends a lonely wait with status 20.
             let stream =
                 pqdrop_relay::connect(&addr, &nameplate, pqdrop_relay::Role::Receiver, || {}).await.map_err(|e| relay_err(&addr, e))?;
+            pqdrop::conn::tune_tcp(&stream);
             pqdrop::receive::receive(stream, &code, opts, ui.clone()).await?
         }
         Route::Lan(cfg) => {
@@ -185,6 +186,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
                 eprintln!("Looking for the sender on the local network...");
             }
             let stream = pqdrop::lan::find(&cfg, &nameplate, Duration::from_secs(args.lan_timeout)).await?;
+            pqdrop::conn::tune_tcp(&stream);
             pqdrop::receive::receive(stream, &code, opts, ui.clone()).await?
         }
     };

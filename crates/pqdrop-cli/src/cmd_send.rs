@@ -152,6 +152,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
             })
             .await
             .map_err(|e| relay_err(&addr, e))?;
+            pqdrop::conn::tune_tcp(&stream);
             pqdrop::send::send(stream, &code, prepared, opts, ui.clone()).await?
         }
         Route::Lan(cfg) => {
@@ -160,6 +161,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
                 eprintln!("Waiting for the receiver on the local network (listening on {})...", listener.local_addr());
             }
             let (stream, _peer) = listener.accept().await?;
+            pqdrop::conn::tune_tcp(&stream);
             pqdrop::send::send(stream, &code, prepared, opts, ui.clone()).await?
         }
     };

@@ -26,7 +26,7 @@ fn read_with_completion() -> std::io::Result<Zeroizing<String>> {
     let saved = std::process::Command::new("stty").arg("-g").stdin(std::process::Stdio::inherit()).output()?;
     let saved = String::from_utf8_lossy(&saved.stdout).trim().to_string();
     let raw_ok = std::process::Command::new("stty")
-        .args(["-icanon", "-echo", "min", "1"])
+        .args(["-icanon", "-echo", "-isig", "min", "1"])
         .stdin(std::process::Stdio::inherit())
         .status()
         .map(|s| s.success())

@@ -18,8 +18,10 @@ use crate::{Error, Result};
 
 /// How long the whole handshake may take once the peer is connected.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a peer may stay silent mid-transfer before we give up.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the sender may stay silent mid-transfer before the receiver gives
+/// up (the sender is never silent for long: it only pauses to hash a claimed
+/// prefix). Writes use it too: a peer that stops reading for this long is gone.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Target plaintext size of a record: large enough for the AEAD's peak speed and
 /// few syscalls, small enough to keep memory low.
 pub const RECORD_TARGET: usize = 512 * 1024;
@@ -30,6 +32,18 @@ pub(crate) fn proto_err(e: pqdrop_proto::Error) -> Error {
         pqdrop_proto::Error::WrongCode => Error::WrongCode,
         other => Error::Proto(other),
     }
+}
+
+/// Tunes a TCP connection for transfers: no Nagle delay for the small
+/// handshake messages, and TCP keepalive so a peer that vanished is noticed
+/// even while we wait on it without a timeout (for example at the consent
+/// prompt). Best effort.
+pub fn tune_tcp(stream: &tokio::net::TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(15)).with_interval(Duration::from_secs(5));
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+    let ka = ka.with_retries(4);
+    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&ka);
 }
 
 /// What the peer is told when we stop: the error, except that local I/O
@@ -145,8 +159,20 @@ pub struct RawFrame {
     pub body: Vec<u8>,
 }
 
+/// Awaits `f`, with a time limit when `limit` is given.
+async fn limited<T>(limit: Option<Duration>, f: impl std::future::Future<Output = std::io::Result<T>>) -> Result<T> {
+    match limit {
+        Some(d) => {
+            let secs = d.as_secs();
+            tokio::time::timeout(d, f).await.map_err(|_| Error::PeerGone(format!("no data for {secs} s")))?.map_err(Error::from)
+        }
+        None => f.await.map_err(Error::from),
+    }
+}
+
 /// Reads one frame. `Ok(None)` at a clean end of stream between frames.
-pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, body: Vec<u8>) -> Result<Option<RawFrame>> {
+/// `limit` bounds each read when the peer is expected to be sending.
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, body: Vec<u8>, limit: Option<Duration>) -> Result<Option<RawFrame>> {
     let mut head = [0u8; RECORD_HEADROOM + 4];
     let mut have = 0;
     let h = loop {
@@ -156,9 +182,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, body: Vec<u8>) -> Resul
         if have == head.len() {
             return Err(Error::Protocol("frame header too long".into()));
         }
-        let n = tokio::time::timeout(IDLE_TIMEOUT, r.read(&mut head[have..have + 1]))
-            .await
-            .map_err(|_| Error::PeerGone("no data for two minutes".into()))??;
+        let n = limited(limit, r.read(&mut head[have..have + 1])).await?;
         if n == 0 {
             return if have == 0 { Ok(None) } else { Err(Error::PeerGone("the connection closed mid-record".into())) };
         }
@@ -362,7 +386,7 @@ async fn writer_task<W: AsyncWrite + Unpin>(
     while let Some(frame) = rx.recv().await {
         tokio::time::timeout(IDLE_TIMEOUT, w.write_all(&frame.buf[frame.start..frame.end]))
             .await
-            .map_err(|_| Error::PeerGone("the other side stopped reading for two minutes".into()))??;
+            .map_err(|_| Error::PeerGone(format!("the other side stopped reading for {} s", IDLE_TIMEOUT.as_secs())))??;
         let _ = recycle.send(frame.buf);
     }
     w.flush().await?;

@@ -12,7 +12,7 @@
 use std::ops::Range;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
-use crate::sink::FileWriter;
+use crate::sink::{ConflictPolicy, FileWriter};
 use crate::{Error, Result};
 
 /// One operation of a batch.
@@ -31,8 +31,8 @@ pub(crate) enum Op {
         executable: bool,
         /// Modification time.
         mtime: i64,
-        /// Whether replacing an existing file was allowed.
-        overwrite: bool,
+        /// What to do if the name is taken by then.
+        policy: ConflictPolicy,
     },
 }
 
@@ -86,10 +86,15 @@ impl Disk {
     pub fn sync(&self) -> Result<()> {
         let (reply, done) = channel();
         let tx = self.tx.as_ref().ok_or_else(|| Error::Protocol("the disk stage is closed".into()))?;
-        if tx.send(Msg::Sync(reply)).is_ok() {
-            let _ = done.recv();
+        // A thread that is gone cannot have finished the work: never report
+        // success unless it answered.
+        let answered = tx.send(Msg::Sync(reply)).is_ok() && done.recv().is_ok();
+        self.check()?;
+        if answered {
+            Ok(())
+        } else {
+            Err(Error::Protocol("the disk stage stopped before finishing".into()))
         }
-        self.check()
     }
 }
 
@@ -128,8 +133,8 @@ fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>) {
                     _ => Err(missing()),
                 },
                 Op::Owned(data) => current.as_mut().ok_or_else(missing).and_then(|w| w.write(&data)),
-                Op::Finish { hash, executable, mtime, overwrite } => {
-                    current.take().ok_or_else(missing).and_then(|w| w.finish(&hash, executable, mtime, overwrite))
+                Op::Finish { hash, executable, mtime, policy } => {
+                    current.take().ok_or_else(missing).and_then(|w| w.finish(&hash, executable, mtime, policy))
                 }
             };
             if let Err(e) = r {

@@ -26,6 +26,8 @@ use crate::{Error, Result};
 
 /// Largest text message accepted (text is held in memory until verified).
 pub const MAX_TEXT: u64 = 16 << 20;
+/// Folders whose modification times are restored (beyond this, best effort is skipped).
+const MAX_DIR_TIMES: usize = 100_000;
 /// Default cap on entries in one transfer.
 pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
 
@@ -98,7 +100,7 @@ where
     let reader = tokio::spawn(async move {
         loop {
             let body = ret_rx.try_recv().unwrap_or_default();
-            let f = read_frame(&mut rd, body).await;
+            let f = read_frame(&mut rd, body, Some(conn::IDLE_TIMEOUT)).await;
             let stop = !matches!(f, Ok(Some(_)));
             if in_tx.send(f).await.is_err() || stop {
                 break;
@@ -126,14 +128,12 @@ where
 }
 
 /// Per-file state kept between the manifest and the data phase (sparse).
-#[allow(clippy::large_enum_variant)] // few entries; boxing the hasher buys nothing
 enum Local {
-    /// A partial file we claimed: its length and hasher state.
-    Partial(u64, blake3::Hasher),
+    /// A partial file we claimed: its length and hasher state, and the entry
+    /// (needed if the sender says the partial is already the whole file).
+    Partial(u64, Box<blake3::Hasher>, Box<Entry>),
     /// The final file exists with the right size; we claimed it.
     Complete,
-    /// Write to this renamed path instead.
-    Renamed(SafePath),
 }
 
 #[derive(Debug, Default)]
@@ -145,7 +145,7 @@ struct Seen {
 
 struct Current {
     entry: Entry,
-    overwrite: bool,
+    policy: ConflictPolicy,
 }
 
 struct ReceiverLogic {
@@ -351,7 +351,11 @@ impl ReceiverLogic {
         self.digests.push(digest(&e));
         if e.kind == EntryKind::Dir {
             self.out_dir()?.create_dir(&p)?;
-            self.dir_times.push((p, e.mtime));
+            // Folder times are restored at the end; the list is capped so a
+            // hostile manifest of deep folders cannot grow it without bound.
+            if self.dir_times.len() < MAX_DIR_TIMES {
+                self.dir_times.push((p, e.mtime));
+            }
             self.report.dirs += 1;
             return Ok(());
         }
@@ -360,16 +364,14 @@ impl ReceiverLogic {
             Probe::Fresh => {}
             Probe::Partial { len, prefix_hash, hasher } => {
                 self.out.push(&TransferMsg::Have { index: e.index, len, hash: prefix_hash })?;
-                self.local.insert(e.index, Local::Partial(len, hasher));
+                self.local.insert(e.index, Local::Partial(len, Box::new(hasher), Box::new(e.clone())));
             }
             Probe::Complete { hash } => {
                 self.out.push(&TransferMsg::Have { index: e.index, len: e.size, hash })?;
                 self.local.insert(e.index, Local::Complete);
             }
-            Probe::Conflict { renamed: Some(r) } => {
-                self.local.insert(e.index, Local::Renamed(r));
-            }
-            Probe::Conflict { renamed: None } => {}
+            // Overwrite or Rename: decided when the file is put in place.
+            Probe::Conflict { .. } => {}
         }
         Ok(())
     }
@@ -413,22 +415,18 @@ impl ReceiverLogic {
         let p = SafePath::parse(&e.path)?;
         let local = self.local.remove(&e.index);
         let policy = self.opts.policy;
-        let (target, resume, overwrite) = match (local, offset) {
-            (Some(Local::Partial(len, hasher)), o) if o == len && o > 0 => (p, Some((len, hasher)), policy == ConflictPolicy::Overwrite),
+        let resume = match (local, offset) {
+            (Some(Local::Partial(len, hasher, _)), o) if o == len && o > 0 => Some((len, *hasher)),
             (_, o) if o > 0 => return Err(proto("the sender resumed from an offset we did not offer")),
-            (Some(Local::Renamed(r)), _) => (r, None, false),
-            // The existing file differs from the sender's: that is a conflict now.
-            (Some(Local::Complete), _) => match self.out_dir()?.resolve_conflict(&p)? {
-                Probe::Conflict { renamed: Some(r) } => (r, None, false),
-                _ => (p, None, true),
-            },
-            _ => (p, None, policy == ConflictPolicy::Overwrite),
+            // The existing file differs from the sender's: a conflict, now.
+            (Some(Local::Complete), _) if policy == ConflictPolicy::Refuse => return Err(Error::Exists(p.display())),
+            _ => None,
         };
         self.report.bytes_resumed += offset;
         self.done += offset;
-        let writer = self.out_dir()?.begin_file(&target, e.size, resume)?;
+        let writer = self.out_dir()?.begin_file(&p, e.size, resume)?;
         self.ops.push(Op::Begin(Box::new(writer)));
-        self.current = Some(Current { entry: e, overwrite });
+        self.current = Some(Current { entry: e, policy });
         Ok(())
     }
 
@@ -488,7 +486,7 @@ impl ReceiverLogic {
     fn on_file_end(&mut self, hash: [u8; 32]) -> Result<()> {
         let cur = self.current.take().ok_or_else(|| proto("file end outside a file"))?;
         let mtime = i64::try_from(cur.entry.mtime).unwrap_or(i64::MAX);
-        self.ops.push(Op::Finish { hash, executable: cur.entry.executable, mtime, overwrite: cur.overwrite });
+        self.ops.push(Op::Finish { hash, executable: cur.entry.executable, mtime, policy: cur.policy });
         self.report.files += 1;
         Ok(())
     }
@@ -496,12 +494,23 @@ impl ReceiverLogic {
     fn on_skip(&mut self, index: u64) -> Result<()> {
         self.check_next_file(index)?;
         match self.local.remove(&index) {
-            Some(Local::Complete) => {
-                self.report.files += 1;
-                Ok(())
+            Some(Local::Complete) => {}
+            // The partial already holds every byte (the connection dropped
+            // just before the file's end): the sender verified our hash of it
+            // against its own, so verify and put it in place.
+            Some(Local::Partial(len, hasher, entry)) if len == entry.size => {
+                let p = SafePath::parse(&entry.path)?;
+                let hash = *hasher.finalize().as_bytes();
+                let writer = self.out_dir()?.begin_file(&p, entry.size, Some((len, *hasher)))?;
+                let mtime = i64::try_from(entry.mtime).unwrap_or(i64::MAX);
+                self.ops.push(Op::Begin(Box::new(writer)));
+                self.ops.push(Op::Finish { hash, executable: entry.executable, mtime, policy: self.opts.policy });
+                self.report.bytes_resumed += len;
             }
-            _ => Err(proto("the sender skipped a file we do not have")),
+            _ => return Err(proto("the sender skipped a file we do not have")),
         }
+        self.report.files += 1;
+        Ok(())
     }
 
     fn on_stream_end(&mut self, len: u64, hash: [u8; 32]) -> Result<()> {

@@ -89,14 +89,20 @@ enum Control {
     Closed(Option<Error>),
 }
 
-/// Upper bound on control messages (a receiver cannot flood us).
-const MAX_CONTROL: u64 = 4_000_000;
-
-async fn reader_task<R: AsyncRead + Unpin>(mut r: R, mut opener: RecordOpener, tx: mpsc::UnboundedSender<Control>) {
-    let mut count = 0u64;
+/// Reads the receiver's control messages. It enforces their grammar as it
+/// goes, so what it queues is bounded by what we offered: one answer to the
+/// offer, at most one `Have` per file, one `Ready`, then only `DoneAck` or
+/// `Abort`, after which it stops reading.
+async fn reader_task<R: AsyncRead + Unpin>(mut r: R, mut opener: RecordOpener, tx: mpsc::UnboundedSender<Control>, max_haves: u64) {
+    let mut answered = false;
+    let mut haves = 0u64;
+    let mut ready = false;
     let mut body = Vec::new();
-    let end = loop {
-        let mut frame = match read_frame(&mut r, std::mem::take(&mut body)).await {
+    let end = 'outer: loop {
+        // No read timeout: the receiver may legitimately be silent for long
+        // (a person deciding at the prompt, hashing partial files). A dead
+        // peer is detected by TCP keepalive, or by the relay.
+        let mut frame = match read_frame(&mut r, std::mem::take(&mut body), None).await {
             Ok(Some(f)) => f,
             Ok(None) if opener.is_finished() => break None,
             Ok(None) => break Some(Error::PeerGone("the receiver closed the connection".into())),
@@ -107,31 +113,33 @@ async fn reader_task<R: AsyncRead + Unpin>(mut r: R, mut opener: RecordOpener, t
             Err(e) => break Some(e),
         };
         let mut it = Messages::new(pt);
-        let res: Result<()> = loop {
+        loop {
             let m = match it.next() {
                 Ok(Some(m)) => m,
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(conn::proto_err(e)),
+                Ok(None) => break,
+                Err(e) => break 'outer Some(conn::proto_err(e)),
             };
-            count += 1;
-            if count > MAX_CONTROL {
-                break Err(Error::Protocol("too many control messages".into()));
-            }
-            let c = match m {
-                TransferMsg::Accept => Control::Accept,
-                TransferMsg::Refuse => Control::Refuse,
-                TransferMsg::Have { index, len, hash } => Control::Have { index, len, hash },
-                TransferMsg::Ready => Control::Ready,
-                TransferMsg::DoneAck => Control::DoneAck,
-                TransferMsg::Abort { reason } => Control::Abort(reason),
-                _ => break Err(Error::Protocol("unexpected message from the receiver".into())),
+            let (c, last) = match m {
+                TransferMsg::Accept if !answered => {
+                    answered = true;
+                    (Control::Accept, false)
+                }
+                TransferMsg::Refuse if !answered => (Control::Refuse, true),
+                TransferMsg::Have { index, len, hash } if answered && !ready && haves < max_haves => {
+                    haves += 1;
+                    (Control::Have { index, len, hash }, false)
+                }
+                TransferMsg::Ready if answered && !ready => {
+                    ready = true;
+                    (Control::Ready, false)
+                }
+                TransferMsg::DoneAck if ready || (answered && max_haves == 0) => (Control::DoneAck, true),
+                TransferMsg::Abort { reason } => (Control::Abort(reason), true),
+                _ => break 'outer Some(Error::Protocol("unexpected message from the receiver".into())),
             };
-            if tx.send(c).is_err() {
+            if tx.send(c).is_err() || last {
                 return;
             }
-        };
-        if let Err(e) = res {
-            break Some(e);
         }
         body = frame.body;
         if opener.is_finished() {
@@ -179,11 +187,12 @@ where
     // Buffered, so the small frame-header reads do not each cost a syscall.
     let rd = tokio::io::BufReader::with_capacity(64 * 1024, std::io::Cursor::new(leftover).chain_reader(rd));
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
-    let reader = tokio::spawn(reader_task(rd, session.opener, ctl_tx));
+    let max_haves = source.as_ref().map_or(0, |s| s.files);
+    let reader = tokio::spawn(reader_task(rd, session.opener, ctl_tx, max_haves));
     let (out, writer) = Outbound::start(wr, session.sealer);
     let logic = tokio::task::spawn_blocking(move || {
         let mut s = SenderLogic { out, ctl: ctl_rx, ui, zstd: if zstd_ok { opts.zstd } else { Zstd::Off }, report: SendReport::default() };
-        let r = s.run(payload, source);
+        let r = s.run(payload, source).map_err(|e| s.explain(e));
         if let Err(e) = &r {
             if !matches!(e, Error::PeerGone(_) | Error::Refused) {
                 let _ = s.out.push(&TransferMsg::Abort { reason: conn::abort_reason(e) });
@@ -229,11 +238,30 @@ impl SenderLogic {
 
     fn control(&mut self) -> Result<Control> {
         match self.ctl.blocking_recv() {
-            Some(Control::Abort(reason)) => Err(Error::Protocol(format!("the receiver stopped: {reason}"))),
+            Some(Control::Abort(reason)) => Err(receiver_stopped(&reason)),
             Some(Control::Closed(e)) => Err(e.unwrap_or_else(|| Error::PeerGone("the receiver closed the connection".into()))),
             Some(c) => Ok(c),
             None => Err(Error::PeerGone("the connection closed".into())),
         }
+    }
+
+    /// When the connection failed under us, the receiver has usually said why
+    /// (an Abort) just before closing: prefer that to "the connection closed".
+    fn explain(&mut self, e: Error) -> Error {
+        if !matches!(e, Error::PeerGone(_)) {
+            return e;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while std::time::Instant::now() < deadline {
+            match self.ctl.try_recv() {
+                Ok(Control::Abort(reason)) => return receiver_stopped(&reason),
+                Ok(Control::Closed(Some(err))) if !matches!(err, Error::PeerGone(_)) => return err,
+                Ok(Control::Closed(_)) | Err(mpsc::error::TryRecvError::Disconnected) => return e,
+                Ok(_) => {}
+                Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        e
     }
 
     fn run(&mut self, payload: Payload, source: Option<Source>) -> Result<()> {
@@ -387,6 +415,11 @@ impl SenderLogic {
         self.report.bytes_sent = total;
         self.push(&TransferMsg::StreamEnd { len: total, hash: *hasher.finalize().as_bytes() })
     }
+}
+
+/// The receiver's abort reason, escaped: it is peer text headed for our terminal.
+fn receiver_stopped(reason: &str) -> Error {
+    Error::Protocol(format!("the receiver stopped: {}", crate::names::escape(reason.as_bytes())))
 }
 
 struct HashWriter<'a>(&'a mut blake3::Hasher);

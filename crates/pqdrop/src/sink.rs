@@ -241,7 +241,7 @@ impl OutputDir {
                 (file, 0, blake3::Hasher::new())
             }
         };
-        Ok(FileWriter { dir, temp, name: name.to_owned(), display: p.display(), file, size, written, hasher })
+        Ok(FileWriter { dir, temp, name: name.to_owned(), path: p.clone(), display: p.display(), file, size, written, hasher })
     }
 
     /// Sets a directory entry's modification time, without following
@@ -317,6 +317,8 @@ pub struct FileWriter {
     dir: Dir,
     temp: String,
     name: String,
+    /// The entry's path, for `name (n).ext` when the policy is Rename.
+    path: SafePath,
     display: String,
     file: File,
     size: u64,
@@ -361,8 +363,8 @@ impl FileWriter {
     /// false, [`Error::Exists`] (the verified partial stays for a later run);
     /// with `overwrite` an existing file or symlink is replaced (the link
     /// itself, never its target). A directory at the target is an error.
-    pub fn finish(self, expected: &[u8; 32], executable: bool, mtime: i64, overwrite: bool) -> Result<()> {
-        let FileWriter { dir, temp, name, display: shown, file, size, written, hasher } = self;
+    pub fn finish(self, expected: &[u8; 32], executable: bool, mtime: i64, policy: ConflictPolicy) -> Result<()> {
+        let FileWriter { dir, temp, name, path, display: shown, file, size, written, hasher } = self;
         // blake3::Hash == [u8; 32] is constant-time.
         if written != size || hasher.finalize() != *expected {
             drop(file);
@@ -378,36 +380,56 @@ impl FileWriter {
             }
         }
         drop(file);
-
-        match dir.symlink_metadata(&name) {
-            Ok(md) if md.is_dir() => return Err(is_a_directory_named(&shown)),
-            Ok(_) if !overwrite => return Err(Error::Exists(shown)),
-            Ok(_) => return dir.rename(&temp, &dir, &name).map_err(|e| Error::io(&shown, e)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&shown, e)),
-        }
-        if overwrite {
-            return dir.rename(&temp, &dir, &name).map_err(|e| Error::io(&shown, e));
-        }
-        // Without consent to overwrite, a hard link is an atomic
-        // "create unless it exists": it fails if anything (even a symlink)
-        // appeared at the name since the check above.
-        match dir.hard_link(&temp, &dir, &name) {
-            Ok(()) => {
-                if let Err(e) = dir.remove_file(&temp) {
-                    tracing::warn!(file = %shown, error = %e, "could not remove the partial file after linking it into place");
+        match policy {
+            ConflictPolicy::Overwrite => {
+                if dir.symlink_metadata(&name).is_ok_and(|md| md.is_dir()) {
+                    return Err(is_a_directory_named(&shown));
                 }
-                Ok(())
+                dir.rename(&temp, &dir, &name).map_err(|e| Error::io(&shown, e))
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::Exists(shown)),
-            Err(_) => {
-                // Filesystems without hard links (FAT, some network shares):
-                // check once more, then rename.
-                match dir.symlink_metadata(&name) {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => dir.rename(&temp, &dir, &name).map_err(|e| Error::io(&shown, e)),
-                    Err(e) => Err(Error::io(&shown, e)),
-                    Ok(_) => Err(Error::Exists(shown)),
+            ConflictPolicy::Refuse => place_new(&dir, &temp, &name, &shown),
+            // The free name is chosen here, at the moment of placing, so two
+            // entries can never be given the same one.
+            ConflictPolicy::Rename => {
+                for n in 0..=MAX_RENAME_ATTEMPTS {
+                    let candidate = if n == 0 { name.clone() } else { path.with_suffix(n).file_name().to_owned() };
+                    match place_new(&dir, &temp, &candidate, &shown) {
+                        Err(Error::Exists(_)) => continue,
+                        Err(Error::Io { err, .. }) if err.kind() == io::ErrorKind::IsADirectory => continue,
+                        other => return other,
+                    }
                 }
+                Err(Error::Exists(shown))
+            }
+        }
+    }
+}
+
+/// Puts the verified temp file in place under `name` unless something is
+/// already there. A hard link is an atomic "create unless it exists": it fails
+/// if anything (even a symlink) appeared at the name since the check.
+fn place_new(dir: &Dir, temp: &str, name: &str, shown: &str) -> Result<()> {
+    match dir.symlink_metadata(name) {
+        Ok(md) if md.is_dir() => return Err(is_a_directory_named(shown)),
+        Ok(_) => return Err(Error::Exists(shown.to_owned())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(shown, e)),
+    }
+    match dir.hard_link(temp, dir, name) {
+        Ok(()) => {
+            if let Err(e) = dir.remove_file(temp) {
+                tracing::warn!(file = %shown, error = %e, "could not remove the partial file after linking it into place");
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::Exists(shown.to_owned())),
+        Err(_) => {
+            // Filesystems without hard links (FAT, some network shares):
+            // check once more, then rename.
+            match dir.symlink_metadata(name) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => dir.rename(temp, dir, name).map_err(|e| Error::io(shown, e)),
+                Err(e) => Err(Error::io(shown, e)),
+                Ok(_) => Err(Error::Exists(shown.to_owned())),
             }
         }
     }

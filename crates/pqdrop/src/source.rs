@@ -2,8 +2,9 @@
 //!
 //! The walk only stats; nothing is hashed before the first byte moves (hashes
 //! are computed while streaming). Symlinks and special files are skipped with a
-//! warning. Entries are sorted per folder so runs are reproducible (which
-//! resume relies on).
+//! warning, and so are names the receiver would refuse (see [`walk`]).
+//! Entries are sorted per folder so runs are reproducible (which resume relies
+//! on).
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,7 @@ use std::time::UNIX_EPOCH;
 
 use pqdrop_proto::transfer::{Entry, EntryKind, MAX_PATH, MAX_PREVIEW};
 
+use crate::names::{escape, CollisionSet, SafePath, DEFAULT_MAX_ENTRIES};
 use crate::{Error, Result};
 
 /// One entry and where it lives on disk.
@@ -37,7 +39,8 @@ pub struct Source {
     pub bytes: u64,
     /// Top-level names for the offer preview.
     pub preview: Vec<Vec<u8>>,
-    /// Warnings (skipped symlinks and special files).
+    /// Warnings: skipped symlinks and special files, and entries the receiver
+    /// would refuse (unsafe or unportable names, clashing names).
     pub warnings: Vec<String>,
 }
 
@@ -83,8 +86,22 @@ fn mtime(m: &std::fs::Metadata) -> u64 {
 }
 
 /// Walks `paths` into a [`Source`].
+///
+/// Every entry's relative path is checked the way the receiver checks it
+/// ([`SafePath::parse`], then a [`CollisionSet`] over the whole transfer), so
+/// that one unportable name cannot abort the transfer on the other side: an
+/// entry the receiver would refuse is skipped with a warning instead, a folder
+/// together with everything in it. This covers two arguments with the same
+/// name (`a/x` and `b/x`): the second is skipped. Counts, bytes and the
+/// preview describe only the entries kept.
+///
+/// Fails on an I/O error, on a path without a name (such as `/`), and when
+/// more than [`DEFAULT_MAX_ENTRIES`] entries would be sent (the receiver
+/// refuses such offers).
 pub fn walk(paths: &[PathBuf]) -> Result<Source> {
-    let mut src = Source::default();
+    // No cap inside the set: the entry count is checked in `add`, with a
+    // message that fits the sender.
+    let mut w = Walker { src: Source::default(), seen: CollisionSet::new(usize::MAX) };
     for p in paths {
         // A path the user named is followed even if it is a symlink: they chose it.
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
@@ -96,57 +113,140 @@ pub fn walk(paths: &[PathBuf]) -> Result<Source> {
             ));
         };
         let name = name_bytes(name);
-        let root = src.roots.len();
-        src.roots.push(parent.to_path_buf());
-        if src.preview.len() < MAX_PREVIEW {
-            src.preview.push(name.clone());
+        let root = w.src.roots.len();
+        w.src.roots.push(parent.to_path_buf());
+        // Only names actually sent go into the preview: when it lists fewer
+        // than MAX_PREVIEW names the receiver holds every entry to it.
+        if w.add(root, p, name.clone(), &meta, true)? && w.src.preview.len() < MAX_PREVIEW {
+            w.src.preview.push(name);
         }
-        add(&mut src, root, p, name, &meta)?;
     }
-    Ok(src)
+    if w.src.entries.is_empty() {
+        let why = w.src.warnings.first().cloned().unwrap_or_else(|| "nothing to send".into());
+        let first = paths.first().cloned().unwrap_or_default();
+        return Err(Error::io(first, std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("nothing left to send ({why})"))));
+    }
+    Ok(w.src)
 }
 
-fn add(src: &mut Source, root: usize, abs: &Path, rel: Vec<u8>, meta: &std::fs::Metadata) -> Result<()> {
-    let ft = meta.file_type();
-    if rel.len() > MAX_PATH {
-        src.warnings.push(format!("skipping {}: path longer than {MAX_PATH} bytes", abs.display()));
-        return Ok(());
-    }
-    if ft.is_symlink() {
-        src.warnings.push(format!("skipping symlink {}", abs.display()));
-        return Ok(());
-    }
-    let index = src.entries.len() as u64;
-    if ft.is_file() {
-        src.files += 1;
-        src.bytes += meta.len();
-        src.entries.push(SourceEntry {
-            entry: Entry { index, kind: EntryKind::File, path: rel, size: meta.len(), executable: is_executable(meta), mtime: mtime(meta) },
+/// The walk's state: what is kept so far and the names it used.
+struct Walker {
+    src: Source,
+    seen: CollisionSet,
+}
+
+impl Walker {
+    /// Adds `abs` (and, for a folder, everything in it) under the relative path
+    /// `rel`. Returns whether the entry itself was kept; `top` marks a path the
+    /// user named.
+    fn add(&mut self, root: usize, abs: &Path, rel: Vec<u8>, meta: &std::fs::Metadata, top: bool) -> Result<bool> {
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            self.warn(format!("skipping symlink {}", shown_path(abs)));
+            return Ok(false);
+        }
+        let is_dir = ft.is_dir();
+        if !is_dir && !ft.is_file() {
+            self.warn(format!("skipping special file {}", shown_path(abs)));
+            return Ok(false);
+        }
+        if let Err(why) = self.check_name(&rel, is_dir) {
+            let what = if is_dir { "folder " } else { "" };
+            let inside = if is_dir { " and everything in it" } else { "" };
+            let msg = match why {
+                Refusal::Name(reason) => {
+                    format!("skipping {what}{}{inside}: {reason} (the receiver would refuse it)", escape(&rel))
+                }
+                Refusal::Collision(reason) if top => format!(
+                    "skipping {what}{}{inside}: its name {} clashes with an earlier argument: {reason} (the receiver would refuse it)",
+                    shown_path(abs),
+                    escape(&rel)
+                ),
+                Refusal::Collision(reason) => format!(
+                    "skipping {what}{}{inside}: it clashes with an earlier entry: {reason} (the receiver would refuse it)",
+                    escape(&rel)
+                ),
+            };
+            self.warn(msg);
+            return Ok(false);
+        }
+        if self.src.entries.len() >= DEFAULT_MAX_ENTRIES {
+            return Err(Error::from(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("more than {DEFAULT_MAX_ENTRIES} files and folders: the receiver refuses transfers this large; send them in parts"),
+            )));
+        }
+        let index = self.src.entries.len() as u64;
+        if !is_dir {
+            self.src.files += 1;
+            self.src.bytes += meta.len();
+            self.src.entries.push(SourceEntry {
+                entry: Entry {
+                    index,
+                    kind: EntryKind::File,
+                    path: rel,
+                    size: meta.len(),
+                    executable: is_executable(meta),
+                    mtime: mtime(meta),
+                },
+                root,
+            });
+            return Ok(true);
+        }
+        self.src.dirs += 1;
+        self.src.entries.push(SourceEntry {
+            entry: Entry { index, kind: EntryKind::Dir, path: rel.clone(), size: 0, executable: false, mtime: mtime(meta) },
             root,
         });
-        return Ok(());
+        let mut children: Vec<_> =
+            std::fs::read_dir(abs).map_err(|e| Error::io(abs, e))?.collect::<std::io::Result<_>>().map_err(|e| Error::io(abs, e))?;
+        children.sort_by_key(|c| c.file_name());
+        for c in children {
+            let cpath = c.path();
+            let cmeta = std::fs::symlink_metadata(&cpath).map_err(|e| Error::io(&cpath, e))?;
+            let mut crel = rel.clone();
+            crel.push(b'/');
+            crel.extend_from_slice(&name_bytes(&c.file_name()));
+            self.add(root, &cpath, crel, &cmeta, false)?;
+        }
+        Ok(true)
     }
-    if !ft.is_dir() {
-        src.warnings.push(format!("skipping special file {}", abs.display()));
-        return Ok(());
+
+    /// Checks `rel` as the receiver will and, if it passes, records it so that
+    /// later entries are checked against it.
+    fn check_name(&mut self, rel: &[u8], is_dir: bool) -> std::result::Result<(), Refusal> {
+        if rel.len() > MAX_PATH {
+            // SafePath refuses this too; kept so the wire limit holds on its own.
+            return Err(Refusal::Name(format!("path longer than {MAX_PATH} bytes")));
+        }
+        let p = SafePath::parse(rel).map_err(|e| Refusal::Name(reason_of(e)))?;
+        self.seen.insert(&p, is_dir).map_err(|e| Refusal::Collision(reason_of(e)))
     }
-    src.dirs += 1;
-    src.entries.push(SourceEntry {
-        entry: Entry { index, kind: EntryKind::Dir, path: rel.clone(), size: 0, executable: false, mtime: mtime(meta) },
-        root,
-    });
-    let mut children: Vec<_> =
-        std::fs::read_dir(abs).map_err(|e| Error::io(abs, e))?.collect::<std::io::Result<_>>().map_err(|e| Error::io(abs, e))?;
-    children.sort_by_key(|c| c.file_name());
-    for c in children {
-        let cpath = c.path();
-        let cmeta = std::fs::symlink_metadata(&cpath).map_err(|e| Error::io(&cpath, e))?;
-        let mut crel = rel.clone();
-        crel.push(b'/');
-        crel.extend_from_slice(&name_bytes(&c.file_name()));
-        add(src, root, &cpath, crel, &cmeta)?;
+
+    fn warn(&mut self, msg: String) {
+        self.src.warnings.push(msg);
     }
-    Ok(())
+}
+
+/// Why an entry is skipped.
+enum Refusal {
+    /// The name itself is unsafe or unportable.
+    Name(String),
+    /// The name clashes with an earlier entry.
+    Collision(String),
+}
+
+/// The reason text of a refusal from [`crate::names`].
+fn reason_of(e: Error) -> String {
+    match e {
+        Error::Hostile { reason, .. } => reason.to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// A local path, escaped for a terminal.
+fn shown_path(p: &Path) -> String {
+    escape(&name_bytes(p.as_os_str()))
 }
 
 #[cfg(test)]
@@ -170,5 +270,133 @@ mod tests {
         #[cfg(unix)]
         assert!(s.warnings[0].contains("symlink"));
         assert_eq!(s.path_of(&s.entries[3]), d.path().join("top/b/c.bin"));
+    }
+
+    fn paths(s: &Source) -> Vec<String> {
+        s.entries.iter().map(|e| String::from_utf8(e.entry.path.clone()).unwrap()).collect()
+    }
+
+    /// Checks `s` the way the receiver does: consecutive indexes, counts and
+    /// bytes equal to the entries, every top-level name in a short preview,
+    /// every name safe and no collisions.
+    fn assert_receivable(s: &Source) {
+        let mut seen = CollisionSet::new(DEFAULT_MAX_ENTRIES);
+        let (mut files, mut dirs, mut bytes) = (0, 0, 0);
+        for (i, e) in s.entries.iter().enumerate() {
+            assert_eq!(e.entry.index, i as u64);
+            match e.entry.kind {
+                EntryKind::File => {
+                    files += 1;
+                    bytes += e.entry.size;
+                }
+                EntryKind::Dir => dirs += 1,
+            }
+            let top = e.entry.path.split(|&b| b == b'/').next().unwrap();
+            assert!(s.preview.len() >= MAX_PREVIEW || s.preview.iter().any(|n| n == top), "{} not in the preview", escape(top));
+            let p = SafePath::parse(&e.entry.path).unwrap();
+            seen.insert(&p, e.entry.kind == EntryKind::Dir).unwrap();
+        }
+        assert_eq!((s.files, s.dirs, s.bytes), (files, dirs, bytes));
+    }
+
+    #[test]
+    fn names_the_receiver_refuses_are_skipped_with_a_warning() {
+        let d = tempfile::tempdir().unwrap();
+        let top = d.path().join("top");
+        std::fs::create_dir_all(top.join("sub")).unwrap();
+        std::fs::write(top.join("a.txt"), b"hello").unwrap();
+        std::fs::write(top.join("Screenshot 12:30.png"), [1u8; 100]).unwrap();
+        std::fs::write(top.join("aux.c"), [2u8; 7]).unwrap();
+        std::fs::write(top.join("sub/b.txt"), b"abc").unwrap();
+        std::fs::write(top.join("sub/x.pqdrop-partial"), b"state").unwrap();
+        let loose = d.path().join("notes 1:2.txt");
+        std::fs::write(&loose, b"loose").unwrap();
+        let s = walk(&[top, loose]).unwrap();
+        assert_eq!(paths(&s), ["top", "top/a.txt", "top/sub", "top/sub/b.txt"]);
+        assert_eq!((s.files, s.dirs, s.bytes), (2, 2, 8));
+        assert_eq!(s.preview, vec![b"top".to_vec()], "a skipped argument is not previewed");
+        assert_receivable(&s);
+        assert_eq!(s.warnings.len(), 4, "{:?}", s.warnings);
+        assert_eq!(
+            s.warnings[0],
+            "skipping top/Screenshot 12:30.png: ':' in name (drive letter or alternate data stream) (the receiver would refuse it)"
+        );
+        assert_eq!(s.warnings[1], "skipping top/aux.c: Windows device name (the receiver would refuse it)");
+        assert!(s.warnings[2].starts_with("skipping top/sub/x.pqdrop-partial: name reserved"), "{}", s.warnings[2]);
+        assert!(s.warnings[3].starts_with("skipping notes 1:2.txt: ':' in name"), "{}", s.warnings[3]);
+    }
+
+    #[test]
+    fn a_folder_with_a_bad_name_is_skipped_with_everything_in_it() {
+        let d = tempfile::tempdir().unwrap();
+        let top = d.path().join("top");
+        std::fs::create_dir_all(top.join("bad./deeper")).unwrap();
+        std::fs::write(top.join("bad./f.txt"), b"12345").unwrap();
+        std::fs::write(top.join("bad./deeper/g:h"), b"12345").unwrap();
+        std::fs::create_dir_all(top.join("CON")).unwrap();
+        std::fs::write(top.join("CON/f.txt"), b"12345").unwrap();
+        std::fs::create_dir_all(top.join("good")).unwrap();
+        std::fs::write(top.join("good/f.txt"), b"xy").unwrap();
+        let s = walk(&[top]).unwrap();
+        assert_eq!(paths(&s), ["top", "top/good", "top/good/f.txt"]);
+        assert_eq!((s.files, s.dirs, s.bytes), (1, 2, 2));
+        assert_receivable(&s);
+        assert_eq!(s.warnings.len(), 2, "one warning per folder: {:?}", s.warnings);
+        assert_eq!(s.warnings[0], "skipping folder top/CON and everything in it: Windows device name (the receiver would refuse it)");
+        assert!(s.warnings[1].starts_with("skipping folder top/bad. and everything in it: trailing dot"), "{}", s.warnings[1]);
+    }
+
+    #[test]
+    fn arguments_with_the_same_name_keep_the_first() {
+        let d = tempfile::tempdir().unwrap();
+        for (dir, name) in [("a", "x"), ("b", "x"), ("c", "X"), ("e", "y")] {
+            std::fs::create_dir_all(d.path().join(dir).join(name).join("in")).unwrap();
+            std::fs::write(d.path().join(dir).join(name).join("in/f"), dir).unwrap();
+        }
+        std::fs::create_dir_all(d.path().join("f")).unwrap();
+        std::fs::write(d.path().join("f/y"), b"file named like a folder").unwrap();
+        let args: Vec<_> = ["a/x", "b/x", "c/X", "e/y", "f/y", "a/x"].iter().map(|a| d.path().join(a)).collect();
+        let s = walk(&args).unwrap();
+        assert_eq!(paths(&s), ["x", "x/in", "x/in/f", "y", "y/in", "y/in/f"]);
+        assert_eq!(s.entries[2].root, 0);
+        assert_eq!(s.path_of(&s.entries[2]), d.path().join("a/x/in/f"));
+        assert_eq!(s.path_of(&s.entries[5]), d.path().join("e/y/in/f"));
+        assert_eq!((s.files, s.dirs, s.bytes), (2, 4, 2));
+        assert_eq!(s.preview, vec![b"x".to_vec(), b"y".to_vec()]);
+        assert_receivable(&s);
+        assert_eq!(s.warnings.len(), 4, "{:?}", s.warnings);
+        let b = escape(&name_bytes(d.path().join("b/x").as_os_str()));
+        assert_eq!(
+            s.warnings[0],
+            format!(
+                "skipping folder {b} and everything in it: its name x clashes with an earlier argument: duplicate entry (the receiver would refuse it)"
+            )
+        );
+        assert!(s.warnings[1].contains("only in letter case"), "{}", s.warnings[1]);
+        assert!(s.warnings[2].contains("a file and a directory have the same name"), "{}", s.warnings[2]);
+        assert!(s.warnings[3].contains("duplicate entry"), "{}", s.warnings[3]);
+    }
+
+    #[test]
+    fn names_differing_only_in_case_or_normalisation_keep_the_first() {
+        let d = tempfile::tempdir().unwrap();
+        let top = d.path().join("top");
+        std::fs::create_dir_all(&top).unwrap();
+        for name in ["README", "Readme", "cafe\u{301}", "caf\u{e9}"] {
+            std::fs::write(top.join(name), name).unwrap();
+        }
+        std::fs::create_dir_all(top.join("Dir/in")).unwrap();
+        std::fs::create_dir_all(top.join("dir/in")).unwrap();
+        if std::fs::read_dir(&top).unwrap().count() != 6 {
+            return; // a case- or normalisation-insensitive file system: nothing to test
+        }
+        let s = walk(&[top]).unwrap();
+        // Sorted by bytes: "Dir" < "README" < "Readme" < "cafe\u{301}" < "caf\u{e9}" < "dir".
+        assert_eq!(paths(&s), ["top", "top/Dir", "top/Dir/in", "top/README", "top/cafe\u{301}"]);
+        assert_receivable(&s);
+        assert_eq!(s.warnings.len(), 3, "{:?}", s.warnings);
+        assert!(s.warnings[0].starts_with("skipping top/Readme: it clashes with an earlier entry: differs"), "{}", s.warnings[0]);
+        assert!(s.warnings[1].starts_with("skipping top/caf\u{e9}: it clashes"), "{}", s.warnings[1]);
+        assert!(s.warnings[2].starts_with("skipping folder top/dir and everything in it: it clashes"), "{}", s.warnings[2]);
     }
 }

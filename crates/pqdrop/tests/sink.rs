@@ -37,7 +37,8 @@ fn write_file(out: &OutputDir, p: &SafePath, data: &[u8], overwrite: bool) -> pq
     let size = data.len() as u64;
     let mut w = out.begin_file(p, size, None)?;
     w.write(data)?;
-    w.finish(blake3::hash(data).as_bytes(), false, 1_600_000_000, overwrite)
+    let policy = if overwrite { ConflictPolicy::Overwrite } else { ConflictPolicy::Refuse };
+    w.finish(blake3::hash(data).as_bytes(), false, 1_600_000_000, policy)
 }
 
 #[test]
@@ -161,7 +162,7 @@ fn class3_parent_swapped_during_write_keeps_the_file_inside() {
     w.write(b"hi").expect("write");
     fs::rename(out_path(&tmp, "d"), out_path(&tmp, "moved")).expect("move");
     symlink(tmp.path().join("elsewhere"), out_path(&tmp, "d")).expect("symlink");
-    w.finish(blake3::hash(b"hi").as_bytes(), false, 0, false).expect("finish");
+    w.finish(blake3::hash(b"hi").as_bytes(), false, 0, ConflictPolicy::Refuse).expect("finish");
     assert_untouched(&tmp.path().join("elsewhere"));
     assert_eq!(fs::read(out_path(&tmp, "moved/x")).expect("x"), b"hi");
 }
@@ -279,7 +280,7 @@ fn class9_integrity_mismatch_deletes_temp_and_errors() {
     let mut w = out.begin_file(&p, 4, None).expect("begin");
     w.write(b"abcd").expect("write");
     let wrong = blake3::hash(b"abce");
-    assert!(matches!(w.finish(wrong.as_bytes(), false, 0, false), Err(Error::Integrity(_))));
+    assert!(matches!(w.finish(wrong.as_bytes(), false, 0, ConflictPolicy::Refuse), Err(Error::Integrity(_))));
     assert!(!out_path(&tmp, "f.bin").exists());
     assert!(!out_path(&tmp, ".f.bin.pqdrop-partial").exists());
 
@@ -287,7 +288,7 @@ fn class9_integrity_mismatch_deletes_temp_and_errors() {
     let mut w = out.begin_file(&p, 4, None).expect("begin");
     w.write(b"abc").expect("write");
     let right = blake3::hash(b"abc");
-    assert!(matches!(w.finish(right.as_bytes(), false, 0, false), Err(Error::Integrity(_))));
+    assert!(matches!(w.finish(right.as_bytes(), false, 0, ConflictPolicy::Refuse), Err(Error::Integrity(_))));
     assert!(!out_path(&tmp, "f.bin").exists());
 }
 
@@ -300,7 +301,7 @@ fn class9_writing_past_the_announced_size_errors() {
     assert_eq!(w.written(), 3);
     w.write(b"d").expect("exactly the size");
     assert!(matches!(w.write(b"e"), Err(Error::Protocol(_))));
-    w.finish(blake3::hash(b"abcd").as_bytes(), false, 0, false).expect("finish");
+    w.finish(blake3::hash(b"abcd").as_bytes(), false, 0, ConflictPolicy::Refuse).expect("finish");
     assert_eq!(fs::read(out_path(&tmp, "f")).expect("f"), b"abcd");
 }
 
@@ -325,7 +326,7 @@ fn resume_continues_a_partial_file() {
     let mut w = out.begin_file(&p, size, Some((len, hasher))).expect("resume");
     assert_eq!(w.written(), len);
     w.write(&data[n..]).expect("rest");
-    w.finish(blake3::hash(&data).as_bytes(), true, 1_234_567_890, false).expect("finish");
+    w.finish(blake3::hash(&data).as_bytes(), true, 1_234_567_890, ConflictPolicy::Refuse).expect("finish");
     assert_eq!(fs::read(out_path(&tmp, "dir/big.bin")).expect("read"), data);
     let md = fs::metadata(out_path(&tmp, "dir/big.bin")).expect("md");
     assert_eq!(md.permissions().mode() & 0o777, 0o755);
@@ -346,7 +347,7 @@ fn resume_from_a_shorter_offset_truncates_the_partial() {
     hasher.update(&data[..6]);
     let mut w = out.begin_file(&sp("f"), 16, Some((6, hasher))).expect("resume");
     w.write(&data[6..]).expect("rest");
-    w.finish(blake3::hash(data).as_bytes(), false, 0, false).expect("finish");
+    w.finish(blake3::hash(data).as_bytes(), false, 0, ConflictPolicy::Refuse).expect("finish");
     let md = fs::metadata(out_path(&tmp, "f")).expect("md");
     assert_eq!(md.permissions().mode() & 0o777, 0o644);
     assert_eq!(fs::read(out_path(&tmp, "f")).expect("f"), data);

@@ -630,7 +630,7 @@ impl Peer {
         if self.ended {
             return Reply::Closed;
         }
-        let frame = match tokio::time::timeout(PEER_TIMEOUT, read_frame(&mut self.rd, Vec::new())).await {
+        let frame = match tokio::time::timeout(PEER_TIMEOUT, read_frame(&mut self.rd, Vec::new(), None)).await {
             Err(_) => return Reply::Error("no reply in time".into()),
             Ok(Err(e)) => {
                 self.ended = true;

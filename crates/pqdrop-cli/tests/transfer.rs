@@ -532,3 +532,54 @@ fn io_error_message_is_printed_once() {
     let msg = "is not a UDP port number";
     assert_eq!(f.stderr.matches(msg).count(), 1, "the error must be printed once:\n{}", f.stderr);
 }
+
+/// A partial file that already holds every byte (the connection dropped just
+/// before the file's end) is verified and put in place, not refused.
+#[test]
+fn lan_resume_of_a_full_length_partial() {
+    let h = Harness::new(Net::Lan);
+    let src = temp_dir("pqdrop-src-");
+    let out = temp_dir("pqdrop-out-");
+    let data = pseudo_random(0xf011, 300_000);
+    let file = src.path().join("whole.bin");
+    std::fs::write(&file, &data).expect("write");
+    std::fs::write(out.path().join(".whole.bin.pqdrop-partial"), &data).expect("plant partial");
+    let code = "17-full-partial";
+    let mut s = h.send().args(["--code", code]).arg(&file).spawn("sender");
+    let mut r = h.receive().args(["--yes", "--json", "-o", path_str(out.path()), code]).spawn("receiver");
+    let [s, r] = wait_all([&mut s, &mut r], SMALL);
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    assert_eq!(std::fs::read(out.path().join("whole.bin")).expect("read"), data);
+    assert_eq!(dir_names(out.path()), ["whole.bin"], "the partial must be gone");
+    let res = r.json_result();
+    assert_eq!(res["bytes_resumed"], data.len() as u64, "{res}");
+    assert_eq!(res["bytes_received"], 0, "{res}");
+}
+
+/// With --rename, a renamed target never takes a name another entry of the
+/// same transfer uses: `a (1).txt` from the sender stays itself, and the
+/// clashing `a.txt` becomes `a (2).txt`.
+#[test]
+fn lan_rename_never_shares_a_name_with_another_entry() {
+    let h = Harness::new(Net::Lan);
+    let src = temp_dir("pqdrop-src-");
+    let out = temp_dir("pqdrop-out-");
+    let top = src.path().join("top");
+    std::fs::create_dir(&top).expect("mkdir");
+    std::fs::write(top.join("a (1).txt"), b"sender's a (1)").expect("write");
+    std::fs::write(top.join("a.txt"), b"sender's a").expect("write");
+    std::fs::create_dir(out.path().join("top")).expect("mkdir");
+    std::fs::write(out.path().join("top/a.txt"), b"receiver's own a").expect("write");
+    let code = "18-rename-clash";
+    let mut s = h.send().args(["--code", code]).arg(&top).spawn("sender");
+    let mut r = h.receive().args(["--yes", "--rename", "-o", path_str(out.path()), code]).spawn("receiver");
+    let [s, r] = wait_all([&mut s, &mut r], SMALL);
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    let read = |n: &str| std::fs::read(out.path().join("top").join(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+    assert_eq!(read("a.txt"), b"receiver's own a");
+    assert_eq!(read("a (1).txt"), b"sender's a (1)");
+    assert_eq!(read("a (2).txt"), b"sender's a");
+    assert_eq!(dir_names(&out.path().join("top")), ["a (1).txt", "a (2).txt", "a.txt"]);
+}

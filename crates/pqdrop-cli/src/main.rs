@@ -57,6 +57,11 @@ enum Command {
 
 /// Runs the parsed command. Errors go back to `main`, which prints them.
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, Command::Send(_) | Command::Receive(_)) {
+        // Warnings from the engine (RUST_LOG=debug for more) on stderr.
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).try_init();
+    }
     let rt = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.command {
         Command::Send(args) => rt()?.block_on(cmd_send::run(args)),

@@ -386,7 +386,8 @@ impl<K: Kem> Handshake<K> {
                 let version = m.version.min(PROTOCOL_VERSION);
                 self.transcript.extend_from_slice(frame);
                 let sid = session_id(&m.nonce, &aes_salt);
-                let g = cpace::calculate_generator(&self.password, &self.ci, &sid);
+                // g is password-derived: anyone holding it could test guesses offline.
+                let g = Zeroizing::new(cpace::calculate_generator(&self.password, &self.ci, &sid));
                 let ya = y.public_value(&g);
                 let caps = self.caps;
                 self.send(
@@ -406,7 +407,8 @@ impl<K: Kem> Handshake<K> {
                 self.status = HandshakeStatus(1);
                 self.transcript.extend_from_slice(frame);
                 let sid = session_id(&nonce, &m.aes_salt);
-                let g = cpace::calculate_generator(&self.password, &self.ci, &sid);
+                // g is password-derived: anyone holding it could test guesses offline.
+                let g = Zeroizing::new(cpace::calculate_generator(&self.password, &self.ci, &sid));
                 let yb = y.public_value(&g);
                 let k = y.shared_k(&m.ecdh_pub_key).map_err(proto)?;
                 let (ct, ss) = self.kem.encapsulate(&m.mlkem_pub_key).map_err(proto)?;

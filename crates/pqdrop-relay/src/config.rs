@@ -15,7 +15,9 @@ pub struct RelayConfig {
     /// Most rooms open in total (refusal code 18). Default 10,000.
     pub max_pending_total: usize,
     /// Join rate per source address: tokens added per second to its token
-    /// bucket; every accepted connection takes one (refusal code 19). Default 10.
+    /// bucket; every accepted connection takes one (refusal code 19, sent at
+    /// once, before the connection takes any of the `max_handshakes` slots, and
+    /// followed by a prompt close). Default 10.
     pub join_rate_per_sec: f64,
     /// Join burst per source address: the token bucket's size. Default 30.
     pub join_burst: u32,
@@ -32,10 +34,21 @@ pub struct RelayConfig {
     pub max_prepair_bytes: usize,
     /// Most paired sessions at once (refusal code 18). Default 4,096.
     pub max_sessions: usize,
-    /// Most connections in the hello phase at once (accepted, no room or
-    /// session yet, including those being refused); more are sent code 18 if
-    /// the socket can take it without waiting, and closed. Default 1,024.
+    /// Most paired sessions at once that involve one source address (refusal
+    /// code 18, to the peer whose arrival would open one more). A session
+    /// counts once against each distinct address of its two peers: once for
+    /// each when they come from different addresses, once in all when both
+    /// come from the same one. The waiting peer keeps waiting. Default 32.
+    pub max_sessions_per_ip: usize,
+    /// Most connections in the hello phase at once (accepted, hello not yet
+    /// complete, including those being refused for a bad or late hello); more
+    /// are sent code 18 without waiting and closed at once. Default 1,024.
     pub max_handshakes: usize,
+    /// Most connections in the hello phase at once from one source address;
+    /// more are sent code 19 (too many connections from your address) without
+    /// waiting and closed at once. Keeps one address from holding all of
+    /// `max_handshakes`. Default 16.
+    pub max_handshakes_per_ip: usize,
     /// Most source addresses whose join-rate state is kept; token buckets that
     /// have refilled completely are evicted first, and when the table is still
     /// full, connections from new addresses get code 18. Default 65,536.
@@ -72,7 +85,9 @@ impl Default for RelayConfig {
             hello_timeout: Duration::from_secs(10),
             max_prepair_bytes: 4096,
             max_sessions: 4096,
+            max_sessions_per_ip: 32,
             max_handshakes: 1024,
+            max_handshakes_per_ip: 16,
             max_tracked_addresses: 65_536,
             shutdown_grace: Duration::from_secs(30),
             copy_buffer_size: 256 * 1024,

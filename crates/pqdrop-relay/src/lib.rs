@@ -54,8 +54,8 @@
 //! | 1 | paired | the connection is a raw byte pipe to the other peer |
 //! | 16 | room taken: a peer with the same role is already waiting on that nameplate | relay closes |
 //! | 17 | too many pending rooms (waiting codes) from your address | relay closes |
-//! | 18 | relay is full (pending rooms, paired sessions or connections being set up) | relay closes |
-//! | 19 | too many joins from your address (rate limited) | relay closes |
+//! | 18 | relay is full (pending rooms, paired sessions in total or for one address, or connections being set up) | relay closes |
+//! | 19 | too many connections from your address (join rate, or too many still sending their hello) | relay closes |
 //! | 20 | timed out waiting for the other peer | relay closes |
 //! | 21 | bad hello | relay closes |
 //! | 22 | relay shutting down | relay closes |
@@ -65,7 +65,10 @@
 //! errors; a client treats any code other than 0 and 1 as an error. After an
 //! error status the relay shuts down its sending side and discards (up to a
 //! small bound, for about two seconds) whatever the client still sends, so that
-//! the status is not lost to a TCP reset.
+//! the status is not lost to a TCP reset. The exception is a connection refused
+//! as soon as it is accepted (section 5: join rate, hello-phase limits, address
+//! table full): it gets its status only if the socket takes it at once, what it
+//! has already sent is discarded, and it is closed without lingering.
 //!
 //! ### 3. Pairing
 //!
@@ -89,14 +92,26 @@
 //!
 //! ### 5. Limits
 //!
-//! The relay enforces (see [`RelayConfig`] for defaults): pending rooms per
-//! source address (17) and in total (18); a token-bucket join rate per source
-//! address, applied to every accepted connection (19); the waiting timeout (20);
-//! the hello timeout (21); concurrent paired sessions (18, sent to the peer whose
-//! arrival would have opened one more session; the waiting peer keeps waiting);
-//! connections still in the hello phase (18). A source address is an IPv4
-//! address, or the /64 prefix of an IPv6 address (IPv4-mapped IPv6 addresses
-//! count as IPv4).
+//! The relay enforces (see [`RelayConfig`] for defaults):
+//!
+//! * when a connection is accepted, before it holds anything, in this order: a
+//!   token-bucket join rate per source address, applied to every accepted
+//!   connection (19); connections in the hello phase from its source address
+//!   (`max_handshakes_per_ip`, 19); connections in the hello phase in total
+//!   (`max_handshakes`, 18). These refusals are immediate (section 2), so a
+//!   refused connection never takes a hello-phase slot from anyone else;
+//! * the hello timeout (21); a connection refused for a bad or late hello still
+//!   holds its hello-phase slots while the relay lingers;
+//! * pending rooms per source address (17) and in total (18); the waiting
+//!   timeout (20);
+//! * paired sessions per source address (`max_sessions_per_ip`, 18) and in total
+//!   (`max_sessions`, 18). A session counts once against each distinct source
+//!   address of its two peers (two peers from one address: once). The refusal is
+//!   sent to the peer whose arrival would have opened the session, whichever of
+//!   the two addresses is at its limit; the waiting peer keeps waiting.
+//!
+//! A source address is an IPv4 address, or the /64 prefix of an IPv6 address
+//! (IPv4-mapped IPv6 addresses count as IPv4).
 //!
 //! ## Logging
 //!

@@ -1,4 +1,5 @@
-//! Per-source-address accounting: address keys and join-rate token buckets.
+//! Per-source-address accounting: address keys, join-rate token buckets and
+//! per-address counts.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -24,6 +25,41 @@ impl IpKey {
                 IpKey::V6Prefix(u64::from_be_bytes([o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]]))
             }
         }
+    }
+}
+
+/// How many of something (rooms, connections in the hello phase, paired
+/// sessions) each [`IpKey`] has now. Only addresses with a count above zero
+/// have an entry, so the map is never larger than the number of things counted.
+#[derive(Debug, Default)]
+pub(crate) struct PerIpCounter {
+    counts: HashMap<IpKey, usize>,
+}
+
+impl PerIpCounter {
+    /// The count of `key` (0 if it has no entry).
+    pub(crate) fn get(&self, key: IpKey) -> usize {
+        self.counts.get(&key).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn increment(&mut self, key: IpKey) {
+        *self.counts.entry(key).or_insert(0) += 1;
+    }
+
+    /// Decrements the count of `key`, removing its entry when it reaches zero.
+    pub(crate) fn decrement(&mut self, key: IpKey) {
+        if let Some(n) = self.counts.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.counts.remove(&key);
+            }
+        }
+    }
+
+    /// How many addresses have an entry.
+    #[cfg(test)]
+    pub(crate) fn tracked(&self) -> usize {
+        self.counts.len()
     }
 }
 
@@ -145,6 +181,25 @@ mod tests {
         let later = t0 + Duration::from_secs(5);
         assert_eq!(rl.check(k3, later), RateDecision::Allow);
         assert_eq!(rl.tracked(), 1);
+    }
+
+    #[test]
+    fn per_ip_counter_drops_entries_at_zero() {
+        let mut c = PerIpCounter::default();
+        let k1 = IpKey::V4(Ipv4Addr::new(192, 0, 2, 1));
+        let k2 = IpKey::V4(Ipv4Addr::new(192, 0, 2, 2));
+        c.increment(k1);
+        c.increment(k1);
+        c.increment(k2);
+        assert_eq!((c.get(k1), c.get(k2), c.tracked()), (2, 1, 2));
+        c.decrement(k1);
+        c.decrement(k2);
+        assert_eq!((c.get(k1), c.get(k2), c.tracked()), (1, 0, 1));
+        c.decrement(k1);
+        assert_eq!(c.tracked(), 0);
+        // Decrementing an absent key is a no-op and creates no entry.
+        c.decrement(k1);
+        assert_eq!((c.get(k1), c.tracked()), (0, 0));
     }
 
     #[test]

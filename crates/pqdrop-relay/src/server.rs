@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::limits::{IpKey, RateDecision, RateLimiter};
+use crate::limits::{IpKey, PerIpCounter, RateDecision, RateLimiter};
 use crate::pipe::{self, End, Moved};
 use crate::wire::{parse_hello, status_bytes, Decoded, Hello, MAX_HELLO_READ};
 use crate::{RelayConfig, RelayError, Role, StatusCode};
@@ -39,7 +39,11 @@ pub struct Relay {
 #[derive(Debug)]
 struct Shared {
     config: RelayConfig,
+    /// Lock order: `state` before `per_ip` (never the other way round).
     state: Mutex<State>,
+    /// Taken on its own by [`HandshakeSlot`] and [`SessionSlot`] on drop, so
+    /// no slot may be dropped while it is held.
+    per_ip: Mutex<PerIpCounts>,
     sessions: Arc<Semaphore>,
     handshakes: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
@@ -57,9 +61,55 @@ struct Counters {
 #[derive(Debug)]
 struct State {
     rooms: HashMap<String, Waiter>,
-    pending_per_ip: HashMap<IpKey, usize>,
+    pending_per_ip: PerIpCounter,
     rate: RateLimiter,
     next_id: u64,
+}
+
+/// Per-address counts of connections in the hello phase and of paired
+/// sessions (entries are removed when they reach zero).
+#[derive(Debug, Default)]
+struct PerIpCounts {
+    handshakes: PerIpCounter,
+    sessions: PerIpCounter,
+}
+
+/// A connection's place in the hello phase: one of the `max_handshakes`
+/// permits and one of its address's `max_handshakes_per_ip`. Both are given
+/// back on drop.
+#[derive(Debug)]
+struct HandshakeSlot {
+    shared: Arc<Shared>,
+    key: IpKey,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        self.shared.per_ip().handshakes.decrement(self.key);
+    }
+}
+
+/// A paired session's place: one of the `max_sessions` permits, and one of
+/// `max_sessions_per_ip` for each distinct address of its two peers. All are
+/// given back on drop.
+#[derive(Debug)]
+struct SessionSlot {
+    shared: Arc<Shared>,
+    key: IpKey,
+    /// The other peer's address, if it is a different one.
+    other_key: Option<IpKey>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        let mut per_ip = self.shared.per_ip();
+        per_ip.sessions.decrement(self.key);
+        if let Some(k) = self.other_key {
+            per_ip.sessions.decrement(k);
+        }
+    }
 }
 
 /// The waiting peer of a room, as seen by others.
@@ -86,7 +136,7 @@ struct Peer {
 #[derive(Debug)]
 struct Arrival {
     peer: Peer,
-    permit: OwnedSemaphorePermit,
+    slot: SessionSlot,
 }
 
 /// What a connection task does next after handling one peer.
@@ -101,6 +151,11 @@ impl Shared {
         // No code path panics while holding the lock; if one ever did, the
         // state is still consistent enough to keep serving.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn per_ip(&self) -> MutexGuard<'_, PerIpCounts> {
+        // As for `state`: nothing panics while holding it.
+        self.per_ip.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn shutting_down(&self) -> bool {
@@ -118,17 +173,8 @@ impl Shared {
         let mut st = self.state();
         if st.rooms.get(nameplate).map(|w| w.id) == Some(id) {
             if let Some(w) = st.rooms.remove(nameplate) {
-                release_pending(&mut st.pending_per_ip, w.key);
+                st.pending_per_ip.decrement(w.key);
             }
-        }
-    }
-}
-
-fn release_pending(map: &mut HashMap<IpKey, usize>, key: IpKey) {
-    if let Some(n) = map.get_mut(&key) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            map.remove(&key);
         }
     }
 }
@@ -190,10 +236,11 @@ impl Relay {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 rooms: HashMap::new(),
-                pending_per_ip: HashMap::new(),
+                pending_per_ip: PerIpCounter::default(),
                 rate: RateLimiter::new(config.join_rate_per_sec, config.join_burst, config.max_tracked_addresses),
                 next_id: 0,
             }),
+            per_ip: Mutex::new(PerIpCounts::default()),
             sessions: Arc::new(Semaphore::new(config.max_sessions)),
             handshakes: Arc::new(Semaphore::new(config.max_handshakes)),
             shutdown,
@@ -255,20 +302,81 @@ impl Relay {
 fn accept(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, stream: TcpStream, addr: SocketAddr) {
     shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
-    let Ok(permit) = Arc::clone(&shared.handshakes).try_acquire_owned() else {
-        // Overloaded: no task, no waiting. Best effort status, then close.
-        shared.count_refusal(StatusCode::RelayFull);
-        debug!(peer = %addr, code = 18, "refused: too many connections in hello phase");
-        let _ = stream.try_write(&status_bytes(StatusCode::RelayFull, MSG_FULL_HANDSHAKES));
-        return;
+    let slot = match admit_handshake(shared, addr) {
+        Ok(slot) => slot,
+        Err((code, msg)) => return refuse_now(shared, stream, addr, code, &msg),
     };
     let shared = Arc::clone(shared);
     tasks.spawn(async move {
-        let mut next = handle_new(&shared, stream, addr, permit).await;
+        let mut next = handle_new(&shared, stream, addr, slot).await;
         while let Next::Adopt(peer) = next {
             next = join(&shared, peer).await;
         }
     });
+}
+
+/// The checks a new connection must pass before it may send its hello, all
+/// without waiting and before it holds anything: the join rate of its address,
+/// then its address's connections in the hello phase, then all of them. A
+/// connection refused here never takes a hello-phase slot (so refusals cannot
+/// crowd out other clients) and gets no task.
+fn admit_handshake(shared: &Arc<Shared>, addr: SocketAddr) -> Result<HandshakeSlot, (StatusCode, String)> {
+    let cfg = &shared.config;
+    let key = IpKey::of(addr.ip());
+    let decision = shared.state().rate.check(key, Instant::now());
+    match decision {
+        RateDecision::Allow => {}
+        RateDecision::Limited => {
+            let msg = format!(
+                "too many connections from your address (limit {} per second, burst {}); wait a few seconds and try again",
+                cfg.join_rate_per_sec, cfg.join_burst
+            );
+            return Err((StatusCode::RateLimited, msg));
+        }
+        RateDecision::TableFull => {
+            let msg = "relay is full (too many client addresses); try again in a minute or use another relay";
+            return Err((StatusCode::RelayFull, msg.to_owned()));
+        }
+    }
+    let mut per_ip = shared.per_ip();
+    if per_ip.handshakes.get(key) >= cfg.max_handshakes_per_ip {
+        // Code 19: like the join rate, this is about how many connections one
+        // address makes, and the cure is the same (wait, then try again).
+        let msg = format!(
+            "too many connections from your address still being set up (limit {} at once); close unused ones, wait a few seconds and try again",
+            cfg.max_handshakes_per_ip
+        );
+        return Err((StatusCode::RateLimited, msg));
+    }
+    let Ok(permit) = Arc::clone(&shared.handshakes).try_acquire_owned() else {
+        return Err((StatusCode::RelayFull, MSG_FULL_HANDSHAKES.to_owned()));
+    };
+    per_ip.handshakes.increment(key);
+    drop(per_ip);
+    Ok(HandshakeSlot { shared: Arc::clone(shared), key, _permit: permit })
+}
+
+/// Refuses a connection at accept time: no task, no waiting, no linger. The
+/// status is written straight to the socket (a new socket's send buffer takes
+/// it at once; tokio's `try_write` would report "would block" on a socket its
+/// reactor has not polled yet). Whatever the client has already sent (usually
+/// its hello) is read and dropped, so that closing sends a FIN rather than a
+/// reset that could destroy the status before the client reads it.
+fn refuse_now(shared: &Shared, stream: TcpStream, addr: SocketAddr, code: StatusCode, msg: &str) {
+    use std::io::{Read as _, Write as _};
+
+    shared.count_refusal(code);
+    debug!(peer = %addr, code = code.code(), "refused at accept");
+    let sock = socket2::SockRef::from(&stream);
+    let _ = (&*sock).write(&status_bytes(code, msg));
+    let mut sink = [0u8; 4096];
+    for _ in 0..4 {
+        match (&*sock).read(&mut sink) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+    drop(stream);
 }
 
 const MSG_FULL_HANDSHAKES: &str = "relay is full (too many connections being set up); try again in a minute or use another relay";
@@ -308,28 +416,10 @@ async fn refuse(shared: &Shared, stream: &mut TcpStream, addr: SocketAddr, code:
     .await;
 }
 
-/// Rate limit, hello, then join.
-async fn handle_new(shared: &Arc<Shared>, mut stream: TcpStream, addr: SocketAddr, permit: OwnedSemaphorePermit) -> Next {
+/// Hello (holding the connection's hello-phase `slot`), then join.
+async fn handle_new(shared: &Arc<Shared>, mut stream: TcpStream, addr: SocketAddr, slot: HandshakeSlot) -> Next {
     let cfg = &shared.config;
-    let key = IpKey::of(addr.ip());
-    let decision = shared.state().rate.check(key, Instant::now());
-    match decision {
-        RateDecision::Allow => {}
-        RateDecision::Limited => {
-            let msg = format!(
-                "too many connections from your address (limit {} per second, burst {}); wait a few seconds and try again",
-                cfg.join_rate_per_sec, cfg.join_burst
-            );
-            refuse(shared, &mut stream, addr, StatusCode::RateLimited, &msg).await;
-            return Next::Done;
-        }
-        RateDecision::TableFull => {
-            let msg = "relay is full (too many client addresses); try again in a minute or use another relay";
-            refuse(shared, &mut stream, addr, StatusCode::RelayFull, msg).await;
-            return Next::Done;
-        }
-    }
-
+    let key = slot.key;
     let mut shutdown = shared.shutdown.subscribe();
     let hello = tokio::select! {
         r = tokio::time::timeout(cfg.hello_timeout, read_hello(&mut stream)) => r,
@@ -356,7 +446,7 @@ async fn handle_new(shared: &Arc<Shared>, mut stream: TcpStream, addr: SocketAdd
             return Next::Done;
         }
     };
-    drop(permit);
+    drop(slot);
     join(shared, Peer { stream, addr, key, hello, prepair }).await
 }
 
@@ -394,7 +484,7 @@ async fn read_hello(stream: &mut TcpStream) -> Result<(Hello, Vec<u8>), HelloErr
 
 enum JoinDecision {
     Refuse(StatusCode, String),
-    Pair(Waiter, OwnedSemaphorePermit),
+    Pair(Waiter, SessionSlot),
     Wait(u64, oneshot::Receiver<Arrival>),
 }
 
@@ -423,22 +513,20 @@ async fn join(shared: &Arc<Shared>, mut peer: Peer) -> Next {
                         peer.hello.nameplate
                     ),
                 ),
-                Some(_) => match Arc::clone(&shared.sessions).try_acquire_owned() {
-                    Err(_) => JoinDecision::Refuse(
-                        StatusCode::RelayFull,
-                        format!("relay is full (limit {} sessions); try again in a few minutes or use another relay", cfg.max_sessions),
-                    ),
-                    Ok(permit) => match st.rooms.remove(&peer.hello.nameplate) {
+                Some(w) => match admit_session(shared, w.key, peer.key) {
+                    Err((code, msg)) => JoinDecision::Refuse(code, msg),
+                    Ok(slot) => match st.rooms.remove(&peer.hello.nameplate) {
                         Some(w) => {
-                            release_pending(&mut st.pending_per_ip, w.key);
-                            JoinDecision::Pair(w, permit)
+                            st.pending_per_ip.decrement(w.key);
+                            JoinDecision::Pair(w, slot)
                         }
                         // Not reachable: the room was seen under this lock.
+                        // (Dropping the slot here takes only `per_ip`.)
                         None => continue,
                     },
                 },
                 None => {
-                    let mine = st.pending_per_ip.get(&peer.key).copied().unwrap_or(0);
+                    let mine = st.pending_per_ip.get(peer.key);
                     if mine >= cfg.max_pending_per_ip {
                         JoinDecision::Refuse(
                             StatusCode::TooManyPendingFromAddress,
@@ -460,7 +548,7 @@ async fn join(shared: &Arc<Shared>, mut peer: Peer) -> Next {
                         st.next_id = st.next_id.wrapping_add(1);
                         let (tx, rx) = oneshot::channel();
                         st.rooms.insert(peer.hello.nameplate.clone(), Waiter { id, role: peer.hello.role, key: peer.key, tx });
-                        *st.pending_per_ip.entry(peer.key).or_insert(0) += 1;
+                        st.pending_per_ip.increment(peer.key);
                         JoinDecision::Wait(id, rx)
                     }
                 }
@@ -471,7 +559,7 @@ async fn join(shared: &Arc<Shared>, mut peer: Peer) -> Next {
                 refuse(shared, &mut peer.stream, peer.addr, code, &msg).await;
                 return Next::Done;
             }
-            JoinDecision::Pair(waiter, permit) => match waiter.tx.send(Arrival { peer, permit }) {
+            JoinDecision::Pair(waiter, slot) => match waiter.tx.send(Arrival { peer, slot }) {
                 // The waiting peer's task runs the session.
                 Ok(()) => return Next::Done,
                 // The waiting peer's task just ended: try again (its room is gone).
@@ -480,6 +568,40 @@ async fn join(shared: &Arc<Shared>, mut peer: Peer) -> Next {
             JoinDecision::Wait(id, rx) => return wait(shared, peer, id, rx).await,
         }
     }
+}
+
+/// Takes a session slot for pairing a waiting peer from address `waiting`
+/// with an arriving one from `arriving`, unless either address is at
+/// `max_sessions_per_ip` or the relay is at `max_sessions`. Called with
+/// `state` held (lock order: `state`, then `per_ip`).
+fn admit_session(shared: &Arc<Shared>, waiting: IpKey, arriving: IpKey) -> Result<SessionSlot, (StatusCode, String)> {
+    let cfg = &shared.config;
+    let max = cfg.max_sessions_per_ip;
+    // A session between two peers of the same address counts once against it.
+    let other_key = (waiting != arriving).then_some(waiting);
+    let mut per_ip = shared.per_ip();
+    if per_ip.sessions.get(arriving) >= max {
+        let msg = format!(
+            "relay is full for your address (limit {max} paired sessions at once per address); wait for one of them to end, then try again"
+        );
+        return Err((StatusCode::RelayFull, msg));
+    }
+    if other_key.is_some_and(|k| per_ip.sessions.get(k) >= max) {
+        let msg = format!(
+            "relay is full for the other peer's address (limit {max} paired sessions at once per address); the other peer keeps waiting: try again in a few minutes"
+        );
+        return Err((StatusCode::RelayFull, msg));
+    }
+    let Ok(permit) = Arc::clone(&shared.sessions).try_acquire_owned() else {
+        let msg = format!("relay is full (limit {} sessions); try again in a few minutes or use another relay", cfg.max_sessions);
+        return Err((StatusCode::RelayFull, msg));
+    };
+    per_ip.sessions.increment(arriving);
+    if let Some(k) = other_key {
+        per_ip.sessions.increment(k);
+    }
+    drop(per_ip);
+    Ok(SessionSlot { shared: Arc::clone(shared), key: arriving, other_key, _permit: permit })
 }
 
 fn prepair_message(max: usize) -> String {
@@ -562,7 +684,7 @@ async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Re
 /// Runs a paired session between the waiting peer `a` and the arriving peer.
 async fn pair(shared: &Arc<Shared>, a: Peer, arrival: Arrival) -> Next {
     let cfg = &shared.config;
-    let Arrival { peer: b, permit } = arrival;
+    let Arrival { peer: b, slot } = arrival;
     shared.counters.paired.fetch_add(1, Ordering::Relaxed);
     let nameplate = a.hello.nameplate;
     info!(nameplate = %nameplate, a = %a.addr, b = %b.addr, "paired");
@@ -597,6 +719,77 @@ async fn pair(shared: &Arc<Shared>, a: Peer, arrival: Arrival) -> Next {
             "session ended by a connection error"
         ),
     }
-    drop(permit);
+    drop(slot);
     Next::Done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{hello_bytes, read_status};
+
+    async fn status(s: &mut TcpStream) -> u64 {
+        tokio::time::timeout(Duration::from_secs(10), read_status(s)).await.expect("status in time").expect("status").0
+    }
+
+    /// Polls (bounded) until `f` holds for the relay's per-address counts.
+    async fn eventually(shared: &Shared, what: &str, f: impl Fn(&PerIpCounts, &State) -> bool) {
+        for _ in 0..200 {
+            let ok = {
+                let st = shared.state();
+                f(&shared.per_ip(), &st)
+            };
+            if ok {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("never reached: {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn per_address_counts_are_dropped_at_zero() {
+        let test = async {
+            let config = RelayConfig { join_rate_per_sec: 1000.0, join_burst: 1000, max_handshakes_per_ip: 2, ..RelayConfig::default() };
+            let relay = Relay::bind("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+            let addr = relay.local_addr();
+            let shared = Arc::clone(&relay.stats().0);
+            let (stop, stopped) = oneshot::channel::<()>();
+            let run = tokio::spawn(relay.run(async move {
+                let _ = stopped.await;
+            }));
+            let key = IpKey::of(addr.ip());
+
+            // Hello phase: counted while idle, refused beyond the limit, and
+            // dropped when the connection leaves.
+            let h1 = TcpStream::connect(addr).await.unwrap();
+            let h2 = TcpStream::connect(addr).await.unwrap();
+            eventually(&shared, "two in hello phase", |p, _| p.handshakes.get(key) == 2).await;
+            let mut refused = TcpStream::connect(addr).await.unwrap();
+            assert_eq!(status(&mut refused).await, 19);
+            assert_eq!(shared.per_ip().handshakes.get(key), 2);
+            drop((h1, h2, refused));
+            eventually(&shared, "hello phase empty", |p, _| p.handshakes.tracked() == 0).await;
+
+            // A session between two peers of one address counts once.
+            let mut a = TcpStream::connect(addr).await.unwrap();
+            a.write_all(&hello_bytes("5", Role::Sender).unwrap()).await.unwrap();
+            assert_eq!(status(&mut a).await, 0);
+            assert_eq!(shared.state().pending_per_ip.get(key), 1);
+            let mut b = TcpStream::connect(addr).await.unwrap();
+            b.write_all(&hello_bytes("5", Role::Receiver).unwrap()).await.unwrap();
+            assert_eq!(status(&mut b).await, 1);
+            assert_eq!(status(&mut a).await, 1);
+            eventually(&shared, "one session", |p, st| p.sessions.get(key) == 1 && st.pending_per_ip.tracked() == 0).await;
+            drop((a, b));
+            eventually(&shared, "all per-address state gone", |p, st| {
+                p.sessions.tracked() == 0 && p.handshakes.tracked() == 0 && st.pending_per_ip.tracked() == 0
+            })
+            .await;
+
+            let _ = stop.send(());
+            run.await.unwrap().unwrap();
+        };
+        tokio::time::timeout(Duration::from_secs(30), test).await.expect("test timed out");
+    }
 }

@@ -375,6 +375,130 @@ async fn limit_join_rate_per_address() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_connections_are_closed_at_once_and_hold_no_hello_slot() {
+    bounded(async {
+        // One hello-phase slot in all, one join per 500 ms.
+        let relay = start(RelayConfig { max_handshakes: 1, join_rate_per_sec: 2.0, join_burst: 1, ..cfg() }).await;
+        let mut a = raw(relay.addr, "1", Role::Sender, b"").await;
+        assert_eq!(status(&mut a).await, 0);
+        // Rate limited: refused before taking the slot (19, not 18), and closed
+        // at once although the client keeps its end open (no 2 s linger).
+        let mut limited = TcpStream::connect(relay.addr).await.unwrap();
+        let (code, msg) = status_msg(&mut limited).await;
+        assert_eq!(code, 19, "{msg}");
+        assert!(msg.contains("per second"), "{msg}");
+        assert_closed(&mut limited, Duration::from_secs(1)).await;
+        // Once a token has refilled, the next client gets the one slot, while
+        // the refused connection's client still has its socket open.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let mut b = raw(relay.addr, "1", Role::Receiver, b"").await;
+        assert_eq!(status(&mut b).await, 1);
+        assert_eq!(status(&mut a).await, 1);
+        let st = relay.stats.snapshot();
+        assert_eq!(st.refusals(StatusCode::RateLimited), 1);
+        assert_eq!(st.refusals(StatusCode::RelayFull), 0);
+        drop(limited);
+        relay.stop(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_hello_phase_connections_per_address() {
+    bounded(async {
+        let relay = start(RelayConfig { max_handshakes_per_ip: 2, ..cfg() }).await;
+        // Two connections from 127.0.0.1 that have not sent their hello yet.
+        let mut h1 = TcpStream::connect(relay.addr).await.unwrap();
+        let h2 = TcpStream::connect(relay.addr).await.unwrap();
+        eventually(&relay.stats, "two accepted", |s| s.connections_accepted == 2).await;
+        // A third is refused with 19 and closed at once (no linger), even
+        // though its client keeps its end open.
+        let mut c = TcpStream::connect(relay.addr).await.unwrap();
+        let (code, msg) = status_msg(&mut c).await;
+        assert_eq!(code, 19, "{msg}");
+        assert!(msg.contains("limit 2"), "{msg}");
+        assert!(msg.contains("your address"), "{msg}");
+        assert_closed(&mut c, Duration::from_secs(1)).await;
+        // So is one that sends its hello at once.
+        let mut c2 = raw(relay.addr, "60", Role::Sender, b"").await;
+        assert_eq!(status(&mut c2).await, 19);
+        assert_closed(&mut c2, Duration::from_secs(1)).await;
+        assert_eq!(relay.stats.snapshot().refusals(StatusCode::RateLimited), 2);
+        assert_eq!(relay.stats.snapshot().pending_rooms, 0);
+        // Completing a hello leaves the hello phase and frees a place.
+        h1.write_all(&hello_bytes("61", Role::Sender).unwrap()).await.unwrap();
+        assert_eq!(status(&mut h1).await, 0);
+        let mut d = raw(relay.addr, "62", Role::Sender, b"").await;
+        assert_eq!(status(&mut d).await, 0);
+        // So does leaving before the hello: then two idle connections fit again.
+        drop(h2);
+        let mut idle = None;
+        for _ in 0..50 {
+            let e1 = TcpStream::connect(relay.addr).await.unwrap();
+            let mut e2 = TcpStream::connect(relay.addr).await.unwrap();
+            let mut byte = [0u8; 1];
+            match timeout(QUIET, e2.read(&mut byte)).await {
+                Err(_) => {
+                    idle = Some((e1, e2));
+                    break;
+                }
+                // Refused: the relay has not seen h2 leave yet.
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        assert!(idle.is_some(), "hello-phase place never freed");
+        relay.stop(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_paired_sessions_per_address() {
+    bounded(async {
+        let relay = start(RelayConfig { max_sessions_per_ip: 2, ..cfg() }).await;
+        // Two sessions between peers that are both 127.0.0.1: each counts once.
+        let mut sessions = Vec::new();
+        for np in ["1", "2"] {
+            let mut a = raw(relay.addr, np, Role::Sender, b"").await;
+            assert_eq!(status(&mut a).await, 0);
+            let mut b = raw(relay.addr, np, Role::Receiver, b"").await;
+            assert_eq!(status(&mut b).await, 1);
+            assert_eq!(status(&mut a).await, 1);
+            sessions.push((a, b));
+        }
+        assert_eq!(relay.stats.snapshot().active_sessions, 2);
+        // A third: the arriving peer is refused with 18; the waiting one waits.
+        let mut a3 = raw(relay.addr, "3", Role::Sender, b"").await;
+        assert_eq!(status(&mut a3).await, 0);
+        let mut b3 = raw(relay.addr, "3", Role::Receiver, b"").await;
+        let (code, msg) = status_msg(&mut b3).await;
+        assert_eq!(code, 18, "{msg}");
+        assert!(msg.contains("limit 2"), "{msg}");
+        assert!(msg.contains("your address"), "{msg}");
+        assert_closed(&mut b3, Duration::from_secs(5)).await;
+        assert_quiet(&mut a3).await;
+        let st = relay.stats.snapshot();
+        assert_eq!((st.active_sessions, st.pending_rooms), (2, 1));
+        assert_eq!(st.refusals(StatusCode::RelayFull), 1);
+        // The sessions still relay.
+        let (sa, sb) = &mut sessions[0];
+        sa.write_all(b"ping").await.unwrap();
+        let mut got = [0u8; 4];
+        timeout(Duration::from_secs(5), sb.read_exact(&mut got)).await.unwrap().unwrap();
+        assert_eq!(&got, b"ping");
+        // One ending frees a place: the waiting peer pairs.
+        drop(sessions.pop());
+        eventually(&relay.stats, "one session left", |s| s.active_sessions == 1).await;
+        let mut b4 = raw(relay.addr, "3", Role::Receiver, b"").await;
+        assert_eq!(status(&mut b4).await, 1);
+        assert_eq!(status(&mut a3).await, 1);
+        assert_eq!(relay.stats.snapshot().active_sessions, 2);
+        relay.stop(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_rate_refills() {
     bounded(async {
         let relay = start(RelayConfig { join_rate_per_sec: 20.0, join_burst: 1, ..cfg() }).await;

@@ -115,13 +115,13 @@ async fn handshake_inner<S: AsyncRead + AsyncWrite + Unpin>(
     let mut buf = vec![0u8; 8192];
     loop {
         if let Some(out) = hs.poll_transmit() {
-            stream.write_all(&out).await?;
-            stream.flush().await?;
+            stream.write_all(&out).await.map_err(net_err)?;
+            stream.flush().await.map_err(net_err)?;
         }
         if hs.is_complete() {
             return Ok((hs.into_session().map_err(proto_err)?, Vec::new()));
         }
-        let n = stream.read(&mut buf).await?;
+        let n = stream.read(&mut buf).await.map_err(net_err)?;
         if n == 0 {
             return Err(Error::PeerGone("the connection closed during the handshake".into()));
         }
@@ -141,8 +141,8 @@ async fn handshake_inner<S: AsyncRead + AsyncWrite + Unpin>(
         }
         if hs.is_complete() {
             if let Some(out) = hs.poll_transmit() {
-                stream.write_all(&out).await?;
-                stream.flush().await?;
+                stream.write_all(&out).await.map_err(net_err)?;
+                stream.flush().await.map_err(net_err)?;
             }
             let rest = buf[off..n].to_vec();
             return Ok((hs.into_session().map_err(proto_err)?, rest));
@@ -159,14 +159,26 @@ pub struct RawFrame {
     pub body: Vec<u8>,
 }
 
+/// A socket error: the peer going away is `PeerGone` (exit code "disconnected",
+/// run again to resume), anything else stays an I/O error.
+pub(crate) fn net_err(e: std::io::Error) -> Error {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | NotConnected => {
+            Error::PeerGone(format!("the connection was closed ({e})"))
+        }
+        _ => Error::from(e),
+    }
+}
+
 /// Awaits `f`, with a time limit when `limit` is given.
 async fn limited<T>(limit: Option<Duration>, f: impl std::future::Future<Output = std::io::Result<T>>) -> Result<T> {
     match limit {
         Some(d) => {
             let secs = d.as_secs();
-            tokio::time::timeout(d, f).await.map_err(|_| Error::PeerGone(format!("no data for {secs} s")))?.map_err(Error::from)
+            tokio::time::timeout(d, f).await.map_err(|_| Error::PeerGone(format!("no data for {secs} s")))?.map_err(net_err)
         }
-        None => f.await.map_err(Error::from),
+        None => f.await.map_err(net_err),
     }
 }
 
@@ -386,7 +398,8 @@ async fn writer_task<W: AsyncWrite + Unpin>(
     while let Some(frame) = rx.recv().await {
         tokio::time::timeout(IDLE_TIMEOUT, w.write_all(&frame.buf[frame.start..frame.end]))
             .await
-            .map_err(|_| Error::PeerGone(format!("the other side stopped reading for {} s", IDLE_TIMEOUT.as_secs())))??;
+            .map_err(|_| Error::PeerGone(format!("the other side stopped reading for {} s", IDLE_TIMEOUT.as_secs())))?
+            .map_err(net_err)?;
         let _ = recycle.send(frame.buf);
     }
     w.flush().await?;

@@ -123,7 +123,8 @@ impl NetArgs {
 
 /// Maps a relay error into the engine's error so exit codes stay uniform.
 pub fn relay_err(addr: &str, e: pqdrop_relay::RelayError) -> pqdrop::Error {
-    pqdrop::Error::Relay { addr: addr.to_string(), reason: e.to_string() }
+    // The relay's message is text from the network: escape it for the terminal.
+    pqdrop::Error::Relay { addr: addr.to_string(), reason: pqdrop::names::escape(e.to_string().as_bytes()) }
 }
 
 /// True when stderr is a terminal (progress bars are shown only then).

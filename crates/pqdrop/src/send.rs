@@ -318,9 +318,9 @@ impl SenderLogic {
         for se in src.entries.iter().filter(|e| e.entry.kind == EntryKind::File) {
             let e = &se.entry;
             let path = src.path_of(se);
-            let mut f = std::fs::File::open(&path).map_err(|err| Error::io(&path, err))?;
+            let mut f = open_regular(&path)?;
             let meta = f.metadata().map_err(|err| Error::io(&path, err))?;
-            if meta.len() != e.size {
+            if !meta.is_file() || meta.len() != e.size {
                 return Err(Error::io(&path, std::io::Error::other("the file changed size while sending; run the command again")));
             }
             let mut hasher = blake3::Hasher::new();
@@ -417,6 +417,19 @@ impl SenderLogic {
     }
 }
 
+/// Opens a file found by the walk for reading, without following a symlink
+/// or blocking on a FIFO that a local process may have swapped in since.
+fn open_regular(path: &std::path::Path) -> Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    o.open(path).map_err(|err| Error::io(path, err))
+}
+
 /// The receiver's abort reason, escaped: it is peer text headed for our terminal.
 fn receiver_stopped(reason: &str) -> Error {
     Error::Protocol(format!("the receiver stopped: {}", crate::names::escape(reason.as_bytes())))
@@ -430,5 +443,28 @@ impl std::io::Write for HashWriter<'_> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::open_regular;
+
+    #[test]
+    fn open_regular_neither_follows_a_swapped_symlink_nor_blocks_on_a_fifo() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let real = d.path().join("real");
+        std::fs::write(&real, b"data").expect("write");
+        assert!(open_regular(&real).is_ok());
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        assert!(open_regular(&link).is_err(), "a symlink swapped in for a file must not be followed");
+        let fifo = d.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().map(|s| s.success()).unwrap_or(false);
+        if made {
+            // Returns at once (no writer needed), and is then refused as not a regular file.
+            let f = open_regular(&fifo).expect("open fifo without blocking");
+            assert!(!f.metadata().expect("metadata").is_file());
+        }
     }
 }

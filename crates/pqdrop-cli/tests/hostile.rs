@@ -513,26 +513,24 @@ async fn c8_control_the_memory_cap_allows_a_normal_transfer() {
     let o = scene.finish(rx, Some(peer)).await;
     o.assert_exit(exit::OK).assert_clean();
     assert!(matches!(o.out_node("t.bin"), Some(Node::File { data: d, .. }) if *d == data));
+    eprintln!("peak RSS {} KiB (control)", o.exit.peak_rss_kib);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c8_corrupt_compressed_chunks_are_refused() {
     let valid = zstd::bulk::compress(&[9u8; 4000], 3).expect("compress");
-    // (what, payload, refused by the decompressor itself)
-    let cases: [(&str, Vec<u8>, bool); 4] = [
-        ("garbage", (0..64u8).map(|i| i.wrapping_mul(37)).collect(), true),
-        ("truncated frame", valid[..valid.len() / 2].to_vec(), true),
-        ("zstd magic then junk", vec![0x28, 0xB5, 0x2F, 0xFD, 0xFF, 0xFF, 0xFF, 0xFF], true),
-        // Zero frames decode to zero bytes; the hash check refuses the file later.
-        ("empty", Vec::new(), false),
+    // Refused when parsed (no frame header that declares a size), or by the
+    // decompressor (the header is intact, the rest is not).
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("garbage", (0..64u8).map(|i| i.wrapping_mul(37)).collect()),
+        ("truncated frame", valid[..valid.len() / 2].to_vec()),
+        ("zstd magic then junk", vec![0x28, 0xB5, 0x2F, 0xFD, 0xFF, 0xFF, 0xFF, 0xFF]),
+        ("empty", Vec::new()),
     ];
-    for (what, payload, by_zstd) in cases {
+    for (what, payload) in cases {
         eprintln!("case {what}");
         let o = one_compressed_chunk(4000, &payload, None).await;
-        o.assert_refused(exit::PROTOCOL, None);
-        if by_zstd {
-            o.assert_mentions("compressed");
-        }
+        o.assert_refused(exit::PROTOCOL, None).assert_mentions("compressed");
         assert!(o.out_node("t.bin").is_none(), "no final file");
     }
 }
@@ -544,13 +542,80 @@ async fn c8_zstd_bombs_are_refused_in_bounded_memory() {
     let big = zstd::stream::encode_all(std::io::repeat(0).take(100 << 20), 3).expect("compress");
     assert!(big.len() < MAX_CHUNK, "the bomb fits one chunk ({} bytes)", big.len());
     let small = zstd::bulk::compress(&vec![0u8; MAX_CHUNK + 1], 3).expect("compress");
-    for (what, payload, size) in [("100 MiB of zeros", big, 100u64 << 20), ("1 MiB + 1", small, MAX_CHUNK as u64 + 1)] {
+    let cases = [("100 MiB of zeros", big, 100u64 << 20, "declares its content size"), ("1 MiB + 1", small, MAX_CHUNK as u64 + 1, "1 MiB")];
+    for (what, payload, size, why) in cases {
         eprintln!("case {what}");
         let o = one_compressed_chunk(size, &payload, Some(DATA_LIMIT_KIB)).await;
-        o.assert_refused(exit::PROTOCOL, None).assert_mentions("1 MiB");
+        o.assert_refused(exit::PROTOCOL, None).assert_mentions(why);
         assert!(o.exit.elapsed < Duration::from_secs(30), "took {:?}", o.exit.elapsed);
         assert!(o.out_node("t.bin").is_none(), "no final file");
     }
+}
+
+/// Memory the receiver may use under the attacks below (KiB). It runs with
+/// its data segment capped at this (`ulimit -d`: heap and private mappings,
+/// so an allocation past it fails and the test with it), and its sampled peak
+/// RSS must stay below it too.
+const MEMORY_LIMIT_KIB: u64 = 64 * 1024;
+
+/// One zstd frame of about 50 bytes that declares and holds 1 MiB of zeros.
+fn tiny_frame() -> Vec<u8> {
+    let z = zstd::bulk::compress(&vec![0u8; MAX_CHUNK], 19).expect("compress");
+    assert!(z.len() <= 64, "the frame is {} bytes", z.len());
+    z
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c8_a_record_of_many_tiny_frames_is_refused_in_bounded_memory() {
+    // The red-team attack: one record of 2,000 chunks of ~50 bytes that each
+    // inflate to 1 MiB, for an entry of 1 GiB. The 1,025th chunk would take
+    // the file past its size: it is refused when parsed, before anything of
+    // the record is decompressed or written, and nothing is held meanwhile.
+    let frame = tiny_frame();
+    let t = file(0, "bomb.bin", 1 << 30);
+    let mut scene = Scene::new().await;
+    let (rx, mut peer) = scene.start_with(&[], Some(MEMORY_LIMIT_KIB), hostile_peer::CODE).await;
+    peer.open_manifest(std::slice::from_ref(&t)).await.expect("manifest");
+    peer.expect(Expect::Ready).await.expect("ready");
+    peer.file_start(&t, 0);
+    for _ in 0..2_000 {
+        peer.zchunk(&frame);
+    }
+    peer.file_end([0; 32]).done();
+    assert!(2_000 * (frame.len() + 8) < hostile_peer::RECORD_SPLIT, "the chunks fit one record");
+    let _ = peer.flush().await;
+    let o = scene.finish(rx, Some(peer)).await;
+    o.assert_refused(exit::PROTOCOL, Some(b"bomb.bin")).assert_mentions("more bytes than announced");
+    assert!(o.exit.peak_rss_kib < MEMORY_LIMIT_KIB, "peak RSS {} KiB", o.exit.peak_rss_kib);
+    assert!(o.out_node("bomb.bin").is_none(), "no final file");
+    eprintln!("peak RSS {} KiB", o.exit.peak_rss_kib);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c8_a_record_of_many_tiny_frames_within_the_size_is_written_in_bounded_memory() {
+    // The same record shape, honest about the size: 96 chunks of ~50 bytes
+    // for a 96 MiB file. Decompression happens one chunk at a time on the
+    // disk thread, so the receiver never holds the 96 MiB.
+    let frame = tiny_frame();
+    let n = 96;
+    let data = vec![0u8; n * MAX_CHUNK];
+    let t = file(0, "zeros.bin", data.len() as u64);
+    let mut scene = Scene::new().await;
+    let (rx, mut peer) = scene.start_with(&[], Some(MEMORY_LIMIT_KIB), hostile_peer::CODE).await;
+    peer.open_manifest(std::slice::from_ref(&t)).await.expect("manifest");
+    peer.expect(Expect::Ready).await.expect("ready");
+    peer.file_start(&t, 0);
+    for _ in 0..n {
+        peer.zchunk(&frame);
+    }
+    peer.file_end(hash(&data)).done();
+    peer.flush().await.expect("data");
+    peer.expect(Expect::DoneAck).await.expect("done ack");
+    let o = scene.finish(rx, Some(peer)).await;
+    o.assert_exit(exit::OK).assert_clean();
+    assert!(o.exit.peak_rss_kib < MEMORY_LIMIT_KIB, "peak RSS {} KiB", o.exit.peak_rss_kib);
+    assert!(matches!(o.out_node("zeros.bin"), Some(Node::File { data: d, .. }) if *d == data));
+    eprintln!("peak RSS {} KiB", o.exit.peak_rss_kib);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -248,6 +248,28 @@ impl TransferMsg<'_> {
     }
 }
 
+/// How many bytes of file data a chunk carries, read from the chunk itself
+/// before anything is decompressed.
+///
+/// A raw chunk carries its own length. A zstd chunk must declare its content
+/// size in its frame header (RFC 8878 §3.1.1.1.4, `Frame_Content_Size`), at
+/// most [`MAX_CHUNK`]: this is what lets a receiver refuse a chunk that would
+/// take a file past its announced size while it is still a few bytes of
+/// compressed input, so a record of many tiny frames can never make it
+/// decompress, or hold, more than the file may contain (PROTOCOL.md §8). The
+/// decompressor must then produce exactly this many bytes.
+pub fn chunk_data_len(compressed: bool, data: &[u8]) -> Result<u64> {
+    if !compressed {
+        return Ok(data.len() as u64);
+    }
+    match zstd_safe::get_frame_content_size(data) {
+        Ok(Some(n)) if n <= MAX_CHUNK as u64 => Ok(n),
+        Ok(Some(n)) => Err(Error::TooLarge { what: "a compressed chunk's declared content", len: n, cap: MAX_CHUNK as u64 }),
+        Ok(None) => Err(Error::Decode { what: "compressed chunk", why: "the zstd frame header does not declare its content size" }),
+        Err(_) => Err(Error::Decode { what: "compressed chunk", why: "not a zstd frame header" }),
+    }
+}
+
 /// Bytes a chunk message adds in front of its payload, at most.
 pub const CHUNK_HEADER_MAX: usize = 1 + 1 + 5;
 
@@ -406,6 +428,33 @@ mod tests {
         put_varuint(&mut buf, 0);
         put_varuint(&mut buf, (MAX_CHUNK + 1) as u64);
         assert!(matches!(Messages::new(&buf).next(), Err(Error::TooLarge { .. })));
+    }
+
+    #[test]
+    fn chunk_lengths_come_from_the_frame_header() {
+        assert_eq!(chunk_data_len(false, b"abc"), Ok(3));
+        // What the sender's one-shot compressor emits declares its size.
+        let z = zstd::bulk::compress(&vec![7u8; MAX_CHUNK], 1).unwrap();
+        assert!(z.len() < 100, "{} bytes", z.len());
+        assert_eq!(chunk_data_len(true, &z), Ok(MAX_CHUNK as u64));
+        assert_eq!(chunk_data_len(true, &zstd::bulk::compress(b"", 1).unwrap()), Ok(0));
+        // Over the cap, declared: refused from the header alone.
+        let big = zstd::bulk::compress(&vec![0u8; MAX_CHUNK + 1], 1).unwrap();
+        assert!(matches!(chunk_data_len(true, &big), Err(Error::TooLarge { len, .. }) if len == MAX_CHUNK as u64 + 1));
+        // A streamed frame does not declare its size: refused.
+        let streamed = zstd::stream::encode_all(std::io::Read::take(std::io::repeat(1), 64 << 10), 1).unwrap();
+        assert!(matches!(chunk_data_len(true, &streamed), Err(Error::Decode { .. })));
+        // Not zstd, truncated header, empty.
+        for bad in [&b"not zstd at all"[..], &z[..5], &[][..]] {
+            assert!(matches!(chunk_data_len(true, bad), Err(Error::Decode { .. })), "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn chunk_data_len_never_panics(compressed in any::<bool>(), data in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = chunk_data_len(compressed, &data);
+        }
     }
 
     #[test]

@@ -1,44 +1,75 @@
-//! The receiver's disk stage: a thread that hashes and writes file data and
-//! verifies finished files, so decryption (on the logic thread) and the page
-//! cache writes (here) overlap instead of taking turns.
+//! The receiver's disk stage: a thread that decompresses, hashes and writes
+//! file data and verifies finished files, so decryption (on the logic thread)
+//! and the page cache writes (here) overlap instead of taking turns.
 //!
-//! Work arrives per record as a [`Batch`]: the decrypted record buffer and the
-//! operations on it, in order. Data is written straight from the record
-//! buffer (no copy), and the buffer then goes back to the socket reader for
-//! reuse. The first error stops all further writing and is reported through
-//! [`Disk::check`] / [`Disk::sync`]; nothing is acknowledged to the sender
-//! before [`Disk::sync`] has succeeded.
+//! Work arrives as [`Batch`]es: a decrypted record buffer and operations on
+//! it, in order. Data is written straight from the record buffer (no copy),
+//! and zstd chunks are decompressed here into one reused 1 MiB buffer, so the
+//! logic thread never holds decompressed data. What the receiver holds for a
+//! record is therefore bounded by constants, whatever the record contains: the
+//! record buffer, at most [`MAX_OPS`] operations of 16 bytes per batch, and
+//! that one buffer. A record with more operations is split into several
+//! batches that share its buffer; the buffer goes back to the socket reader
+//! for reuse after the last of them. The first error stops all further
+//! writing and is reported through [`Disk::check`] / [`Disk::sync`]; nothing
+//! is acknowledged to the sender before [`Disk::sync`] has succeeded.
 
-use std::ops::Range;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::Arc;
+
+use pqdrop_proto::transfer::MAX_CHUNK;
 
 use crate::sink::{ConflictPolicy, FileWriter};
 use crate::{Error, Result};
 
-/// One operation of a batch.
+/// Operations per batch, at most (16 bytes each).
+pub(crate) const MAX_OPS: usize = 16 * 1024;
+
+/// Batches queued ahead of the disk thread, at most.
+const QUEUE: usize = 4;
+
+/// One operation of a batch. Ranges are `u32` offsets into the batch's record
+/// buffer (records are at most 1 MiB), which keeps an operation at 16 bytes.
 pub(crate) enum Op {
     /// Start writing a file (its temporary file is already open).
     Begin(Box<FileWriter>),
-    /// Append `body[range]` to the current file.
-    Write(Range<usize>),
-    /// Append these bytes (decompressed data) to the current file.
-    Owned(Vec<u8>),
-    /// Verify and put the current file in place.
-    Finish {
-        /// The sender's BLAKE3 of the whole file.
-        hash: [u8; 32],
-        /// The executable bit.
-        executable: bool,
-        /// Modification time.
-        mtime: i64,
-        /// What to do if the name is taken by then.
-        policy: ConflictPolicy,
+    /// Append `body[start..start + len]` to the current file.
+    Write {
+        /// Offset in the record buffer.
+        start: u32,
+        /// Length.
+        len: u32,
     },
+    /// Decompress the zstd frame at `body[start..start + len]`, which declared
+    /// `size` bytes of content (checked against the file when it was parsed),
+    /// and append exactly those bytes to the current file.
+    Zstd {
+        /// Offset in the record buffer.
+        start: u32,
+        /// Compressed length.
+        len: u32,
+        /// Declared content size (at most 1 MiB).
+        size: u32,
+    },
+    /// Verify and put the current file in place.
+    Finish(Box<Finish>),
 }
 
-/// The operations of one record and the buffer they refer to.
+/// What [`Op::Finish`] needs.
+pub(crate) struct Finish {
+    /// The sender's BLAKE3 of the whole file.
+    pub hash: [u8; 32],
+    /// The executable bit.
+    pub executable: bool,
+    /// Modification time.
+    pub mtime: i64,
+    /// What to do if the name is taken by then.
+    pub policy: ConflictPolicy,
+}
+
+/// Some operations of one record and the buffer they refer to.
 pub(crate) struct Batch {
-    pub body: Vec<u8>,
+    pub body: Arc<Vec<u8>>,
     pub ops: Vec<Op>,
 }
 
@@ -57,7 +88,7 @@ pub(crate) struct Disk {
 impl Disk {
     /// Starts the thread; finished record buffers go back through `returns`.
     pub fn start(returns: Sender<Vec<u8>>) -> Result<Disk> {
-        let (tx, rx) = sync_channel::<Msg>(4);
+        let (tx, rx) = sync_channel::<Msg>(QUEUE);
         let (err_tx, errors) = channel();
         let thread = std::thread::Builder::new().name("pqdrop-disk".into()).spawn(move || run(rx, err_tx, returns))?;
         Ok(Disk { tx: Some(tx), errors, thread: Some(thread) })
@@ -110,7 +141,7 @@ impl Drop for Disk {
 fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>) {
     let mut current: Option<Box<FileWriter>> = None;
     let mut failed = false;
-    let missing = || Error::Protocol("file data outside a file".into());
+    let mut zstd = Zstd::default();
     for msg in rx {
         let batch = match msg {
             Msg::Sync(reply) => {
@@ -123,27 +154,64 @@ fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>) {
             if failed {
                 break;
             }
-            let r = match op {
-                Op::Begin(w) => {
-                    current = Some(w);
-                    Ok(())
-                }
-                Op::Write(range) => match (current.as_mut(), batch.body.get(range)) {
-                    (Some(w), Some(data)) => w.write(data),
-                    _ => Err(missing()),
-                },
-                Op::Owned(data) => current.as_mut().ok_or_else(missing).and_then(|w| w.write(&data)),
-                Op::Finish { hash, executable, mtime, policy } => {
-                    current.take().ok_or_else(missing).and_then(|w| w.finish(&hash, executable, mtime, policy))
-                }
-            };
-            if let Err(e) = r {
+            if let Err(e) = apply(op, &batch.body, &mut current, &mut zstd) {
                 failed = true;
                 // An unfinished file stays as its partial temp file, for resume.
                 current = None;
                 let _ = errors.send(e);
             }
         }
-        let _ = returns.send(batch.body);
+        // The last batch of a record holds the last reference to its buffer.
+        if let Ok(body) = Arc::try_unwrap(batch.body) {
+            let _ = returns.send(body);
+        }
+    }
+}
+
+fn apply(op: Op, body: &[u8], current: &mut Option<Box<FileWriter>>, zstd: &mut Zstd) -> Result<()> {
+    let missing = || Error::Protocol("file data outside a file".into());
+    let slice = |start: u32, len: u32| body.get(start as usize..start as usize + len as usize).ok_or_else(missing);
+    match op {
+        Op::Begin(w) => {
+            *current = Some(w);
+            Ok(())
+        }
+        Op::Write { start, len } => current.as_mut().ok_or_else(missing)?.write(slice(start, len)?),
+        Op::Zstd { start, len, size } => {
+            let w = current.as_mut().ok_or_else(missing)?;
+            w.write(zstd.decompress(slice(start, len)?, size as usize)?)
+        }
+        Op::Finish(f) => current.take().ok_or_else(missing)?.finish(&f.hash, f.executable, f.mtime, f.policy),
+    }
+}
+
+/// The disk thread's decompressor and its one output buffer, made on first use.
+#[derive(Default)]
+struct Zstd {
+    dec: Option<zstd::bulk::Decompressor<'static>>,
+    buf: Vec<u8>,
+}
+
+impl Zstd {
+    /// Decompresses one frame that declared `size` bytes. The output buffer is
+    /// cut to exactly `size`, so a frame (or a run of frames) that holds more
+    /// fails instead of growing anything, and one that holds less is refused
+    /// too.
+    fn decompress(&mut self, data: &[u8], size: usize) -> Result<&[u8]> {
+        if size > MAX_CHUNK {
+            return Err(Error::Protocol("a compressed chunk declares more than 1 MiB".into()));
+        }
+        let dec = match &mut self.dec {
+            Some(d) => d,
+            none => none.insert(zstd::bulk::Decompressor::new()?),
+        };
+        self.buf.resize(MAX_CHUNK, 0);
+        let corrupt =
+            || Error::Protocol("a compressed chunk is corrupt or does not decompress to the size its frame header declares".into());
+        let n = dec.decompress_to_buffer(data, &mut self.buf[..size]).map_err(|_| corrupt())?;
+        if n != size {
+            return Err(corrupt());
+        }
+        Ok(&self.buf[..n])
     }
 }

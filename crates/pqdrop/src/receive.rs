@@ -14,12 +14,12 @@ use pqdrop_proto::code::Code;
 use pqdrop_proto::handshake::Role;
 use pqdrop_proto::primitives::ct_eq;
 use pqdrop_proto::record::RecordOpener;
-use pqdrop_proto::transfer::{Entry, EntryKind, Messages, Offer, OfferKind, TransferMsg, MAX_CHUNK};
+use pqdrop_proto::transfer::{chunk_data_len, Entry, EntryKind, Messages, Offer, OfferKind, TransferMsg};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use crate::conn::{self, local_capabilities, open_frame, read_frame, Outbound, RawFrame};
-use crate::disk::{Batch, Disk, Op};
+use crate::disk::{Batch, Disk, Finish, Op, MAX_OPS};
 use crate::names::{escape, CollisionSet, SafePath};
 use crate::sink::{ConflictPolicy, OutputDir, Probe};
 use crate::{Error, Result};
@@ -146,6 +146,9 @@ struct Seen {
 struct Current {
     entry: Entry,
     policy: ConflictPolicy,
+    /// Bytes of the file still to come: every chunk is counted against it
+    /// when parsed, before it is decompressed or queued.
+    remaining: u64,
 }
 
 struct ReceiverLogic {
@@ -153,7 +156,8 @@ struct ReceiverLogic {
     ui: Arc<dyn ReceiveUi>,
     out: Outbound,
     disk: Disk,
-    /// Disk operations of the record being handled.
+    /// Disk operations of the record being handled (at most [`MAX_OPS`] + 1
+    /// before they are handed on).
     ops: Vec<Op>,
     /// Address of the current record's plaintext, to turn chunk slices into ranges.
     base: usize,
@@ -181,8 +185,6 @@ struct ReceiverLogic {
     stream_len: u64,
     text: Vec<u8>,
     done: u64,
-    decompressor: Option<zstd::bulk::Decompressor<'static>>,
-    dbuf: Vec<u8>,
     finished: bool,
 }
 
@@ -236,8 +238,6 @@ impl ReceiverLogic {
             stream_len: 0,
             text: Vec::new(),
             done: 0,
-            decompressor: None,
-            dbuf: Vec::new(),
             finished: false,
         }
     }
@@ -249,16 +249,22 @@ impl ReceiverLogic {
                 Some(Ok(None)) | None => return Err(Error::PeerGone("the sender closed the connection".into())),
                 Some(Err(e)) => return Err(e),
             };
-            let pt = open_frame(&mut self.opener, &mut frame)?;
+            let n = open_frame(&mut self.opener, &mut frame)?.len();
+            let body = Arc::new(frame.body);
+            let pt = &body[..n];
             self.base = pt.as_ptr() as usize;
             let mut it = Messages::new(pt);
             while let Some(m) = it.next().map_err(conn::proto_err)? {
                 self.handle(m)?;
+                if self.ops.len() >= MAX_OPS {
+                    let ops = std::mem::replace(&mut self.ops, Vec::with_capacity(MAX_OPS + 1));
+                    self.disk.send(Batch { body: Arc::clone(&body), ops })?;
+                }
             }
             // Hand the record's file data to the disk stage (or the buffer back
             // to the reader when there is none).
             let ops = std::mem::take(&mut self.ops);
-            self.disk.send(Batch { body: frame.body, ops })?;
+            self.disk.send(Batch { body, ops })?;
             if self.done_pending {
                 self.acknowledge()?;
             }
@@ -422,25 +428,13 @@ impl ReceiverLogic {
             (Some(Local::Complete), _) if policy == ConflictPolicy::Refuse => return Err(Error::Exists(p.display())),
             _ => None,
         };
+        let remaining = e.size.checked_sub(offset).ok_or_else(|| proto("a resume offset beyond the file's size"))?;
         self.report.bytes_resumed += offset;
         self.done += offset;
         let writer = self.out_dir()?.begin_file(&p, e.size, resume)?;
         self.ops.push(Op::Begin(Box::new(writer)));
-        self.current = Some(Current { entry: e, policy });
+        self.current = Some(Current { entry: e, policy, remaining });
         Ok(())
-    }
-
-    fn decompress<'d>(dec: &mut Option<zstd::bulk::Decompressor<'static>>, dbuf: &'d mut Vec<u8>, data: &[u8]) -> Result<&'d [u8]> {
-        if dec.is_none() {
-            *dec = Some(zstd::bulk::Decompressor::new().map_err(Error::from)?);
-        }
-        dbuf.resize(MAX_CHUNK, 0);
-        let d = dec.as_mut().ok_or_else(|| proto("decompressor"))?;
-        // The output is capped at MAX_CHUNK: a decompression bomb is an error, not an allocation.
-        let n = d
-            .decompress_to_buffer(data, &mut dbuf[..])
-            .map_err(|_| proto("a compressed chunk is corrupt or decompresses to more than 1 MiB"))?;
-        Ok(&dbuf[..n])
     }
 
     fn on_chunk(&mut self, compressed: bool, data: &[u8]) -> Result<()> {
@@ -448,26 +442,37 @@ impl ReceiverLogic {
             return Err(proto("compressed text"));
         }
         let wire = data.len() as u64;
-        let kind = self.kind();
         let total = self.offer.as_ref().map(|o| o.bytes).unwrap_or(0);
-        let data = if compressed { Self::decompress(&mut self.decompressor, &mut self.dbuf, data)? } else { data };
         self.report.bytes_received += wire;
-        match kind {
+        match self.kind() {
             OfferKind::Files => {
-                if self.current.is_none() {
-                    return Err(proto("data outside a file"));
+                let cur = self.current.as_mut().ok_or_else(|| proto("data outside a file"))?;
+                // The chunk's size is known before anything is decompressed or
+                // queued: a zstd chunk declares it in its frame header.
+                let len = chunk_data_len(compressed, data).map_err(|e| match e {
+                    pqdrop_proto::Error::TooLarge { .. } => proto("a compressed chunk declares more than the 1 MiB a chunk may hold"),
+                    _ => proto("a compressed chunk is not a zstd frame that declares its content size"),
+                })?;
+                if len > cur.remaining {
+                    return Err(Error::Protocol(format!(
+                        "the sender sent more bytes than announced for {} ({} bytes)",
+                        escape(&cur.entry.path),
+                        cur.entry.size
+                    )));
                 }
-                if compressed {
-                    self.ops.push(Op::Owned(data.to_vec()));
+                cur.remaining -= len;
+                let start = (data.as_ptr() as usize).wrapping_sub(self.base);
+                let (start, wire_len) = (u32::try_from(start).map_err(|_| proto("chunk offset"))?, data.len() as u32);
+                self.ops.push(if compressed {
+                    Op::Zstd { start, len: wire_len, size: len as u32 }
                 } else {
-                    let start = (data.as_ptr() as usize).wrapping_sub(self.base);
-                    self.ops.push(Op::Write(start..start + data.len()));
-                }
-                self.done += data.len() as u64;
+                    Op::Write { start, len: wire_len }
+                });
+                self.done += len;
                 self.ui.progress(self.done, total);
             }
             OfferKind::Text => {
-                if self.text.len() as u64 + data.len() as u64 > total {
+                if self.text.len() as u64 + wire > total {
                     return Err(proto("more text than offered"));
                 }
                 self.stream_hash.update(data);
@@ -475,7 +480,7 @@ impl ReceiverLogic {
             }
             OfferKind::Stream => {
                 self.stream_hash.update(data);
-                self.stream_len += data.len() as u64;
+                self.stream_len += wire;
                 self.ui.output(data)?;
                 self.ui.progress(self.stream_len, 0);
             }
@@ -485,8 +490,10 @@ impl ReceiverLogic {
 
     fn on_file_end(&mut self, hash: [u8; 32]) -> Result<()> {
         let cur = self.current.take().ok_or_else(|| proto("file end outside a file"))?;
+        // A short file (remaining > 0) fails the disk stage's length check,
+        // which also removes its temporary file.
         let mtime = i64::try_from(cur.entry.mtime).unwrap_or(i64::MAX);
-        self.ops.push(Op::Finish { hash, executable: cur.entry.executable, mtime, policy: cur.policy });
+        self.ops.push(Op::Finish(Box::new(Finish { hash, executable: cur.entry.executable, mtime, policy: cur.policy })));
         self.report.files += 1;
         Ok(())
     }
@@ -504,7 +511,7 @@ impl ReceiverLogic {
                 let writer = self.out_dir()?.begin_file(&p, entry.size, Some((len, *hasher)))?;
                 let mtime = i64::try_from(entry.mtime).unwrap_or(i64::MAX);
                 self.ops.push(Op::Begin(Box::new(writer)));
-                self.ops.push(Op::Finish { hash, executable: entry.executable, mtime, policy: self.opts.policy });
+                self.ops.push(Op::Finish(Box::new(Finish { hash, executable: entry.executable, mtime, policy: self.opts.policy })));
                 self.report.bytes_resumed += len;
             }
             _ => return Err(proto("the sender skipped a file we do not have")),

@@ -315,6 +315,8 @@ impl SenderLogic {
         let mut scratch = Vec::new();
         let mut zbuf = Vec::new();
         let mut compressor = zstd::bulk::Compressor::new(1).map_err(Error::from)?;
+        // Receivers refuse a zstd chunk that does not declare its size (PROTOCOL.md §8).
+        compressor.include_contentsize(true).map_err(Error::from)?;
         for se in src.entries.iter().filter(|e| e.entry.kind == EntryKind::File) {
             let e = &se.entry;
             let path = src.path_of(se);

@@ -377,6 +377,10 @@ pub struct Exit {
     pub stdout: Vec<u8>,
     /// From spawn to exit.
     pub elapsed: Duration,
+    /// The receiver's peak resident memory (KiB): its `VmHWM`, read every
+    /// 10 ms while it ran. (`wait4`'s `ru_maxrss` is no use here: Linux
+    /// carries the spawning test process's own peak into it across `exec`.)
+    pub peak_rss_kib: u64,
 }
 
 impl Receiver {
@@ -395,7 +399,10 @@ impl Receiver {
     /// Waits for the exit; kills it and panics (with its stderr) after
     /// [`CHILD_DEADLINE`].
     pub async fn wait(mut self) -> Exit {
+        let status_file = format!("/proc/{}/status", self.child.as_ref().expect("running").id());
+        let mut peak_rss_kib = 0;
         let status = loop {
+            peak_rss_kib = peak_rss_kib.max(vm_hwm_kib(&status_file).unwrap_or(0));
             let c = self.child.as_mut().expect("running");
             if let Some(s) = c.try_wait().expect("try_wait") {
                 break s;
@@ -411,8 +418,15 @@ impl Receiver {
         self.child = None;
         let stderr = self.collect_stderr();
         let stdout = self.stdout.take().and_then(|h| h.join().ok()).unwrap_or_default();
-        Exit { code: status.code(), stderr, stdout, elapsed }
+        Exit { code: status.code(), stderr, stdout, elapsed, peak_rss_kib }
     }
+}
+
+/// The `VmHWM` line (peak RSS, KiB) of a `/proc/PID/status` file.
+fn vm_hwm_kib(status_file: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(status_file).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 impl Drop for Receiver {

@@ -79,4 +79,28 @@ pub enum Error {
     /// The underlying crypto library reported an internal failure.
     #[error("cryptographic library failure")]
     Crypto,
+    /// The peer broke a transfer rule of PROTOCOL.md §8 (order, counts,
+    /// sizes, capabilities) with well-formed messages.
+    #[error("{0}")]
+    Violation(String),
+    /// The sender named an entry the receiver will not write (path rules of
+    /// PROTOCOL.md §8).
+    #[error("refusing entry {name}: {reason}")]
+    Hostile {
+        /// The entry name, escaped for display.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// The peer stopped the transfer and said why (its Abort message, escaped).
+    #[error("the other side stopped: {0}")]
+    PeerStopped(String),
+    /// Received text or stream data did not match the sender's length and
+    /// BLAKE3 (what it was: "the text", "the stream").
+    #[error("integrity check failed for {0}")]
+    Integrity(&'static str),
+    /// The offer goes beyond a limit this side sets (not a protocol error:
+    /// the peer may send it, we will not take it).
+    #[error("{0}")]
+    Limit(String),
 }

@@ -28,10 +28,7 @@ pub const RECORD_TARGET: usize = 512 * 1024;
 
 /// Maps a protocol error to the engine's, keeping the wrong-code case distinct.
 pub(crate) fn proto_err(e: pqdrop_proto::Error) -> Error {
-    match e {
-        pqdrop_proto::Error::WrongCode => Error::WrongCode,
-        other => Error::Proto(other),
-    }
+    Error::from(e)
 }
 
 /// Tunes a TCP connection for transfers: no Nagle delay for the small
@@ -319,6 +316,27 @@ impl Outbound {
         }
         self.buf[self.len..self.len + self.scratch.len()].copy_from_slice(&self.scratch);
         self.len += self.scratch.len();
+        self.maybe_ship()
+    }
+
+    /// Appends already encoded messages (from a protocol machine), keeping
+    /// each whole within one record.
+    pub fn push_encoded(&mut self, mut bytes: &[u8]) -> Result<()> {
+        while !bytes.is_empty() {
+            let mut it = pqdrop_proto::transfer::Messages::new(bytes);
+            it.next().map_err(proto_err)?;
+            let len = bytes.len() - it.remaining();
+            let (m, rest) = bytes.split_at(len);
+            if m.len() > self.room() {
+                self.ship(false)?;
+            }
+            if m.len() > self.room() {
+                return Err(Error::Protocol("message larger than a record".into()));
+            }
+            self.buf[self.len..self.len + m.len()].copy_from_slice(m);
+            self.len += m.len();
+            bytes = rest;
+        }
         self.maybe_ship()
     }
 

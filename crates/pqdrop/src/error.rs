@@ -13,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The protocol core rejected something (bad encoding, failed authentication).
     #[error(transparent)]
-    Proto(#[from] pqdrop_proto::Error),
+    Proto(pqdrop_proto::Error),
     /// The two sides typed different codes (key confirmation failed).
     #[error("the code is wrong: the other side typed a different code (or someone tried to intercept). Nothing was transferred; start again with a new code")]
     WrongCode,
@@ -65,6 +65,24 @@ pub enum Error {
         /// `source()`, so that error reports do not print it twice.
         err: std::io::Error,
     },
+}
+
+impl From<pqdrop_proto::Error> for Error {
+    /// Keeps the engine's variants (and so the CLI's exit codes) for what the
+    /// protocol core decides: a wrong code, a refused entry, a peer that broke
+    /// the rules or stopped, failed integrity.
+    fn from(e: pqdrop_proto::Error) -> Self {
+        use pqdrop_proto::Error as P;
+        match e {
+            P::WrongCode => Error::WrongCode,
+            P::Hostile { name, reason } => Error::Hostile { name, reason },
+            P::Violation(why) => Error::Protocol(why),
+            P::PeerStopped(why) => Error::Protocol(format!("the other side stopped: {why}")),
+            P::Integrity(what) => Error::Integrity(what.into()),
+            P::Limit(why) => Error::Protocol(why),
+            other => Error::Proto(other),
+        }
+    }
 }
 
 impl From<std::io::Error> for Error {

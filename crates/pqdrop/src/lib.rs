@@ -13,7 +13,8 @@ pub mod conn;
 mod disk;
 mod error;
 pub mod lan;
-pub mod names;
+/// Entry names: validation, escaping, collisions (pure rules of the protocol core).
+pub use pqdrop_proto::transfer::names;
 pub mod receive;
 pub mod send;
 pub mod sink;

@@ -237,9 +237,9 @@ enum Refusal {
 }
 
 /// The reason text of a refusal from [`crate::names`].
-fn reason_of(e: Error) -> String {
+fn reason_of(e: pqdrop_proto::Error) -> String {
     match e {
-        Error::Hostile { reason, .. } => reason.to_owned(),
+        pqdrop_proto::Error::Hostile { reason, .. } => reason.to_owned(),
         other => other.to_string(),
     }
 }

@@ -45,7 +45,7 @@ fn write_file(out: &OutputDir, p: &SafePath, data: &[u8], overwrite: bool) -> pq
 fn class1_traversal_paths_are_refused() {
     for raw in ["../x", "../../.ssh/authorized_keys", "/etc/x", "C:\\x", "\\\\host\\x", "a/../../x", "a//b", "", ".", "../out-suffix/x"] {
         match SafePath::parse(raw.as_bytes()) {
-            Err(Error::Hostile { .. }) => {}
+            Err(pqdrop_proto::Error::Hostile { .. }) => {}
             other => panic!("{raw:?} accepted: {other:?}"),
         }
     }

@@ -18,6 +18,11 @@
 use crate::codec::{put_bytes, put_varuint, Reader};
 use crate::{Error, Result};
 
+pub mod names;
+mod receiver;
+
+pub use receiver::{Event, FileState, Receiver, ReceiverConfig};
+
 /// Largest path (bytes) in an entry.
 pub const MAX_PATH: usize = 4096;
 /// Most names shown in an offer's preview.
@@ -283,6 +288,11 @@ impl<'a> Messages<'a> {
     /// Messages of `plaintext`.
     pub fn new(plaintext: &'a [u8]) -> Self {
         Self { r: Reader::new(plaintext) }
+    }
+
+    /// Bytes not parsed yet.
+    pub fn remaining(&self) -> usize {
+        self.r.remaining()
     }
 
     /// The next message, `Ok(None)` at the end of the record.

@@ -1,10 +1,9 @@
 //! Entry names from the sender: parsing into [`SafePath`], escaping for display,
 //! and duplicate / collision detection across one transfer.
 //!
-//! The sender is authenticated but may be hostile (REFERENCE §7, classes 1, 2,
-//! 4, 5 and 6). Everything here is pure: no filesystem access. Writing is done
-//! by [`crate::sink`], which only ever receives names that passed
-//! [`SafePath::parse`].
+//! The sender is authenticated but may be hostile (PROTOCOL.md §8, receiver
+//! rules). Everything here is pure: no filesystem access. The engine writes
+//! only names that passed [`SafePath::parse`].
 //!
 //! # Which characters are refused and which are only escaped
 //!
@@ -54,7 +53,7 @@ pub const RESERVED_PREFIX: &str = ".pqdrop";
 /// A validated relative path: a non-empty list of components that are safe to
 /// create on Unix and Windows and cannot be confused on screen.
 ///
-/// Rules for every component (REFERENCE §7): valid UTF-8, at most
+/// Rules for every component (PROTOCOL.md §8): valid UTF-8, at most
 /// [`MAX_COMPONENT_BYTES`]; not empty, `.` or `..`; no `/`, `\`, NUL or `:`
 /// (so no absolute paths, UNC paths, drive letters or alternate data
 /// streams); none of the refused characters listed in the module docs; not a

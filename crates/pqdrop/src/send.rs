@@ -4,14 +4,13 @@
 //! streaming), packs and seals records, and hands frames to an async writer
 //! task; an async reader task decrypts the receiver's small control messages.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
 use pqdrop_proto::code::Code;
 use pqdrop_proto::handshake::Role;
 use pqdrop_proto::record::RecordOpener;
-use pqdrop_proto::transfer::{EntryKind, Messages, Offer, OfferKind, TransferMsg, MAX_CHUNK};
+use pqdrop_proto::transfer::{EntryKind, Offer, OfferKind, Sender, SenderConfig, SenderEvent, TransferMsg, MAX_CHUNK};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
@@ -77,28 +76,25 @@ pub struct SendReport {
     pub bytes_skipped: u64,
 }
 
-/// Control messages from the receiver, decoded by the reader task.
+/// What the reader task hands the logic thread.
 #[derive(Debug)]
-enum Control {
-    Accept,
-    Refuse,
-    Have { index: u64, len: u64, hash: [u8; 32] },
-    Ready,
-    DoneAck,
-    Abort(String),
+enum Incoming {
+    /// The plaintext of one record from the receiver.
+    Record(Vec<u8>),
+    /// The receiver's direction ended: cleanly after its final record
+    /// (`None`), or with this error.
     Closed(Option<Error>),
 }
 
-/// Reads the receiver's control messages. It enforces their grammar as it
-/// goes, so what it queues is bounded by what we offered: one answer to the
-/// offer, at most one `Have` per file, one `Ready`, then only `DoneAck` or
-/// `Abort`, after which it stops reading.
-async fn reader_task<R: AsyncRead + Unpin>(mut r: R, mut opener: RecordOpener, tx: mpsc::UnboundedSender<Control>, max_haves: u64) {
-    let mut answered = false;
-    let mut haves = 0u64;
-    let mut ready = false;
+/// Records queued from the receiver, at most. The receiver only ever sends
+/// small control messages; a receiver that sends more just waits.
+const INCOMING: usize = 8;
+
+/// Reads and decrypts the receiver's records. The machine on the logic thread
+/// judges what they say.
+async fn reader_task<R: AsyncRead + Unpin>(mut r: R, mut opener: RecordOpener, tx: mpsc::Sender<Incoming>) {
     let mut body = Vec::new();
-    let end = 'outer: loop {
+    let end = loop {
         // No read timeout: the receiver may legitimately be silent for long
         // (a person deciding at the prompt, hashing partial files). A dead
         // peer is detected by TCP keepalive, or by the relay.
@@ -109,44 +105,18 @@ async fn reader_task<R: AsyncRead + Unpin>(mut r: R, mut opener: RecordOpener, t
             Err(e) => break Some(e),
         };
         let pt = match open_frame(&mut opener, &mut frame) {
-            Ok(pt) => pt,
+            Ok(pt) => pt.to_vec(),
             Err(e) => break Some(e),
         };
-        let mut it = Messages::new(pt);
-        loop {
-            let m = match it.next() {
-                Ok(Some(m)) => m,
-                Ok(None) => break,
-                Err(e) => break 'outer Some(conn::proto_err(e)),
-            };
-            let (c, last) = match m {
-                TransferMsg::Accept if !answered => {
-                    answered = true;
-                    (Control::Accept, false)
-                }
-                TransferMsg::Refuse if !answered => (Control::Refuse, true),
-                TransferMsg::Have { index, len, hash } if answered && !ready && haves < max_haves => {
-                    haves += 1;
-                    (Control::Have { index, len, hash }, false)
-                }
-                TransferMsg::Ready if answered && !ready => {
-                    ready = true;
-                    (Control::Ready, false)
-                }
-                TransferMsg::DoneAck if ready || (answered && max_haves == 0) => (Control::DoneAck, true),
-                TransferMsg::Abort { reason } => (Control::Abort(reason), true),
-                _ => break 'outer Some(Error::Protocol("unexpected message from the receiver".into())),
-            };
-            if tx.send(c).is_err() || last {
-                return;
-            }
+        if tx.send(Incoming::Record(pt)).await.is_err() {
+            return;
         }
         body = frame.body;
         if opener.is_finished() {
             break None;
         }
     };
-    let _ = tx.send(Control::Closed(end));
+    let _ = tx.send(Incoming::Closed(end)).await;
 }
 
 /// A payload checked and walked, ready to send.
@@ -183,19 +153,34 @@ where
     let Prepared { payload, source } = prepared;
     let (session, leftover) = conn::handshake(&mut stream, Role::Accepter, code, local_capabilities(opts.cascade)).await?;
     let zstd_ok = session.agreed.zstd;
+    let config = SenderConfig { resume: session.agreed.resume, zstd: session.agreed.zstd };
     let (rd, wr) = tokio::io::split(stream);
     // Buffered, so the small frame-header reads do not each cost a syscall.
     let rd = tokio::io::BufReader::with_capacity(64 * 1024, std::io::Cursor::new(leftover).chain_reader(rd));
-    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
-    let max_haves = source.as_ref().map_or(0, |s| s.files);
-    let reader = tokio::spawn(reader_task(rd, session.opener, ctl_tx, max_haves));
+    let (ctl_tx, ctl_rx) = mpsc::channel(INCOMING);
+    let reader = tokio::spawn(reader_task(rd, session.opener, ctl_tx));
     let (out, writer) = Outbound::start(wr, session.sealer);
     let logic = tokio::task::spawn_blocking(move || {
-        let mut s = SenderLogic { out, ctl: ctl_rx, ui, zstd: if zstd_ok { opts.zstd } else { Zstd::Off }, report: SendReport::default() };
+        let offer = match (&payload, &source) {
+            (_, Some(s)) => Offer { kind: OfferKind::Files, files: s.files, dirs: s.dirs, bytes: s.bytes, preview: s.preview.clone() },
+            (Payload::Text(t), _) => Offer { kind: OfferKind::Text, files: 0, dirs: 0, bytes: t.len() as u64, preview: Vec::new() },
+            _ => Offer { kind: OfferKind::Stream, files: 0, dirs: 0, bytes: 0, preview: Vec::new() },
+        };
+        let mut s = SenderLogic {
+            m: Sender::new(offer, config),
+            out,
+            ctl: ctl_rx,
+            record: None,
+            tx: Vec::new(),
+            ui,
+            zstd: if zstd_ok { opts.zstd } else { Zstd::Off },
+            report: SendReport::default(),
+        };
         let r = s.run(payload, source).map_err(|e| s.explain(e));
         if let Err(e) = &r {
             if !matches!(e, Error::PeerGone(_) | Error::Refused) {
-                let _ = s.out.push(&TransferMsg::Abort { reason: conn::abort_reason(e) });
+                s.m.abort(&conn::abort_reason(e));
+                let _ = s.drain();
                 let _ = s.out.finish();
             }
         }
@@ -224,24 +209,52 @@ impl ChainReader for std::io::Cursor<Vec<u8>> {
 const CHUNK: usize = 256 * 1024;
 
 struct SenderLogic {
+    /// The protocol machine: every rule about what may be sent and answered.
+    m: Sender,
     out: Outbound,
-    ctl: mpsc::UnboundedReceiver<Control>,
+    ctl: mpsc::Receiver<Incoming>,
+    /// The receiver's record being read by the machine.
+    record: Option<Vec<u8>>,
+    /// Encoded messages from the machine, on their way into records.
+    tx: Vec<u8>,
     ui: Arc<dyn SendUi>,
     zstd: Zstd,
     report: SendReport,
 }
 
 impl SenderLogic {
-    fn push(&mut self, m: &TransferMsg<'_>) -> Result<()> {
-        self.out.push(m)
+    /// Moves the machine's messages into records (in call order).
+    fn drain(&mut self) -> Result<()> {
+        if self.m.poll_transmit(&mut self.tx) {
+            let r = self.out.push_encoded(&self.tx);
+            self.tx.clear();
+            r?;
+        }
+        Ok(())
     }
 
-    fn control(&mut self) -> Result<Control> {
-        match self.ctl.blocking_recv() {
-            Some(Control::Abort(reason)) => Err(receiver_stopped(&reason)),
-            Some(Control::Closed(e)) => Err(e.unwrap_or_else(|| Error::PeerGone("the receiver closed the connection".into()))),
-            Some(c) => Ok(c),
-            None => Err(Error::PeerGone("the connection closed".into())),
+    fn flush(&mut self) -> Result<()> {
+        self.drain()?;
+        self.out.flush()
+    }
+
+    /// The next thing the receiver said (waits for it).
+    fn event(&mut self) -> Result<SenderEvent> {
+        loop {
+            if let Some(rec) = &self.record {
+                if let Some(ev) = self.m.poll_event(rec)? {
+                    return Ok(ev);
+                }
+                self.record = None;
+            }
+            match self.ctl.blocking_recv() {
+                Some(Incoming::Record(r)) => {
+                    self.m.start_record();
+                    self.record = Some(r);
+                }
+                Some(Incoming::Closed(e)) => return Err(e.unwrap_or_else(|| Error::PeerGone("the receiver closed the connection".into()))),
+                None => return Err(Error::PeerGone("the connection closed".into())),
+            }
         }
     }
 
@@ -254,10 +267,19 @@ impl SenderLogic {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
         while std::time::Instant::now() < deadline {
             match self.ctl.try_recv() {
-                Ok(Control::Abort(reason)) => return receiver_stopped(&reason),
-                Ok(Control::Closed(Some(err))) if !matches!(err, Error::PeerGone(_)) => return err,
-                Ok(Control::Closed(_)) | Err(mpsc::error::TryRecvError::Disconnected) => return e,
-                Ok(_) => {}
+                Ok(Incoming::Record(r)) => {
+                    self.m.start_record();
+                    loop {
+                        match self.m.poll_event(&r) {
+                            Ok(Some(_)) => {}
+                            Ok(None) => break,
+                            Err(stopped @ pqdrop_proto::Error::PeerStopped(_)) => return receiver_stopped(stopped),
+                            Err(_) => return e,
+                        }
+                    }
+                }
+                Ok(Incoming::Closed(Some(err))) if !matches!(err, Error::PeerGone(_)) => return err,
+                Ok(Incoming::Closed(_)) | Err(mpsc::error::TryRecvError::Disconnected) => return e,
                 Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(std::time::Duration::from_millis(10)),
             }
         }
@@ -265,52 +287,44 @@ impl SenderLogic {
     }
 
     fn run(&mut self, payload: Payload, source: Option<Source>) -> Result<()> {
-        let offer = match (&payload, &source) {
-            (_, Some(s)) => Offer { kind: OfferKind::Files, files: s.files, dirs: s.dirs, bytes: s.bytes, preview: s.preview.clone() },
-            (Payload::Text(t), _) => Offer { kind: OfferKind::Text, files: 0, dirs: 0, bytes: t.len() as u64, preview: Vec::new() },
-            _ => Offer { kind: OfferKind::Stream, files: 0, dirs: 0, bytes: 0, preview: Vec::new() },
-        };
+        let offer = self.m.offer().clone();
         self.ui.connected(&offer);
-        self.push(&TransferMsg::Offer(offer.clone()))?;
-        self.out.flush()?;
-        match self.control()? {
-            Control::Accept => {}
-            Control::Refuse => return Err(Error::Refused),
+        self.flush()?;
+        match self.event().map_err(stopped)? {
+            SenderEvent::Accepted => {}
+            SenderEvent::Refused => {
+                self.drain()?;
+                self.out.finish()?;
+                return Err(Error::Refused);
+            }
             _ => return Err(Error::Protocol("expected the receiver's answer to the offer".into())),
         }
         match (payload, source) {
-            (_, Some(src)) => self.send_files(&src, offer.bytes)?,
-            (Payload::Text(t), _) => self.send_stream(&mut t.as_bytes(), Some(t.len() as u64))?,
-            _ => self.send_stream(&mut std::io::stdin().lock(), None)?,
+            (_, Some(src)) => {
+                self.send_files(&src, offer.bytes)?;
+                self.m.done()?;
+            }
+            (Payload::Text(t), _) => self.send_stream(&mut t.as_bytes())?,
+            _ => self.send_stream(&mut std::io::stdin().lock())?,
         }
-        self.push(&TransferMsg::Done)?;
-        self.out.flush()?;
-        match self.control()? {
-            Control::DoneAck => {}
+        self.flush()?;
+        match self.event().map_err(stopped)? {
+            SenderEvent::DoneAck => {}
             _ => return Err(Error::Protocol("expected the receiver's final acknowledgement".into())),
         }
+        self.drain()?;
         self.out.finish()
     }
 
     fn send_files(&mut self, src: &Source, total: u64) -> Result<()> {
         for e in &src.entries {
-            self.push(&TransferMsg::Entry(e.entry.clone()))?;
+            self.m.entry(&e.entry)?;
+            self.drain()?;
         }
-        self.push(&TransferMsg::ManifestEnd)?;
-        self.out.flush()?;
-        let mut haves: HashMap<u64, (u64, [u8; 32])> = HashMap::new();
-        loop {
-            match self.control()? {
-                Control::Have { index, len, hash } => {
-                    let ok = src.entries.get(index as usize).is_some_and(|e| e.entry.kind == EntryKind::File && len <= e.entry.size);
-                    if !ok || haves.insert(index, (len, hash)).is_some() {
-                        return Err(Error::Protocol("invalid resume claim".into()));
-                    }
-                }
-                Control::Ready => break,
-                _ => return Err(Error::Protocol("unexpected message during the manifest".into())),
-            }
-        }
+        self.m.manifest_end()?;
+        self.flush()?;
+        // Claims are kept by the machine; wait for Ready.
+        while self.event().map_err(stopped)? != SenderEvent::Ready {}
         let mut done = 0u64;
         let mut scratch = Vec::new();
         let mut zbuf = Vec::new();
@@ -327,7 +341,8 @@ impl SenderLogic {
             }
             let mut hasher = blake3::Hasher::new();
             let mut offset = 0u64;
-            if let Some(&(len, claimed)) = haves.get(&e.index) {
+            let claim = self.m.claim(e.index);
+            if let Some((len, claimed)) = claim {
                 // Verify the receiver's prefix with our own bytes before skipping them.
                 let mut prefix = (&mut f).take(len);
                 let n = std::io::copy(&mut prefix, &mut HashWriter(&mut hasher)).map_err(|err| Error::io(&path, err))?;
@@ -340,8 +355,9 @@ impl SenderLogic {
                 }
             }
             self.report.files += 1;
-            if offset == e.size && haves.contains_key(&e.index) {
-                self.push(&TransferMsg::FileSkip { index: e.index })?;
+            if offset == e.size && claim.is_some() {
+                self.m.file_skip(e.index)?;
+                self.drain()?;
                 self.report.bytes_skipped += e.size;
                 done += e.size;
                 self.ui.progress(done, total);
@@ -349,7 +365,8 @@ impl SenderLogic {
             }
             self.report.bytes_skipped += offset;
             done += offset;
-            self.push(&TransferMsg::FileStart { entry: e.clone(), offset })?;
+            self.m.file_start(e, offset)?;
+            self.drain()?;
             let mut remaining = e.size - offset;
             let mut compress = match self.zstd {
                 Zstd::Off => false,
@@ -368,11 +385,14 @@ impl SenderLogic {
                     if first && self.zstd == Zstd::Auto && n * 10 > want * 9 {
                         // The sample does not compress: send this file raw.
                         compress = false;
-                        self.push(&TransferMsg::Chunk { compressed: false, data: &scratch })?;
+                        self.m.chunk(want, false)?;
+                        self.out.push(&TransferMsg::Chunk { compressed: false, data: &scratch })?;
                     } else {
-                        self.push(&TransferMsg::Chunk { compressed: true, data: &zbuf[..n] })?;
+                        self.m.chunk(want, true)?;
+                        self.out.push(&TransferMsg::Chunk { compressed: true, data: &zbuf[..n] })?;
                     }
                 } else {
+                    self.m.chunk(want, false)?;
                     self.push_raw_chunk(&mut f, want, &mut hasher, &path)?;
                 }
                 first = false;
@@ -381,7 +401,8 @@ impl SenderLogic {
                 self.report.bytes_sent += want as u64;
                 self.ui.progress(done, total);
             }
-            self.push(&TransferMsg::FileEnd { hash: *hasher.finalize().as_bytes() })?;
+            self.m.file_end(*hasher.finalize().as_bytes())?;
+            self.drain()?;
         }
         Ok(())
     }
@@ -396,7 +417,7 @@ impl SenderLogic {
         self.out.maybe_ship()
     }
 
-    fn send_stream(&mut self, r: &mut dyn Read, _len: Option<u64>) -> Result<()> {
+    fn send_stream(&mut self, r: &mut dyn Read) -> Result<()> {
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; CHUNK];
         let mut total = 0u64;
@@ -409,13 +430,15 @@ impl SenderLogic {
             };
             hasher.update(&buf[..n]);
             total += n as u64;
-            self.push(&TransferMsg::Chunk { compressed: false, data: &buf[..n] })?;
+            self.m.chunk(n, false)?;
+            self.out.push(&TransferMsg::Chunk { compressed: false, data: &buf[..n] })?;
             // Stdin may be interactive: do not sit on data.
             self.out.flush()?;
             self.ui.progress(total, 0);
         }
         self.report.bytes_sent = total;
-        self.push(&TransferMsg::StreamEnd { len: total, hash: *hasher.finalize().as_bytes() })
+        self.m.stream_end(total, *hasher.finalize().as_bytes())?;
+        self.drain()
     }
 }
 
@@ -432,9 +455,23 @@ fn open_regular(path: &std::path::Path) -> Result<std::fs::File> {
     o.open(path).map_err(|err| Error::io(path, err))
 }
 
-/// The receiver's abort reason, escaped: it is peer text headed for our terminal.
-fn receiver_stopped(reason: &str) -> Error {
-    Error::Protocol(format!("the receiver stopped: {}", crate::names::escape(reason.as_bytes())))
+/// The receiver's abort reason (the machine escaped it: it is peer text
+/// headed for our terminal).
+fn receiver_stopped(e: pqdrop_proto::Error) -> Error {
+    match e {
+        pqdrop_proto::Error::PeerStopped(reason) => Error::Protocol(format!("the receiver stopped: {reason}")),
+        other => Error::from(other),
+    }
+}
+
+/// Maps the machine's errors on what the receiver said, naming the receiver.
+fn stopped(e: Error) -> Error {
+    match e {
+        Error::Protocol(why) if why.starts_with("the other side stopped: ") => {
+            Error::Protocol(format!("the receiver stopped: {}", &why["the other side stopped: ".len()..]))
+        }
+        other => other,
+    }
 }
 
 struct HashWriter<'a>(&'a mut blake3::Hasher);

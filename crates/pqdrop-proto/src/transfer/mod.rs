@@ -20,8 +20,10 @@ use crate::{Error, Result};
 
 pub mod names;
 mod receiver;
+mod sender;
 
 pub use receiver::{Event, FileState, Receiver, ReceiverConfig};
+pub use sender::{Sender, SenderConfig, SenderEvent};
 
 /// Largest path (bytes) in an entry.
 pub const MAX_PATH: usize = 4096;

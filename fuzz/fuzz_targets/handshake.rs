@@ -221,6 +221,6 @@ fuzz_target!(|data: &[u8]| {
     if mode & 0x80 != 0 {
         run(&mut c, mode, |_: &str| MlKem768);
     } else {
-        run(&mut c, mode, DetMlKem::new);
+        run(&mut c, mode, |l: &str| DetMlKem::new(l));
     }
 });

@@ -29,6 +29,8 @@ pub mod msg;
 pub mod primitives;
 pub mod record;
 pub mod session;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod transfer;
 
 pub use error::{Error, Result};

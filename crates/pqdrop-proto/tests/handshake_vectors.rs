@@ -38,12 +38,12 @@ use std::path::PathBuf;
 use ml_kem::ExpandedKeyEncoding;
 use ml_kem::{Decapsulate, KeyExport};
 use pqdrop_proto::cpace::{self, CpaceSecret};
-use pqdrop_proto::handshake::{Config, Established, Handshake, Kem};
+use pqdrop_proto::handshake::{Config, Established, Handshake};
 use pqdrop_proto::labels;
 use pqdrop_proto::msg::{parse_frame_header, Agreed, Capabilities, DataCipher, Message, MsgType};
 use pqdrop_proto::primitives::{hmac_sha256, sha512, HkdfPrk, KemSecret, MlKemDecapsulationKey};
+use pqdrop_proto::testing::{DetMlKem, DetRng};
 use pqdrop_proto::Error;
-use rand_core::{CryptoRng, RngCore};
 use serde_json::{json, Map, Value};
 
 const LABEL_PREFIX: &str = "pqdrop/v1 handshake vector ";
@@ -52,84 +52,12 @@ const NAMEPLATE: &str = "7";
 const PT_A2R: &[u8] = b"hello from accepter";
 const PT_R2A: &[u8] = b"hello from requester";
 
-/// The SHA-512 counter-mode stream described in the module documentation.
-struct DetRng {
-    label: Vec<u8>,
-    counter: u64,
-    block: [u8; 64],
-    pos: usize,
+/// The stream `stream` of vector `name` (module documentation).
+fn det_rng(name: &str, stream: &str) -> DetRng {
+    DetRng::new(format!("{LABEL_PREFIX}{name}/{stream}"))
 }
 
-impl DetRng {
-    fn new(vector: &str, stream: &str) -> Self {
-        Self { label: format!("{LABEL_PREFIX}{vector}/{stream}").into_bytes(), counter: 0, block: [0; 64], pos: 64 }
-    }
-
-    fn take32(&mut self) -> [u8; 32] {
-        let mut b = [0u8; 32];
-        self.fill_bytes(&mut b);
-        b
-    }
-}
-
-impl RngCore for DetRng {
-    fn next_u32(&mut self) -> u32 {
-        rand_core::impls::next_u32_via_fill(self)
-    }
-    fn next_u64(&mut self) -> u64 {
-        rand_core::impls::next_u64_via_fill(self)
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        let mut done = 0;
-        while done < dest.len() {
-            if self.pos == 64 {
-                self.block = sha512(&[&self.label, &self.counter.to_be_bytes()]);
-                self.counter += 1;
-                self.pos = 0;
-            }
-            let n = (64 - self.pos).min(dest.len() - done);
-            dest[done..done + n].copy_from_slice(&self.block[self.pos..self.pos + n]);
-            self.pos += n;
-            done += n;
-        }
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-
-impl CryptoRng for DetRng {}
-
-/// Deterministic ML-KEM-768 (RustCrypto `ml-kem`): keygen from (d, z) and
-/// encapsulation with m, each drawn from its own [`DetRng`].
-struct DetMlKem {
-    rng: DetRng,
-}
-
-type MlKemDk = ml_kem::ml_kem_768::DecapsulationKey;
-
-impl Kem for DetMlKem {
-    type DecapsulationKey = MlKemDk;
-
-    fn generate(&mut self) -> pqdrop_proto::Result<(MlKemDk, Vec<u8>)> {
-        let d = self.rng.take32();
-        let z = self.rng.take32();
-        let dk = mlkem_from_dz(&d, &z);
-        let ek = dk.encapsulation_key().to_bytes().to_vec();
-        Ok((dk, ek))
-    }
-
-    fn encapsulate(&mut self, ek: &[u8]) -> pqdrop_proto::Result<(Vec<u8>, KemSecret)> {
-        let m = self.rng.take32();
-        mlkem_encapsulate(ek, &m)
-    }
-
-    fn decapsulate(&self, dk: &MlKemDk, ct: &[u8]) -> pqdrop_proto::Result<KemSecret> {
-        let ss = dk.decapsulate_slice(ct).map_err(|_| Error::InvalidPublicValue("ML-KEM-768 ciphertext has the wrong length"))?;
-        Ok(KemSecret(ss.into()))
-    }
-}
+type MlKemDk = pqdrop_proto::testing::MlKemDk;
 
 fn mlkem_from_dz(d: &[u8; 32], z: &[u8; 32]) -> MlKemDk {
     let mut seed = [0u8; 64];
@@ -237,10 +165,11 @@ fn run(spec: &Spec) -> Value {
     let pw = PASSWORD.as_bytes();
     let rcfg = Config { password: pw, nameplate: NAMEPLATE, capabilities: Capabilities(spec.requester_caps) };
     let acfg = Config { password: pw, nameplate: NAMEPLATE, capabilities: Capabilities(spec.accepter_caps) };
-    let mut r_rng = DetRng::new(spec.name, "requester");
-    let mut a_rng = DetRng::new(spec.name, "accepter");
-    let mut r = Handshake::requester_with_kem(rcfg, DetMlKem { rng: DetRng::new(spec.name, "requester-kem") }, &mut r_rng).unwrap();
-    let mut a = Handshake::accepter_with_kem(acfg, DetMlKem { rng: DetRng::new(spec.name, "accepter-kem") }, &mut a_rng).unwrap();
+    let mut r_rng = det_rng(spec.name, "requester");
+    let mut a_rng = det_rng(spec.name, "accepter");
+    let mut r =
+        Handshake::requester_with_kem(rcfg, DetMlKem::new(format!("{LABEL_PREFIX}{}/requester-kem", spec.name)), &mut r_rng).unwrap();
+    let mut a = Handshake::accepter_with_kem(acfg, DetMlKem::new(format!("{LABEL_PREFIX}{}/accepter-kem", spec.name)), &mut a_rng).unwrap();
 
     // Flights: 0 requestAdd2 (r->a), 1 acceptAdd2 (a->r), 2 keys2+confirm (r->a), 3 confirm (a->r).
     let f0 = r.poll_transmit().expect("requestAdd2");
@@ -257,17 +186,16 @@ fn run(spec: &Spec) -> Value {
     let mut as_ = a.into_session().unwrap();
 
     // Re-derive every input from the RNG streams, in the documented order.
-    let mut rr = DetRng::new(spec.name, "requester");
+    let mut rr = det_rng(spec.name, "requester");
     let (nonce, yb_scalar, chacha_salt) = (rr.take32(), rr.take32(), rr.take32());
-    let mut ar = DetRng::new(spec.name, "accepter");
+    let mut ar = det_rng(spec.name, "accepter");
     let (ya_scalar, aes_salt) = (ar.take32(), ar.take32());
-    let mut akr = DetRng::new(spec.name, "accepter-kem");
+    let mut akr = det_rng(spec.name, "accepter-kem");
     let (d, z) = (akr.take32(), akr.take32());
-    let m = DetRng::new(spec.name, "requester-kem").take32();
+    let m = det_rng(spec.name, "requester-kem").take32();
     // The runs drew exactly that much (the stream is a pure function of the label).
-    assert_eq!(r_rng.counter, rr.counter);
-    assert_eq!(r_rng.pos, rr.pos);
-    assert_eq!(a_rng.pos, ar.pos);
+    assert_eq!(r_rng.consumed(), rr.consumed());
+    assert_eq!(a_rng.consumed(), ar.consumed());
 
     // ML-KEM-768 from (d, z, m), and the aws-lc-rs cross-check.
     let dk = mlkem_from_dz(&d, &z);

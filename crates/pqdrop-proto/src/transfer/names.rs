@@ -692,4 +692,11 @@ mod tests {
             }
         }
     }
+
+    proptest! {
+        #[test]
+        fn escaped_names_hold_no_control_characters(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
+            prop_assert!(!escape(&raw).chars().any(char::is_control));
+        }
+    }
 }

@@ -1,0 +1,677 @@
+//! [`Pair`]: a whole transfer between the two machines, in memory.
+//!
+//! The handshake runs for real (CPace, X25519, ML-KEM-768 from a fixed
+//! stream), records are sealed and opened for real, and the link between the
+//! two sides is a list of frames that the test can cut, corrupt, drop,
+//! duplicate or reorder. Each side's "disk" is a [`Tree`] plus, on the
+//! receiver, its partial files, so an interrupted run can be resumed by a
+//! second `Pair` over what survived.
+
+use std::collections::BTreeMap;
+
+use super::tree::{Node, Tree};
+use crate::code::Code;
+use crate::handshake::Established;
+use crate::msg::{parse_frame_header, Capabilities, MsgType};
+use crate::transfer::{
+    Entry, EntryKind, Event, FileState, Offer, OfferKind, Receiver, ReceiverConfig, Sender, SenderConfig, SenderEvent, TransferMsg,
+    MAX_CHUNK,
+};
+use crate::Error;
+
+/// A fault on the sender-to-receiver link, positioned in bytes or frames
+/// after the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The connection ends after this many bytes (both directions).
+    CutAt(u64),
+    /// The byte at this offset is inverted.
+    FlipByte(u64),
+    /// This frame (counting from 0) is lost.
+    DropFrame(usize),
+    /// This frame arrives twice.
+    DuplicateFrame(usize),
+    /// This frame arrives after the next one.
+    SwapFrame(usize),
+    /// Nothing more arrives after this many frames, and the link stays open.
+    StallAfter(usize),
+}
+
+/// How the simulated sides behave.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Capabilities each side offers (receiver, sender).
+    pub caps: (Capabilities, Capabilities),
+    /// The sender compresses file chunks (when zstd was agreed).
+    pub compress: bool,
+    /// Size of the sender's chunks.
+    pub chunk: usize,
+    /// The receiver consents to the offer.
+    pub consent: bool,
+    /// The receiver may replace existing files.
+    pub overwrite: bool,
+    /// Plaintext bytes per record the sender aims for.
+    pub record: usize,
+    /// Seed of the fixed randomness.
+    pub seed: String,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        let all = Capabilities(Capabilities::CHACHA20_POLY1305 | Capabilities::RESUME | Capabilities::ZSTD);
+        SimOptions {
+            caps: (all, all),
+            compress: false,
+            chunk: 64 << 10,
+            consent: true,
+            overwrite: false,
+            record: 128 << 10,
+            seed: "pair".into(),
+        }
+    }
+}
+
+/// How one side ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// Completed.
+    Done,
+    /// The protocol machine or the record layer refused something.
+    Failed(Error),
+    /// A local refusal of the simulated disk (a file exists, integrity).
+    Local(String),
+    /// The link ended before this side finished.
+    Closed,
+    /// Nothing more happened (a stall).
+    Stalled,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The sender's end (`Err` from the handshake included).
+    pub sender: End,
+    /// The receiver's end.
+    pub receiver: End,
+    /// The receiver's files after the run.
+    pub out: Tree,
+    /// The receiver's partial files after the run (path → bytes held).
+    pub partials: BTreeMap<String, Vec<u8>>,
+    /// Text or stream output of the receiver.
+    pub stdout: Vec<u8>,
+    /// File bytes the sender put on the wire (before compression).
+    pub sent: u64,
+    /// File bytes the receiver already held.
+    pub resumed: u64,
+}
+
+enum Payload {
+    Files(Tree),
+    Text(Vec<u8>),
+    Stream(Vec<u8>),
+}
+
+/// The simulator. Build it, optionally add faults and receiver state, then [`Pair::run`].
+pub struct Pair {
+    payload: Payload,
+    opts: SimOptions,
+    faults: Vec<Fault>,
+    out: Tree,
+    partials: BTreeMap<String, Vec<u8>>,
+    codes: (String, String),
+}
+
+impl Pair {
+    fn new(payload: Payload) -> Self {
+        Pair {
+            payload,
+            opts: SimOptions::default(),
+            faults: Vec::new(),
+            out: Tree::new(),
+            partials: BTreeMap::new(),
+            codes: ("7-lemon-tiger".into(), "7-lemon-tiger".into()),
+        }
+    }
+
+    /// Sends the files and folders of `tree`.
+    pub fn files(tree: Tree) -> Self {
+        Pair::new(Payload::Files(tree))
+    }
+
+    /// Sends a text.
+    pub fn text(text: &str) -> Self {
+        Pair::new(Payload::Text(text.as_bytes().to_vec()))
+    }
+
+    /// Sends a stream of unknown size.
+    pub fn stream(data: &[u8]) -> Self {
+        Pair::new(Payload::Stream(data.to_vec()))
+    }
+
+    /// Options.
+    pub fn options(mut self, opts: SimOptions) -> Self {
+        self.opts = opts;
+        self
+    }
+
+    /// Adds a fault on the sender-to-receiver link.
+    pub fn fault(mut self, f: Fault) -> Self {
+        self.faults.push(f);
+        self
+    }
+
+    /// The codes typed on each side (receiver, sender).
+    pub fn codes(mut self, receiver: &str, sender: &str) -> Self {
+        self.codes = (receiver.into(), sender.into());
+        self
+    }
+
+    /// What the receiver's folder holds before the run (files, and partial
+    /// files from an earlier run).
+    pub fn receiver_state(mut self, out: Tree, partials: BTreeMap<String, Vec<u8>>) -> Self {
+        self.out = out;
+        self.partials = partials;
+        self
+    }
+
+    /// Runs the handshake and the transfer to the end, or until nothing moves.
+    pub fn run(self) -> Outcome {
+        let Pair { payload, opts, faults, out, partials, codes } = self;
+        let mut rx = SimReceiver {
+            m: None,
+            session: None,
+            frames: Vec::new(),
+            out,
+            partials,
+            stdout: Vec::new(),
+            current: None,
+            end: None,
+            overwrite: opts.overwrite,
+            consent: opts.consent,
+        };
+        let parse = |c: &str| Code::parse(c).expect("a valid code");
+        let (rc, sc) = (parse(&codes.0), parse(&codes.1));
+        let (rs, ss) = match super::handshake(&rc, &sc, opts.caps, &opts.seed) {
+            Ok(pair) => pair,
+            Err(e) => {
+                return Outcome {
+                    sender: End::Failed(e.clone()),
+                    receiver: End::Failed(e),
+                    out: rx.out,
+                    partials: rx.partials,
+                    stdout: Vec::new(),
+                    sent: 0,
+                    resumed: 0,
+                }
+            }
+        };
+        let mut tx = SimSender::new(payload, ss, &opts);
+        rx.start(rs);
+        let mut link = Link { faults, sent_bytes: 0, frames: 0, held: None, cut: false, stalled: false };
+        // Bounded: every round moves at least one frame or ends the run.
+        for _ in 0..1_000_000 {
+            let frames = tx.step();
+            let mut moved = !frames.is_empty();
+            for f in link.carry(frames) {
+                rx.on_frame(&f);
+            }
+            if link.cut && rx.end.is_none() {
+                rx.end = Some(End::Closed);
+            }
+            let replies = rx.take_frames();
+            moved |= !replies.is_empty();
+            if !link.cut {
+                for f in replies {
+                    tx.on_frame(&f);
+                }
+            } else if tx.end.is_none() {
+                tx.end = Some(End::Closed);
+            }
+            if tx.end.is_some() && rx.end.is_some() {
+                break;
+            }
+            if !moved && !tx.busy() {
+                tx.end.get_or_insert(End::Stalled);
+                rx.end.get_or_insert(End::Stalled);
+                break;
+            }
+        }
+        let resumed = rx.m.as_ref().map_or(0, Receiver::bytes_resumed);
+        Outcome {
+            sender: tx.end.unwrap_or(End::Stalled),
+            receiver: rx.end.unwrap_or(End::Stalled),
+            out: rx.out,
+            partials: rx.partials,
+            stdout: rx.stdout,
+            sent: tx.sent,
+            resumed,
+        }
+    }
+}
+
+struct Link {
+    faults: Vec<Fault>,
+    sent_bytes: u64,
+    frames: usize,
+    held: Option<Vec<u8>>,
+    cut: bool,
+    stalled: bool,
+}
+
+impl Link {
+    fn carry(&mut self, frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for mut f in frames {
+            let n = self.frames;
+            self.frames += 1;
+            if self.cut || self.stalled {
+                continue;
+            }
+            let start = self.sent_bytes;
+            self.sent_bytes += f.len() as u64;
+            for fault in &self.faults {
+                match *fault {
+                    Fault::CutAt(at) if at < self.sent_bytes => {
+                        f.truncate((at.saturating_sub(start)) as usize);
+                        self.cut = true;
+                    }
+                    Fault::FlipByte(at) if (start..self.sent_bytes).contains(&at) => f[(at - start) as usize] ^= 0xFF,
+                    Fault::StallAfter(k) if n >= k => self.stalled = true,
+                    _ => {}
+                }
+            }
+            if self.stalled {
+                continue;
+            }
+            if self.cut {
+                // A partial frame is read as a truncated stream.
+                break;
+            }
+            if self.faults.contains(&Fault::DropFrame(n)) {
+                continue;
+            }
+            if self.faults.contains(&Fault::SwapFrame(n)) {
+                self.held = Some(f);
+                continue;
+            }
+            if self.faults.contains(&Fault::DuplicateFrame(n)) {
+                out.push(f.clone());
+            }
+            out.push(f);
+            if let Some(h) = self.held.take() {
+                out.push(h);
+            }
+        }
+        out
+    }
+}
+
+/// Splits one frame into its type and body.
+fn split_frame(frame: &[u8]) -> Result<(MsgType, Vec<u8>), Error> {
+    let h = parse_frame_header(frame)?.ok_or(Error::Decode { what: "frame", why: "truncated" })?;
+    let body = frame.get(h.header_len..h.header_len + h.body_len).ok_or(Error::Decode { what: "frame", why: "truncated" })?;
+    Ok((h.msg_type, body.to_vec()))
+}
+
+struct SimSender {
+    m: Sender,
+    session: Established,
+    payload: Payload,
+    entries: Vec<(Entry, Option<Vec<u8>>)>,
+    pt: Vec<u8>,
+    frames: Vec<Vec<u8>>,
+    record: usize,
+    chunk: usize,
+    compress: bool,
+    /// The data phase may proceed.
+    go: bool,
+    /// Everything was queued; waiting for the receiver.
+    queued: bool,
+    end: Option<End>,
+    sent: u64,
+}
+
+impl SimSender {
+    fn new(payload: Payload, session: Established, opts: &SimOptions) -> Self {
+        let mut entries = Vec::new();
+        let offer = match &payload {
+            Payload::Files(tree) => {
+                let (mut files, mut dirs, mut bytes) = (0, 0, 0);
+                let mut preview: Vec<Vec<u8>> = Vec::new();
+                for (i, (path, node)) in tree.0.iter().enumerate() {
+                    let top = path.split('/').next().unwrap_or_default().as_bytes().to_vec();
+                    if !preview.contains(&top) {
+                        preview.push(top);
+                    }
+                    let (kind, size, executable, mtime, data) = match node {
+                        Node::File { data, executable, mtime } => {
+                            (EntryKind::File, data.len() as u64, *executable, *mtime, Some(data.clone()))
+                        }
+                        Node::Dir { mtime } => (EntryKind::Dir, 0, false, *mtime, None),
+                    };
+                    if kind == EntryKind::File {
+                        files += 1;
+                        bytes += size;
+                    } else {
+                        dirs += 1;
+                    }
+                    entries.push((Entry { index: i as u64, kind, path: path.as_bytes().to_vec(), size, executable, mtime }, data));
+                }
+                preview.truncate(crate::transfer::MAX_PREVIEW);
+                Offer { kind: OfferKind::Files, files, dirs, bytes, preview }
+            }
+            Payload::Text(t) => Offer { kind: OfferKind::Text, files: 0, dirs: 0, bytes: t.len() as u64, preview: Vec::new() },
+            Payload::Stream(_) => Offer { kind: OfferKind::Stream, files: 0, dirs: 0, bytes: 0, preview: Vec::new() },
+        };
+        let config = SenderConfig { resume: session.agreed.resume, zstd: session.agreed.zstd };
+        SimSender {
+            m: Sender::new(offer, config),
+            compress: opts.compress && session.agreed.zstd,
+            session,
+            payload,
+            entries,
+            pt: Vec::new(),
+            frames: Vec::new(),
+            record: opts.record,
+            chunk: opts.chunk.clamp(1, MAX_CHUNK),
+            go: false,
+            queued: false,
+            end: None,
+            sent: 0,
+        }
+    }
+
+    fn busy(&self) -> bool {
+        self.go && !self.queued && self.end.is_none()
+    }
+
+    /// Seals the pending plaintext into a frame.
+    fn seal(&mut self, last: bool) {
+        if self.pt.is_empty() && !last {
+            return;
+        }
+        let mut frame = Vec::new();
+        if self.session.sealer.seal_to_vec(&self.pt, last, &mut frame).is_ok() {
+            self.frames.push(frame);
+        }
+        self.pt.clear();
+    }
+
+    fn drain(&mut self) {
+        self.m.poll_transmit(&mut self.pt);
+        if self.pt.len() >= self.record {
+            self.seal(false);
+        }
+    }
+
+    fn fail(&mut self, e: Error) {
+        self.m.abort(&e.to_string());
+        self.m.poll_transmit(&mut self.pt);
+        self.seal(true);
+        self.end = Some(End::Failed(e));
+    }
+
+    /// Moves the transfer on as far as it can without hearing from the
+    /// receiver; returns the frames to send.
+    fn step(&mut self) -> Vec<Vec<u8>> {
+        if self.end.is_none() && self.go && !self.queued {
+            if let Err(e) = self.send_all() {
+                self.fail(e);
+            }
+            self.queued = true;
+        }
+        self.drain();
+        self.seal(false);
+        if self.m.wants_close() && !self.session.sealer.is_finished() {
+            self.seal(true);
+        }
+        std::mem::take(&mut self.frames)
+    }
+
+    fn send_all(&mut self) -> Result<(), Error> {
+        match std::mem::replace(&mut self.payload, Payload::Stream(Vec::new())) {
+            Payload::Files(_) => {
+                let entries = std::mem::take(&mut self.entries);
+                for (e, data) in &entries {
+                    let Some(data) = data else { continue };
+                    let mut offset = 0;
+                    if let Some((len, hash)) = self.m.claim(e.index) {
+                        let ours = data.get(..len as usize).map(blake3::hash);
+                        if ours.is_some_and(|h| *h.as_bytes() == hash) {
+                            offset = len;
+                        }
+                    }
+                    if offset == e.size && self.m.claim(e.index).is_some() {
+                        self.m.file_skip(e.index)?;
+                        self.drain();
+                        continue;
+                    }
+                    self.m.file_start(e, offset)?;
+                    self.drain();
+                    for c in data[offset as usize..].chunks(self.chunk) {
+                        self.chunk_out(c, true)?;
+                    }
+                    self.m.file_end(*blake3::hash(data).as_bytes())?;
+                    self.drain();
+                }
+                self.m.done()
+            }
+            Payload::Text(d) | Payload::Stream(d) => {
+                for c in d.chunks(self.chunk) {
+                    self.chunk_out(c, false)?;
+                }
+                self.m.stream_end(d.len() as u64, *blake3::hash(&d).as_bytes())
+            }
+        }
+    }
+
+    fn chunk_out(&mut self, c: &[u8], file: bool) -> Result<(), Error> {
+        if file && self.compress {
+            let mut z = vec![0u8; zstd_safe::compress_bound(c.len())];
+            let n = zstd_safe::compress(&mut z[..], c, 1).map_err(|_| Error::Misuse("zstd"))?;
+            self.m.chunk(c.len(), true)?;
+            self.drain();
+            TransferMsg::Chunk { compressed: true, data: &z[..n] }.encode(&mut self.pt);
+        } else {
+            self.m.chunk(c.len(), false)?;
+            self.drain();
+            TransferMsg::Chunk { compressed: false, data: c }.encode(&mut self.pt);
+        }
+        self.sent += c.len() as u64;
+        if self.pt.len() >= self.record {
+            self.seal(false);
+        }
+        Ok(())
+    }
+
+    fn on_frame(&mut self, frame: &[u8]) {
+        if self.end.is_some() {
+            return;
+        }
+        let r = split_frame(frame).and_then(|(t, mut body)| {
+            let n = self.session.opener.open(t, &mut body)?;
+            body.truncate(n);
+            self.m.start_record();
+            while let Some(ev) = self.m.poll_event(&body)? {
+                match ev {
+                    SenderEvent::Accepted => {
+                        let entries: Vec<Entry> = self.entries.iter().map(|(e, _)| e.clone()).collect();
+                        if matches!(self.payload, Payload::Files(_)) {
+                            for e in &entries {
+                                self.m.entry(e)?;
+                                self.drain();
+                            }
+                            self.m.manifest_end()?;
+                        } else {
+                            self.go = true;
+                        }
+                    }
+                    SenderEvent::Ready => self.go = true,
+                    SenderEvent::Claim { .. } => {}
+                    SenderEvent::Refused => self.end = Some(End::Local("refused".into())),
+                    SenderEvent::DoneAck => self.end = Some(End::Done),
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            self.fail(e);
+        }
+    }
+}
+
+struct SimReceiver {
+    m: Option<Receiver>,
+    session: Option<Established>,
+    frames: Vec<Vec<u8>>,
+    out: Tree,
+    partials: BTreeMap<String, Vec<u8>>,
+    stdout: Vec<u8>,
+    /// The file being written: path, announced size, bytes so far.
+    current: Option<(String, u64)>,
+    end: Option<End>,
+    overwrite: bool,
+    consent: bool,
+}
+
+impl SimReceiver {
+    fn start(&mut self, session: Established) {
+        let config = ReceiverConfig { resume: session.agreed.resume, zstd: session.agreed.zstd, ..ReceiverConfig::default() };
+        self.m = Some(Receiver::new(config));
+        self.session = Some(session);
+    }
+
+    fn take_frames(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.frames)
+    }
+
+    fn seal(&mut self, last: bool) {
+        let (Some(m), Some(s)) = (self.m.as_mut(), self.session.as_mut()) else { return };
+        let mut pt = Vec::new();
+        m.poll_transmit(&mut pt);
+        if (pt.is_empty() && !last) || s.sealer.is_finished() {
+            return;
+        }
+        let mut frame = Vec::new();
+        if s.sealer.seal_to_vec(&pt, last, &mut frame).is_ok() {
+            self.frames.push(frame);
+        }
+    }
+
+    fn on_frame(&mut self, frame: &[u8]) {
+        if self.end.is_some() {
+            return;
+        }
+        let opened = split_frame(frame).and_then(|(t, mut body)| {
+            let s = self.session.as_mut().ok_or(Error::Misuse("no session"))?;
+            let n = s.opener.open(t, &mut body)?;
+            body.truncate(n);
+            Ok(body)
+        });
+        let r = opened.map_err(End::Failed).and_then(|body| {
+            let mut m = self.m.take().ok_or(End::Closed)?;
+            let r = self.on_record(&mut m, &body);
+            self.m = Some(m);
+            r
+        });
+        if let Err(end) = r {
+            if let Some(m) = self.m.as_mut() {
+                m.abort("stopped");
+            }
+            self.seal(true);
+            self.end = Some(end);
+            return;
+        }
+        let close = self.m.as_ref().is_some_and(Receiver::wants_close);
+        self.seal(close);
+        if self.m.as_ref().is_some_and(Receiver::is_finished) {
+            self.end = Some(End::Done);
+        } else if close {
+            self.end = Some(End::Local("refused".into()));
+        }
+    }
+
+    fn on_record(&mut self, m: &mut Receiver, pt: &[u8]) -> Result<(), End> {
+        m.start_record();
+        while let Some(ev) = m.poll_event(pt).map_err(End::Failed)? {
+            match ev {
+                Event::Offer(_) if self.consent => m.accept().map_err(End::Failed)?,
+                Event::Offer(_) => m.refuse().map_err(End::Failed)?,
+                Event::Folder { path, mtime } => {
+                    let p = path.components().join("/");
+                    match self.out.0.get(&p) {
+                        Some(Node::File { .. }) => return Err(End::Local(format!("{p} is a file"))),
+                        _ => {
+                            self.out.0.insert(p, Node::Dir { mtime });
+                        }
+                    }
+                }
+                Event::CheckFile { index, path, size } => {
+                    let p = path.components().join("/");
+                    let state = match (self.out.0.get(&p), self.partials.get(&p)) {
+                        (Some(Node::File { data, .. }), _) if data.len() as u64 == size => {
+                            FileState::Complete { hash: *blake3::hash(data).as_bytes() }
+                        }
+                        (Some(_), _) if !self.overwrite => return Err(End::Local(format!("{p} already exists"))),
+                        (_, Some(part)) if part.len() as u64 <= size => {
+                            FileState::Partial { len: part.len() as u64, hash: *blake3::hash(part).as_bytes() }
+                        }
+                        _ => FileState::Fresh,
+                    };
+                    m.file_checked(index, state).map_err(End::Failed)?;
+                }
+                Event::FileStart { entry, path, offset, conflict } => {
+                    let p = path.components().join("/");
+                    if conflict && !self.overwrite {
+                        return Err(End::Local(format!("{p} already exists")));
+                    }
+                    let part = self.partials.entry(p.clone()).or_default();
+                    part.truncate(offset as usize);
+                    self.current = Some((p, entry.size));
+                }
+                Event::Data(range) => {
+                    let data = pt.get(range).ok_or(End::Local("range".into()))?;
+                    self.append(data)?;
+                }
+                Event::Compressed { range, size } => {
+                    let src = pt.get(range).ok_or(End::Local("range".into()))?;
+                    let mut dst = vec![0u8; size as usize];
+                    let n = zstd_safe::decompress(&mut dst[..], src).map_err(|_| End::Local("corrupt compressed chunk".into()))?;
+                    if n != size as usize {
+                        return Err(End::Local("compressed chunk of another size".into()));
+                    }
+                    self.append(&dst)?;
+                }
+                Event::FileEnd { hash, executable, mtime } => {
+                    let (p, size) = self.current.take().ok_or(End::Local("no file".into()))?;
+                    let data = self.partials.remove(&p).unwrap_or_default();
+                    if data.len() as u64 != size || *blake3::hash(&data).as_bytes() != hash {
+                        return Err(End::Local(format!("integrity check failed for {p}")));
+                    }
+                    self.out.0.insert(p, Node::File { data, executable, mtime });
+                }
+                Event::Skipped { .. } => {}
+                Event::PartialComplete { entry, path } => {
+                    let p = path.components().join("/");
+                    let data = self.partials.remove(&p).unwrap_or_default();
+                    self.out.0.insert(p, Node::File { data, executable: entry.executable, mtime: entry.mtime });
+                }
+                Event::StreamData(range) => self.stdout.extend_from_slice(pt.get(range).unwrap_or_default()),
+                Event::Text(t) => self.stdout = t,
+                Event::StreamEnd => {}
+                Event::Done => m.finish().map_err(End::Failed)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, data: &[u8]) -> Result<(), End> {
+        let (p, size) = self.current.as_ref().ok_or(End::Local("data outside a file".into()))?;
+        let part = self.partials.entry(p.clone()).or_default();
+        if part.len() as u64 + data.len() as u64 > *size {
+            return Err(End::Local("more data than announced".into()));
+        }
+        part.extend_from_slice(data);
+        Ok(())
+    }
+}

@@ -1,0 +1,151 @@
+//! Whole transfers between the two protocol machines, in memory
+//! (`pqdrop_proto::testing::Pair`): real handshake and records, simulated
+//! disks, injected faults. Each runs in milliseconds.
+
+use pqdrop_proto::msg::Capabilities;
+use pqdrop_proto::testing::{End, Fault, Pair, SimOptions, Tree};
+use pqdrop_proto::Error;
+
+fn tree() -> Tree {
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    Tree::new().dir("docs").file("docs/a.txt", "hello").file("docs/big.bin", big).dir("empty").file("z.txt", "")
+}
+
+#[test]
+fn files_and_folders_arrive_intact() {
+    let t = tree();
+    let o = Pair::files(t.clone()).run();
+    assert_eq!((o.sender.clone(), o.receiver.clone()), (End::Done, End::Done), "{o:?}");
+    assert!(o.out.same_content(&t), "{:?}", o.out);
+    assert!(o.partials.is_empty());
+}
+
+#[test]
+fn compressed_files_arrive_intact() {
+    let t = Tree::new().file("zeros", vec![0u8; 3 << 20]).file("text", "abc ".repeat(10_000));
+    let o = Pair::files(t.clone()).options(SimOptions { compress: true, ..SimOptions::default() }).run();
+    assert_eq!((o.sender.clone(), o.receiver.clone()), (End::Done, End::Done), "{o:?}");
+    assert!(o.out.same_content(&t));
+}
+
+#[test]
+fn text_and_stream_arrive_intact() {
+    let o = Pair::text("hi there").run();
+    assert_eq!((o.sender.clone(), o.receiver.clone(), o.stdout.as_slice()), (End::Done, End::Done, &b"hi there"[..]));
+    let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+    let o = Pair::stream(&data).run();
+    assert_eq!((o.sender.clone(), o.receiver.clone()), (End::Done, End::Done));
+    assert_eq!(o.stdout, data);
+}
+
+#[test]
+fn wrong_code_fails_the_handshake() {
+    let o = Pair::files(tree()).codes("7-lemon-tiger", "7-lemon-tulip").run();
+    assert_eq!(o.sender, End::Failed(Error::WrongCode), "{o:?}");
+    assert!(o.out.0.is_empty());
+}
+
+#[test]
+fn declined_offer_writes_nothing() {
+    let o = Pair::files(tree()).options(SimOptions { consent: false, ..SimOptions::default() }).run();
+    assert_eq!(o.sender, End::Local("refused".into()));
+    assert!(o.out.0.is_empty() && o.partials.is_empty());
+}
+
+#[test]
+fn a_cut_connection_resumes_with_only_the_missing_bytes() {
+    let t = tree();
+    let first = Pair::files(t.clone()).fault(Fault::CutAt(200_000)).run();
+    assert_eq!(first.receiver, End::Closed, "{first:?}");
+    let held: u64 = first.partials.values().map(|p| p.len() as u64).sum::<u64>()
+        + first.out.files().iter().map(|f| first.out.data(f).map_or(0, |d| d.len() as u64)).sum::<u64>();
+    assert!(held > 100_000, "a partial survived ({held} bytes)");
+    let second = Pair::files(t.clone()).receiver_state(first.out.clone(), first.partials.clone()).run();
+    assert_eq!((second.sender.clone(), second.receiver.clone()), (End::Done, End::Done), "{second:?}");
+    assert!(second.out.same_content(&t));
+    assert!(second.resumed >= held, "resumed {} of {held}", second.resumed);
+    assert_eq!(second.sent + second.resumed, 300_005, "only the missing bytes moved");
+}
+
+#[test]
+fn a_changed_source_is_sent_again_from_the_start() {
+    let t = Tree::new().file("f", vec![1u8; 100_000]);
+    let small = SimOptions { chunk: 8 << 10, record: 16 << 10, ..SimOptions::default() };
+    let first = Pair::files(t).options(small).fault(Fault::CutAt(60_000)).run();
+    assert!(!first.partials.is_empty());
+    let changed = Tree::new().file("f", vec![2u8; 100_000]);
+    let second = Pair::files(changed.clone()).receiver_state(first.out, first.partials).run();
+    assert_eq!((second.sender.clone(), second.receiver.clone()), (End::Done, End::Done));
+    assert!(second.out.same_content(&changed));
+    assert_eq!(second.resumed, 0);
+}
+
+#[test]
+fn a_complete_file_is_skipped_on_resume() {
+    let t = Tree::new().file("a", "same").file("b", vec![5u8; 70_000]);
+    let o = Pair::files(t.clone()).receiver_state(Tree::new().file("a", "same"), Default::default()).run();
+    assert_eq!((o.sender.clone(), o.receiver.clone()), (End::Done, End::Done), "{o:?}");
+    assert_eq!(o.sent, 70_000);
+    assert!(o.out.same_content(&t));
+}
+
+#[test]
+fn an_existing_different_file_is_never_overwritten_without_consent() {
+    let t = Tree::new().file("a", "new!");
+    let o = Pair::files(t.clone()).receiver_state(Tree::new().file("a", "old!"), Default::default()).run();
+    assert_eq!(o.receiver, End::Local("a already exists".into()), "{o:?}");
+    assert_eq!(o.out.data("a"), Some(&b"old!"[..]));
+    let o = Pair::files(t.clone())
+        .receiver_state(Tree::new().file("a", "old!"), Default::default())
+        .options(SimOptions { overwrite: true, ..SimOptions::default() })
+        .run();
+    assert_eq!(o.receiver, End::Done);
+    assert_eq!(o.out.data("a"), Some(&b"new!"[..]));
+}
+
+#[test]
+fn without_resume_agreed_no_claims_are_made() {
+    let no_resume = Capabilities(Capabilities::CHACHA20_POLY1305 | Capabilities::ZSTD);
+    let all = SimOptions::default().caps.0;
+    let t = Tree::new().file("a", "same");
+    let o = Pair::files(t.clone())
+        .receiver_state(Tree::new().file("a", "same"), Default::default())
+        .options(SimOptions { caps: (all, no_resume), overwrite: true, ..SimOptions::default() })
+        .run();
+    assert_eq!((o.sender.clone(), o.receiver.clone()), (End::Done, End::Done), "{o:?}");
+    assert_eq!((o.sent, o.resumed), (4, 0), "the file was sent again");
+}
+
+#[test]
+fn without_zstd_agreed_nothing_is_compressed() {
+    let no_zstd = Capabilities(Capabilities::CHACHA20_POLY1305 | Capabilities::RESUME);
+    let all = SimOptions::default().caps.0;
+    let t = Tree::new().file("zeros", vec![0u8; 200_000]);
+    let o = Pair::files(t.clone()).options(SimOptions { caps: (no_zstd, all), compress: true, ..SimOptions::default() }).run();
+    assert_eq!((o.sender.clone(), o.receiver.clone()), (End::Done, End::Done), "{o:?}");
+    assert!(o.out.same_content(&t));
+}
+
+#[test]
+fn a_flipped_byte_fails_authentication_and_keeps_nothing_false() {
+    let t = tree();
+    let o = Pair::files(t).fault(Fault::FlipByte(150_000)).run();
+    assert_eq!(o.receiver, End::Failed(Error::BadRecord), "{o:?}");
+    assert!(o.out.data("docs/big.bin").is_none(), "no final file from corrupted data");
+}
+
+#[test]
+fn dropped_duplicated_or_reordered_records_are_refused() {
+    for f in [Fault::DropFrame(2), Fault::DuplicateFrame(2), Fault::SwapFrame(2)] {
+        let o = Pair::files(tree()).fault(f).run();
+        assert_eq!(o.receiver, End::Failed(Error::BadRecord), "{f:?}: {o:?}");
+        assert!(o.out.data("docs/big.bin").is_none(), "{f:?}");
+    }
+}
+
+#[test]
+fn a_stalled_link_ends_the_run_without_a_false_success() {
+    let o = Pair::files(tree()).fault(Fault::StallAfter(2)).run();
+    assert_eq!(o.receiver, End::Stalled, "{o:?}");
+    assert!(o.out.data("docs/big.bin").is_none());
+}

@@ -633,6 +633,8 @@ async fn c8_sender_metadata_cannot_do_harm() {
     e.mtime = i64::MAX as u64 + 1;
     let entries = [d, x.clone(), y.clone(), e];
     let mut scene = Scene::new().await;
+    // The modes asserted below are those of umask 022.
+    scene.umask = Some(0o022);
     let (rx, mut peer) = scene.start(&[]).await;
     peer.open_manifest(&entries).await.expect("manifest");
     peer.expect(Expect::Ready).await.expect("ready");
@@ -643,6 +645,28 @@ async fn c8_sender_metadata_cannot_do_harm() {
     o.assert_exit(exit::OK).assert_clean();
     assert!(matches!(o.out_node("d/x"), Some(Node::File { mode: 0o755, .. })), "{:?}", o.out_node("d/x"));
     assert!(matches!(o.out_node("y"), Some(Node::File { mode: 0o644, .. })), "{:?}", o.out_node("y"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn received_files_follow_the_receivers_umask() {
+    let mut x = file(0, "x", 3);
+    x.executable = true;
+    let y = file(1, "y", 3);
+    for (umask, x_mode, y_mode) in [(0o077, 0o700, 0o600), (0o022, 0o755, 0o644), (0o027, 0o750, 0o640)] {
+        let entries = [x.clone(), y.clone()];
+        let mut scene = Scene::new().await;
+        scene.umask = Some(umask);
+        let (rx, mut peer) = scene.start(&[]).await;
+        peer.open_manifest(&entries).await.expect("manifest");
+        peer.expect(Expect::Ready).await.expect("ready");
+        peer.send_file(&x, b"#!x").send_file(&y, b"yyy").done();
+        peer.flush().await.expect("data");
+        let _ = peer.expect(Expect::DoneAck).await;
+        let o = scene.finish(rx, Some(peer)).await;
+        o.assert_exit(exit::OK).assert_clean();
+        assert!(matches!(o.out_node("x"), Some(Node::File { mode, .. }) if *mode == x_mode), "umask {umask:03o}: {:?}", o.out_node("x"));
+        assert!(matches!(o.out_node("y"), Some(Node::File { mode, .. }) if *mode == y_mode), "umask {umask:03o}: {:?}", o.out_node("y"));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

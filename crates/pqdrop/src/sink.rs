@@ -439,10 +439,26 @@ fn place_new(dir: &Dir, temp: &str, name: &str, shown: &str) -> Result<()> {
 #[cfg(unix)]
 fn set_mode(file: &File, executable: bool, shown: &str) {
     use std::os::unix::fs::PermissionsExt;
-    let mode = if executable { 0o755 } else { 0o644 };
+    // The receiver's umask applies, as with cp, tar and scp: under 077 a
+    // received file is private.
+    let mode = (if executable { 0o777 } else { 0o666 }) & !umask();
     if let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(mode)) {
         tracing::debug!(file = %shown, error = %e, "could not set the file mode");
     }
+}
+
+/// The process's umask, read once. Linux reports it in `/proc/self/status`
+/// (reading it with `umask(2)` would briefly change it for every thread);
+/// elsewhere the common default 022 is assumed.
+#[cfg(unix)]
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Umask:").and_then(|v| u32::from_str_radix(v.trim(), 8).ok())))
+            .unwrap_or(0o022)
+    })
 }
 
 /// Windows has no executable bit; files keep their default attributes.

@@ -329,7 +329,7 @@ fn resume_continues_a_partial_file() {
     w.finish(blake3::hash(&data).as_bytes(), true, 1_234_567_890, ConflictPolicy::Refuse).expect("finish");
     assert_eq!(fs::read(out_path(&tmp, "dir/big.bin")).expect("read"), data);
     let md = fs::metadata(out_path(&tmp, "dir/big.bin")).expect("md");
-    assert_eq!(md.permissions().mode() & 0o777, 0o755);
+    assert_eq!(md.permissions().mode() & 0o777, 0o777 & !umask());
     assert_eq!(md.mtime(), 1_234_567_890);
     assert!(!out_path(&tmp, "dir/.big.bin.pqdrop-partial").exists());
 }
@@ -349,7 +349,7 @@ fn resume_from_a_shorter_offset_truncates_the_partial() {
     w.write(&data[6..]).expect("rest");
     w.finish(blake3::hash(data).as_bytes(), false, 0, ConflictPolicy::Refuse).expect("finish");
     let md = fs::metadata(out_path(&tmp, "f")).expect("md");
-    assert_eq!(md.permissions().mode() & 0o777, 0o644);
+    assert_eq!(md.permissions().mode() & 0o777, 0o666 & !umask());
     assert_eq!(fs::read(out_path(&tmp, "f")).expect("f"), data);
 }
 
@@ -379,4 +379,10 @@ fn output_dir_may_itself_be_a_symlink_chosen_by_the_user() {
 
 fn out_path(tmp: &tempfile::TempDir, rel: &str) -> std::path::PathBuf {
     out(tmp).join(rel)
+}
+
+/// This process's umask (Linux), which received files follow.
+fn umask() -> u32 {
+    let status = fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status.lines().find_map(|l| l.strip_prefix("Umask:").and_then(|v| u32::from_str_radix(v.trim(), 8).ok())).expect("a Umask line")
 }

@@ -677,3 +677,9 @@ pub fn partial_files(root: &Path) -> Vec<PathBuf> {
 pub fn temp_dir(prefix: &str) -> tempfile::TempDir {
     tempfile::Builder::new().prefix(prefix).tempdir().expect("temp dir")
 }
+
+/// This process's umask (Linux); the receivers the tests spawn inherit it.
+pub fn umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status.lines().find_map(|l| l.strip_prefix("Umask:").and_then(|v| u32::from_str_radix(v.trim(), 8).ok())).expect("a Umask line")
+}

@@ -216,6 +216,8 @@ pub struct Scene {
     pub victim: PathBuf,
     relay: TestRelay,
     before: Option<(BTreeMap<PathBuf, Node>, BTreeMap<PathBuf, Node>)>,
+    /// The receiver runs under this umask (through `/bin/sh`).
+    pub umask: Option<u32>,
 }
 
 /// Contents of [`Scene::victim`].
@@ -241,7 +243,7 @@ impl Scene {
         for d in ["home", "config", "cwd"] {
             std::fs::create_dir(aux.path().join(d)).expect("mkdir aux");
         }
-        Scene { root, aux, out, sibling, outside, victim, relay: TestRelay::start().await, before: None }
+        Scene { root, aux, out, sibling, outside, victim, relay: TestRelay::start().await, before: None, umask: None }
     }
 
     /// The temp root (OUT's grandparent's parent).
@@ -294,17 +296,21 @@ impl Scene {
         let mut args: Vec<String> = vec!["receive".into(), "--relay".into(), relay, "--yes".into(), "-o".into(), out];
         args.extend(extra.iter().map(|s| s.to_string()));
         args.push(CODE.into());
-        let mut cmd = match data_limit_kib {
-            Some(kib) => {
-                let mut c = Command::new("/bin/sh");
-                c.arg("-c").arg(format!("ulimit -d {kib} && exec \"$0\" \"$@\"")).arg(bin).args(&args);
-                c
-            }
-            None => {
-                let mut c = Command::new(bin);
-                c.args(&args);
-                c
-            }
+        let mut setup = String::new();
+        if let Some(kib) = data_limit_kib {
+            setup += &format!("ulimit -d {kib} && ");
+        }
+        if let Some(m) = self.umask {
+            setup += &format!("umask {m:03o} && ");
+        }
+        let mut cmd = if setup.is_empty() {
+            let mut c = Command::new(bin);
+            c.args(&args);
+            c
+        } else {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(format!("{setup}exec \"$0\" \"$@\"")).arg(bin).args(&args);
+            c
         };
         cmd.current_dir(self.aux.path().join("cwd"))
             .env("HOME", self.aux.path().join("home"))

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use pqdrop::lan::LanConfig;
+use pqdrop_proto::transfer::StopCode;
 
 /// Exit codes (documented in the README).
 pub mod exit {
@@ -20,11 +21,13 @@ pub mod exit {
     pub const UNREACHABLE: u8 = 5;
     /// The other side disconnected before the end.
     pub const PEER_GONE: u8 = 6;
-    /// A local file-system error.
+    /// A local file-system error, or (on the sender) a local problem or limit
+    /// on the receiver's side that it reported.
     pub const IO: u8 = 7;
     /// The other side broke the protocol, sent a hostile entry, or data failed its integrity check.
     pub const PROTOCOL: u8 = 8;
-    /// A file exists and neither --overwrite nor --rename was given.
+    /// A file exists and neither --overwrite nor --rename was given (on the
+    /// sender: the receiver reported this).
     pub const EXISTS: u8 = 9;
 }
 
@@ -38,7 +41,17 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         Some(E::PeerGone(_)) => exit::PEER_GONE,
         Some(E::Io { .. }) => exit::IO,
         Some(E::Exists(_)) => exit::EXISTS,
-        Some(E::Proto(_) | E::Hostile { .. } | E::Integrity(_) | E::Protocol(_)) => exit::PROTOCOL,
+        Some(E::Proto(_) | E::Hostile { .. } | E::Integrity(_) | E::Protocol(_) | E::Limit(_)) => exit::PROTOCOL,
+        // The other side stopped for a reason of its own: its reason, not ours.
+        Some(E::Stopped { code: Some(code), .. }) => match *code {
+            StopCode::EXISTS => exit::EXISTS,
+            StopCode::LOCAL_IO | StopCode::NO_SPACE | StopCode::LIMIT => exit::IO,
+            StopCode::INTERRUPTED => exit::PEER_GONE,
+            StopCode::PEER_VIOLATION | StopCode::INTEGRITY => exit::PROTOCOL,
+            _ => exit::OTHER,
+        },
+        // A peer without stop codes (an Abort): as before.
+        Some(E::Stopped { code: None, .. }) => exit::PROTOCOL,
         _ => exit::OTHER,
     }
 }

@@ -466,9 +466,14 @@ fn relay_existing_file_refuse_rename_overwrite() {
     };
 
     // Neither flag: exit 9, nothing touched.
-    let (_s, r) = run("9-no-flag", None);
+    let (s, r) = run("9-no-flag", None);
     r.assert_code(exit::EXISTS);
     assert!(r.stderr.contains("already exists"), "stderr:\n{}", r.stderr);
+    // The sender reports the receiver's reason, with the same exit code, and
+    // never as a protocol violation.
+    s.assert_code(exit::EXISTS);
+    assert!(s.stderr.contains("the receiver stopped") && s.stderr.contains("already exists"), "stderr:\n{}", s.stderr);
+    assert!(!s.stderr.contains("protocol violation"), "stderr:\n{}", s.stderr);
     assert_eq!(std::fs::read(&or).expect("read"), old_report, "the old report must be unchanged");
     assert_eq!(std::fs::read(&os).expect("read"), old_same, "the old same.bin must be unchanged");
     let names = dir_names(out.path());

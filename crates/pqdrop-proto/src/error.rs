@@ -92,9 +92,15 @@ pub enum Error {
         /// Why it was refused.
         reason: &'static str,
     },
-    /// The peer stopped the transfer and said why (its Abort message, escaped).
-    #[error("the other side stopped: {0}")]
-    PeerStopped(String),
+    /// The peer stopped the transfer and said why (its Abort or Stop
+    /// message; the text is escaped).
+    #[error("the other side stopped: {reason}")]
+    PeerStopped {
+        /// The reason code of a Stop message (`None` for an Abort).
+        code: Option<crate::transfer::StopCode>,
+        /// The peer's text, escaped for display.
+        reason: String,
+    },
     /// Received text or stream data did not match the sender's length and
     /// BLAKE3 (what it was: "the text", "the stream").
     #[error("integrity check failed for {0}")]

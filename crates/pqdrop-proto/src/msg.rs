@@ -83,6 +83,8 @@ impl Capabilities {
     pub const RESUME: u64 = 1 << 3;
     /// Can decompress zstd chunks.
     pub const ZSTD: u64 = 1 << 4;
+    /// Stop messages with a reason code (transfer message 16, PROTOCOL.md §8).
+    pub const STOP_CODES: u64 = 1 << 5;
     /// What an absent capabilities field means.
     pub const DEFAULTS: Self = Self(Self::CHACHA20_POLY1305);
 
@@ -101,6 +103,8 @@ pub struct Agreed {
     pub resume: bool,
     /// Both can do zstd.
     pub zstd: bool,
+    /// Both send Stop (16) with a reason code instead of Abort (14).
+    pub stop_codes: bool,
 }
 
 /// The cipher the record layer uses.
@@ -130,6 +134,7 @@ impl Agreed {
             cipher,
             resume: a.has(Capabilities::RESUME) && b.has(Capabilities::RESUME),
             zstd: a.has(Capabilities::ZSTD) && b.has(Capabilities::ZSTD),
+            stop_codes: a.has(Capabilities::STOP_CODES) && b.has(Capabilities::STOP_CODES),
         }
     }
 }

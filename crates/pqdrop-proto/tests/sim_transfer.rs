@@ -4,6 +4,7 @@
 
 use pqdrop_proto::msg::Capabilities;
 use pqdrop_proto::testing::{End, Fault, Pair, SimOptions, Tree};
+use pqdrop_proto::transfer::StopCode;
 use pqdrop_proto::Error;
 
 fn tree() -> Tree {
@@ -95,6 +96,15 @@ fn an_existing_different_file_is_never_overwritten_without_consent() {
     let o = Pair::files(t.clone()).receiver_state(Tree::new().file("a", "old!"), Default::default()).run();
     assert_eq!(o.receiver, End::Local("a already exists".into()), "{o:?}");
     assert_eq!(o.out.data("a"), Some(&b"old!"[..]));
+    // The sender learns the receiver's own reason, with its code.
+    assert_eq!(o.sender, End::Failed(Error::PeerStopped { code: Some(StopCode::EXISTS), reason: "a already exists".into() }));
+    // A peer without stop codes gets an Abort: the reason without a code.
+    let old = Capabilities(Capabilities::CHACHA20_POLY1305 | Capabilities::RESUME | Capabilities::ZSTD);
+    let o = Pair::files(t.clone())
+        .receiver_state(Tree::new().file("a", "old!"), Default::default())
+        .options(SimOptions { caps: (SimOptions::default().caps.0, old), ..SimOptions::default() })
+        .run();
+    assert_eq!(o.sender, End::Failed(Error::PeerStopped { code: None, reason: "a already exists".into() }));
     let o = Pair::files(t.clone())
         .receiver_state(Tree::new().file("a", "old!"), Default::default())
         .options(SimOptions { overwrite: true, ..SimOptions::default() })

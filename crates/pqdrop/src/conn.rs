@@ -11,7 +11,7 @@ use pqdrop_proto::code::Code;
 use pqdrop_proto::handshake::{Config, Established, Handshake, Role};
 use pqdrop_proto::msg::{parse_frame_header, Capabilities, MsgType};
 use pqdrop_proto::record::{RecordOpener, RecordSealer, RECORD_HEADROOM};
-use pqdrop_proto::transfer::TransferMsg;
+use pqdrop_proto::transfer::{StopCode, TransferMsg};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::{Error, Result};
@@ -45,17 +45,27 @@ pub fn tune_tcp(stream: &tokio::net::TcpStream) {
 
 /// What the peer is told when we stop: the error, except that local I/O
 /// errors are not described (they would reveal local paths).
-pub(crate) fn abort_reason(e: &Error) -> String {
+/// What this side tells the other when it stops for `e`: a code that says
+/// whose side the problem is on, and a text without local details (paths
+/// and OS errors stay here).
+pub(crate) fn abort_reason(e: &Error) -> (StopCode, String) {
     match e {
-        Error::Io { .. } => "the other side hit a local I/O error".into(),
-        other => other.to_string(),
+        Error::Io { err, .. } if err.kind() == std::io::ErrorKind::StorageFull => {
+            (StopCode::NO_SPACE, "the other side's disk is full".into())
+        }
+        Error::Io { .. } => (StopCode::LOCAL_IO, "the other side hit a local I/O error".into()),
+        Error::Exists(_) => (StopCode::EXISTS, e.to_string()),
+        Error::Integrity(_) => (StopCode::INTEGRITY, e.to_string()),
+        Error::Limit(_) => (StopCode::LIMIT, e.to_string()),
+        Error::Protocol(_) | Error::Hostile { .. } | Error::Proto(_) => (StopCode::PEER_VIOLATION, e.to_string()),
+        _ => (StopCode::UNSPECIFIED, e.to_string()),
     }
 }
 
 /// The capabilities this build offers: AES-256-GCM only where the CPU has AES
 /// instructions (otherwise ChaCha20-Poly1305 is faster and constant-time).
 pub fn local_capabilities(cascade: bool) -> Capabilities {
-    let mut c = Capabilities::CHACHA20_POLY1305 | Capabilities::RESUME | Capabilities::ZSTD;
+    let mut c = Capabilities::CHACHA20_POLY1305 | Capabilities::RESUME | Capabilities::ZSTD | Capabilities::STOP_CODES;
     if has_aes_hardware() {
         c |= Capabilities::AES_256_GCM;
     }

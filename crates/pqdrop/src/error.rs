@@ -56,6 +56,20 @@ pub enum Error {
     /// The peer violated the transfer protocol.
     #[error("protocol violation by the other side: {0}")]
     Protocol(String),
+    /// The other side stopped the transfer for a reason of its own and said
+    /// why (its text, escaped). `side` names it: "sender" or "receiver".
+    #[error("the {side} stopped: {reason}")]
+    Stopped {
+        /// Who stopped.
+        side: &'static str,
+        /// Its reason code (`None` from a peer without stop codes).
+        code: Option<pqdrop_proto::transfer::StopCode>,
+        /// Its text.
+        reason: String,
+    },
+    /// The offer goes beyond a limit this side sets.
+    #[error("{0}")]
+    Limit(String),
     /// A local I/O error, with the path involved when there is one.
     #[error("{}", match path { Some(p) => format!("{}: {err}", p.display()), None => err.to_string() })]
     Io {
@@ -77,9 +91,9 @@ impl From<pqdrop_proto::Error> for Error {
             P::WrongCode => Error::WrongCode,
             P::Hostile { name, reason } => Error::Hostile { name, reason },
             P::Violation(why) => Error::Protocol(why),
-            P::PeerStopped(why) => Error::Protocol(format!("the other side stopped: {why}")),
+            P::PeerStopped { code, reason } => Error::Stopped { side: "other side", code, reason },
             P::Integrity(what) => Error::Integrity(what.into()),
-            P::Limit(why) => Error::Protocol(why),
+            P::Limit(why) => Error::Limit(why),
             other => Error::Proto(other),
         }
     }
@@ -92,6 +106,14 @@ impl From<std::io::Error> for Error {
 }
 
 impl Error {
+    /// Names the side that stopped, for a [`Error::Stopped`] from the machine.
+    pub(crate) fn stopped_by(self, who: &'static str) -> Self {
+        match self {
+            Error::Stopped { code, reason, .. } => Error::Stopped { side: who, code, reason },
+            other => other,
+        }
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: Some(path.into()), err: source }

@@ -94,8 +94,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (session, leftover) = conn::handshake(&mut stream, Role::Requester, code, local_capabilities(opts.cascade)).await?;
-    let config =
-        ReceiverConfig { max_entries: opts.max_entries, max_text: MAX_TEXT, resume: session.agreed.resume, zstd: session.agreed.zstd };
+    let config = ReceiverConfig { max_entries: opts.max_entries, max_text: MAX_TEXT, ..ReceiverConfig::agreed(&session.agreed) };
     let (rd, wr) = tokio::io::split(stream);
     // Buffered, so the small frame-header reads do not each cost a syscall.
     let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::AsyncReadExt::chain(std::io::Cursor::new(leftover), rd));
@@ -116,10 +115,11 @@ where
     let logic = tokio::task::spawn_blocking(move || {
         let disk = Disk::start(ret_tx)?;
         let mut r = Driver::new(opts, config, ui, out, disk, opener, in_rx);
-        let res = r.run();
+        let res = r.run().map_err(|e| e.stopped_by("sender"));
         if let Err(e) = &res {
             if !matches!(e, Error::PeerGone(_) | Error::Refused) {
-                r.rx.abort(&conn::abort_reason(e));
+                let (code, reason) = conn::abort_reason(e);
+                r.rx.abort(code, &reason);
                 let _ = r.transmit();
             }
         }

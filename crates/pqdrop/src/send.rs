@@ -153,7 +153,7 @@ where
     let Prepared { payload, source } = prepared;
     let (session, leftover) = conn::handshake(&mut stream, Role::Accepter, code, local_capabilities(opts.cascade)).await?;
     let zstd_ok = session.agreed.zstd;
-    let config = SenderConfig { resume: session.agreed.resume, zstd: session.agreed.zstd };
+    let config = SenderConfig::agreed(&session.agreed);
     let (rd, wr) = tokio::io::split(stream);
     // Buffered, so the small frame-header reads do not each cost a syscall.
     let rd = tokio::io::BufReader::with_capacity(64 * 1024, std::io::Cursor::new(leftover).chain_reader(rd));
@@ -176,10 +176,11 @@ where
             zstd: if zstd_ok { opts.zstd } else { Zstd::Off },
             report: SendReport::default(),
         };
-        let r = s.run(payload, source).map_err(|e| s.explain(e));
+        let r = s.run(payload, source).map_err(|e| s.explain(e).stopped_by("receiver"));
         if let Err(e) = &r {
             if !matches!(e, Error::PeerGone(_) | Error::Refused) {
-                s.m.abort(&conn::abort_reason(e));
+                let (code, reason) = conn::abort_reason(e);
+                s.m.abort(code, &reason);
                 let _ = s.drain();
                 let _ = s.out.finish();
             }
@@ -273,7 +274,7 @@ impl SenderLogic {
                         match self.m.poll_event(&r) {
                             Ok(Some(_)) => {}
                             Ok(None) => break,
-                            Err(stopped @ pqdrop_proto::Error::PeerStopped(_)) => return receiver_stopped(stopped),
+                            Err(stopped @ pqdrop_proto::Error::PeerStopped { .. }) => return Error::from(stopped),
                             Err(_) => return e,
                         }
                     }
@@ -290,7 +291,7 @@ impl SenderLogic {
         let offer = self.m.offer().clone();
         self.ui.connected(&offer);
         self.flush()?;
-        match self.event().map_err(stopped)? {
+        match self.event()? {
             SenderEvent::Accepted => {}
             SenderEvent::Refused => {
                 self.drain()?;
@@ -308,7 +309,7 @@ impl SenderLogic {
             _ => self.send_stream(&mut std::io::stdin().lock())?,
         }
         self.flush()?;
-        match self.event().map_err(stopped)? {
+        match self.event()? {
             SenderEvent::DoneAck => {}
             _ => return Err(Error::Protocol("expected the receiver's final acknowledgement".into())),
         }
@@ -324,7 +325,7 @@ impl SenderLogic {
         self.m.manifest_end()?;
         self.flush()?;
         // Claims are kept by the machine; wait for Ready.
-        while self.event().map_err(stopped)? != SenderEvent::Ready {}
+        while self.event()? != SenderEvent::Ready {}
         let mut done = 0u64;
         let mut scratch = Vec::new();
         let mut zbuf = Vec::new();
@@ -453,25 +454,6 @@ fn open_regular(path: &std::path::Path) -> Result<std::fs::File> {
         o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
     o.open(path).map_err(|err| Error::io(path, err))
-}
-
-/// The receiver's abort reason (the machine escaped it: it is peer text
-/// headed for our terminal).
-fn receiver_stopped(e: pqdrop_proto::Error) -> Error {
-    match e {
-        pqdrop_proto::Error::PeerStopped(reason) => Error::Protocol(format!("the receiver stopped: {reason}")),
-        other => Error::from(other),
-    }
-}
-
-/// Maps the machine's errors on what the receiver said, naming the receiver.
-fn stopped(e: Error) -> Error {
-    match e {
-        Error::Protocol(why) if why.starts_with("the other side stopped: ") => {
-            Error::Protocol(format!("the receiver stopped: {}", &why["the other side stopped: ".len()..]))
-        }
-        other => other,
-    }
 }
 
 struct HashWriter<'a>(&'a mut blake3::Hasher);

@@ -681,7 +681,7 @@ impl Peer {
                     TransferMsg::Have { index, len, hash } => Reply::Have { index, len, hash },
                     TransferMsg::Ready => Reply::Ready,
                     TransferMsg::DoneAck => Reply::DoneAck,
-                    TransferMsg::Abort { reason } => Reply::Abort(reason),
+                    TransferMsg::Abort { reason } | TransferMsg::Stop { reason, .. } => Reply::Abort(reason),
                     other => Reply::Unexpected(format!("{other:?}")),
                 },
             };

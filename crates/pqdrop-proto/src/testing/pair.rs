@@ -14,8 +14,8 @@ use crate::code::Code;
 use crate::handshake::Established;
 use crate::msg::{parse_frame_header, Capabilities, MsgType};
 use crate::transfer::{
-    Entry, EntryKind, Event, FileState, Offer, OfferKind, Receiver, ReceiverConfig, Sender, SenderConfig, SenderEvent, TransferMsg,
-    MAX_CHUNK,
+    Entry, EntryKind, Event, FileState, Offer, OfferKind, Receiver, ReceiverConfig, Sender, SenderConfig, SenderEvent, StopCode,
+    TransferMsg, MAX_CHUNK,
 };
 use crate::Error;
 
@@ -58,7 +58,7 @@ pub struct SimOptions {
 
 impl Default for SimOptions {
     fn default() -> Self {
-        let all = Capabilities(Capabilities::CHACHA20_POLY1305 | Capabilities::RESUME | Capabilities::ZSTD);
+        let all = Capabilities(Capabilities::CHACHA20_POLY1305 | Capabilities::RESUME | Capabilities::ZSTD | Capabilities::STOP_CODES);
         SimOptions {
             caps: (all, all),
             compress: false,
@@ -363,7 +363,7 @@ impl SimSender {
             Payload::Text(t) => Offer { kind: OfferKind::Text, files: 0, dirs: 0, bytes: t.len() as u64, preview: Vec::new() },
             Payload::Stream(_) => Offer { kind: OfferKind::Stream, files: 0, dirs: 0, bytes: 0, preview: Vec::new() },
         };
-        let config = SenderConfig { resume: session.agreed.resume, zstd: session.agreed.zstd };
+        let config = SenderConfig::agreed(&session.agreed);
         SimSender {
             m: Sender::new(offer, config),
             compress: opts.compress && session.agreed.zstd,
@@ -405,7 +405,7 @@ impl SimSender {
     }
 
     fn fail(&mut self, e: Error) {
-        self.m.abort(&e.to_string());
+        self.m.abort(StopCode::PEER_VIOLATION, &e.to_string());
         self.m.poll_transmit(&mut self.pt);
         self.seal(true);
         self.end = Some(End::Failed(e));
@@ -536,7 +536,7 @@ struct SimReceiver {
 
 impl SimReceiver {
     fn start(&mut self, session: Established) {
-        let config = ReceiverConfig { resume: session.agreed.resume, zstd: session.agreed.zstd, ..ReceiverConfig::default() };
+        let config = ReceiverConfig::agreed(&session.agreed);
         self.m = Some(Receiver::new(config));
         self.session = Some(session);
     }
@@ -576,7 +576,13 @@ impl SimReceiver {
         });
         if let Err(end) = r {
             if let Some(m) = self.m.as_mut() {
-                m.abort("stopped");
+                let (code, why) = match &end {
+                    End::Local(why) if why.contains("already exists") => (StopCode::EXISTS, why.clone()),
+                    End::Local(why) => (StopCode::LOCAL_IO, why.clone()),
+                    End::Failed(e) => (StopCode::PEER_VIOLATION, e.to_string()),
+                    _ => (StopCode::UNSPECIFIED, "stopped".into()),
+                };
+                m.abort(code, &why);
             }
             self.seal(true);
             self.end = Some(end);

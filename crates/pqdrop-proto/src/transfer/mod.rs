@@ -25,6 +25,16 @@ mod sender;
 pub use receiver::{Event, FileState, Receiver, ReceiverConfig};
 pub use sender::{Sender, SenderConfig, SenderEvent};
 
+/// The message that stops a transfer for `reason`: Stop with its code when
+/// both sides agreed on STOP_CODES, else Abort (PROTOCOL.md §8).
+fn stop_message(stop_codes: bool, code: StopCode, reason: &str) -> TransferMsg<'static> {
+    if stop_codes {
+        TransferMsg::Stop { code, reason: reason.to_owned() }
+    } else {
+        TransferMsg::Abort { reason: reason.to_owned() }
+    }
+}
+
 /// Largest path (bytes) in an entry.
 pub const MAX_PATH: usize = 4096;
 /// Most names shown in an offer's preview.
@@ -33,6 +43,32 @@ pub const MAX_PREVIEW: usize = 16;
 pub const MAX_CHUNK: usize = 1 << 20;
 /// Largest error text.
 pub const MAX_REASON: usize = 1024;
+
+/// Why a side stopped (the code of a Stop message, PROTOCOL.md §8). It says
+/// whose side the problem is on, so the other side can report it truly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StopCode(pub u64);
+
+impl StopCode {
+    /// No particular reason given.
+    pub const UNSPECIFIED: Self = Self(0);
+    /// A file exists at the destination and the user did not allow replacing it.
+    pub const EXISTS: Self = Self(1);
+    /// A local problem of the side that stops (disk, permissions, a read-only folder).
+    pub const LOCAL_IO: Self = Self(2);
+    /// The side that stops has no space left for the transfer.
+    pub const NO_SPACE: Self = Self(3);
+    /// The other side (the receiver of this message) broke the protocol.
+    pub const PEER_VIOLATION: Self = Self(4);
+    /// Data of the other side failed verification.
+    pub const INTEGRITY: Self = Self(5);
+    /// The offer is over a limit of the side that stops.
+    pub const LIMIT: Self = Self(6);
+    /// The user of the side that stops interrupted it.
+    pub const INTERRUPTED: Self = Self(7);
+    /// An internal error of the side that stops (a bug).
+    pub const INTERNAL: Self = Self(8);
+}
 
 /// What is being sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +188,14 @@ pub enum TransferMsg<'a> {
         /// BLAKE3 of all bytes.
         hash: [u8; 32],
     },
+    /// 16: either way, like Abort with a reason code (only when both sides
+    /// set the STOP_CODES capability).
+    Stop {
+        /// Why.
+        code: StopCode,
+        /// Human-readable reason.
+        reason: String,
+    },
 }
 
 fn kind_code(k: OfferKind) -> u64 {
@@ -251,6 +295,12 @@ impl TransferMsg<'_> {
                 put_varuint(out, *len);
                 put_bytes(out, hash);
             }
+            TransferMsg::Stop { code, reason } => {
+                put_varuint(out, 16);
+                put_varuint(out, code.0);
+                let b = reason.as_bytes();
+                put_bytes(out, &b[..b.len().min(MAX_REASON)]);
+            }
         }
     }
 }
@@ -346,6 +396,10 @@ impl<'a> Messages<'a> {
             13 => TransferMsg::DoneAck,
             14 => TransferMsg::Abort { reason: String::from_utf8_lossy(r.bytes("abort.reason", MAX_REASON)?).into_owned() },
             15 => TransferMsg::StreamEnd { len: r.varuint("streamEnd.len")?, hash: r.array("streamEnd.hash")? },
+            16 => TransferMsg::Stop {
+                code: StopCode(r.varuint("stop.code")?),
+                reason: String::from_utf8_lossy(r.bytes("stop.reason", MAX_REASON)?).into_owned(),
+            },
             _ => return Err(Error::Decode { what: "transfer message", why: "unknown type" }),
         };
         Ok(Some(m))
@@ -397,6 +451,7 @@ mod tests {
             Just(TransferMsg::DoneAck),
             "[a-z ]{0,40}".prop_map(|reason| TransferMsg::Abort { reason }),
             (any::<u64>(), any::<[u8; 32]>()).prop_map(|(len, hash)| TransferMsg::StreamEnd { len, hash }),
+            (any::<u64>(), "[a-z ]{0,40}").prop_map(|(code, reason)| TransferMsg::Stop { code: StopCode(code), reason }),
         ]
     }
 
@@ -467,6 +522,17 @@ mod tests {
         fn chunk_data_len_never_panics(compressed in any::<bool>(), data in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = chunk_data_len(compressed, &data);
         }
+    }
+
+    #[test]
+    fn stop_encoding_matches_protocol_md() {
+        let mut b = Vec::new();
+        TransferMsg::Stop { code: StopCode::EXISTS, reason: "a.txt already exists".into() }.encode(&mut b);
+        assert_eq!(hex::encode(&b), "100114612e74787420616c726561647920657869737473");
+        assert_eq!(
+            Messages::new(&b).next().unwrap(),
+            Some(TransferMsg::Stop { code: StopCode::EXISTS, reason: "a.txt already exists".into() })
+        );
     }
 
     #[test]

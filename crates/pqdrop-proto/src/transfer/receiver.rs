@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::names::{escape, CollisionSet, SafePath};
-use super::{chunk_data_len, Entry, EntryKind, Messages, Offer, OfferKind, TransferMsg, MAX_PREVIEW};
+use super::{chunk_data_len, Entry, EntryKind, Messages, Offer, OfferKind, StopCode, TransferMsg, MAX_PREVIEW};
 use crate::primitives::ct_eq;
 use crate::{Error, Result};
 
@@ -34,11 +34,20 @@ pub struct ReceiverConfig {
     pub resume: bool,
     /// zstd was agreed in the handshake: compressed chunks are allowed.
     pub zstd: bool,
+    /// Stop codes were agreed: stop with Stop (16) rather than Abort (14).
+    pub stop_codes: bool,
+}
+
+impl ReceiverConfig {
+    /// The default limits with what the handshake agreed.
+    pub fn agreed(agreed: &crate::msg::Agreed) -> Self {
+        ReceiverConfig { resume: agreed.resume, zstd: agreed.zstd, stop_codes: agreed.stop_codes, ..ReceiverConfig::default() }
+    }
 }
 
 impl Default for ReceiverConfig {
     fn default() -> Self {
-        ReceiverConfig { max_entries: super::names::DEFAULT_MAX_ENTRIES, max_text: 16 << 20, resume: true, zstd: true }
+        ReceiverConfig { max_entries: super::names::DEFAULT_MAX_ENTRIES, max_text: 16 << 20, resume: true, zstd: true, stop_codes: true }
     }
 }
 
@@ -332,10 +341,11 @@ impl Receiver {
         Ok(())
     }
 
-    /// Stops the transfer for a reason of this side: `Abort(reason)` is queued.
-    pub fn abort(&mut self, reason: &str) {
+    /// Stops the transfer for a reason of this side: Stop(code, reason), or
+    /// Abort(reason) to a peer without STOP_CODES, is queued.
+    pub fn abort(&mut self, code: StopCode, reason: &str) {
         if !self.close {
-            self.send(&TransferMsg::Abort { reason: reason.to_owned() });
+            self.send(&super::stop_message(self.config.stop_codes, code, reason));
             self.close = true;
         }
         self.state = State::Failed;
@@ -417,7 +427,8 @@ impl Receiver {
     fn handle(&mut self, m: TransferMsg<'_>, record: &[u8]) -> Result<Option<Event>> {
         use State as S;
         match (self.state, m) {
-            (_, TransferMsg::Abort { reason }) => Err(Error::PeerStopped(escape(reason.as_bytes()))),
+            (_, TransferMsg::Abort { reason }) => Err(Error::PeerStopped { code: None, reason: escape(reason.as_bytes()) }),
+            (_, TransferMsg::Stop { code, reason }) => Err(Error::PeerStopped { code: Some(code), reason: escape(reason.as_bytes()) }),
             (S::ExpectOffer, TransferMsg::Offer(o)) => self.on_offer(o).map(Some),
             (S::ExpectOffer, _) => Err(violation("expected an offer")),
             (S::ExpectEntry, TransferMsg::Entry(e)) => self.on_entry(e).map(Some),

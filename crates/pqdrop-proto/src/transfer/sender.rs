@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use super::names::escape;
-use super::{Entry, EntryKind, Messages, Offer, OfferKind, TransferMsg, MAX_CHUNK};
+use super::{Entry, EntryKind, Messages, Offer, OfferKind, StopCode, TransferMsg, MAX_CHUNK};
 use crate::{Error, Result};
 
 /// Capabilities agreed in the handshake that change what the sender may do.
@@ -24,6 +24,15 @@ pub struct SenderConfig {
     pub resume: bool,
     /// zstd was agreed: chunks may be compressed.
     pub zstd: bool,
+    /// Stop codes were agreed: stop with Stop (16) rather than Abort (14).
+    pub stop_codes: bool,
+}
+
+impl SenderConfig {
+    /// What the handshake agreed.
+    pub fn agreed(agreed: &crate::msg::Agreed) -> Self {
+        SenderConfig { resume: agreed.resume, zstd: agreed.zstd, stop_codes: agreed.stop_codes }
+    }
 }
 
 /// What the receiver said, for the caller to act on.
@@ -146,10 +155,11 @@ impl Sender {
         self.state == State::Finished
     }
 
-    /// Stops for a reason of this side: `Abort(reason)` is queued.
-    pub fn abort(&mut self, reason: &str) {
+    /// Stops for a reason of this side: Stop(code, reason), or Abort(reason)
+    /// to a peer without STOP_CODES, is queued.
+    pub fn abort(&mut self, code: StopCode, reason: &str) {
         if !self.close {
-            self.send(&TransferMsg::Abort { reason: reason.to_owned() });
+            self.send(&super::stop_message(self.config.stop_codes, code, reason));
             self.close = true;
         }
         self.state = State::Failed;
@@ -333,7 +343,10 @@ impl Sender {
     fn handle(&mut self, m: TransferMsg<'_>) -> Result<Option<SenderEvent>> {
         use State as S;
         let ev = match (self.state, m) {
-            (_, TransferMsg::Abort { reason }) => return Err(Error::PeerStopped(escape(reason.as_bytes()))),
+            (_, TransferMsg::Abort { reason }) => return Err(Error::PeerStopped { code: None, reason: escape(reason.as_bytes()) }),
+            (_, TransferMsg::Stop { code, reason }) => {
+                return Err(Error::PeerStopped { code: Some(code), reason: escape(reason.as_bytes()) })
+            }
             (S::AwaitAnswer, TransferMsg::Accept) => {
                 self.state = if self.offer.kind == OfferKind::Files { S::Manifest } else { S::Stream };
                 SenderEvent::Accepted

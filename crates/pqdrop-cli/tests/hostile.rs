@@ -1,4 +1,4 @@
-//! REFERENCE §7 against the real receiver: a hostile sender (tests/hostile_peer)
+//! The receiver rules of PROTOCOL.md §8 against the real receiver: a hostile sender (tests/hostile_peer)
 //! that completes the real handshake and encrypts correctly, then sends
 //! malicious transfer messages to `pqdrop receive`.
 //!

@@ -1,6 +1,6 @@
 //! IxiVarUInt and IxiBytes, the wire encoding of every pqdrop field.
 //!
-//! Ixian's compact unsigned integer (REFERENCE §1b):
+//! Ixian's compact unsigned integer (PROTOCOL.md §3):
 //! - `0..=0xF7`: one byte, the value itself;
 //! - otherwise a prefix byte and the value little-endian: `0xFC` + u16,
 //!   `0xFD` + u32, `0xFE` + u64.

@@ -4,7 +4,7 @@
 //! is capped per type before anything is buffered: handshake bodies at
 //! [`MAX_HANDSHAKE_BODY`], records at [`MAX_RECORD_BODY`].
 //!
-//! The handshake messages follow Ixian's pattern (REFERENCE §1b):
+//! The handshake messages follow Ixian's pattern (PROTOCOL.md §4):
 //! requestAdd2 (40), acceptAdd2 (41) and keys2 (42), then pqdrop's own
 //! key confirmation (43), abort (44) and the encrypted records (50, 51).
 

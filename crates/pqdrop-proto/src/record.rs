@@ -1,4 +1,4 @@
-//! The record layer: STREAM-style chunked AEAD (REFERENCE §5).
+//! The record layer: STREAM-style chunked AEAD (PROTOCOL.md §7).
 //!
 //! Each direction has its own keys and its own 64-bit record counter, starting
 //! at zero. The 12-byte nonce is the counter as an 11-byte big-endian integer

@@ -1,11 +1,11 @@
-//! `derive_session_key`: the simple code-keyed session of REFERENCE §1a.
+//! `derive_session_key`: the simple code-keyed session of PROTOCOL.md §12.
 //!
 //! This is the design pqdrop *improves on*: an unauthenticated X25519 exchange whose
 //! key is salted with the shared token. It is kept, with the exact properties the
 //! design asks for, as a public building block and for interoperability tests; the
 //! transfer itself runs the CPace + ML-KEM handshake in [`crate::handshake`],
 //! because this exchange alone allows an offline dictionary attack by a
-//! man in the middle (REFERENCE §1a).
+//! man in the middle (PROTOCOL.md §12).
 
 use zeroize::Zeroizing;
 

@@ -1,17 +1,17 @@
 //! Known-answer tests for CPace (draft-irtf-cfrg-cpace-21, CPACE-X25519-SHA512)
 //! against the draft's own vectors, plus property checks.
 //!
-//! The vectors file lives in the shared directory beside the workspace
-//! (`../shared/vectors/cpace-draft21-testvectors.json` from the workspace root),
-//! so the same file can be run by another implementation.
+//! The vectors are the draft's own (its appendix, CPACE-X25519-SHA512), copied
+//! into `vectors/cpace-draft21-testvectors.json` so another implementation can
+//! run the same file.
 
 use pqdrop_proto::cpace::{calculate_generator, isk_ir, isk_sy, sid_output_ir, sid_output_oc, CpaceSecret};
 use pqdrop_proto::Error;
 use proptest::prelude::*;
 use serde_json::Value;
 
-/// Path of the draft-21 vectors: crates/pqdrop-proto -> workspace root -> ../shared.
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/cpace-draft21-testvectors.json");
+/// Path of the draft-21 vectors: crates/pqdrop-proto -> workspace root -> vectors.
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../vectors/cpace-draft21-testvectors.json");
 
 fn load() -> Value {
     let text = std::fs::read_to_string(VECTORS).unwrap_or_else(|e| panic!("reading {VECTORS}: {e}"));

@@ -1,5 +1,5 @@
 //! The receiver's filesystem side: writes validated entries under one output
-//! directory without ever leaving it (REFERENCE §7, classes 3, 6 and 7).
+//! directory without ever leaving it (PROTOCOL.md §8, what the receiver writes).
 //!
 //! Every operation walks from a handle on the output directory, one component
 //! at a time, with `open_dir_nofollow` (openat with `O_NOFOLLOW`), and then acts

@@ -1,5 +1,5 @@
-//! The receiver's filesystem side against the hostile-input classes of
-//! REFERENCE §7: each test names the class it covers.
+//! The receiver's filesystem side against hostile names and file-system
+//! tricks (PROTOCOL.md §8): each test names the class it covers.
 #![cfg(unix)]
 
 use std::fs;

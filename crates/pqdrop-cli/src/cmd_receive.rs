@@ -163,7 +163,13 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     } else {
         ConflictPolicy::Refuse
     };
-    let opts = ReceiveOptions { out_dir: args.output.clone(), policy, max_entries: DEFAULT_MAX_ENTRIES, cascade: args.net.cascade };
+    let opts = ReceiveOptions {
+        out_dir: args.output.clone(),
+        policy,
+        max_entries: DEFAULT_MAX_ENTRIES,
+        cascade: args.net.cascade,
+        idle_timeout: args.net.idle(),
+    };
     let ui = Arc::new(Ui {
         yes: args.yes,
         json: args.net.json,

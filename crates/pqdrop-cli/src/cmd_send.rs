@@ -123,6 +123,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
             _ => Zstd::Auto,
         },
         cascade: args.net.cascade,
+        idle_timeout: args.net.idle(),
     };
     // Walk the paths now, so a missing file fails before anyone waits.
     let prepared = pqdrop::send::prepare(payload)?;

@@ -38,7 +38,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         Some(E::WrongCode) => exit::WRONG_CODE,
         Some(E::Refused) => exit::REFUSED,
         Some(E::Relay { .. } | E::LanNotFound { .. }) => exit::UNREACHABLE,
-        Some(E::PeerGone(_)) => exit::PEER_GONE,
+        Some(E::PeerGone(_) | E::HandshakeTimeout { .. }) => exit::PEER_GONE,
         Some(E::Io { .. }) => exit::IO,
         Some(E::Exists(_)) => exit::EXISTS,
         Some(E::Proto(_) | E::Hostile { .. } | E::Integrity(_) | E::Protocol(_) | E::Limit(_)) => exit::PROTOCOL,
@@ -73,6 +73,18 @@ pub struct NetArgs {
     /// Ask for the AES-256-GCM + ChaCha20-Poly1305 cascade instead of one cipher.
     #[arg(long)]
     pub cascade: bool,
+    /// Give up when the other side sends nothing for this many seconds after
+    /// the handshake (both sides send a keepalive every 15 s while idle, so
+    /// a person deciding at a prompt does not count).
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout: u64,
+}
+
+impl NetArgs {
+    /// The idle timeout as a duration.
+    pub fn idle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.idle_timeout)
+    }
 }
 
 /// Where the peer is.

@@ -648,6 +648,20 @@ async fn c8_sender_metadata_cannot_do_harm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_that_goes_silent_is_cut_after_the_idle_timeout() {
+    // The peer agrees to KeepAlive in the handshake, offers, then sends
+    // nothing at all: the receiver gives up after --idle-timeout, says why,
+    // and exits 6.
+    let mut scene = Scene::new().await;
+    let (rx, mut peer) = scene.start(&["--idle-timeout", "1"]).await;
+    peer.offer(1, 0, 1, &[b"a"]).flush().await.expect("offer");
+    peer.expect(Expect::Accept).await.expect("accept");
+    let o = scene.finish(rx, Some(peer)).await;
+    o.assert_exit(exit::PEER_GONE).assert_mentions("sent nothing for 1 s");
+    assert!(o.exit.elapsed < Duration::from_secs(10), "took {:?}", o.exit.elapsed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn received_files_follow_the_receivers_umask() {
     let mut x = file(0, "x", 3);
     x.executable = true;

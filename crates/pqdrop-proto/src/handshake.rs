@@ -372,8 +372,17 @@ impl<K: Kem> Handshake<K> {
     ) -> Result<State<K::DecapsulationKey>, (Error, Option<AbortReason>)> {
         let proto = |e: Error| (e, Some(AbortReason::PROTOCOL_ERROR));
         match (state, msg) {
-            (_, Message::Abort(r)) => {
-                let e = if r == AbortReason::KEY_CONFIRMATION { Error::WrongCode } else { Error::PeerAborted(r.0) };
+            (state, Message::Abort(r)) => {
+                // A peer can only have found a wrong code once it checked our
+                // confirmation tag: for the requester, after it sent keys2 and
+                // its tag. Earlier, abort(1) is a peer that broke the protocol,
+                // not a wrong code.
+                let confirmable = self.role == Role::Requester && matches!(state, State::ExpectConfirm { .. });
+                let e = match r {
+                    AbortReason::KEY_CONFIRMATION if confirmable => Error::WrongCode,
+                    AbortReason::KEY_CONFIRMATION => Error::UnexpectedMessage("a wrong-code abort before any key confirmation"),
+                    _ => Error::PeerAborted(r.0),
+                };
                 Err((e, None))
             }
             (State::AccepterExpectRequest { y, aes_salt, dk, ek }, Message::RequestAdd2(m)) => {

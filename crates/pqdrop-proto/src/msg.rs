@@ -85,6 +85,9 @@ impl Capabilities {
     pub const ZSTD: u64 = 1 << 4;
     /// Stop messages with a reason code (transfer message 16, PROTOCOL.md §8).
     pub const STOP_CODES: u64 = 1 << 5;
+    /// KeepAlive messages (transfer message 17) while a side has nothing else
+    /// to send, so a side can bound how long the other may stay silent.
+    pub const KEEPALIVE: u64 = 1 << 6;
     /// What an absent capabilities field means.
     pub const DEFAULTS: Self = Self(Self::CHACHA20_POLY1305);
 
@@ -105,6 +108,8 @@ pub struct Agreed {
     pub zstd: bool,
     /// Both send Stop (16) with a reason code instead of Abort (14).
     pub stop_codes: bool,
+    /// Both send KeepAlive (17) when idle, and time out a silent peer.
+    pub keepalive: bool,
 }
 
 /// The cipher the record layer uses.
@@ -135,6 +140,7 @@ impl Agreed {
             resume: a.has(Capabilities::RESUME) && b.has(Capabilities::RESUME),
             zstd: a.has(Capabilities::ZSTD) && b.has(Capabilities::ZSTD),
             stop_codes: a.has(Capabilities::STOP_CODES) && b.has(Capabilities::STOP_CODES),
+            keepalive: a.has(Capabilities::KEEPALIVE) && b.has(Capabilities::KEEPALIVE),
         }
     }
 }

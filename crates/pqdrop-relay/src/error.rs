@@ -26,6 +26,16 @@ pub enum RelayError {
         #[source]
         source: std::io::Error,
     },
+    /// The relay did not do its part in time.
+    #[error("the relay at {addr} did not answer in time: it took more than {secs} s {what}")]
+    Timeout {
+        /// The `host:port` that was asked for.
+        addr: String,
+        /// What it did not do in time.
+        what: &'static str,
+        /// The limit, in seconds.
+        secs: f64,
+    },
     /// An I/O error on an established relay connection.
     #[error("relay connection failed: {0}")]
     Io(#[from] std::io::Error),

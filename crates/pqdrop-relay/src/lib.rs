@@ -130,7 +130,7 @@ mod server;
 mod splice;
 mod wire;
 
-pub use client::connect;
+pub use client::{connect, connect_with, ClientTimeouts};
 pub use config::RelayConfig;
 pub use error::RelayError;
 pub use server::{Relay, RelayStats, StatsHandle};

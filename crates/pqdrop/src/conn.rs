@@ -18,10 +18,21 @@ use crate::{Error, Result};
 
 /// How long the whole handshake may take once the peer is connected.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the sender may stay silent mid-transfer before the receiver gives
-/// up (the sender is never silent for long: it only pauses to hash a claimed
-/// prefix). Writes use it too: a peer that stops reading for this long is gone.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the other side may send nothing before this side gives up, when
+/// both send KeepAlive (capability 0x40): a side with nothing else to send
+/// (waiting for its user, or for the other side) sends one every
+/// [`keepalive_interval`], so silence this long means the peer or the path
+/// is gone.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The same limit with a peer that does not send KeepAlive, and for writes
+/// (a peer that stops reading for this long is gone).
+pub const LEGACY_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How often an idle side sends KeepAlive for a peer that waits at most
+/// `idle`: a quarter of it, at most 15 s.
+pub fn keepalive_interval(idle: Duration) -> Duration {
+    (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(15))
+}
 /// Target plaintext size of a record: large enough for the AEAD's peak speed and
 /// few syscalls, small enough to keep memory low.
 pub const RECORD_TARGET: usize = 512 * 1024;
@@ -30,6 +41,10 @@ pub const RECORD_TARGET: usize = 512 * 1024;
 pub(crate) fn proto_err(e: pqdrop_proto::Error) -> Error {
     Error::from(e)
 }
+
+/// The transfer message type of KeepAlive (PROTOCOL.md §8), a record's whole
+/// plaintext when the sealer sends one.
+const KEEPALIVE_TYPE: u8 = 17;
 
 /// Tunes a TCP connection for transfers: no Nagle delay for the small
 /// handshake messages, and TCP keepalive so a peer that vanished is noticed
@@ -65,7 +80,8 @@ pub(crate) fn abort_reason(e: &Error) -> (StopCode, String) {
 /// The capabilities this build offers: AES-256-GCM only where the CPU has AES
 /// instructions (otherwise ChaCha20-Poly1305 is faster and constant-time).
 pub fn local_capabilities(cascade: bool) -> Capabilities {
-    let mut c = Capabilities::CHACHA20_POLY1305 | Capabilities::RESUME | Capabilities::ZSTD | Capabilities::STOP_CODES;
+    let mut c =
+        Capabilities::CHACHA20_POLY1305 | Capabilities::RESUME | Capabilities::ZSTD | Capabilities::STOP_CODES | Capabilities::KEEPALIVE;
     if has_aes_hardware() {
         c |= Capabilities::AES_256_GCM;
     }
@@ -101,7 +117,7 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(Established, Vec<u8>)> {
     tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake_inner(stream, role, code, caps))
         .await
-        .map_err(|_| Error::PeerGone("the handshake timed out".into()))?
+        .map_err(|_| Error::HandshakeTimeout { secs: HANDSHAKE_TIMEOUT.as_secs() })?
 }
 
 async fn handshake_inner<S: AsyncRead + AsyncWrite + Unpin>(
@@ -178,13 +194,17 @@ pub(crate) fn net_err(e: std::io::Error) -> Error {
     }
 }
 
+/// The error for a peer that sent nothing for `d`.
+fn silent(d: Duration) -> Error {
+    let secs = d.as_secs_f64();
+    let shown = if secs < 10.0 && secs.fract() != 0.0 { format!("{secs:.1}") } else { format!("{}", d.as_secs()) };
+    Error::PeerGone(format!("the other side sent nothing for {shown} s"))
+}
+
 /// Awaits `f`, with a time limit when `limit` is given.
 async fn limited<T>(limit: Option<Duration>, f: impl std::future::Future<Output = std::io::Result<T>>) -> Result<T> {
     match limit {
-        Some(d) => {
-            let secs = d.as_secs();
-            tokio::time::timeout(d, f).await.map_err(|_| Error::PeerGone(format!("no data for {secs} s")))?.map_err(net_err)
-        }
+        Some(d) => tokio::time::timeout(d, f).await.map_err(|_| silent(d))?.map_err(net_err),
         None => f.await.map_err(net_err),
     }
 }
@@ -217,16 +237,15 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, body: Vec<u8>, limit: O
     } else {
         body.truncate(h.body_len);
     }
-    tokio::time::timeout(IDLE_TIMEOUT, r.read_exact(&mut body))
-        .await
-        .map_err(|_| Error::PeerGone("no data for two minutes".into()))?
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                Error::PeerGone("the connection closed mid-record".into())
-            } else {
-                e.into()
-            }
-        })?;
+    let limit = limit.unwrap_or(LEGACY_IDLE_TIMEOUT);
+    match tokio::time::timeout(limit, r.read_exact(&mut body)).await {
+        Err(_) => return Err(silent(limit)),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(Error::PeerGone("the connection closed mid-record".into()))
+        }
+        Ok(Err(e)) => return Err(net_err(e)),
+        Ok(Ok(_)) => {}
+    }
     Ok(Some(RawFrame { msg_type: h.msg_type, body }))
 }
 
@@ -257,8 +276,14 @@ pub struct Outbound {
 impl Outbound {
     /// Starts the sealer thread and the writer task (on the current tokio
     /// runtime). Returns the pipeline and the writer task's handle, whose
-    /// result holds the real cause when the connection fails.
-    pub fn start<W: AsyncWrite + Unpin + Send + 'static>(w: W, mut sealer: RecordSealer) -> (Self, tokio::task::JoinHandle<Result<()>>) {
+    /// result holds the real cause when the connection fails. With
+    /// `keepalive`, a KeepAlive record goes out whenever nothing else did for
+    /// that long (only when the peer agreed to KEEPALIVE).
+    pub fn start<W: AsyncWrite + Unpin + Send + 'static>(
+        w: W,
+        mut sealer: RecordSealer,
+        keepalive: Option<Duration>,
+    ) -> (Self, tokio::task::JoinHandle<Result<()>>) {
         let (to_sealer, from_builder) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize, bool)>(2);
         let (to_writer, from_sealer) = tokio::sync::mpsc::channel::<OutFrame>(2);
         let (spare_tx, spare) = std::sync::mpsc::channel();
@@ -267,14 +292,32 @@ impl Outbound {
         let sealer_thread = std::thread::Builder::new()
             .name("pqdrop-seal".into())
             .spawn(move || {
-                while let Ok((mut buf, len, last)) = from_builder.recv() {
+                use std::sync::mpsc::RecvTimeoutError;
+                // Without a record to seal for `keepalive`, seal a KeepAlive
+                // (PROTOCOL.md §8); this thread owns the sealer, so the
+                // order of records is kept and nothing follows the final one.
+                let wait = keepalive.unwrap_or(Duration::from_secs(3600));
+                loop {
+                    let (mut buf, len, last) = match from_builder.recv_timeout(wait) {
+                        Ok(job) => job,
+                        Err(RecvTimeoutError::Timeout) if keepalive.is_some() => {
+                            let len = RECORD_HEADROOM + 1;
+                            let mut buf = vec![0u8; len + overhead];
+                            buf[RECORD_HEADROOM] = KEEPALIVE_TYPE;
+                            (buf, len, false)
+                        }
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                    };
                     let range = sealer.seal(&mut buf[..len + overhead], len - RECORD_HEADROOM, last).map_err(proto_err)?;
                     let frame = OutFrame { buf, start: range.start, end: range.end };
                     if to_writer.blocking_send(frame).is_err() {
                         return Err(Error::PeerGone("the connection closed".into()));
                     }
+                    if last {
+                        return Ok(());
+                    }
                 }
-                Ok(())
             })
             .map_err(Error::from);
         let out = Self {
@@ -424,9 +467,9 @@ async fn writer_task<W: AsyncWrite + Unpin>(
     recycle: std::sync::mpsc::Sender<Vec<u8>>,
 ) -> Result<()> {
     while let Some(frame) = rx.recv().await {
-        tokio::time::timeout(IDLE_TIMEOUT, w.write_all(&frame.buf[frame.start..frame.end]))
+        tokio::time::timeout(LEGACY_IDLE_TIMEOUT, w.write_all(&frame.buf[frame.start..frame.end]))
             .await
-            .map_err(|_| Error::PeerGone(format!("the other side stopped reading for {} s", IDLE_TIMEOUT.as_secs())))?
+            .map_err(|_| Error::PeerGone(format!("the other side stopped reading for {} s", LEGACY_IDLE_TIMEOUT.as_secs())))?
             .map_err(net_err)?;
         let _ = recycle.send(frame.buf);
     }

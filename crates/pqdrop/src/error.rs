@@ -36,6 +36,12 @@ pub enum Error {
         /// How long we searched.
         secs: u64,
     },
+    /// The peer was connected but did not complete the handshake in time.
+    #[error("the other side did not complete the handshake within {secs} s; through a relay this can mean someone else took the code. Nothing was transferred; start again with a new code")]
+    HandshakeTimeout {
+        /// The limit.
+        secs: u64,
+    },
     /// The peer closed the connection or went silent.
     #[error("the other side disconnected before the transfer finished ({0}); run the same command again to resume")]
     PeerGone(String),

@@ -71,6 +71,9 @@ pub struct ReceiveOptions {
     pub max_entries: usize,
     /// Ask for the cascade cipher.
     pub cascade: bool,
+    /// How long the sender may send nothing before we give up (with a sender
+    /// that sends KeepAlive; otherwise [`conn::LEGACY_IDLE_TIMEOUT`]).
+    pub idle_timeout: std::time::Duration,
 }
 
 /// Outcome of a successful receive.
@@ -94,6 +97,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (session, leftover) = conn::handshake(&mut stream, Role::Requester, code, local_capabilities(opts.cascade)).await?;
+    let (idle, keepalive) = if session.agreed.keepalive {
+        (opts.idle_timeout, Some(conn::keepalive_interval(opts.idle_timeout)))
+    } else {
+        (conn::LEGACY_IDLE_TIMEOUT, None)
+    };
     let config = ReceiverConfig { max_entries: opts.max_entries, max_text: MAX_TEXT, ..ReceiverConfig::agreed(&session.agreed) };
     let (rd, wr) = tokio::io::split(stream);
     // Buffered, so the small frame-header reads do not each cost a syscall.
@@ -103,14 +111,14 @@ where
     let reader = tokio::spawn(async move {
         loop {
             let body = ret_rx.try_recv().unwrap_or_default();
-            let f = read_frame(&mut rd, body, Some(conn::IDLE_TIMEOUT)).await;
+            let f = read_frame(&mut rd, body, Some(idle)).await;
             let stop = !matches!(f, Ok(Some(_)));
             if in_tx.send(f).await.is_err() || stop {
                 break;
             }
         }
     });
-    let (out, writer) = Outbound::start(wr, session.sealer);
+    let (out, writer) = Outbound::start(wr, session.sealer, keepalive);
     let opener = session.opener;
     let logic = tokio::task::spawn_blocking(move || {
         let disk = Disk::start(ret_tx)?;

@@ -47,11 +47,14 @@ pub struct SendOptions {
     pub zstd: Zstd,
     /// Ask for the AES-GCM + ChaCha20-Poly1305 cascade.
     pub cascade: bool,
+    /// How long the receiver may send nothing before we give up (with a
+    /// receiver that sends KeepAlive; otherwise no limit).
+    pub idle_timeout: std::time::Duration,
 }
 
 impl Default for SendOptions {
     fn default() -> Self {
-        Self { zstd: Zstd::Auto, cascade: false }
+        Self { zstd: Zstd::Auto, cascade: false, idle_timeout: conn::IDLE_TIMEOUT }
     }
 }
 
@@ -92,13 +95,18 @@ const INCOMING: usize = 8;
 
 /// Reads and decrypts the receiver's records. The machine on the logic thread
 /// judges what they say.
-async fn reader_task<R: AsyncRead + Unpin>(mut r: R, mut opener: RecordOpener, tx: mpsc::Sender<Incoming>) {
+async fn reader_task<R: AsyncRead + Unpin>(
+    mut r: R,
+    mut opener: RecordOpener,
+    tx: mpsc::Sender<Incoming>,
+    idle: Option<std::time::Duration>,
+) {
     let mut body = Vec::new();
     let end = loop {
-        // No read timeout: the receiver may legitimately be silent for long
-        // (a person deciding at the prompt, hashing partial files). A dead
-        // peer is detected by TCP keepalive, or by the relay.
-        let mut frame = match read_frame(&mut r, std::mem::take(&mut body), None).await {
+        // With KeepAlive agreed the receiver is never silent for long, even
+        // while its user decides; without it, a dead peer is detected by TCP
+        // keepalive, or by the relay.
+        let mut frame = match read_frame(&mut r, std::mem::take(&mut body), idle).await {
             Ok(Some(f)) => f,
             Ok(None) if opener.is_finished() => break None,
             Ok(None) => break Some(Error::PeerGone("the receiver closed the connection".into())),
@@ -157,9 +165,13 @@ where
     let (rd, wr) = tokio::io::split(stream);
     // Buffered, so the small frame-header reads do not each cost a syscall.
     let rd = tokio::io::BufReader::with_capacity(64 * 1024, std::io::Cursor::new(leftover).chain_reader(rd));
+    // The receiver's silence is bounded only when it sends KeepAlive: an
+    // older receiver is silent while its user decides.
+    let (idle, keepalive) =
+        if session.agreed.keepalive { (Some(opts.idle_timeout), Some(conn::keepalive_interval(opts.idle_timeout))) } else { (None, None) };
     let (ctl_tx, ctl_rx) = mpsc::channel(INCOMING);
-    let reader = tokio::spawn(reader_task(rd, session.opener, ctl_tx));
-    let (out, writer) = Outbound::start(wr, session.sealer);
+    let reader = tokio::spawn(reader_task(rd, session.opener, ctl_tx, idle));
+    let (out, writer) = Outbound::start(wr, session.sealer, keepalive);
     let logic = tokio::task::spawn_blocking(move || {
         let offer = match (&payload, &source) {
             (_, Some(s)) => Offer { kind: OfferKind::Files, files: s.files, dirs: s.dirs, bytes: s.bytes, preview: s.preview.clone() },

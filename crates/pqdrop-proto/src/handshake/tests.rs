@@ -239,3 +239,23 @@ fn arbitrary_input_never_panics() {
         prop_assert!(!hs.is_complete());
     });
 }
+
+#[test]
+fn a_wrong_code_abort_before_any_key_confirmation_is_not_a_wrong_code() {
+    let mut abort = Vec::new();
+    Message::Abort(AbortReason::KEY_CONFIRMATION).encode_frame(&mut abort);
+    // The accepter never gets a legitimate abort(1): the requester checks the
+    // accepter's tag only after the accepter finished.
+    let mut a = Handshake::accepter(config(b"a-b", 0), &mut OsRng).unwrap();
+    assert!(matches!(a.handle_input(&abort), Err(Error::UnexpectedMessage(_))));
+    // The requester, before it sent its key share.
+    let mut r = Handshake::requester(config(b"a-b", 0), &mut OsRng).unwrap();
+    let _ = r.poll_transmit();
+    assert!(matches!(r.handle_input(&abort), Err(Error::UnexpectedMessage(_))));
+    // After keys2 and its tag, abort(1) is the accepter saying the code differs.
+    let (mut r, mut a) = pair(b"a-b", b"a-c", 0, 0);
+    a.handle_input(&r.poll_transmit().unwrap()).unwrap();
+    r.handle_input(&a.poll_transmit().unwrap()).unwrap();
+    assert_eq!(a.handle_input(&r.poll_transmit().unwrap()), Err(Error::WrongCode));
+    assert_eq!(r.handle_input(&a.poll_transmit().unwrap()), Err(Error::WrongCode));
+}

@@ -188,6 +188,9 @@ pub enum TransferMsg<'a> {
         /// BLAKE3 of all bytes.
         hash: [u8; 32],
     },
+    /// 17: either way, "still here" while a side has nothing else to send
+    /// (only when both set the KEEPALIVE capability). Ignored by the machines.
+    KeepAlive,
     /// 16: either way, like Abort with a reason code (only when both sides
     /// set the STOP_CODES capability).
     Stop {
@@ -295,6 +298,7 @@ impl TransferMsg<'_> {
                 put_varuint(out, *len);
                 put_bytes(out, hash);
             }
+            TransferMsg::KeepAlive => put_varuint(out, 17),
             TransferMsg::Stop { code, reason } => {
                 put_varuint(out, 16);
                 put_varuint(out, code.0);
@@ -396,6 +400,7 @@ impl<'a> Messages<'a> {
             13 => TransferMsg::DoneAck,
             14 => TransferMsg::Abort { reason: String::from_utf8_lossy(r.bytes("abort.reason", MAX_REASON)?).into_owned() },
             15 => TransferMsg::StreamEnd { len: r.varuint("streamEnd.len")?, hash: r.array("streamEnd.hash")? },
+            17 => TransferMsg::KeepAlive,
             16 => TransferMsg::Stop {
                 code: StopCode(r.varuint("stop.code")?),
                 reason: String::from_utf8_lossy(r.bytes("stop.reason", MAX_REASON)?).into_owned(),
@@ -449,6 +454,7 @@ mod tests {
             any::<u64>().prop_map(|index| TransferMsg::FileSkip { index }),
             Just(TransferMsg::Done),
             Just(TransferMsg::DoneAck),
+            Just(TransferMsg::KeepAlive),
             "[a-z ]{0,40}".prop_map(|reason| TransferMsg::Abort { reason }),
             (any::<u64>(), any::<[u8; 32]>()).prop_map(|(len, hash)| TransferMsg::StreamEnd { len, hash }),
             (any::<u64>(), "[a-z ]{0,40}").prop_map(|(code, reason)| TransferMsg::Stop { code: StopCode(code), reason }),

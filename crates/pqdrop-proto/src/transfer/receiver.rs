@@ -429,6 +429,8 @@ impl Receiver {
         match (self.state, m) {
             (_, TransferMsg::Abort { reason }) => Err(Error::PeerStopped { code: None, reason: escape(reason.as_bytes()) }),
             (_, TransferMsg::Stop { code, reason }) => Err(Error::PeerStopped { code: Some(code), reason: escape(reason.as_bytes()) }),
+            // The peer's engine sends it when idle; it only proves the peer is there.
+            (_, TransferMsg::KeepAlive) => Ok(None),
             (S::ExpectOffer, TransferMsg::Offer(o)) => self.on_offer(o).map(Some),
             (S::ExpectOffer, _) => Err(violation("expected an offer")),
             (S::ExpectEntry, TransferMsg::Entry(e)) => self.on_entry(e).map(Some),

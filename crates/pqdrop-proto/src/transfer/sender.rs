@@ -347,6 +347,8 @@ impl Sender {
             (_, TransferMsg::Stop { code, reason }) => {
                 return Err(Error::PeerStopped { code: Some(code), reason: escape(reason.as_bytes()) })
             }
+            // The peer's engine sends it when idle; it only proves the peer is there.
+            (_, TransferMsg::KeepAlive) => return Ok(None),
             (S::AwaitAnswer, TransferMsg::Accept) => {
                 self.state = if self.offer.kind == OfferKind::Files { S::Manifest } else { S::Stream };
                 SenderEvent::Accepted

@@ -1,0 +1,69 @@
+//! KeepAlive (PROTOCOL.md §8): a side that waits for its user keeps the
+//! connection alive, so a short idle timeout cuts a silent peer but never a
+//! person deciding. Both engines run in this process over loopback TCP.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pqdrop::receive::{receive, OfferSummary, ReceiveOptions, ReceiveUi};
+use pqdrop::send::{prepare, send, Payload, SendOptions, SendUi};
+use pqdrop::sink::ConflictPolicy;
+use pqdrop_proto::code::Code;
+use pqdrop_proto::transfer::Offer;
+
+struct SlowConsent {
+    think: Duration,
+    text: Mutex<Vec<u8>>,
+}
+
+impl ReceiveUi for SlowConsent {
+    fn consent(&self, _offer: &OfferSummary) -> bool {
+        // A person reading the offer for longer than the idle timeout.
+        std::thread::sleep(self.think);
+        true
+    }
+    fn progress(&self, _done: u64, _total: u64) {}
+    fn output(&self, data: &[u8]) -> std::io::Result<()> {
+        self.text.lock().expect("lock").extend_from_slice(data);
+        Ok(())
+    }
+    fn warn(&self, _msg: &str) {}
+}
+
+struct Quiet;
+
+impl SendUi for Quiet {
+    fn connected(&self, _offer: &Offer) {}
+    fn progress(&self, _done: u64, _total: u64) {}
+    fn warn(&self, _msg: &str) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_deciding_longer_than_the_idle_timeout_does_not_cut_the_transfer() {
+    let idle = Duration::from_millis(800);
+    let out = tempfile::tempdir().expect("tempdir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("addr");
+    let code = Code::parse("7-lemon-tiger").expect("code");
+    let ui = Arc::new(SlowConsent { think: idle * 3, text: Mutex::new(Vec::new()) });
+    let opts =
+        ReceiveOptions { out_dir: out.path().into(), policy: ConflictPolicy::Refuse, max_entries: 10, cascade: false, idle_timeout: idle };
+    let rx_code = code.clone();
+    let rx_ui = ui.clone();
+    let receiver = tokio::spawn(async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        receive(stream, &rx_code, opts, rx_ui).await
+    });
+    let (stream, _) = listener.accept().await.expect("accept");
+    let prepared = prepare(Payload::Text("still there".into())).expect("prepare");
+    let sent = tokio::time::timeout(
+        Duration::from_secs(20),
+        send(stream, &code, prepared, SendOptions { idle_timeout: idle, ..SendOptions::default() }, Arc::new(Quiet)),
+    )
+    .await
+    .expect("the send finished");
+    let received = tokio::time::timeout(Duration::from_secs(20), receiver).await.expect("the receive finished").expect("join");
+    sent.expect("the sender succeeded");
+    received.expect("the receiver succeeded");
+    assert_eq!(*ui.text.lock().expect("lock"), b"still there");
+}

@@ -913,3 +913,26 @@ impl Outcome {
         self.out.get(Path::new(rel))
     }
 }
+
+/// Offers `entries` (preview = their paths), sends the manifest, and, should
+/// the receiver accept it, the honest data. Returns the outcome.
+pub async fn manifest_run(extra: &[&str], entries: &[Entry]) -> Outcome {
+    let mut scene = Scene::new().await;
+    manifest_run_in(&mut scene, extra, entries).await
+}
+
+pub async fn manifest_run_in(scene: &mut Scene, extra: &[&str], entries: &[Entry]) -> Outcome {
+    let (rx, mut peer) = scene.start(extra).await;
+    peer.open_manifest(entries).await.expect("offer and manifest");
+    peer.follow_through(entries).await;
+    scene.finish(rx, Some(peer)).await
+}
+
+/// Each raw path, as a single file entry, is refused with exit 8 and shown escaped.
+pub async fn refuse_each_name(names: &[&[u8]]) {
+    for raw in names {
+        eprintln!("case {:?}", pqdrop::names::escape(raw));
+        let o = manifest_run(&[], &[file(0, raw, 3)]).await;
+        o.assert_refused(exit::PROTOCOL, Some(raw)).assert_no_files_in_out();
+    }
+}

@@ -331,6 +331,17 @@ pub fn chunk_data_len(compressed: bool, data: &[u8]) -> Result<u64> {
     }
 }
 
+/// Parses the message at `*cursor` of `record` and moves the cursor past it;
+/// `Ok(None)` at the end of the record. The machines read a record one
+/// message per call this way, so nothing is queued per message.
+fn next_message<'r>(record: &'r [u8], cursor: &mut usize) -> Result<Option<TransferMsg<'r>>> {
+    let rest = record.get(*cursor..).unwrap_or_default();
+    let mut it = Messages::new(rest);
+    let m = it.next();
+    *cursor += rest.len() - it.remaining();
+    m
+}
+
 /// Bytes a chunk message adds in front of its payload, at most.
 pub const CHUNK_HEADER_MAX: usize = 1 + 1 + 5;
 

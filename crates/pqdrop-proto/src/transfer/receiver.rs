@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::names::{escape, CollisionSet, SafePath};
-use super::{chunk_data_len, Entry, EntryKind, Messages, Offer, OfferKind, StopCode, TransferMsg, MAX_PREVIEW};
+use super::{chunk_data_len, next_message, Entry, EntryKind, Offer, OfferKind, StopCode, TransferMsg, MAX_PREVIEW};
 use crate::primitives::ct_eq;
 use crate::{Error, Result};
 
@@ -401,24 +401,17 @@ impl Receiver {
         if matches!(self.state, State::Failed | State::Refused | State::Finished) && self.cursor < record.len() {
             return Err(violation("the sender sent more after the transfer ended"));
         }
-        while self.cursor < record.len() {
-            let rest = record.get(self.cursor..).unwrap_or_default();
-            let mut it = Messages::new(rest);
-            let parsed = it.next();
-            let consumed = rest.len() - it.remaining();
-            self.cursor += consumed;
-            let r = match parsed {
-                Ok(Some(m)) => self.handle(m, record),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
-            };
-            match r {
-                Ok(Some(ev)) => return Ok(Some(ev)),
-                Ok(None) => {}
-                Err(e) => {
-                    self.state = State::Failed;
-                    return Err(e);
-                }
+        let r = self.next_event(record);
+        if r.is_err() {
+            self.state = State::Failed;
+        }
+        r
+    }
+
+    fn next_event(&mut self, record: &[u8]) -> Result<Option<Event>> {
+        while let Some(m) = next_message(record, &mut self.cursor)? {
+            if let Some(ev) = self.handle(m, record)? {
+                return Ok(Some(ev));
             }
         }
         Ok(None)

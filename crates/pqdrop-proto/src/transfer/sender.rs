@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use super::names::escape;
-use super::{Entry, EntryKind, Messages, Offer, OfferKind, StopCode, TransferMsg, MAX_CHUNK};
+use super::{next_message, Entry, EntryKind, Offer, OfferKind, StopCode, TransferMsg, MAX_CHUNK};
 use crate::{Error, Result};
 
 /// Capabilities agreed in the handshake that change what the sender may do.
@@ -318,23 +318,17 @@ impl Sender {
     /// receiver), `None` when it is used up. An error leaves the machine
     /// failed.
     pub fn poll_event(&mut self, record: &[u8]) -> Result<Option<SenderEvent>> {
-        while self.cursor < record.len() {
-            let rest = record.get(self.cursor..).unwrap_or_default();
-            let mut it = Messages::new(rest);
-            let parsed = it.next();
-            self.cursor += rest.len() - it.remaining();
-            let r = match parsed {
-                Ok(Some(m)) => self.handle(m),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
-            };
-            match r {
-                Ok(Some(ev)) => return Ok(Some(ev)),
-                Ok(None) => {}
-                Err(e) => {
-                    self.state = State::Failed;
-                    return Err(e);
-                }
+        let r = self.next_event(record);
+        if r.is_err() {
+            self.state = State::Failed;
+        }
+        r
+    }
+
+    fn next_event(&mut self, record: &[u8]) -> Result<Option<SenderEvent>> {
+        while let Some(m) = next_message(record, &mut self.cursor)? {
+            if let Some(ev) = self.handle(m)? {
+                return Ok(Some(ev));
             }
         }
         Ok(None)

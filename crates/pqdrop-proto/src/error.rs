@@ -30,6 +30,16 @@ pub enum Error {
         /// The cap.
         cap: u64,
     },
+    /// A count field exceeds the cap that applies to it; nothing was allocated.
+    #[error("{what}: {count}, more than the limit of {cap}")]
+    TooMany {
+        /// What is counted.
+        what: &'static str,
+        /// The claimed count.
+        count: u64,
+        /// The cap.
+        cap: u64,
+    },
     /// The peer sent a well-formed message that is not allowed at this point.
     #[error("unexpected message from peer: {0}")]
     UnexpectedMessage(&'static str),

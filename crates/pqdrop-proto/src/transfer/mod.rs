@@ -382,7 +382,7 @@ impl<'a> Messages<'a> {
                 let bytes = r.varuint("offer.bytes")?;
                 let n = r.varuint("offer.preview count")?;
                 if n > MAX_PREVIEW as u64 {
-                    return Err(Error::TooLarge { what: "offer preview", len: n, cap: MAX_PREVIEW as u64 });
+                    return Err(Error::TooMany { what: "names in the offer", count: n, cap: MAX_PREVIEW as u64 });
                 }
                 let mut preview = Vec::with_capacity(n as usize);
                 for _ in 0..n {
@@ -506,7 +506,7 @@ mod tests {
         for v in [1u64, 0, 0, 0, 1 << 40] {
             put_varuint(&mut buf, v);
         }
-        assert!(matches!(Messages::new(&buf).next(), Err(Error::TooLarge { .. })));
+        assert!(matches!(Messages::new(&buf).next(), Err(Error::TooMany { count, .. }) if count == 1 << 40));
         let mut buf = Vec::new();
         put_varuint(&mut buf, 9);
         put_varuint(&mut buf, 0);

@@ -51,6 +51,9 @@ fuzz_target!(|data: &[u8]| {
                         assert!(*got <= *total, "compressed data past the announced size");
                     }
                     Event::FileEnd { .. } => file = None,
+                    Event::ManifestDone { .. } => {
+                        let _ = rx.ready();
+                    }
                     Event::Done => {
                         let _ = rx.finish();
                     }

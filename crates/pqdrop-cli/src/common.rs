@@ -39,7 +39,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         Some(E::Refused) => exit::REFUSED,
         Some(E::Relay { .. } | E::LanNotFound { .. }) => exit::UNREACHABLE,
         Some(E::PeerGone(_) | E::HandshakeTimeout { .. }) => exit::PEER_GONE,
-        Some(E::Io { .. }) => exit::IO,
+        Some(E::Io { .. } | E::NoSpace { .. } | E::OutputDir { .. }) => exit::IO,
         Some(E::Exists(_)) => exit::EXISTS,
         Some(E::Proto(_) | E::Hostile { .. } | E::Integrity(_) | E::Protocol(_) | E::Limit(_)) => exit::PROTOCOL,
         // The other side stopped for a reason of its own: its reason, not ours.

@@ -566,3 +566,58 @@ async fn c9_manifest_beyond_the_offer_is_refused() {
     }
     assert!(accepted.is_empty(), "the receiver went beyond the offer it showed:\n{}", accepted.join("\n"));
 }
+
+// ---------------------------------------------------------------------------
+// Problems the receiver can see before any data moves (its own side).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_larger_than_the_free_space_is_refused_before_any_data() {
+    // 1 EiB fits no disk: refused when the manifest ends, before Ready, with
+    // the amount needed, exit 7, and the sender told why (not a violation).
+    let t = file(0, "huge.bin", 1 << 60);
+    let mut scene = Scene::new().await;
+    let (rx, mut peer) = scene.start(&[]).await;
+    peer.open_manifest(std::slice::from_ref(&t)).await.expect("offer and manifest");
+    let err = peer.expect(Expect::Ready).await.expect_err("no Ready for a transfer that does not fit");
+    assert!(err.contains("not have enough free space") && err.contains("1024.0 PiB"), "{err}");
+    let o = scene.finish(rx, Some(peer)).await;
+    o.assert_exit(exit::IO).assert_mentions("not enough free space").assert_mentions("Nothing was written");
+    assert_no_final_and_no_partial(&o, "huge.bin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_path_that_is_a_file_is_refused_before_consent() {
+    let mut scene = Scene::new().await;
+    std::fs::write(&scene.out, b"not a folder").expect("write OUT as a file");
+    let (rx, mut peer) = scene.start(&[]).await;
+    peer.offer(1, 0, 1, &[b"a"]).flush().await.expect("offer");
+    let err = peer.expect(Expect::Accept).await.expect_err("no consent into a file");
+    assert!(err.contains("cannot write to its output folder"), "{err}");
+    let o = scene.finish(rx, Some(peer)).await;
+    o.assert_exit(exit::IO).assert_mentions("is not a folder");
+    assert_eq!(std::fs::read(&scene.out).expect("OUT"), b"not a folder", "the file is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_fills_mid_transfer_keeps_what_arrived_and_says_what_is_needed() {
+    if !Scene::can_mount() {
+        eprintln!("skipped: this machine does not let the test mount a tmpfs for the receiver (needs root and unshare)");
+        return;
+    }
+    // OUT is a 1 MiB tmpfs. The 768 KiB file fits when the manifest ends;
+    // then something else fills the disk, and the data runs out of room.
+    let data = vec![7u8; 768 << 10];
+    let t = file(0, "big.bin", data.len() as u64);
+    let mut scene = Scene::new().await;
+    scene.tmpfs_kib = Some(1024);
+    let (rx, mut peer) = scene.start(&[]).await;
+    peer.open_manifest(std::slice::from_ref(&t)).await.expect("offer and manifest");
+    peer.expect(Expect::Ready).await.expect("ready: it fits for now");
+    std::fs::write(scene.out_seen_by(&rx).join("filler"), vec![0u8; 640 << 10]).expect("fill the receiver's disk");
+    peer.send_file(&t, &data).done();
+    let _ = peer.flush().await;
+    let err = peer.expect(Expect::DoneAck).await.expect_err("no DoneAck from a full disk");
+    assert!(err.contains("not have enough free space"), "{err}");
+    let o = scene.finish(rx, Some(peer)).await;
+    o.assert_exit(exit::IO).assert_mentions("is full").assert_mentions("What arrived is kept").assert_mentions("more are needed");
+}

@@ -44,6 +44,7 @@ fn feed(config: ReceiverConfig, records: &[Vec<TransferMsg<'_>>]) -> (Vec<Event>
                     match &ev {
                         Event::Offer(_) => rx.accept().unwrap(),
                         Event::CheckFile { index, .. } => rx.file_checked(*index, FileState::Fresh).unwrap(),
+                        Event::ManifestDone { .. } => rx.ready().unwrap(),
                         Event::Done => rx.finish().unwrap(),
                         _ => {}
                     }
@@ -94,10 +95,11 @@ fn an_honest_sequence_gives_the_expected_events() {
     assert!(matches!(ev[0], Event::Offer(_)));
     assert!(matches!(ev[1], Event::Folder { .. }));
     assert!(matches!(ev[2], Event::CheckFile { index: 1, size: 3, .. }));
-    assert!(matches!(ev[3], Event::FileStart { offset: 0, conflict: false, .. }));
-    assert!(matches!(&ev[4], Event::Data(r) if r.len() == 3));
-    assert!(matches!(ev[5], Event::FileEnd { hash, .. } if hash == [1; 32]));
-    assert_eq!(ev[6], Event::Done);
+    assert_eq!(ev[3], Event::ManifestDone { to_come: 3 });
+    assert!(matches!(ev[4], Event::FileStart { offset: 0, conflict: false, .. }));
+    assert!(matches!(&ev[5], Event::Data(r) if r.len() == 3));
+    assert!(matches!(ev[6], Event::FileEnd { hash, .. } if hash == [1; 32]));
+    assert_eq!(ev[7], Event::Done);
 }
 
 #[test]
@@ -301,4 +303,32 @@ fn nothing_is_accepted_after_the_end() {
     )
     .1;
     assert!(violation(r).contains("after the transfer ended"));
+}
+
+#[test]
+fn what_is_still_to_come_excludes_what_the_receiver_holds() {
+    let e = [file(0, "a", 100), file(1, "b", 50)];
+    let mut rx = Receiver::new(ReceiverConfig::default());
+    let mut pt = Vec::new();
+    TransferMsg::Offer(offer_for(&e)).encode(&mut pt);
+    for m in e.iter().cloned().map(TransferMsg::Entry).chain([TransferMsg::ManifestEnd]) {
+        m.encode(&mut pt);
+    }
+    rx.start_record();
+    let mut done = None;
+    while let Some(ev) = rx.poll_event(&pt).unwrap() {
+        match ev {
+            Event::Offer(_) => rx.accept().unwrap(),
+            Event::CheckFile { index: 0, .. } => rx.file_checked(0, FileState::Partial { len: 30, hash: [0; 32] }).unwrap(),
+            Event::CheckFile { index, .. } => rx.file_checked(index, FileState::Fresh).unwrap(),
+            Event::ManifestDone { to_come } => done = Some(to_come),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(done, Some(120));
+    // Nothing may come before Ready.
+    let mut early = Vec::new();
+    TransferMsg::FileStart { entry: e[1].clone(), offset: 0 }.encode(&mut early);
+    rx.start_record();
+    assert!(violation(rx.poll_event(&early).map(|_| ())).contains("before the receiver was ready"));
 }

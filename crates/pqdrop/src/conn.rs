@@ -65,6 +65,11 @@ pub fn tune_tcp(stream: &tokio::net::TcpStream) {
 /// and OS errors stay here).
 pub(crate) fn abort_reason(e: &Error) -> (StopCode, String) {
     match e {
+        Error::NoSpace { need, .. } => (
+            StopCode::NO_SPACE,
+            format!("the receiver does not have enough free space: {} more are needed", crate::error::human_bytes(*need)),
+        ),
+        Error::OutputDir { .. } => (StopCode::LOCAL_IO, "the receiver cannot write to its output folder".into()),
         Error::Io { err, .. } if err.kind() == std::io::ErrorKind::StorageFull => {
             (StopCode::NO_SPACE, "the other side's disk is full".into())
         }

@@ -80,6 +80,8 @@ enum Msg {
 
 /// Handle to the disk thread.
 pub(crate) struct Disk {
+    /// File bytes written so far (for "how much more space is needed").
+    written: Arc<std::sync::atomic::AtomicU64>,
     tx: Option<SyncSender<Msg>>,
     errors: Receiver<Error>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -90,8 +92,15 @@ impl Disk {
     pub fn start(returns: Sender<Vec<u8>>) -> Result<Disk> {
         let (tx, rx) = sync_channel::<Msg>(QUEUE);
         let (err_tx, errors) = channel();
-        let thread = std::thread::Builder::new().name("pqdrop-disk".into()).spawn(move || run(rx, err_tx, returns))?;
-        Ok(Disk { tx: Some(tx), errors, thread: Some(thread) })
+        let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = Arc::clone(&written);
+        let thread = std::thread::Builder::new().name("pqdrop-disk".into()).spawn(move || run(rx, err_tx, returns, &counter))?;
+        Ok(Disk { written, tx: Some(tx), errors, thread: Some(thread) })
+    }
+
+    /// File bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The first error the thread hit, if any (does not wait).
@@ -138,7 +147,7 @@ impl Drop for Disk {
     }
 }
 
-fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>) {
+fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>, written: &std::sync::atomic::AtomicU64) {
     let mut current: Option<Box<FileWriter>> = None;
     let mut failed = false;
     let mut zstd = Zstd::default();
@@ -154,11 +163,18 @@ fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>) {
             if failed {
                 break;
             }
+            let bytes = match &op {
+                Op::Write { len, .. } => u64::from(*len),
+                Op::Zstd { size, .. } => u64::from(*size),
+                _ => 0,
+            };
             if let Err(e) = apply(op, &batch.body, &mut current, &mut zstd) {
                 failed = true;
                 // An unfinished file stays as its partial temp file, for resume.
                 current = None;
                 let _ = errors.send(e);
+            } else {
+                written.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
             }
         }
         // The last batch of a record holds the last reference to its buffer.

@@ -76,6 +76,26 @@ pub enum Error {
     /// The offer goes beyond a limit this side sets.
     #[error("{0}")]
     Limit(String),
+    /// The output folder has less free space than the transfer still needs.
+    #[error("{}", no_space_message(dir, *need, *free, *kept))]
+    NoSpace {
+        /// The output folder.
+        dir: PathBuf,
+        /// Bytes still to come.
+        need: u64,
+        /// Bytes free there, when known.
+        free: Option<u64>,
+        /// A partial file was kept for resume.
+        kept: bool,
+    },
+    /// The output folder cannot be written to (it is read-only, or a file).
+    #[error("cannot receive into {}: {why}", dir.display())]
+    OutputDir {
+        /// The folder given.
+        dir: PathBuf,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// A local I/O error, with the path involved when there is one.
     #[error("{}", match path { Some(p) => format!("{}: {err}", p.display()), None => err.to_string() })]
     Io {
@@ -108,6 +128,41 @@ impl From<pqdrop_proto::Error> for Error {
 impl From<std::io::Error> for Error {
     fn from(source: std::io::Error) -> Self {
         Error::Io { path: None, err: source }
+    }
+}
+
+/// Bytes for people: `1.5 GiB`, `12 KiB`, `900 bytes`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n == 1 {
+        return "1 byte".into();
+    }
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+fn no_space_message(dir: &std::path::Path, need: u64, free: Option<u64>, kept: bool) -> String {
+    let free = free.map(|f| format!(", {} is free", human_bytes(f))).unwrap_or_default();
+    if kept {
+        format!(
+            "the disk of {} is full: {} more are needed{free}. What arrived is kept: free some space and run the same command again (any new code) to resume",
+            dir.display(),
+            human_bytes(need)
+        )
+    } else {
+        format!(
+            "not enough free space in {}: the transfer needs {}{free}. Nothing was written; free some space, or choose another folder with -o",
+            dir.display(),
+            human_bytes(need)
+        )
     }
 }
 

@@ -123,7 +123,7 @@ where
     let logic = tokio::task::spawn_blocking(move || {
         let disk = Disk::start(ret_tx)?;
         let mut r = Driver::new(opts, config, ui, out, disk, opener, in_rx);
-        let res = r.run().map_err(|e| e.stopped_by("sender"));
+        let res = r.run().map_err(|e| r.explain(e).stopped_by("sender"));
         if let Err(e) = &res {
             if !matches!(e, Error::PeerGone(_) | Error::Refused) {
                 let (code, reason) = conn::abort_reason(e);
@@ -163,6 +163,8 @@ struct Driver {
     policy: ConflictPolicy,
     /// Encoded messages from the machine, on their way into records.
     tx: Vec<u8>,
+    /// File bytes still to come when the manifest ended.
+    to_come: u64,
 }
 
 impl Driver {
@@ -191,6 +193,7 @@ impl Driver {
             dir_times: Vec::new(),
             policy,
             tx: Vec::new(),
+            to_come: 0,
         }
     }
 
@@ -238,6 +241,20 @@ impl Driver {
         Ok(())
     }
 
+    /// A disk that filled up mid-transfer: say how much is still needed and
+    /// that what arrived is kept for resume.
+    fn explain(&self, e: Error) -> Error {
+        match e {
+            Error::Io { err, .. } if err.kind() == std::io::ErrorKind::StorageFull => Error::NoSpace {
+                dir: self.opts.out_dir.clone(),
+                need: self.to_come.saturating_sub(self.disk.written()).max(1),
+                free: crate::sink::free_space(&self.opts.out_dir).ok(),
+                kept: true,
+            },
+            other => other,
+        }
+    }
+
     /// Moves the machine's replies into records: flushed at once, or sent as
     /// the final record when the machine is done with the connection.
     fn transmit(&mut self) -> Result<()> {
@@ -270,6 +287,11 @@ impl Driver {
                     bytes: o.bytes,
                     preview: o.preview.iter().map(|p| escape(p)).collect(),
                 };
+                // A folder we could not write to is said now, before the
+                // user is asked and before the sender's code is used up.
+                if o.kind == OfferKind::Files {
+                    crate::sink::check_output_dir(&self.opts.out_dir)?;
+                }
                 if !self.ui.consent(&summary) {
                     self.rx.refuse()?;
                     return Ok(());
@@ -306,6 +328,16 @@ impl Driver {
                     self.tx.clear();
                     r?;
                 }
+            }
+            Event::ManifestDone { to_come } => {
+                // Before any data moves: is there room for what is to come?
+                self.to_come = to_come;
+                let free = crate::sink::free_space(&self.opts.out_dir)?;
+                if to_come > free {
+                    return Err(Error::NoSpace { dir: self.opts.out_dir.clone(), need: to_come, free: Some(free), kept: false });
+                }
+                self.rx.ready()?;
+                self.transmit()?;
             }
             Event::FileStart { entry, path, offset, conflict } => {
                 // The existing file differs from the sender's: a conflict, now.

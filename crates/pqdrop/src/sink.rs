@@ -95,6 +95,29 @@ pub struct OutputDir {
     policy: ConflictPolicy,
 }
 
+/// Checks, without creating anything, that `path` can be an output folder:
+/// absent (it will be created), or a folder this process may write to.
+pub fn check_output_dir(path: &Path) -> Result<()> {
+    let bad = |why| Err(Error::OutputDir { dir: path.to_path_buf(), why });
+    match std::fs::metadata(path) {
+        Ok(md) if !md.is_dir() => bad("it is not a folder"),
+        Ok(_) => match rustix::fs::access(path, rustix::fs::Access::WRITE_OK) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::ROFS) => bad("it is on a read-only file system"),
+            Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => bad("it is read-only for this user"),
+            Err(e) => Err(Error::io(path, e.into())),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Bytes available to this user in the file system that holds `path`.
+pub fn free_space(path: &Path) -> Result<u64> {
+    let st = rustix::fs::statvfs(path).map_err(|e| Error::io(path, e.into()))?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
 impl OutputDir {
     /// Opens (creating if missing) the output directory at `path`.
     pub fn open(path: &Path, policy: ConflictPolicy) -> Result<Self> {

@@ -218,6 +218,9 @@ pub struct Scene {
     before: Option<(BTreeMap<PathBuf, Node>, BTreeMap<PathBuf, Node>)>,
     /// The receiver runs under this umask (through `/bin/sh`).
     pub umask: Option<u32>,
+    /// The receiver runs in a mount namespace of its own where OUT is a tmpfs
+    /// of this many KiB (needs `unshare`, as root; see [`Scene::can_mount`]).
+    pub tmpfs_kib: Option<u64>,
 }
 
 /// Contents of [`Scene::victim`].
@@ -243,7 +246,7 @@ impl Scene {
         for d in ["home", "config", "cwd"] {
             std::fs::create_dir(aux.path().join(d)).expect("mkdir aux");
         }
-        Scene { root, aux, out, sibling, outside, victim, relay: TestRelay::start().await, before: None, umask: None }
+        Scene { root, aux, out, sibling, outside, victim, relay: TestRelay::start().await, before: None, umask: None, tmpfs_kib: None }
     }
 
     /// The temp root (OUT's grandparent's parent).
@@ -287,13 +290,30 @@ impl Scene {
         }
     }
 
+    /// Whether this machine lets a test give the receiver a tmpfs of its own
+    /// (root, with `unshare`).
+    pub fn can_mount() -> bool {
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "/bin/sh", "-c", "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs \"$d\""])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// The receiver's view of OUT, through its own mount namespace.
+    pub fn out_seen_by(&self, rx: &Receiver) -> PathBuf {
+        let pid = rx.child.as_ref().map(Child::id).unwrap_or_default();
+        PathBuf::from(format!("/proc/{pid}/root")).join(self.out.strip_prefix("/").unwrap_or(&self.out))
+    }
+
     /// Spawns the receiver only.
     pub fn spawn(&mut self, extra: &[&str], data_limit_kib: Option<u64>) -> Receiver {
         self.before = Some(self.snapshots());
         let bin = env!("CARGO_BIN_EXE_pqdrop");
         let relay = self.relay.addr().to_string();
         let out = self.out.to_str().expect("UTF-8 temp path").to_string();
-        let mut args: Vec<String> = vec!["receive".into(), "--relay".into(), relay, "--yes".into(), "-o".into(), out];
+        let mut args: Vec<String> = vec!["receive".into(), "--relay".into(), relay, "--yes".into(), "-o".into(), out.clone()];
         args.extend(extra.iter().map(|s| s.to_string()));
         args.push(CODE.into());
         let mut setup = String::new();
@@ -303,7 +323,14 @@ impl Scene {
         if let Some(m) = self.umask {
             setup += &format!("umask {m:03o} && ");
         }
-        let mut cmd = if setup.is_empty() {
+        if let Some(kib) = self.tmpfs_kib {
+            setup += &format!("mkdir -p '{out}' && mount -t tmpfs -o size={kib}k tmpfs '{out}' && ");
+        }
+        let mut cmd = if self.tmpfs_kib.is_some() {
+            let mut c = Command::new("unshare");
+            c.args(["--mount", "--propagation", "private", "/bin/sh", "-c"]).arg(format!("{setup}exec \"$0\" \"$@\"")).arg(bin).args(&args);
+            c
+        } else if setup.is_empty() {
             let mut c = Command::new(bin);
             c.args(&args);
             c

@@ -665,6 +665,7 @@ impl SimReceiver {
                 Event::StreamData(range) => self.stdout.extend_from_slice(pt.get(range).unwrap_or_default()),
                 Event::Text(t) => self.stdout = t,
                 Event::StreamEnd => {}
+                Event::ManifestDone { .. } => m.ready().map_err(End::Failed)?,
                 Event::Done => m.finish().map_err(End::Failed)?,
             }
         }

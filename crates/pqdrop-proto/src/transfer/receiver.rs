@@ -97,6 +97,14 @@ pub enum Event {
         /// Announced size.
         size: u64,
     },
+    /// The manifest is complete and every file was checked. `to_come` bytes
+    /// of file data will arrive (the offer's total minus what the caller
+    /// already holds): check there is room for them, then call
+    /// [`Receiver::ready`] (or stop).
+    ManifestDone {
+        /// Bytes still to come.
+        to_come: u64,
+    },
     /// Data of this file follows from `offset` (0, or the length of the
     /// partial file the caller reported).
     FileStart {
@@ -160,6 +168,8 @@ enum State {
     ExpectOffer,
     AwaitConsent,
     ExpectEntry,
+    /// ManifestEnd came; `Ready` waits for [`Receiver::ready`].
+    AwaitReady,
     ExpectFile,
     InFile,
     ExpectStream,
@@ -374,6 +384,16 @@ impl Receiver {
         Ok(())
     }
 
+    /// After [`Event::ManifestDone`]: there is room, send the data (`Ready`).
+    pub fn ready(&mut self) -> Result<()> {
+        if self.state != State::AwaitReady {
+            return Err(Error::Misuse("ready() before the manifest ended"));
+        }
+        self.send(&TransferMsg::Ready);
+        self.state = State::ExpectFile;
+        Ok(())
+    }
+
     /// After [`Event::Done`], once every file is written, verified and in
     /// place: queues `DoneAck` and closes.
     pub fn finish(&mut self) -> Result<()> {
@@ -432,9 +452,9 @@ impl Receiver {
                 if self.seen != (Counts { files: o.files, dirs: o.dirs, bytes: o.bytes }) {
                     return Err(violation("the manifest does not match the offer you accepted"));
                 }
-                self.send(&TransferMsg::Ready);
-                self.state = S::ExpectFile;
-                Ok(None)
+                let held: u64 = self.claims.values().map(|c| c.len).sum();
+                self.state = S::AwaitReady;
+                Ok(Some(Event::ManifestDone { to_come: self.seen.bytes.saturating_sub(held) }))
             }
             (S::ExpectFile, TransferMsg::FileStart { entry, offset }) => self.on_file_start(entry, offset).map(Some),
             (S::ExpectFile, TransferMsg::FileSkip { index }) => self.on_skip(index).map(Some),
@@ -462,6 +482,7 @@ impl Receiver {
             (S::ExpectStream, TransferMsg::Done) => Err(violation("the sender finished without sending everything it offered")),
             (S::ExpectFile, TransferMsg::Chunk { .. }) => Err(violation("data outside a file")),
             (S::AwaitConsent, _) => Err(violation("the sender went on before the offer was answered")),
+            (S::AwaitReady, _) => Err(violation("the sender sent data before the receiver was ready")),
             (S::ExpectEntry, TransferMsg::Chunk { .. } | TransferMsg::FileStart { .. }) => {
                 Err(violation("file data before the manifest ended"))
             }

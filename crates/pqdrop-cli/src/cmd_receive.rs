@@ -142,11 +142,11 @@ impl ReceiveUi for Ui {
 /// Reads the code: argument, then $PQDROP_CODE, then a prompt with completion.
 fn read_code(arg: Option<&str>) -> anyhow::Result<Code> {
     if let Some(c) = arg {
-        return Ok(Code::parse(c)?);
+        return Code::parse(c).map_err(|e| crate::common::Usage(format!("the code: {e}")).into());
     }
     if let Ok(c) = std::env::var("PQDROP_CODE") {
         if !c.trim().is_empty() {
-            return Code::parse(&c).context("$PQDROP_CODE");
+            return Code::parse(&c).map_err(|e| crate::common::Usage(format!("$PQDROP_CODE: {e}")).into());
         }
     }
     let line = crate::prompt::read_code_line().context("reading the code")?;

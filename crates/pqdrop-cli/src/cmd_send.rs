@@ -104,7 +104,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
     };
     let code = match &args.code {
         Some(c) => {
-            let code = Code::parse(c).context("--code")?;
+            let code = Code::parse(c).map_err(|e| crate::common::Usage(format!("--code: {e}")))?;
             if code.is_weaker_than_generated() {
                 eprintln!(
                     "warning: this code has about {:.0} bits of secret, less than a generated one ({} words); anyone who guesses it in one try can take the transfer",

@@ -13,6 +13,8 @@ pub mod exit {
     // 0 is success; 2 is clap's usage error.
     /// Any other error.
     pub const OTHER: u8 = 1;
+    /// A usage error (also clap's).
+    pub const USAGE: u8 = 2;
     /// The code was wrong: key confirmation failed.
     pub const WRONG_CODE: u8 = 3;
     /// The receiver declined the transfer.
@@ -31,9 +33,25 @@ pub mod exit {
     pub const EXISTS: u8 = 9;
 }
 
+/// A mistake in how pqdrop was called (an invalid code in argv or the
+/// environment): exit 2, like clap's own usage errors.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
 /// Maps an engine error to its exit code.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     use pqdrop::Error as E;
+    if e.downcast_ref::<Usage>().is_some() {
+        return exit::USAGE;
+    }
     match e.downcast_ref::<E>() {
         Some(E::WrongCode) => exit::WRONG_CODE,
         Some(E::Refused) => exit::REFUSED,
@@ -129,14 +147,16 @@ fn relay_from_config() -> anyhow::Result<Option<String>> {
 impl NetArgs {
     /// --relay, then $PQDROP_RELAY, then the config file, else LAN.
     pub fn route(&self) -> anyhow::Result<Route> {
+        // A relay named without a port is on the default one (4733).
+        let relay = |r: &str| Route::Relay(pqdrop_relay::with_default_port(r));
         if let Some(r) = &self.relay {
-            return Ok(Route::Relay(r.clone()));
+            return Ok(relay(r));
         }
         if let Some(r) = std::env::var("PQDROP_RELAY").ok().filter(|s| !s.trim().is_empty()) {
-            return Ok(Route::Relay(r.trim().to_string()));
+            return Ok(relay(&r));
         }
         if let Some(r) = relay_from_config()? {
-            return Ok(Route::Relay(r));
+            return Ok(relay(&r));
         }
         let mut cfg = LanConfig::from_env()?;
         if let Some(b) = self.lan_bind {

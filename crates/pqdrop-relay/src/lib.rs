@@ -131,9 +131,49 @@ mod splice;
 mod wire;
 
 pub use client::{connect, connect_with, ClientTimeouts};
+
+/// The relay's port when an address names none.
+pub const DEFAULT_PORT: u16 = 4733;
+
+/// `HOST`, `HOST:PORT`, `IPv6`, `[IPv6]` or `[IPv6]:PORT` as `host:port`,
+/// with [`DEFAULT_PORT`] where no port is given.
+pub fn with_default_port(addr: &str) -> String {
+    let a = addr.trim();
+    if a.parse::<std::net::SocketAddr>().is_ok() {
+        return a.to_string();
+    }
+    if let Ok(ip) = a.trim_start_matches('[').trim_end_matches(']').parse::<std::net::Ipv6Addr>() {
+        return format!("[{ip}]:{DEFAULT_PORT}");
+    }
+    match a.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() => a.to_string(),
+        _ => format!("{a}:{DEFAULT_PORT}"),
+    }
+}
 pub use config::RelayConfig;
 pub use error::RelayError;
 pub use server::{Relay, RelayStats, StatsHandle};
 pub use wire::{
     hello_bytes, read_status, Role, StatusCode, MAGIC, MAX_HELLO_READ, MAX_NAMEPLATE_LEN, MAX_STATUS_MESSAGE_LEN, PROTOCOL_VERSION,
 };
+
+#[cfg(test)]
+mod default_port_tests {
+    use super::with_default_port;
+
+    #[test]
+    fn a_missing_port_is_the_default_one() {
+        for (given, want) in [
+            ("relay.example.org", "relay.example.org:4733"),
+            ("relay.example.org:9000", "relay.example.org:9000"),
+            ("127.0.0.1", "127.0.0.1:4733"),
+            ("127.0.0.1:1", "127.0.0.1:1"),
+            ("::1", "[::1]:4733"),
+            ("[::1]", "[::1]:4733"),
+            ("[::1]:8080", "[::1]:8080"),
+            (" host ", "host:4733"),
+        ] {
+            assert_eq!(with_default_port(given), want, "{given:?}");
+        }
+    }
+}

@@ -13,7 +13,8 @@ use pqdrop_proto::code::Code;
 use pqdrop_proto::transfer::OfferKind;
 use serde_json::json;
 
-use crate::common::{self, human, json_event, relay_err, NetArgs, Route};
+use crate::common::{self, human, json_event, NetArgs};
+use pqdrop::transport::Waiting;
 
 /// Receive what `pqdrop send` offers.
 #[derive(Debug, Args)]
@@ -178,24 +179,14 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         text: Mutex::new(None),
         stream_to_stdout: std::sync::atomic::AtomicBool::new(false),
     });
-    let nameplate = code.nameplate().to_string();
-    let report = match args.net.route()? {
-        Route::Relay(addr) => {
-            // No timeout of our own: the relay ends a lonely wait with status 20.
-            let stream =
-                pqdrop_relay::connect(&addr, &nameplate, pqdrop_relay::Role::Receiver, || {}).await.map_err(|e| relay_err(&addr, e))?;
-            pqdrop::conn::tune_tcp(&stream);
-            pqdrop::receive::receive(stream, &code, opts, ui.clone()).await?
+    let json = args.net.json;
+    let route = args.net.route()?;
+    let report = pqdrop::receive::receive_from(&route, &code, Duration::from_secs(args.lan_timeout), opts, ui.clone(), |w| {
+        if !json && w == Waiting::LanSearching {
+            eprintln!("Looking for the sender on the local network...");
         }
-        Route::Lan(cfg) => {
-            if !args.net.json {
-                eprintln!("Looking for the sender on the local network...");
-            }
-            let stream = pqdrop::lan::find(&cfg, &nameplate, Duration::from_secs(args.lan_timeout)).await?;
-            pqdrop::conn::tune_tcp(&stream);
-            pqdrop::receive::receive(stream, &code, opts, ui.clone()).await?
-        }
-    };
+    })
+    .await?;
     if let Ok(pb) = ui.pb.lock() {
         if let Some(pb) = pb.as_ref() {
             pb.finish_and_clear();

@@ -11,7 +11,8 @@ use pqdrop_proto::code::{Code, DEFAULT_WORDS, MAX_WORDS};
 use pqdrop_proto::transfer::{Offer, OfferKind};
 use serde_json::json;
 
-use crate::common::{self, human, json_event, relay_err, NetArgs, Route};
+use crate::common::{self, human, json_event, NetArgs, Route};
+use pqdrop::transport::Waiting;
 
 /// Send files, folders, text or stdin.
 #[derive(Debug, Args)]
@@ -129,7 +130,6 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
     let prepared = pqdrop::send::prepare(payload)?;
     let route = args.net.route()?;
     let shown = code.expose();
-    let nameplate = code.nameplate().to_string();
     let receive_cmd = match &route {
         Route::Relay(r) if args.net.relay.is_some() => format!("pqdrop receive --relay {r} {}", &*shown),
         _ => format!("pqdrop receive {}", &*shown),
@@ -143,29 +143,16 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
     for w in prepared.warnings() {
         ui.warn(w);
     }
-    let report = match route {
-        Route::Relay(addr) => {
-            let json = args.net.json;
-            let stream = pqdrop_relay::connect(&addr, &nameplate, pqdrop_relay::Role::Sender, move || {
-                if !json {
-                    eprintln!("Waiting for the receiver (via the relay)...");
-                }
-            })
-            .await
-            .map_err(|e| relay_err(&addr, e))?;
-            pqdrop::conn::tune_tcp(&stream);
-            pqdrop::send::send(stream, &code, prepared, opts, ui.clone()).await?
-        }
-        Route::Lan(cfg) => {
-            let listener = pqdrop::lan::LanListener::bind(&cfg, &nameplate).await?;
-            if !args.net.json {
-                eprintln!("Waiting for the receiver on the local network (listening on {})...", listener.local_addr());
+    let json = args.net.json;
+    let report = pqdrop::send::send_to(&route, &code, prepared, opts, ui.clone(), |w| {
+        if !json {
+            match w {
+                Waiting::LanListening(addr) => eprintln!("Waiting for the receiver on the local network (listening on {addr})..."),
+                _ => eprintln!("Waiting for the receiver (via the relay)..."),
             }
-            let (stream, _peer) = listener.accept().await?;
-            pqdrop::conn::tune_tcp(&stream);
-            pqdrop::send::send(stream, &code, prepared, opts, ui.clone()).await?
         }
-    };
+    })
+    .await?;
     if let Ok(pb) = ui.pb.lock() {
         if let Some(pb) = pb.as_ref() {
             pb.finish_and_clear();

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use pqdrop::lan::LanConfig;
+pub use pqdrop::transport::Route;
 use pqdrop_proto::transfer::StopCode;
 
 /// Exit codes (documented in the README).
@@ -105,14 +106,6 @@ impl NetArgs {
     }
 }
 
-/// Where the peer is.
-pub enum Route {
-    /// Through a relay.
-    Relay(String),
-    /// LAN discovery.
-    Lan(LanConfig),
-}
-
 /// The per-user config file: `$XDG_CONFIG_HOME/pqdrop/config` or `~/.config/pqdrop/config`.
 pub fn config_path() -> Option<PathBuf> {
     std::env::var_os("XDG_CONFIG_HOME")
@@ -164,12 +157,6 @@ impl NetArgs {
         }
         Ok(Route::Lan(cfg))
     }
-}
-
-/// Maps a relay error into the engine's error so exit codes stay uniform.
-pub fn relay_err(addr: &str, e: pqdrop_relay::RelayError) -> pqdrop::Error {
-    // The relay's message is text from the network: escape it for the terminal.
-    pqdrop::Error::Relay { addr: addr.to_string(), reason: pqdrop::names::escape(e.to_string().as_bytes()) }
 }
 
 /// True when stderr is a terminal (progress bars are shown only then).

@@ -5,7 +5,8 @@
 //! - [`send`] / [`receive`]: the two sides of a transfer;
 //! - [`source`]: the sender's walk of the files to send;
 //! - [`names`] / [`sink`]: the receiver's validation and openat-style writing;
-//! - [`lan`]: LAN discovery (no server).
+//! - [`lan`]: LAN discovery (no server);
+//! - [`transport`]: reaching the other side, through a relay or on the LAN.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -19,5 +20,6 @@ pub mod receive;
 pub mod send;
 pub mod sink;
 pub mod source;
+pub mod transport;
 
 pub use error::{Error, Result};

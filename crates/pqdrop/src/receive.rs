@@ -139,6 +139,21 @@ where
     res
 }
 
+/// Finds the sender over `route` (see [`crate::transport::connect`];
+/// `on_waiting` hears what it waits for) and receives from it.
+pub async fn receive_from(
+    route: &crate::transport::Route,
+    code: &Code,
+    lan_timeout: std::time::Duration,
+    opts: ReceiveOptions,
+    ui: Arc<dyn ReceiveUi>,
+    on_waiting: impl FnOnce(crate::transport::Waiting),
+) -> Result<ReceiveReport> {
+    let nameplate = code.nameplate().to_string();
+    let stream = crate::transport::connect(route, &nameplate, crate::transport::Side::Receiver { lan_timeout }, on_waiting).await?;
+    receive(stream, code, opts, ui).await
+}
+
 /// Per-record work for the disk thread and the state the machine does not
 /// keep: open files are the disk thread's, the hasher state of each claimed
 /// partial file is kept here until its data starts.

@@ -208,6 +208,21 @@ where
     Ok(report)
 }
 
+/// Reaches the receiver over `route` (see [`crate::transport::connect`];
+/// `on_waiting` hears what it waits for) and sends `prepared` to it.
+pub async fn send_to(
+    route: &crate::transport::Route,
+    code: &Code,
+    prepared: Prepared,
+    opts: SendOptions,
+    ui: Arc<dyn SendUi>,
+    on_waiting: impl FnOnce(crate::transport::Waiting),
+) -> Result<SendReport> {
+    let nameplate = code.nameplate().to_string();
+    let stream = crate::transport::connect(route, &nameplate, crate::transport::Side::Sender, on_waiting).await?;
+    send(stream, code, prepared, opts, ui).await
+}
+
 /// Extension to chain a cursor of already-read bytes in front of a reader.
 trait ChainReader: Sized {
     fn chain_reader<R: AsyncRead>(self, r: R) -> tokio::io::Chain<Self, R>;

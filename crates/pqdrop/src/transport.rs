@@ -1,0 +1,73 @@
+//! How the two sides reach each other, so that callers say *where* (a
+//! [`Route`]) and get a connected, tuned stream back: through a relay (the
+//! relay protocol of PROTOCOL.md §9), or on the local network without a
+//! server (§10). [`crate::send::send_to`] and [`crate::receive::receive_from`]
+//! put this in front of the transfer.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use crate::lan::{self, LanConfig, LanListener};
+use crate::{Error, Result};
+
+/// Where the other side is found.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// Through the relay at `host:port`.
+    Relay(String),
+    /// On the local network, by discovery.
+    Lan(LanConfig),
+}
+
+/// Which side of the rendezvous this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The sender: waits for the receiver (announces on the LAN).
+    Sender,
+    /// The receiver: looks for the sender.
+    Receiver {
+        /// How long to look on the LAN.
+        lan_timeout: Duration,
+    },
+}
+
+/// What the connection is waiting for, reported once before it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// The relay holds our room until the other side arrives.
+    Relay,
+    /// LAN mode: listening here for the receiver.
+    LanListening(SocketAddr),
+    /// LAN mode: looking for the sender.
+    LanSearching,
+}
+
+/// Connects this `side` to the other one for `nameplate` over `route`. The
+/// stream is tuned for transfers (no Nagle delay, TCP keepalive) and its
+/// next byte is the other side's first.
+pub async fn connect(route: &Route, nameplate: &str, side: Side, on_waiting: impl FnOnce(Waiting)) -> Result<TcpStream> {
+    let stream = match (route, side) {
+        (Route::Relay(addr), side) => {
+            let role = if side == Side::Sender { pqdrop_relay::Role::Sender } else { pqdrop_relay::Role::Receiver };
+            pqdrop_relay::connect(addr, nameplate, role, || on_waiting(Waiting::Relay)).await.map_err(|e| relay_error(addr, e))?
+        }
+        (Route::Lan(cfg), Side::Sender) => {
+            let listener = LanListener::bind(cfg, nameplate).await?;
+            on_waiting(Waiting::LanListening(listener.local_addr()));
+            listener.accept().await?.0
+        }
+        (Route::Lan(cfg), Side::Receiver { lan_timeout }) => {
+            on_waiting(Waiting::LanSearching);
+            lan::find(cfg, nameplate, lan_timeout).await?
+        }
+    };
+    crate::conn::tune_tcp(&stream);
+    Ok(stream)
+}
+
+/// A relay error as the engine's, its text escaped: it came from the network.
+fn relay_error(addr: &str, e: pqdrop_relay::RelayError) -> Error {
+    Error::Relay { addr: addr.to_string(), reason: crate::names::escape(e.to_string().as_bytes()) }
+}

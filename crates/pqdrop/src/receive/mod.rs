@@ -9,6 +9,9 @@
 //! they are renamed into place, on a separate disk thread. Consent comes
 //! before anything is written.
 
+mod disk;
+pub mod sink;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,8 +23,8 @@ use pqdrop_proto::transfer::{Event, FileState, OfferKind, Receiver, ReceiverConf
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
+use self::disk::{Batch, Disk, Finish, Op, MAX_OPS};
 use crate::conn::{self, local_capabilities, open_frame, read_frame, Outbound, RawFrame};
-use crate::disk::{Batch, Disk, Finish, Op, MAX_OPS};
 use crate::names::{escape, SafePath};
 use crate::sink::{ConflictPolicy, OutputDir, Probe};
 use crate::{Error, Result};

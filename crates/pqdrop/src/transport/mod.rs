@@ -4,12 +4,14 @@
 //! server (§10). [`crate::send::send_to`] and [`crate::receive::receive_from`]
 //! put this in front of the transfer.
 
+pub mod lan;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use crate::lan::{self, LanConfig, LanListener};
+use self::lan::{LanConfig, LanListener};
 use crate::{Error, Result};
 
 /// Where the other side is found.

@@ -4,6 +4,8 @@
 //! streaming), packs and seals records, and hands frames to an async writer
 //! task; an async reader task decrypts the receiver's small control messages.
 
+pub mod source;
+
 use std::io::Read;
 use std::sync::Arc;
 

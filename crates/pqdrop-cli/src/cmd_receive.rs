@@ -20,12 +20,12 @@ use pqdrop::transport::Waiting;
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     pqdrop receive                        # asks for the code (tab completes words)\n  \
-    PQDROP_CODE=7-ocean-tiger pqdrop receive -o ~/Downloads\n  \
-    pqdrop receive --yes --rename 7-ocean-tiger\n\n\
+    PQDROP_CODE=7-lemon-tiger pqdrop receive -o ~/Downloads\n  \
+    pqdrop receive --yes --rename 7-lemon-tiger\n\n\
 A code on the command line is visible to other users of this computer (ps);\n\
 prefer the prompt or $PQDROP_CODE. Text and stdin transfers are printed on stdout.")]
 pub struct ReceiveArgs {
-    /// The code from the sender, e.g. 7-ocean-tiger (default: $PQDROP_CODE, else a prompt).
+    /// The code from the sender, e.g. 7-lemon-tiger (default: $PQDROP_CODE, else a prompt).
     pub code: Option<String>,
     /// Folder to write into (created if missing).
     #[arg(short, long, value_name = "DIR", default_value = ".")]

@@ -17,7 +17,7 @@ use pqdrop::transport::Waiting;
 /// Send files, folders, text or stdin.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
-    pqdrop send photo.jpg                 # prints a code such as 7-ocean-tiger\n  \
+    pqdrop send photo.jpg                 # prints a code such as 7-lemon-tiger\n  \
     pqdrop send Documents/ notes.txt      # folders and several files\n  \
     pqdrop send --text 'meet at 6'        # a short text\n  \
     tar c dir | pqdrop send -             # stdin, size unknown in advance\n  \

@@ -29,8 +29,8 @@ mod prompt;
     about,
     propagate_version = true,
     after_help = "Examples:\n  \
-        pqdrop send photo.jpg                 # prints a code such as 7-ocean-tiger\n  \
-        pqdrop receive 7-ocean-tiger          # on the other computer\n  \
+        pqdrop send photo.jpg                 # prints a code such as 7-lemon-tiger\n  \
+        pqdrop receive 7-lemon-tiger          # on the other computer\n  \
         pqdrop relay --listen 0.0.0.0:4733    # self-hosted relay\n  \
         pqdrop keys derive < seed.hex\n\n\
 Exit codes: 0 ok, 1 other error, 2 usage, 3 wrong code, 4 refused by the receiver,\n\

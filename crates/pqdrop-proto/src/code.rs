@@ -1,11 +1,11 @@
-//! Transfer codes (`7-ocean-tiger`) and the word list they are made from.
+//! Transfer codes (`7-lemon-tiger`) and the word list they are made from.
 //!
 //! A code has two parts with different jobs:
 //!
 //! - The **nameplate** (`7`) is a small decimal number that names the rendezvous
 //!   room on the relay. It is *not* secret: the relay sees it, and both peers send
 //!   it in the clear to find each other.
-//! - The **words** (`ocean-tiger`) are the secret. They are the CPace password and
+//! - The **words** (`lemon-tiger`) are the secret. They are the CPace password and
 //!   nothing else: no hash, prefix, length or other function of them is ever sent
 //!   to a relay. A rendezvous id derived from the secret would hand the relay an
 //!   offline dictionary attack; keeping the room name independent of the words
@@ -54,7 +54,7 @@ pub const MAX_WORD_LEN: usize = 32;
 pub const WORDLIST_LEN: usize = 1296;
 
 /// The example shown in every parse error, so the user sees the expected shape.
-const EXAMPLE: &str = "codes look like 7-ocean-tiger";
+const EXAMPLE: &str = "codes look like 7-lemon-tiger";
 
 /// Conservative guessing entropy of one letter of a word that is *not* in the
 /// list. People choose real, common words, and an attacker tries those first, so a
@@ -371,7 +371,7 @@ impl Code {
         self.entropy_bits() + 1e-9 < DEFAULT_WORDS as f64 * list_word_bits()
     }
 
-    /// The whole code as the owner should see it, e.g. `"7-ocean-tiger"`.
+    /// The whole code as the owner should see it, e.g. `"7-lemon-tiger"`.
     ///
     /// This is the secret: show it to the user who owns it, never log it or send
     /// it anywhere.
@@ -554,38 +554,38 @@ mod tests {
     #[test]
     fn parse_error_messages() {
         let cases: &[(&str, &str)] = &[
-            ("", "the code is empty: codes look like 7-ocean-tiger"),
-            ("   \n", "the code is empty: codes look like 7-ocean-tiger"),
-            ("- _ .", "the code has only separators: codes look like 7-ocean-tiger"),
-            ("ocean-tiger", "missing the number at the start: codes look like 7-ocean-tiger"),
-            ("ocean-tiger-7", "missing the number at the start: codes look like 7-ocean-tiger"),
+            ("", "the code is empty: codes look like 7-lemon-tiger"),
+            ("   \n", "the code is empty: codes look like 7-lemon-tiger"),
+            ("- _ .", "the code has only separators: codes look like 7-lemon-tiger"),
+            ("ocean-tiger", "missing the number at the start: codes look like 7-lemon-tiger"),
+            ("ocean-tiger-7", "missing the number at the start: codes look like 7-lemon-tiger"),
             (
                 "7ocean-tiger",
-                "the number at the start must be followed by a separator ('-' or a space): codes look like 7-ocean-tiger",
+                "the number at the start must be followed by a separator ('-' or a space): codes look like 7-lemon-tiger",
             ),
-            ("#7-ocean-tiger", "the code must start with a number: codes look like 7-ocean-tiger"),
-            ("0-ocean-tiger", "the number at the start must be between 1 and 65535: codes look like 7-ocean-tiger"),
-            ("000-ocean-tiger", "the number at the start must be between 1 and 65535: codes look like 7-ocean-tiger"),
-            ("65536-ocean-tiger", "the number at the start must be between 1 and 65535: codes look like 7-ocean-tiger"),
+            ("#7-ocean-tiger", "the code must start with a number: codes look like 7-lemon-tiger"),
+            ("0-ocean-tiger", "the number at the start must be between 1 and 65535: codes look like 7-lemon-tiger"),
+            ("000-ocean-tiger", "the number at the start must be between 1 and 65535: codes look like 7-lemon-tiger"),
+            ("65536-ocean-tiger", "the number at the start must be between 1 and 65535: codes look like 7-lemon-tiger"),
             (
                 "99999999999999999999999-ocean",
-                "the number at the start must be between 1 and 65535: codes look like 7-ocean-tiger",
+                "the number at the start must be between 1 and 65535: codes look like 7-lemon-tiger",
             ),
-            ("7", "missing the secret words after the number: codes look like 7-ocean-tiger"),
-            ("7--", "missing the secret words after the number: codes look like 7-ocean-tiger"),
-            ("7-a-b-c-d-e-f-g-h-i", "the code has 9 words, more than the limit of 8: codes look like 7-ocean-tiger"),
+            ("7", "missing the secret words after the number: codes look like 7-lemon-tiger"),
+            ("7--", "missing the secret words after the number: codes look like 7-lemon-tiger"),
+            ("7-a-b-c-d-e-f-g-h-i", "the code has 9 words, more than the limit of 8: codes look like 7-lemon-tiger"),
             (
                 "7-ocean-tiger2",
-                "word 2 contains a digit; only the number at the start has digits: codes look like 7-ocean-tiger",
+                "word 2 contains a digit; only the number at the start has digits: codes look like 7-lemon-tiger",
             ),
-            ("7-3-tiger", "word 1 contains a digit; only the number at the start has digits: codes look like 7-ocean-tiger"),
+            ("7-3-tiger", "word 1 contains a digit; only the number at the start has digits: codes look like 7-lemon-tiger"),
             (
                 "7-océan-tiger",
-                "word 1 contains a character that is not a plain letter a-z (type letters without accents): codes look like 7-ocean-tiger",
+                "word 1 contains a character that is not a plain letter a-z (type letters without accents): codes look like 7-lemon-tiger",
             ),
             (
                 "7-ocean-ti/ger",
-                "word 2 contains a character that is neither a letter a-z nor a separator ('-', ' ', '_', '.'): codes look like 7-ocean-tiger",
+                "word 2 contains a character that is neither a letter a-z nor a separator ('-', ' ', '_', '.'): codes look like 7-lemon-tiger",
             ),
         ];
         for (input, want) in cases {
@@ -595,9 +595,9 @@ mod tests {
         assert_eq!(err(&long_word), "word 1 is too long (33 characters); words have at most 32 letters");
         assert!(Code::parse(&format!("7-{}", "a".repeat(MAX_WORD_LEN))).is_ok());
         let long = format!("7-{}", "ab-".repeat(100));
-        assert_eq!(err(&long), "the code is 302 bytes long, more than the limit of 256: codes look like 7-ocean-tiger");
+        assert_eq!(err(&long), "the code is 302 bytes long, more than the limit of 256: codes look like 7-lemon-tiger");
         // The Display of the crate error adds its own prefix.
-        assert_eq!(Code::parse("").unwrap_err().to_string(), "invalid code: the code is empty: codes look like 7-ocean-tiger");
+        assert_eq!(Code::parse("").unwrap_err().to_string(), "invalid code: the code is empty: codes look like 7-lemon-tiger");
     }
 
     #[test]

@@ -98,6 +98,47 @@ fn is_listed(word: &str) -> bool {
     wordlist().binary_search(&word).is_ok()
 }
 
+/// Whether `word` (any case) is a word of the list.
+pub fn is_word(word: &str) -> bool {
+    is_listed(&word.to_ascii_lowercase())
+}
+
+/// Up to three words of the list nearest to `word` (a typo), closest first:
+/// those within two edits (insert, delete, replace, or swap two neighbours).
+pub fn suggest(word: &str) -> Vec<&'static str> {
+    let w = word.to_ascii_lowercase();
+    if w.len() > MAX_WORD_LEN {
+        return Vec::new();
+    }
+    let mut scored: Vec<(usize, &'static str)> =
+        wordlist().iter().map(|c| (edit_distance(&w, c), *c)).filter(|(d, _)| *d > 0 && *d <= 2).collect();
+    scored.sort();
+    scored.into_iter().take(3).map(|(_, c)| c).collect()
+}
+
+/// Optimal-string-alignment distance between two short ASCII words.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 /// Guessing entropy of one list word: `log2` of the list length.
 fn list_word_bits() -> f64 {
     (wordlist().len() as f64).log2()
@@ -740,5 +781,15 @@ mod tests {
                 prop_assert_eq!(a.as_str(), b.as_str());
             }
         }
+    }
+
+    #[test]
+    fn typos_get_the_nearest_words() {
+        assert!(super::is_word("tiger") && super::is_word("Tiger") && !super::is_word("ocean"));
+        assert_eq!(super::suggest("tigre").first(), Some(&"tiger"), "a swap");
+        assert!(super::suggest("lemn").contains(&"lemon"), "a deletion");
+        assert!(super::suggest("tiger").iter().all(|w| *w != "tiger"), "not the word itself");
+        assert!(super::suggest("zzzzzzzzzz").is_empty());
+        assert!(super::suggest(&"a".repeat(100)).is_empty());
     }
 }

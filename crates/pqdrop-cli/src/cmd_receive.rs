@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::Args;
 use pqdrop::receive::{OfferSummary, ReceiveOptions, ReceiveUi, DEFAULT_MAX_ENTRIES};
 use pqdrop::sink::ConflictPolicy;
@@ -150,7 +149,12 @@ fn read_code(arg: Option<&str>) -> anyhow::Result<Code> {
             return Code::parse(&c).map_err(|e| crate::common::Usage(format!("$PQDROP_CODE: {e}")).into());
         }
     }
-    let line = crate::prompt::read_code_line().context("reading the code")?;
+    let line = match crate::prompt::read_code_line() {
+        Ok(l) => l,
+        // Ctrl-C at the prompt (the terminal is in raw mode there).
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(crate::common::Interrupted { side: "prompt" }.into()),
+        Err(e) => return Err(anyhow::Error::new(e).context("reading the code")),
+    };
     Ok(Code::parse(&line)?)
 }
 

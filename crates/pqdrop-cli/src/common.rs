@@ -16,6 +16,8 @@ pub mod exit {
     pub const OTHER: u8 = 1;
     /// A usage error (also clap's).
     pub const USAGE: u8 = 2;
+    /// Ctrl-C (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: u8 = 130;
     /// The code was wrong: key confirmation failed.
     pub const WRONG_CODE: u8 = 3;
     /// The receiver declined the transfer.
@@ -47,11 +49,46 @@ impl std::fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
+/// The user pressed Ctrl-C. Says what happened and how to resume, for the
+/// side where it was pressed.
+#[derive(Debug)]
+pub struct Interrupted {
+    /// "sender", "receiver", or "prompt" (the receiver's code prompt).
+    pub side: &'static str,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.side {
+            "sender" => f.write_str(
+                "interrupted (Ctrl-C). To resume, run the same command again: it prints a new code for the receiver, and what the receiver already has is not sent again",
+            ),
+            "prompt" => f.write_str("interrupted (Ctrl-C) at the code prompt; nothing was received"),
+            _ => f.write_str(
+                "interrupted (Ctrl-C). What already arrived is kept: to resume, the sender runs its command again (it prints a new code) and you receive with that code",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Runs `fut` until it ends or Ctrl-C is pressed.
+pub async fn until_interrupted<T>(side: &'static str, fut: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::select! {
+        r = fut => r,
+        _ = tokio::signal::ctrl_c() => Err(Interrupted { side }.into()),
+    }
+}
+
 /// Maps an engine error to its exit code.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     use pqdrop::Error as E;
     if e.downcast_ref::<Usage>().is_some() {
         return exit::USAGE;
+    }
+    if e.downcast_ref::<Interrupted>().is_some() {
+        return exit::INTERRUPTED;
     }
     match e.downcast_ref::<E>() {
         Some(E::WrongCode) => exit::WRONG_CODE,

@@ -64,8 +64,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let rt = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.command {
-        Command::Send(args) => rt()?.block_on(cmd_send::run(args)),
-        Command::Receive(args) => rt()?.block_on(cmd_receive::run(args)),
+        Command::Send(args) => rt()?.block_on(common::until_interrupted("sender", cmd_send::run(args))),
+        Command::Receive(args) => rt()?.block_on(common::until_interrupted("receiver", cmd_receive::run(args))),
         Command::Relay(args) => rt()?.block_on(cmd_relay::run(args)),
         Command::Keys(args) => cmd_keys::run(args),
     }

@@ -25,3 +25,34 @@ fn invalid_codes_are_usage_errors() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("the code"), "{err}");
 }
+
+#[test]
+fn ctrl_c_exits_130_and_says_how_to_resume() {
+    // Loopback only: LAN mode bound to 127.0.0.1 on a port of its own.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe").local_addr().expect("addr").port();
+    for side in ["send", "receive"] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pqdrop"));
+        if side == "send" {
+            cmd.args(["send", "--code", "7-lemon-tiger", "Cargo.toml"]);
+        } else {
+            cmd.args(["receive", "--lan-timeout", "30", "7-lemon-tiger"]);
+        }
+        let child = cmd
+            .env_remove("PQDROP_RELAY")
+            .env("XDG_CONFIG_HOME", "/nonexistent-pqdrop-test")
+            .env("PQDROP_LAN_BIND", "127.0.0.1")
+            .env("PQDROP_LAN_PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+        assert!(sent.success());
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{side}: {err}");
+        assert!(err.contains("interrupted (Ctrl-C)") && err.contains("new code"), "{side}: {err}");
+    }
+}

@@ -33,11 +33,15 @@ pub struct ReceiveArgs {
     #[arg(short, long)]
     pub yes: bool,
     /// Replace files that already exist.
-    #[arg(long, conflicts_with = "rename")]
+    #[arg(long, conflicts_with_all = ["rename", "skip_existing"])]
     pub overwrite: bool,
     /// Keep existing files and write new ones as `name (1).ext`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "skip_existing")]
     pub rename: bool,
+    /// Keep existing files as they are and receive only the others (the
+    /// sender is asked not to send them; nothing about them is revealed).
+    #[arg(long)]
+    pub skip_existing: bool,
     /// How long to search the local network for the sender, in seconds (LAN mode).
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub lan_timeout: u64,
@@ -165,6 +169,8 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         ConflictPolicy::Overwrite
     } else if args.rename {
         ConflictPolicy::Rename
+    } else if args.skip_existing {
+        ConflictPolicy::Skip
     } else {
         ConflictPolicy::Refuse
     };

@@ -479,6 +479,14 @@ fn relay_existing_file_refuse_rename_overwrite() {
     let names = dir_names(out.path());
     assert!(names.iter().all(|n| n == "report.txt" || n == "same.bin" || n.ends_with(".pqdrop-partial")), "unexpected files: {names:?}");
 
+    // --skip-existing: both stay as they are and nothing of them is sent.
+    let (s, r) = run("12-skip-them", Some("--skip-existing"));
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    assert_eq!(std::fs::read(&or).expect("read"), old_report, "report.txt is kept");
+    assert_eq!(std::fs::read(&os).expect("read"), old_same, "same.bin is kept");
+    assert_eq!(dir_names(out.path()).iter().filter(|n| !n.starts_with('.')).count(), 2, "{:?}", dir_names(out.path()));
+
     // --rename: both kept, new ones as `name (1).ext`.
     let (s, r) = run("10-rename-it", Some("--rename"));
     s.assert_code(exit::OK);

@@ -88,6 +88,9 @@ impl Capabilities {
     /// KeepAlive messages (transfer message 17) while a side has nothing else
     /// to send, so a side can bound how long the other may stay silent.
     pub const KEEPALIVE: u64 = 1 << 6;
+    /// The receiver may ask the sender to skip an entry (transfer message 18),
+    /// to keep a file it already has without proving anything about it.
+    pub const SKIP: u64 = 1 << 7;
     /// What an absent capabilities field means.
     pub const DEFAULTS: Self = Self(Self::CHACHA20_POLY1305);
 
@@ -110,6 +113,8 @@ pub struct Agreed {
     pub stop_codes: bool,
     /// Both send KeepAlive (17) when idle, and time out a silent peer.
     pub keepalive: bool,
+    /// The receiver may send Skip (18).
+    pub skip: bool,
 }
 
 /// The cipher the record layer uses.
@@ -141,6 +146,7 @@ impl Agreed {
             zstd: a.has(Capabilities::ZSTD) && b.has(Capabilities::ZSTD),
             stop_codes: a.has(Capabilities::STOP_CODES) && b.has(Capabilities::STOP_CODES),
             keepalive: a.has(Capabilities::KEEPALIVE) && b.has(Capabilities::KEEPALIVE),
+            skip: a.has(Capabilities::SKIP) && b.has(Capabilities::SKIP),
         }
     }
 }

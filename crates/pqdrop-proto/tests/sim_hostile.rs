@@ -332,3 +332,38 @@ fn what_is_still_to_come_excludes_what_the_receiver_holds() {
     rx.start_record();
     assert!(violation(rx.poll_event(&early).map(|_| ())).contains("before the receiver was ready"));
 }
+
+#[test]
+fn a_skipped_file_must_not_be_sent() {
+    let e = [file(0, "a", 3), file(1, "b", 3)];
+    let mut rx = Receiver::new(ReceiverConfig::default());
+    let mut pt = Vec::new();
+    TransferMsg::Offer(offer_for(&e)).encode(&mut pt);
+    for m in e.iter().cloned().map(TransferMsg::Entry).chain([TransferMsg::ManifestEnd]) {
+        m.encode(&mut pt);
+    }
+    rx.start_record();
+    while let Some(ev) = rx.poll_event(&pt).unwrap() {
+        match ev {
+            Event::Offer(_) => rx.accept().unwrap(),
+            Event::CheckFile { index: 0, .. } => rx.file_checked(0, FileState::Keep).unwrap(),
+            Event::CheckFile { index, .. } => rx.file_checked(index, FileState::Fresh).unwrap(),
+            Event::ManifestDone { to_come } => {
+                assert_eq!(to_come, 3, "the kept file does not count");
+                rx.ready().unwrap();
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut out = Vec::new();
+    rx.poll_transmit(&mut out);
+    let sent: Vec<_> = {
+        let mut it = pqdrop_proto::transfer::Messages::new(&out);
+        std::iter::from_fn(|| it.next().unwrap()).map(|m| format!("{m:?}")).collect()
+    };
+    assert_eq!(sent, ["Accept", "Skip { index: 0 }", "Ready"]);
+    let mut data = Vec::new();
+    TransferMsg::FileStart { entry: e[0].clone(), offset: 0 }.encode(&mut data);
+    rx.start_record();
+    assert!(violation(rx.poll_event(&data).map(|_| ())).contains("asked it to skip"));
+}

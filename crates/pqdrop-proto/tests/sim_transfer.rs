@@ -159,3 +159,28 @@ fn a_stalled_link_ends_the_run_without_a_false_success() {
     assert_eq!(o.receiver, End::Stalled, "{o:?}");
     assert!(o.out.data("docs/big.bin").is_none());
 }
+
+#[test]
+fn kept_files_are_skipped_without_revealing_anything() {
+    let t = Tree::new().file("a", "new!").file("b", vec![5u8; 10_000]);
+    let o = Pair::files(t)
+        .receiver_state(Tree::new().file("a", "old!"), Default::default())
+        .options(SimOptions { keep_existing: true, ..SimOptions::default() })
+        .run();
+    assert_eq!((o.sender.clone(), o.receiver.clone()), (End::Done, End::Done), "{o:?}");
+    assert_eq!(o.out.data("a"), Some(&b"old!"[..]), "the existing file is kept");
+    assert_eq!(o.out.data("b"), Some(&[5u8; 10_000][..]));
+    assert_eq!(o.sent, 10_000, "nothing of a was sent");
+}
+
+#[test]
+fn without_skip_agreed_a_kept_file_cannot_be_asked_for() {
+    let no_skip = Capabilities(Capabilities::CHACHA20_POLY1305 | Capabilities::RESUME | Capabilities::STOP_CODES);
+    let t = Tree::new().file("a", "new!");
+    let o = Pair::files(t)
+        .receiver_state(Tree::new().file("a", "old!"), Default::default())
+        .options(SimOptions { keep_existing: true, caps: (SimOptions::default().caps.0, no_skip), ..SimOptions::default() })
+        .run();
+    assert!(matches!(o.receiver, End::Failed(Error::Misuse(_))), "{o:?}");
+    assert_eq!(o.out.data("a"), Some(&b"old!"[..]));
+}

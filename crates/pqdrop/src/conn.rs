@@ -85,8 +85,12 @@ pub(crate) fn abort_reason(e: &Error) -> (StopCode, String) {
 /// The capabilities this build offers: AES-256-GCM only where the CPU has AES
 /// instructions (otherwise ChaCha20-Poly1305 is faster and constant-time).
 pub fn local_capabilities(cascade: bool) -> Capabilities {
-    let mut c =
-        Capabilities::CHACHA20_POLY1305 | Capabilities::RESUME | Capabilities::ZSTD | Capabilities::STOP_CODES | Capabilities::KEEPALIVE;
+    let mut c = Capabilities::CHACHA20_POLY1305
+        | Capabilities::RESUME
+        | Capabilities::ZSTD
+        | Capabilities::STOP_CODES
+        | Capabilities::KEEPALIVE
+        | Capabilities::SKIP;
     if has_aes_hardware() {
         c |= Capabilities::AES_256_GCM;
     }

@@ -50,6 +50,8 @@ pub struct SimOptions {
     pub consent: bool,
     /// The receiver may replace existing files.
     pub overwrite: bool,
+    /// The receiver keeps existing files and asks the sender to skip them.
+    pub keep_existing: bool,
     /// Plaintext bytes per record the sender aims for.
     pub record: usize,
     /// Seed of the fixed randomness.
@@ -58,12 +60,15 @@ pub struct SimOptions {
 
 impl Default for SimOptions {
     fn default() -> Self {
-        let all = Capabilities(Capabilities::CHACHA20_POLY1305 | Capabilities::RESUME | Capabilities::ZSTD | Capabilities::STOP_CODES);
+        let all = Capabilities(
+            Capabilities::CHACHA20_POLY1305 | Capabilities::RESUME | Capabilities::ZSTD | Capabilities::STOP_CODES | Capabilities::SKIP,
+        );
         SimOptions {
             caps: (all, all),
             compress: false,
             chunk: 64 << 10,
             consent: true,
+            keep_existing: false,
             overwrite: false,
             record: 128 << 10,
             seed: "pair".into(),
@@ -179,6 +184,7 @@ impl Pair {
         let Pair { payload, opts, faults, out, partials, codes } = self;
         let mut rx = SimReceiver {
             m: None,
+            keep_existing: opts.keep_existing,
             session: None,
             frames: Vec::new(),
             out,
@@ -435,6 +441,9 @@ impl SimSender {
                 for (e, data) in &entries {
                     let Some(data) = data else { continue };
                     let mut offset = 0;
+                    if self.m.is_skipped(e.index) {
+                        continue;
+                    }
                     if let Some((len, hash)) = self.m.claim(e.index) {
                         let ours = data.get(..len as usize).map(blake3::hash);
                         if ours.is_some_and(|h| *h.as_bytes() == hash) {
@@ -507,7 +516,7 @@ impl SimSender {
                         }
                     }
                     SenderEvent::Ready => self.go = true,
-                    SenderEvent::Claim { .. } => {}
+                    SenderEvent::Claim { .. } | SenderEvent::Skip { .. } => {}
                     SenderEvent::Refused => self.end = Some(End::Local("refused".into())),
                     SenderEvent::DoneAck => self.end = Some(End::Done),
                 }
@@ -522,6 +531,7 @@ impl SimSender {
 
 struct SimReceiver {
     m: Option<Receiver>,
+    keep_existing: bool,
     session: Option<Established>,
     frames: Vec<Vec<u8>>,
     out: Tree,
@@ -615,6 +625,7 @@ impl SimReceiver {
                 Event::CheckFile { index, path, size } => {
                     let p = path.components().join("/");
                     let state = match (self.out.0.get(&p), self.partials.get(&p)) {
+                        (Some(_), _) if self.keep_existing => FileState::Keep,
                         (Some(Node::File { data, .. }), _) if data.len() as u64 == size => {
                             FileState::Complete { hash: *blake3::hash(data).as_bytes() }
                         }

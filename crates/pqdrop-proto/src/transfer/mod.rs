@@ -188,6 +188,12 @@ pub enum TransferMsg<'a> {
         /// BLAKE3 of all bytes.
         hash: [u8; 32],
     },
+    /// 18: R→S, do not send entry `index`: the receiver keeps the file it has
+    /// (only when both set the SKIP capability; before Ready).
+    Skip {
+        /// Entry index.
+        index: u64,
+    },
     /// 17: either way, "still here" while a side has nothing else to send
     /// (only when both set the KEEPALIVE capability). Ignored by the machines.
     KeepAlive,
@@ -299,6 +305,10 @@ impl TransferMsg<'_> {
                 put_bytes(out, hash);
             }
             TransferMsg::KeepAlive => put_varuint(out, 17),
+            TransferMsg::Skip { index } => {
+                put_varuint(out, 18);
+                put_varuint(out, *index);
+            }
             TransferMsg::Stop { code, reason } => {
                 put_varuint(out, 16);
                 put_varuint(out, code.0);
@@ -412,6 +422,7 @@ impl<'a> Messages<'a> {
             14 => TransferMsg::Abort { reason: String::from_utf8_lossy(r.bytes("abort.reason", MAX_REASON)?).into_owned() },
             15 => TransferMsg::StreamEnd { len: r.varuint("streamEnd.len")?, hash: r.array("streamEnd.hash")? },
             17 => TransferMsg::KeepAlive,
+            18 => TransferMsg::Skip { index: r.varuint("skip.index")? },
             16 => TransferMsg::Stop {
                 code: StopCode(r.varuint("stop.code")?),
                 reason: String::from_utf8_lossy(r.bytes("stop.reason", MAX_REASON)?).into_owned(),
@@ -466,6 +477,7 @@ mod tests {
             Just(TransferMsg::Done),
             Just(TransferMsg::DoneAck),
             Just(TransferMsg::KeepAlive),
+            any::<u64>().prop_map(|index| TransferMsg::Skip { index }),
             "[a-z ]{0,40}".prop_map(|reason| TransferMsg::Abort { reason }),
             (any::<u64>(), any::<[u8; 32]>()).prop_map(|(len, hash)| TransferMsg::StreamEnd { len, hash }),
             (any::<u64>(), "[a-z ]{0,40}").prop_map(|(code, reason)| TransferMsg::Stop { code: StopCode(code), reason }),

@@ -36,18 +36,33 @@ pub struct ReceiverConfig {
     pub zstd: bool,
     /// Stop codes were agreed: stop with Stop (16) rather than Abort (14).
     pub stop_codes: bool,
+    /// Skip was agreed: [`FileState::Keep`] may be answered.
+    pub skip: bool,
 }
 
 impl ReceiverConfig {
     /// The default limits with what the handshake agreed.
     pub fn agreed(agreed: &crate::msg::Agreed) -> Self {
-        ReceiverConfig { resume: agreed.resume, zstd: agreed.zstd, stop_codes: agreed.stop_codes, ..ReceiverConfig::default() }
+        ReceiverConfig {
+            resume: agreed.resume,
+            zstd: agreed.zstd,
+            stop_codes: agreed.stop_codes,
+            skip: agreed.skip,
+            ..ReceiverConfig::default()
+        }
     }
 }
 
 impl Default for ReceiverConfig {
     fn default() -> Self {
-        ReceiverConfig { max_entries: super::names::DEFAULT_MAX_ENTRIES, max_text: 16 << 20, resume: true, zstd: true, stop_codes: true }
+        ReceiverConfig {
+            max_entries: super::names::DEFAULT_MAX_ENTRIES,
+            max_text: 16 << 20,
+            resume: true,
+            zstd: true,
+            stop_codes: true,
+            skip: true,
+        }
     }
 }
 
@@ -69,6 +84,10 @@ pub enum FileState {
         /// BLAKE3 of the existing file.
         hash: [u8; 32],
     },
+    /// A file exists there and the user keeps it: the sender is asked not to
+    /// send this entry (Skip), and nothing about the file is revealed. Only
+    /// when [`ReceiverConfig::skip`] was agreed.
+    Keep,
 }
 
 /// Something the caller must act on. Ranges index the record plaintext
@@ -216,6 +235,10 @@ pub struct Receiver {
     /// The file entry whose [`Event::CheckFile`] is not answered yet.
     awaiting_check: Option<Entry>,
     claims: HashMap<u64, Claim>,
+    /// Files the receiver keeps (Skip sent): the sender sends nothing for them.
+    skipped: std::collections::HashSet<u64>,
+    /// Their announced sizes, which will not come.
+    kept_bytes: u64,
     /// What the manifest announced so far.
     seen: Counts,
     manifest_files: u64,
@@ -259,6 +282,8 @@ impl Receiver {
             digests: Vec::new(),
             awaiting_check: None,
             claims: HashMap::new(),
+            skipped: std::collections::HashSet::new(),
+            kept_bytes: 0,
             seen: Counts::default(),
             manifest_files: 0,
             files_done: 0,
@@ -371,8 +396,19 @@ impl Receiver {
                 return Err(Error::Misuse("file_checked() for a file that is not waiting"));
             }
         };
+        if state == FileState::Keep {
+            if !self.config.skip {
+                self.awaiting_check = Some(entry);
+                return Err(Error::Misuse("FileState::Keep needs the SKIP capability"));
+            }
+            self.send(&TransferMsg::Skip { index });
+            self.skipped.insert(index);
+            self.kept_bytes += entry.size;
+            self.files_done += 1;
+            return Ok(());
+        }
         let claim = match state {
-            FileState::Fresh => None,
+            FileState::Keep | FileState::Fresh => None,
             FileState::Partial { len, .. } if len == 0 || len > entry.size => None,
             FileState::Partial { len, hash } => Some((len, hash, true)),
             FileState::Complete { hash } => Some((entry.size, hash, false)),
@@ -452,7 +488,7 @@ impl Receiver {
                 if self.seen != (Counts { files: o.files, dirs: o.dirs, bytes: o.bytes }) {
                     return Err(violation("the manifest does not match the offer you accepted"));
                 }
-                let held: u64 = self.claims.values().map(|c| c.len).sum();
+                let held: u64 = self.claims.values().map(|c| c.len).sum::<u64>() + self.kept_bytes;
                 self.state = S::AwaitReady;
                 Ok(Some(Event::ManifestDone { to_come: self.seen.bytes.saturating_sub(held) }))
             }
@@ -558,6 +594,9 @@ impl Receiver {
 
     /// Checks that a data-phase index is the next file of the manifest.
     fn take_next_file(&mut self, index: u64) -> Result<()> {
+        if self.skipped.contains(&index) {
+            return Err(violation("the sender sent a file the receiver asked it to skip"));
+        }
         if index >= self.digests.len() as u64 || index < self.next_file {
             return Err(violation("file data for an entry that is not in the manifest, or twice"));
         }

@@ -26,12 +26,14 @@ pub struct SenderConfig {
     pub zstd: bool,
     /// Stop codes were agreed: stop with Stop (16) rather than Abort (14).
     pub stop_codes: bool,
+    /// Skip was agreed: the receiver may ask to skip entries.
+    pub skip: bool,
 }
 
 impl SenderConfig {
     /// What the handshake agreed.
     pub fn agreed(agreed: &crate::msg::Agreed) -> Self {
-        SenderConfig { resume: agreed.resume, zstd: agreed.zstd, stop_codes: agreed.stop_codes }
+        SenderConfig { resume: agreed.resume, zstd: agreed.zstd, stop_codes: agreed.stop_codes, skip: agreed.skip }
     }
 }
 
@@ -53,6 +55,11 @@ pub enum SenderEvent {
         len: u64,
         /// BLAKE3 of those bytes.
         hash: [u8; 32],
+    },
+    /// The receiver keeps its own file for entry `index`: send nothing for it.
+    Skip {
+        /// Manifest index.
+        index: u64,
     },
     /// Every claim is in: send the files.
     Ready,
@@ -90,6 +97,8 @@ pub struct Sender {
     bytes: u64,
     manifest_ended: bool,
     claims: HashMap<u64, (u64, [u8; 32])>,
+    /// Files the receiver keeps (it sent Skip).
+    skipped: std::collections::HashSet<u64>,
     next_file: u64,
     files_sent: u64,
     /// Bytes the current file still has to get.
@@ -117,6 +126,7 @@ impl Sender {
             bytes: 0,
             manifest_ended: false,
             claims: HashMap::new(),
+            skipped: std::collections::HashSet::new(),
             next_file: 0,
             files_sent: 0,
             remaining: 0,
@@ -209,6 +219,11 @@ impl Sender {
         Ok(())
     }
 
+    /// The receiver asked to skip file `index` (send nothing for it).
+    pub fn is_skipped(&self, index: u64) -> bool {
+        self.skipped.contains(&index)
+    }
+
     /// The receiver's claim on file `index`, if it made one.
     pub fn claim(&self, index: u64) -> Option<(u64, [u8; 32])> {
         self.claims.get(&index).copied()
@@ -242,6 +257,9 @@ impl Sender {
     }
 
     fn next_file_index(&mut self, index: u64) -> Result<u64> {
+        if self.skipped.contains(&index) {
+            return Err(Error::Misuse("the receiver asked to skip this file"));
+        }
         let size = usize::try_from(index).ok().and_then(|i| self.sizes.get(i)).copied().flatten();
         match size {
             Some(size) if index >= self.next_file => {
@@ -301,7 +319,7 @@ impl Sender {
     /// After the last file: Done; the receiver answers DoneAck.
     pub fn done(&mut self) -> Result<()> {
         self.expect(State::ExpectFile, "done() outside the data phase")?;
-        if self.files_sent != self.files {
+        if self.files_sent + self.skipped.len() as u64 != self.files {
             return Err(Error::Misuse("done() before every file was sent"));
         }
         self.send(&TransferMsg::Done);
@@ -358,12 +376,22 @@ impl Sender {
                     return Err(violation("a resume claim, but resume was not agreed"));
                 }
                 match size {
-                    Some(size) if len <= size && !self.claims.contains_key(&index) => {
+                    Some(size) if len <= size && !self.claims.contains_key(&index) && !self.skipped.contains(&index) => {
                         self.claims.insert(index, (len, hash));
                     }
                     _ => return Err(violation("invalid resume claim")),
                 }
                 SenderEvent::Claim { index, len, hash }
+            }
+            (S::Manifest | S::AwaitReady, TransferMsg::Skip { index }) => {
+                let is_file = usize::try_from(index).ok().and_then(|i| self.sizes.get(i)).copied().flatten().is_some();
+                if !self.config.skip {
+                    return Err(violation("a skip, but skip was not agreed"));
+                }
+                if !is_file || self.claims.contains_key(&index) || !self.skipped.insert(index) {
+                    return Err(violation("invalid skip"));
+                }
+                SenderEvent::Skip { index }
             }
             (S::AwaitReady, TransferMsg::Ready) => {
                 self.state = S::ExpectFile;

@@ -183,6 +183,8 @@ struct Driver {
     tx: Vec<u8>,
     /// File bytes still to come when the manifest ended.
     to_come: u64,
+    /// The sender can skip entries (SKIP agreed).
+    skip_agreed: bool,
 }
 
 impl Driver {
@@ -212,6 +214,7 @@ impl Driver {
             policy,
             tx: Vec::new(),
             to_come: 0,
+            skip_agreed: config.skip,
         }
     }
 
@@ -329,7 +332,12 @@ impl Driver {
                 }
             }
             Event::CheckFile { index, path, size } => {
+                let keep = self.opts.policy == ConflictPolicy::Skip;
                 let state = match self.out_dir()?.probe_file(&path, size)? {
+                    // --skip-existing: whatever is there stays, and nothing
+                    // about it is revealed (no proof is sent).
+                    Probe::Complete { .. } | Probe::Conflict { .. } if keep && self.skip_agreed => FileState::Keep,
+                    Probe::Conflict { .. } if keep => return Err(Error::Exists(path.display())),
                     Probe::Fresh => FileState::Fresh,
                     Probe::Partial { len, prefix_hash, hasher } => {
                         self.hashers.insert(index, Box::new(hasher));

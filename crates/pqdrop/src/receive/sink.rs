@@ -43,6 +43,8 @@ pub enum ConflictPolicy {
     Overwrite,
     /// Write to the first free `name (n).ext` instead.
     Rename,
+    /// Keep what exists; the sender is asked to skip those entries.
+    Skip,
 }
 
 /// What [`OutputDir::probe_file`] found at a file entry's target.
@@ -194,6 +196,8 @@ impl OutputDir {
     fn conflict_in(&self, dir: &Dir, p: &SafePath) -> Result<Probe> {
         match self.policy {
             ConflictPolicy::Refuse => Err(Error::Exists(p.display())),
+            // The engine keeps it (Skip); nothing is written here.
+            ConflictPolicy::Skip => Ok(Probe::Conflict { renamed: None }),
             ConflictPolicy::Overwrite => {
                 let md = dir.symlink_metadata(p.file_name()).map_err(|e| io_err(p, e))?;
                 if md.is_dir() {
@@ -410,7 +414,7 @@ impl FileWriter {
                 }
                 dir.rename(&temp, &dir, &name).map_err(|e| Error::io(&shown, e))
             }
-            ConflictPolicy::Refuse => place_new(&dir, &temp, &name, &shown),
+            ConflictPolicy::Refuse | ConflictPolicy::Skip => place_new(&dir, &temp, &name, &shown),
             // The free name is chosen here, at the moment of placing, so two
             // entries can never be given the same one.
             ConflictPolicy::Rename => {

@@ -363,6 +363,14 @@ impl SenderLogic {
         compressor.include_contentsize(true).map_err(Error::from)?;
         for se in src.entries.iter().filter(|e| e.entry.kind == EntryKind::File) {
             let e = &se.entry;
+            if self.m.is_skipped(e.index) {
+                // The receiver keeps its own file of this name.
+                self.report.files += 1;
+                self.report.bytes_skipped += e.size;
+                done += e.size;
+                self.ui.progress(done, total);
+                continue;
+            }
             let path = src.path_of(se);
             let mut f = open_regular(&path)?;
             let meta = f.metadata().map_err(|err| Error::io(&path, err))?;

@@ -10,7 +10,7 @@ use pqdrop_proto::transfer::{Event, FileState, Receiver, ReceiverConfig};
 fuzz_target!(|data: &[u8]| {
     let mut c = Cursor::new(data);
     let flags = c.u8();
-    let config = ReceiverConfig { max_entries: 64, max_text: 4096, resume: flags & 1 != 0, zstd: flags & 2 != 0, stop_codes: flags & 4 != 0 };
+    let config = ReceiverConfig { max_entries: 64, max_text: 4096, resume: flags & 1 != 0, zstd: flags & 2 != 0, stop_codes: flags & 4 != 0, skip: flags & 8 != 0 };
     let mut rx = Receiver::new(config);
     let mut out = Vec::new();
     // The current file's announced size and what was reported of it.
@@ -26,12 +26,17 @@ fuzz_target!(|data: &[u8]| {
                         let _ = if c.u8() & 1 == 0 { rx.accept() } else { rx.refuse() };
                     }
                     Event::CheckFile { index, size, .. } => {
-                        let state = match c.u8() % 3 {
+                        let state = match c.u8() % 4 {
                             0 => FileState::Fresh,
+                            3 => FileState::Keep,
                             1 => FileState::Partial { len: u64::from(c.u8()).min(size), hash: [c.u8(); 32] },
                             _ => FileState::Complete { hash: [c.u8(); 32] },
                         };
-                        rx.file_checked(index, state).expect("the answer to a CheckFile is accepted");
+                        // Keep without the SKIP capability is the caller's mistake, refused.
+                        if rx.file_checked(index, state).is_err() {
+                            assert!(state == FileState::Keep && flags & 8 == 0, "the answer to a CheckFile is accepted");
+                            rx.file_checked(index, FileState::Fresh).expect("a plain answer is accepted");
+                        }
                     }
                     Event::FileStart { entry, offset, .. } => {
                         assert!(offset <= entry.size);

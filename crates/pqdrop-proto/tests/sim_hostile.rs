@@ -58,6 +58,16 @@ fn feed(config: ReceiverConfig, records: &[Vec<TransferMsg<'_>>]) -> (Vec<Event>
     (events, Ok(()))
 }
 
+/// One record holding the offer and the whole manifest of `entries`.
+fn offer_and_manifest(entries: &[Entry]) -> Vec<u8> {
+    let mut pt = Vec::new();
+    TransferMsg::Offer(offer_for(entries)).encode(&mut pt);
+    for m in entries.iter().cloned().map(TransferMsg::Entry).chain([TransferMsg::ManifestEnd]) {
+        m.encode(&mut pt);
+    }
+    pt
+}
+
 /// Offer + manifest of `entries`, then `data` in one more record.
 fn run(entries: &[Entry], data: Vec<TransferMsg<'_>>) -> (Vec<Event>, Result<(), Error>) {
     let mut manifest: Vec<TransferMsg> = entries.iter().cloned().map(TransferMsg::Entry).collect();
@@ -309,11 +319,7 @@ fn nothing_is_accepted_after_the_end() {
 fn what_is_still_to_come_excludes_what_the_receiver_holds() {
     let e = [file(0, "a", 100), file(1, "b", 50)];
     let mut rx = Receiver::new(ReceiverConfig::default());
-    let mut pt = Vec::new();
-    TransferMsg::Offer(offer_for(&e)).encode(&mut pt);
-    for m in e.iter().cloned().map(TransferMsg::Entry).chain([TransferMsg::ManifestEnd]) {
-        m.encode(&mut pt);
-    }
+    let pt = offer_and_manifest(&e);
     rx.start_record();
     let mut done = None;
     while let Some(ev) = rx.poll_event(&pt).unwrap() {
@@ -337,11 +343,7 @@ fn what_is_still_to_come_excludes_what_the_receiver_holds() {
 fn a_skipped_file_must_not_be_sent() {
     let e = [file(0, "a", 3), file(1, "b", 3)];
     let mut rx = Receiver::new(ReceiverConfig::default());
-    let mut pt = Vec::new();
-    TransferMsg::Offer(offer_for(&e)).encode(&mut pt);
-    for m in e.iter().cloned().map(TransferMsg::Entry).chain([TransferMsg::ManifestEnd]) {
-        m.encode(&mut pt);
-    }
+    let pt = offer_and_manifest(&e);
     rx.start_record();
     while let Some(ev) = rx.poll_event(&pt).unwrap() {
         match ev {

@@ -505,6 +505,44 @@ fn relay_existing_file_refuse_rename_overwrite() {
     assert_eq!(dir_names(out.path()), ["report (1).txt", "report.txt", "same (1).bin", "same.bin"]);
 }
 
+/// 3,000 small files in 30 folders, both sides under `ulimit -n 64`: the
+/// receiver holds at most a few files open whatever a record carries.
+fn many_files_under_a_low_open_file_limit(net: Net) {
+    let h = Harness::new(net);
+    let src = temp_dir("pqdrop-src-");
+    let out = temp_dir("pqdrop-out-");
+    let root = src.path().join("many");
+    for d in 0..30 {
+        let dir = root.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for f in 0..100 {
+            std::fs::write(dir.join(format!("f{f:03}.txt")), format!("{d}/{f}").repeat(f % 7 + 1)).expect("write");
+        }
+    }
+    let code = "13-many-files";
+    let mut s = h.send().args(["--code", code]).arg(&root).nofile(64).spawn("sender");
+    let mut r = h.receive().args(["--yes", "-o", path_str(out.path()), code]).nofile(64).spawn("receiver");
+    let [s, r] = wait_all([&mut s, &mut r], BIG);
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    for d in 0..30 {
+        for f in 0..100 {
+            let rel = format!("many/d{d:02}/f{f:03}.txt");
+            assert_eq!(std::fs::read(out.path().join(&rel)).expect(&rel), format!("{d}/{f}").repeat(f % 7 + 1).into_bytes(), "{rel}");
+        }
+    }
+}
+
+#[test]
+fn relay_many_files_under_ulimit_n_64() {
+    many_files_under_a_low_open_file_limit(Net::Relay);
+}
+
+#[test]
+fn lan_many_files_under_ulimit_n_64() {
+    many_files_under_a_low_open_file_limit(Net::Lan);
+}
+
 // ---------------------------------------------------------------------------
 // 8. Help texts.
 

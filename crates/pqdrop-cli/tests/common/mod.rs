@@ -168,6 +168,7 @@ impl Harness {
             env_remove: vec!["PQDROP_CODE".into()],
             stdin: StdinSpec::Null,
             detach_terminal: false,
+            nofile: None,
         }
     }
 
@@ -206,6 +207,7 @@ pub struct Spawn {
     env_remove: Vec<OsString>,
     stdin: StdinSpec,
     detach_terminal: bool,
+    nofile: Option<u64>,
 }
 
 impl Spawn {
@@ -245,6 +247,13 @@ impl Spawn {
         self
     }
 
+    /// Runs the child under `ulimit -n n` (through `/bin/sh`, which execs it:
+    /// the pid stays pqdrop's).
+    pub fn nofile(mut self, n: u64) -> Spawn {
+        self.nofile = Some(n);
+        self
+    }
+
     /// Starts the child; `label` names it in failure messages.
     pub fn spawn(self, label: &str) -> Proc {
         let setsid =
@@ -252,18 +261,20 @@ impl Spawn {
         if self.detach_terminal && setsid.is_none() {
             eprintln!("note: setsid(1) not found; {label} keeps the test's controlling terminal, if any");
         }
-        let mut cmd = match setsid {
-            // The spawned child is not a process-group leader, so setsid(1)
-            // calls setsid(2) and execs in place: the pid stays the same and
-            // Proc's kill still reaches pqdrop itself.
-            Some(s) => {
-                let mut c = Command::new(s);
-                c.arg(BIN);
-                c
-            }
-            None => Command::new(BIN),
-        };
-        cmd.args(&self.args);
+        let mut argv: Vec<OsString> = vec![BIN.into()];
+        argv.extend(self.args.iter().cloned());
+        if let Some(n) = self.nofile {
+            let script = format!("ulimit -n {n} && exec \"$0\" \"$@\"");
+            argv.splice(0..0, ["/bin/sh".into(), "-c".into(), script.into()]);
+        }
+        // The spawned child is not a process-group leader, so setsid(1)
+        // calls setsid(2) and execs in place: the pid stays the same and
+        // Proc's kill still reaches pqdrop itself.
+        if let Some(s) = setsid {
+            argv.insert(0, s.into());
+        }
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         for k in &self.env_remove {
             cmd.env_remove(k);
         }

@@ -28,6 +28,11 @@ pub(crate) const MAX_OPS: usize = 16 * 1024;
 /// Batches queued ahead of the disk thread, at most.
 const QUEUE: usize = 4;
 
+/// Files open at once (begun, not yet verified and placed), at most. Each
+/// holds two descriptors (the file and its folder), so a record of thousands
+/// of small files works under `ulimit -n 64`.
+pub(crate) const MAX_OPEN_FILES: usize = 8;
+
 /// One operation of a batch. Ranges are `u32` offsets into the batch's record
 /// buffer (records are at most 1 MiB), which keeps an operation at 16 bytes.
 pub(crate) enum Op {
@@ -82,6 +87,8 @@ enum Msg {
 pub(crate) struct Disk {
     /// File bytes written so far (for "how much more space is needed").
     written: Arc<std::sync::atomic::AtomicU64>,
+    /// Files begun and not yet finished by the thread, and a signal when one is.
+    open: Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>,
     tx: Option<SyncSender<Msg>>,
     errors: Receiver<Error>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -93,9 +100,38 @@ impl Disk {
         let (tx, rx) = sync_channel::<Msg>(QUEUE);
         let (err_tx, errors) = channel();
         let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = Arc::clone(&written);
-        let thread = std::thread::Builder::new().name("pqdrop-disk".into()).spawn(move || run(rx, err_tx, returns, &counter))?;
-        Ok(Disk { written, tx: Some(tx), errors, thread: Some(thread) })
+        let open = Arc::new((std::sync::Mutex::new(0usize), std::sync::Condvar::new()));
+        let (counter, opened) = (Arc::clone(&written), Arc::clone(&open));
+        let thread = std::thread::Builder::new().name("pqdrop-disk".into()).spawn(move || run(rx, err_tx, returns, &counter, &opened))?;
+        Ok(Disk { written, open, tx: Some(tx), errors, thread: Some(thread) })
+    }
+
+    /// Counts a file about to be begun; the caller queues its `Begin` next.
+    pub fn file_begun(&self) {
+        if let Ok(mut n) = self.open.0.lock() {
+            *n += 1;
+        }
+    }
+
+    /// Files begun and not yet finished.
+    pub fn open_files(&self) -> usize {
+        self.open.0.lock().map(|n| *n).unwrap_or(0)
+    }
+
+    /// Waits until fewer than `limit` files are open (everything queued that
+    /// finishes them must already be sent), or the thread failed.
+    pub fn wait_open_below(&self, limit: usize) -> Result<()> {
+        let (lock, cv) = &*self.open;
+        let mut n = lock.lock().map_err(|_| Error::Protocol("the disk stage failed".into()))?;
+        while *n >= limit {
+            let (g, _) =
+                cv.wait_timeout(n, std::time::Duration::from_millis(50)).map_err(|_| Error::Protocol("the disk stage failed".into()))?;
+            n = g;
+            drop(n);
+            self.check()?;
+            n = lock.lock().map_err(|_| Error::Protocol("the disk stage failed".into()))?;
+        }
+        Ok(())
     }
 
     /// File bytes written so far.
@@ -147,7 +183,19 @@ impl Drop for Disk {
     }
 }
 
-fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>, written: &std::sync::atomic::AtomicU64) {
+fn run(
+    rx: Receiver<Msg>,
+    errors: Sender<Error>,
+    returns: Sender<Vec<u8>>,
+    written: &std::sync::atomic::AtomicU64,
+    open: &(std::sync::Mutex<usize>, std::sync::Condvar),
+) {
+    let closed = |k: usize| {
+        if let Ok(mut n) = open.0.lock() {
+            *n = n.saturating_sub(k);
+        }
+        open.1.notify_all();
+    };
     let mut current: Option<Box<FileWriter>> = None;
     let mut failed = false;
     let mut zstd = Zstd::default();
@@ -168,13 +216,19 @@ fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>, writt
                 Op::Zstd { size, .. } => u64::from(*size),
                 _ => 0,
             };
+            let finishes = matches!(op, Op::Finish(_));
             if let Err(e) = apply(op, &batch.body, &mut current, &mut zstd) {
                 failed = true;
                 // An unfinished file stays as its partial temp file, for resume.
                 current = None;
                 let _ = errors.send(e);
+                // Nothing more is written: no file stays counted as open.
+                closed(usize::MAX);
             } else {
                 written.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                if finishes {
+                    closed(1);
+                }
             }
         }
         // The last batch of a record holds the last reference to its buffer.

@@ -23,7 +23,7 @@ use pqdrop_proto::transfer::{Event, FileState, OfferKind, Receiver, ReceiverConf
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
-use self::disk::{Batch, Disk, Finish, Op, MAX_OPS};
+use self::disk::{Batch, Disk, Finish, Op, MAX_OPEN_FILES, MAX_OPS};
 use crate::conn::{self, local_capabilities, open_frame, read_frame, Outbound, RawFrame};
 use crate::names::{escape, SafePath};
 use crate::sink::{ConflictPolicy, OutputDir, Probe};
@@ -230,6 +230,13 @@ impl Driver {
             let pt = &body[..n];
             self.rx.start_record();
             while let Some(ev) = self.rx.poll_event(pt)? {
+                if matches!(ev, Event::FileStart { .. } | Event::PartialComplete { .. }) && self.disk.open_files() >= MAX_OPEN_FILES {
+                    // Hand over what finishes the open files, then wait for
+                    // the disk thread to close some: descriptors stay bounded.
+                    let ops = std::mem::replace(&mut self.ops, Vec::with_capacity(MAX_OPS + 1));
+                    self.disk.send(Batch { body: Arc::clone(&body), ops })?;
+                    self.disk.wait_open_below(MAX_OPEN_FILES)?;
+                }
                 self.on_event(ev, pt)?;
                 if self.ops.len() >= MAX_OPS {
                     let ops = std::mem::replace(&mut self.ops, Vec::with_capacity(MAX_OPS + 1));
@@ -377,6 +384,7 @@ impl Driver {
                     None
                 };
                 let writer = self.out_dir()?.begin_file(&path, entry.size, resume)?;
+                self.disk.file_begun();
                 self.ops.push(Op::Begin(Box::new(writer)));
                 self.policy = self.opts.policy;
                 self.ui.progress(self.rx.bytes_received() + self.rx.bytes_resumed(), total);
@@ -400,6 +408,7 @@ impl Driver {
                 let hasher = self.hashers.remove(&entry.index).ok_or_else(|| Error::Protocol("no partial file".into()))?;
                 let hash = *hasher.finalize().as_bytes();
                 let writer = self.out_dir()?.begin_file(&path, entry.size, Some((entry.size, *hasher)))?;
+                self.disk.file_begun();
                 let mtime = i64::try_from(entry.mtime).unwrap_or(i64::MAX);
                 self.ops.push(Op::Begin(Box::new(writer)));
                 self.ops.push(Op::Finish(Box::new(Finish { hash, executable: entry.executable, mtime, policy: self.opts.policy })));

@@ -112,7 +112,7 @@ fn read_seed_stdin() -> anyhow::Result<Seed> {
     let stdin = io::stdin();
     let interactive = stdin.is_terminal();
     if interactive {
-        eprintln!("Enter the seed (64 hexadecimal characters) and press Enter:");
+        say!("Enter the seed (64 hexadecimal characters) and press Enter:");
     }
     // At a terminal, a newline ends the input; from a pipe, end of file does.
     read_seed(&mut stdin.lock(), interactive).context("seed on standard input")
@@ -125,7 +125,7 @@ fn warn_if_shared(file: &File, path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = file.metadata() {
         if meta.permissions().mode() & 0o077 != 0 {
-            eprintln!("pqdrop: warning: the seed file {} can be read by other users (try chmod 600)", path.display());
+            say!("pqdrop: warning: the seed file {} can be read by other users (try chmod 600)", path.display());
         }
     }
 }

@@ -67,7 +67,7 @@ impl Ui {
     /// A JSON event: on stdout, except during a stream, whose bytes own stdout.
     fn emit(&self, ev: serde_json::Value) {
         if self.streaming() {
-            eprintln!("{ev}");
+            say!("{ev}");
         } else {
             json_event(ev);
         }
@@ -87,12 +87,12 @@ impl ReceiveUi for Ui {
         if self.json {
             self.emit(json!({"event": "offer", "kind": format!("{:?}", o.kind).to_lowercase(), "files": o.files, "dirs": o.dirs, "bytes": o.bytes, "names": o.preview}));
         } else {
-            eprintln!("The sender offers {what}:");
+            say!("The sender offers {what}:");
             for name in &o.preview {
-                eprintln!("  {name}");
+                say!("  {name}");
             }
             if (o.files + o.dirs) as usize > o.preview.len() && o.kind == OfferKind::Files {
-                eprintln!("  (and the contents of the folders above)");
+                say!("  (and the contents of the folders above)");
             }
         }
         if self.yes {
@@ -100,7 +100,7 @@ impl ReceiveUi for Ui {
         }
         // Ask on the terminal, not on stdin (stdin may be a pipe).
         let Ok(tty) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") else {
-            eprintln!("No terminal to ask for consent; re-run with --yes to accept.");
+            say!("No terminal to ask for consent; re-run with --yes to accept.");
             return false;
         };
         let mut w = &tty;
@@ -139,7 +139,7 @@ impl ReceiveUi for Ui {
         out.flush()
     }
     fn warn(&self, msg: &str) {
-        eprintln!("warning: {msg}");
+        say!("warning: {msg}");
     }
 }
 
@@ -193,7 +193,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     let route = args.net.route()?;
     let report = pqdrop::receive::receive_from(&route, &code, Duration::from_secs(args.lan_timeout), opts, ui.clone(), |w| {
         if !json && w == Waiting::LanSearching {
-            eprintln!("Looking for the sender on the local network...");
+            say!("Looking for the sender on the local network...");
         }
     })
     .await?;
@@ -208,7 +208,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     } else if report.kind == Some(OfferKind::Files) {
         let resumed =
             if report.bytes_resumed > 0 { format!(" ({} were already there)", human(report.bytes_resumed)) } else { String::new() };
-        eprintln!("Received {} file(s) and {} folder(s) into {}{resumed}.", report.files, report.dirs, args.output.display());
+        say!("Received {} file(s) and {} folder(s) into {}{resumed}.", report.files, report.dirs, args.output.display());
     }
     Ok(())
 }

@@ -57,9 +57,9 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         ..RelayConfig::default()
     };
     let relay = Relay::bind(args.listen, config).await?;
-    eprintln!("pqdrop relay listening on {}", relay.local_addr());
+    say!("pqdrop relay listening on {}", relay.local_addr());
     relay.run(shutdown_signal()).await?;
-    eprintln!("pqdrop relay stopped");
+    say!("pqdrop relay stopped");
     Ok(())
 }
 

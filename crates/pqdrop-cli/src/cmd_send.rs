@@ -61,7 +61,7 @@ impl SendUi for Ui {
                 OfferKind::Text => "a text message".into(),
                 OfferKind::Stream => "standard input".into(),
             };
-            eprintln!("Connected. Sending {what}.");
+            say!("Connected. Sending {what}.");
         }
         if let Ok(mut pb) = self.pb.lock() {
             *pb = Some(common::progress_bar(offer.bytes, self.json));
@@ -86,7 +86,7 @@ impl SendUi for Ui {
         if self.json {
             json_event(json!({"event": "warning", "message": msg}));
         } else {
-            eprintln!("warning: {msg}");
+            say!("warning: {msg}");
         }
     }
 }
@@ -107,7 +107,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         Some(c) => {
             let code = Code::parse(c).map_err(|e| crate::common::Usage(format!("--code: {e}")))?;
             if code.is_weaker_than_generated() {
-                eprintln!(
+                say!(
                     "warning: this code has about {:.0} bits of secret, less than a generated one ({} words); anyone who guesses it in one try can take the transfer",
                     code.entropy_bits(),
                     DEFAULT_WORDS
@@ -137,7 +137,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
     if args.net.json {
         json_event(json!({"event": "code", "code": &*shown, "command": receive_cmd}));
     } else {
-        eprintln!("Code: {}\nOn the other computer, run:\n\n    {receive_cmd}\n", &*shown);
+        say!("Code: {}\nOn the other computer, run:\n\n    {receive_cmd}\n", &*shown);
     }
     let ui = Arc::new(Ui { json: args.net.json, pb: Mutex::new(None), last: Mutex::new(Instant::now()) });
     for w in prepared.warnings() {
@@ -147,8 +147,8 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
     let report = pqdrop::send::send_to(&route, &code, prepared, opts, ui.clone(), |w| {
         if !json {
             match w {
-                Waiting::LanListening(addr) => eprintln!("Waiting for the receiver on the local network (listening on {addr})..."),
-                _ => eprintln!("Waiting for the receiver (via the relay)..."),
+                Waiting::LanListening(addr) => say!("Waiting for the receiver on the local network (listening on {addr})..."),
+                _ => say!("Waiting for the receiver (via the relay)..."),
             }
         }
     })
@@ -163,9 +163,9 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
             json!({"event": "result", "ok": true, "files": report.files, "bytes_sent": report.bytes_sent, "bytes_skipped": report.bytes_skipped}),
         );
     } else if report.bytes_skipped > 0 {
-        eprintln!("Done: sent {}, {} were already there (resumed).", human(report.bytes_sent), human(report.bytes_skipped));
+        say!("Done: sent {}, {} were already there (resumed).", human(report.bytes_sent), human(report.bytes_skipped));
     } else {
-        eprintln!("Done: sent {}.", human(report.bytes_sent));
+        say!("Done: sent {}.", human(report.bytes_sent));
     }
     Ok(())
 }

@@ -14,6 +14,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `eprintln!` that never panics: with a closed stderr (`pqdrop send F 2>&1 |
+/// true`) a message that cannot be written is dropped instead of crashing.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod cmd_keys;
 mod cmd_receive;
 mod cmd_relay;
@@ -79,7 +88,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // `{:#}` prints the whole context chain on one line:
             // "reading the seed: the seed must be ...".
-            eprintln!("pqdrop: error: {e:#}");
+            say!("pqdrop: error: {e:#}");
             ExitCode::from(common::exit_code(&e))
         }
     }

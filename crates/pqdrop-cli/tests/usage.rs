@@ -56,3 +56,20 @@ fn ctrl_c_exits_130_and_says_how_to_resume() {
         assert!(err.contains("interrupted (Ctrl-C)") && err.contains("new code"), "{side}: {err}");
     }
 }
+
+#[test]
+fn a_closed_stderr_is_not_a_crash() {
+    // `pqdrop send F 2>&1 | true`: the reader of stderr is gone at once.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pqdrop"))
+        .args(["send", "--code", "7-lemon-tiger", "--relay", "127.0.0.1:9", "Cargo.toml"])
+        .env("XDG_CONFIG_HOME", "/nonexistent-pqdrop-test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stderr.take());
+    let status = child.wait().expect("wait");
+    // Port 9 on loopback refuses: exit 5 (unreachable), not 101 (a panic).
+    assert_eq!(status.code(), Some(5), "{status:?}");
+}

@@ -19,7 +19,8 @@ use std::sync::Arc;
 
 use pqdrop_proto::transfer::MAX_CHUNK;
 
-use crate::sink::{ConflictPolicy, FileWriter};
+use crate::names::SafePath;
+use crate::sink::{ConflictPolicy, FileWriter, OutputDir};
 use crate::{Error, Result};
 
 /// Operations per batch, at most (16 bytes each).
@@ -28,16 +29,11 @@ pub(crate) const MAX_OPS: usize = 16 * 1024;
 /// Batches queued ahead of the disk thread, at most.
 const QUEUE: usize = 4;
 
-/// Files open at once (begun, not yet verified and placed), at most. Each
-/// holds two descriptors (the file and its folder), so a record of thousands
-/// of small files works under `ulimit -n 64`.
-pub(crate) const MAX_OPEN_FILES: usize = 8;
-
 /// One operation of a batch. Ranges are `u32` offsets into the batch's record
 /// buffer (records are at most 1 MiB), which keeps an operation at 16 bytes.
 pub(crate) enum Op {
-    /// Start writing a file (its temporary file is already open).
-    Begin(Box<FileWriter>),
+    /// Open a file's temporary file and start writing it.
+    Begin(Box<Begin>),
     /// Append `body[start..start + len]` to the current file.
     Write {
         /// Offset in the record buffer.
@@ -58,6 +54,18 @@ pub(crate) enum Op {
     },
     /// Verify and put the current file in place.
     Finish(Box<Finish>),
+}
+
+/// What [`Op::Begin`] needs: [`OutputDir::begin_file`]'s arguments.
+pub(crate) struct Begin {
+    /// The output folder.
+    pub dir: Arc<OutputDir>,
+    /// The validated path.
+    pub path: SafePath,
+    /// The announced size.
+    pub size: u64,
+    /// Resume from this many bytes, with the hash state after them.
+    pub resume: Option<(u64, blake3::Hasher)>,
 }
 
 /// What [`Op::Finish`] needs.
@@ -87,8 +95,6 @@ enum Msg {
 pub(crate) struct Disk {
     /// File bytes written so far (for "how much more space is needed").
     written: Arc<std::sync::atomic::AtomicU64>,
-    /// Files begun and not yet finished by the thread, and a signal when one is.
-    open: Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>,
     tx: Option<SyncSender<Msg>>,
     errors: Receiver<Error>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -100,38 +106,9 @@ impl Disk {
         let (tx, rx) = sync_channel::<Msg>(QUEUE);
         let (err_tx, errors) = channel();
         let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let open = Arc::new((std::sync::Mutex::new(0usize), std::sync::Condvar::new()));
-        let (counter, opened) = (Arc::clone(&written), Arc::clone(&open));
-        let thread = std::thread::Builder::new().name("pqdrop-disk".into()).spawn(move || run(rx, err_tx, returns, &counter, &opened))?;
-        Ok(Disk { written, open, tx: Some(tx), errors, thread: Some(thread) })
-    }
-
-    /// Counts a file about to be begun; the caller queues its `Begin` next.
-    pub fn file_begun(&self) {
-        if let Ok(mut n) = self.open.0.lock() {
-            *n += 1;
-        }
-    }
-
-    /// Files begun and not yet finished.
-    pub fn open_files(&self) -> usize {
-        self.open.0.lock().map(|n| *n).unwrap_or(0)
-    }
-
-    /// Waits until fewer than `limit` files are open (everything queued that
-    /// finishes them must already be sent), or the thread failed.
-    pub fn wait_open_below(&self, limit: usize) -> Result<()> {
-        let (lock, cv) = &*self.open;
-        let mut n = lock.lock().map_err(|_| Error::Protocol("the disk stage failed".into()))?;
-        while *n >= limit {
-            let (g, _) =
-                cv.wait_timeout(n, std::time::Duration::from_millis(50)).map_err(|_| Error::Protocol("the disk stage failed".into()))?;
-            n = g;
-            drop(n);
-            self.check()?;
-            n = lock.lock().map_err(|_| Error::Protocol("the disk stage failed".into()))?;
-        }
-        Ok(())
+        let counter = Arc::clone(&written);
+        let thread = std::thread::Builder::new().name("pqdrop-disk".into()).spawn(move || run(rx, err_tx, returns, &counter))?;
+        Ok(Disk { written, tx: Some(tx), errors, thread: Some(thread) })
     }
 
     /// File bytes written so far.
@@ -183,19 +160,7 @@ impl Drop for Disk {
     }
 }
 
-fn run(
-    rx: Receiver<Msg>,
-    errors: Sender<Error>,
-    returns: Sender<Vec<u8>>,
-    written: &std::sync::atomic::AtomicU64,
-    open: &(std::sync::Mutex<usize>, std::sync::Condvar),
-) {
-    let closed = |k: usize| {
-        if let Ok(mut n) = open.0.lock() {
-            *n = n.saturating_sub(k);
-        }
-        open.1.notify_all();
-    };
+fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>, written: &std::sync::atomic::AtomicU64) {
     let mut current: Option<Box<FileWriter>> = None;
     let mut failed = false;
     let mut zstd = Zstd::default();
@@ -216,19 +181,13 @@ fn run(
                 Op::Zstd { size, .. } => u64::from(*size),
                 _ => 0,
             };
-            let finishes = matches!(op, Op::Finish(_));
             if let Err(e) = apply(op, &batch.body, &mut current, &mut zstd) {
                 failed = true;
                 // An unfinished file stays as its partial temp file, for resume.
                 current = None;
                 let _ = errors.send(e);
-                // Nothing more is written: no file stays counted as open.
-                closed(usize::MAX);
             } else {
                 written.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-                if finishes {
-                    closed(1);
-                }
             }
         }
         // The last batch of a record holds the last reference to its buffer.
@@ -242,8 +201,12 @@ fn apply(op: Op, body: &[u8], current: &mut Option<Box<FileWriter>>, zstd: &mut 
     let missing = || Error::Protocol("file data outside a file".into());
     let slice = |start: u32, len: u32| body.get(start as usize..start as usize + len as usize).ok_or_else(missing);
     match op {
-        Op::Begin(w) => {
-            *current = Some(w);
+        // The file is opened here, when its data is about to be written, so
+        // only the file being written holds descriptors (two: the file and its
+        // folder), whatever the queue holds: a folder of thousands of small
+        // files works under `ulimit -n 64`.
+        Op::Begin(b) => {
+            *current = Some(Box::new(b.dir.begin_file(&b.path, b.size, b.resume)?));
             Ok(())
         }
         Op::Write { start, len } => current.as_mut().ok_or_else(missing)?.write(slice(start, len)?),

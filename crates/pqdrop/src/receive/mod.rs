@@ -23,7 +23,7 @@ use pqdrop_proto::transfer::{Event, FileState, OfferKind, Receiver, ReceiverConf
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
-use self::disk::{Batch, Disk, Finish, Op, MAX_OPEN_FILES, MAX_OPS};
+use self::disk::{Batch, Begin, Disk, Finish, Op, MAX_OPS};
 use crate::conn::{self, local_capabilities, open_frame, read_frame, Outbound, RawFrame};
 use crate::names::{escape, SafePath};
 use crate::sink::{ConflictPolicy, OutputDir, Probe};
@@ -172,7 +172,7 @@ struct Driver {
     opener: RecordOpener,
     incoming: mpsc::Receiver<Result<Option<RawFrame>>>,
     report: ReceiveReport,
-    dir: Option<OutputDir>,
+    dir: Option<Arc<OutputDir>>,
     /// BLAKE3 state after the bytes of each claimed partial file.
     hashers: HashMap<u64, Box<blake3::Hasher>>,
     /// Folders and their mtimes, set once their contents are written.
@@ -230,13 +230,6 @@ impl Driver {
             let pt = &body[..n];
             self.rx.start_record();
             while let Some(ev) = self.rx.poll_event(pt)? {
-                if matches!(ev, Event::FileStart { .. } | Event::PartialComplete { .. }) && self.disk.open_files() >= MAX_OPEN_FILES {
-                    // Hand over what finishes the open files, then wait for
-                    // the disk thread to close some: descriptors stay bounded.
-                    let ops = std::mem::replace(&mut self.ops, Vec::with_capacity(MAX_OPS + 1));
-                    self.disk.send(Batch { body: Arc::clone(&body), ops })?;
-                    self.disk.wait_open_below(MAX_OPEN_FILES)?;
-                }
                 self.on_event(ev, pt)?;
                 if self.ops.len() >= MAX_OPS {
                     let ops = std::mem::replace(&mut self.ops, Vec::with_capacity(MAX_OPS + 1));
@@ -300,7 +293,7 @@ impl Driver {
         Ok(())
     }
 
-    fn out_dir(&self) -> Result<&OutputDir> {
+    fn out_dir(&self) -> Result<&Arc<OutputDir>> {
         self.dir.as_ref().ok_or_else(|| Error::Protocol("file data in a text transfer".into()))
     }
 
@@ -325,7 +318,7 @@ impl Driver {
                     return Ok(());
                 }
                 if o.kind == OfferKind::Files {
-                    self.dir = Some(OutputDir::open(&self.opts.out_dir, self.opts.policy)?);
+                    self.dir = Some(Arc::new(OutputDir::open(&self.opts.out_dir, self.opts.policy)?));
                 }
                 self.rx.accept()?;
                 self.transmit()?;
@@ -383,9 +376,8 @@ impl Driver {
                 } else {
                     None
                 };
-                let writer = self.out_dir()?.begin_file(&path, entry.size, resume)?;
-                self.disk.file_begun();
-                self.ops.push(Op::Begin(Box::new(writer)));
+                let dir = Arc::clone(self.out_dir()?);
+                self.ops.push(Op::Begin(Box::new(Begin { dir, path, size: entry.size, resume })));
                 self.policy = self.opts.policy;
                 self.ui.progress(self.rx.bytes_received() + self.rx.bytes_resumed(), total);
             }
@@ -407,10 +399,10 @@ impl Driver {
             Event::PartialComplete { entry, path } => {
                 let hasher = self.hashers.remove(&entry.index).ok_or_else(|| Error::Protocol("no partial file".into()))?;
                 let hash = *hasher.finalize().as_bytes();
-                let writer = self.out_dir()?.begin_file(&path, entry.size, Some((entry.size, *hasher)))?;
-                self.disk.file_begun();
+                let dir = Arc::clone(self.out_dir()?);
+                let begin = Begin { dir, path, size: entry.size, resume: Some((entry.size, *hasher)) };
                 let mtime = i64::try_from(entry.mtime).unwrap_or(i64::MAX);
-                self.ops.push(Op::Begin(Box::new(writer)));
+                self.ops.push(Op::Begin(Box::new(begin)));
                 self.ops.push(Op::Finish(Box::new(Finish { hash, executable: entry.executable, mtime, policy: self.opts.policy })));
             }
             Event::StreamData(range) => {

@@ -543,6 +543,35 @@ fn lan_many_files_under_ulimit_n_64() {
     many_files_under_a_low_open_file_limit(Net::Lan);
 }
 
+/// A local process swaps a folder being sent for a symlink out of the tree
+/// after the sender walked it: the sender refuses, and nothing from outside
+/// the tree reaches the receiver.
+#[cfg(unix)]
+#[test]
+fn lan_a_folder_swapped_for_a_symlink_during_the_send_is_not_followed() {
+    let h = Harness::new(Net::Lan);
+    let src = temp_dir("pqdrop-src-");
+    let out = temp_dir("pqdrop-out-");
+    let tree = src.path().join("tree");
+    let outside = src.path().join("outside");
+    std::fs::create_dir_all(tree.join("sub")).expect("mkdir");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    std::fs::write(tree.join("sub/f.txt"), b"inside").expect("write");
+    std::fs::write(outside.join("f.txt"), b"SECRET").expect("write");
+    let code = "14-swap-guard";
+    let mut s = h.send().args(["--code", code]).arg(&tree).spawn("sender");
+    s.wait_for_stderr_line("Waiting for the receiver", SMALL);
+    std::fs::rename(tree.join("sub"), src.path().join("sub.moved")).expect("move the folder away");
+    std::os::unix::fs::symlink(&outside, tree.join("sub")).expect("symlink in its place");
+    let mut r = h.receive().args(["--yes", "-o", path_str(out.path()), code]).spawn("receiver");
+    let [s, r] = wait_all([&mut s, &mut r], SMALL);
+    s.assert_failed();
+    assert!(s.stderr.contains("replaced while sending"), "sender stderr:\n{}", s.stderr);
+    assert_ne!(r.code(), Some(exit::OK), "the receiver must not report success");
+    let got = std::fs::read(out.path().join("tree/sub/f.txt")).unwrap_or_default();
+    assert!(!got.starts_with(b"SECRET"), "a file from outside the tree was sent");
+}
+
 // ---------------------------------------------------------------------------
 // 8. Help texts.
 

@@ -361,6 +361,7 @@ impl SenderLogic {
         let mut compressor = zstd::bulk::Compressor::new(1).map_err(Error::from)?;
         // Receivers refuse a zstd chunk that does not declare its size (PROTOCOL.md §8).
         compressor.include_contentsize(true).map_err(Error::from)?;
+        let mut opener = source::TreeOpener::default();
         for se in src.entries.iter().filter(|e| e.entry.kind == EntryKind::File) {
             let e = &se.entry;
             if self.m.is_skipped(e.index) {
@@ -372,7 +373,7 @@ impl SenderLogic {
                 continue;
             }
             let path = src.path_of(se);
-            let mut f = open_regular(&path)?;
+            let mut f = opener.open(src, se)?;
             let meta = f.metadata().map_err(|err| Error::io(&path, err))?;
             if !meta.is_file() || meta.len() != e.size {
                 return Err(Error::io(&path, std::io::Error::other("the file changed size while sending; run the command again")));
@@ -480,19 +481,6 @@ impl SenderLogic {
     }
 }
 
-/// Opens a file found by the walk for reading, without following a symlink
-/// or blocking on a FIFO that a local process may have swapped in since.
-fn open_regular(path: &std::path::Path) -> Result<std::fs::File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    }
-    o.open(path).map_err(|err| Error::io(path, err))
-}
-
 struct HashWriter<'a>(&'a mut blake3::Hasher);
 impl std::io::Write for HashWriter<'_> {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
@@ -501,28 +489,5 @@ impl std::io::Write for HashWriter<'_> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-#[cfg(all(test, unix))]
-mod tests {
-    use super::open_regular;
-
-    #[test]
-    fn open_regular_neither_follows_a_swapped_symlink_nor_blocks_on_a_fifo() {
-        let d = tempfile::tempdir().expect("tempdir");
-        let real = d.path().join("real");
-        std::fs::write(&real, b"data").expect("write");
-        assert!(open_regular(&real).is_ok());
-        let link = d.path().join("link");
-        std::os::unix::fs::symlink(&real, &link).expect("symlink");
-        assert!(open_regular(&link).is_err(), "a symlink swapped in for a file must not be followed");
-        let fifo = d.path().join("fifo");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status().map(|s| s.success()).unwrap_or(false);
-        if made {
-            // Returns at once (no writer needed), and is then refused as not a regular file.
-            let f = open_regular(&fifo).expect("open fifo without blocking");
-            assert!(!f.metadata().expect("metadata").is_file());
-        }
     }
 }

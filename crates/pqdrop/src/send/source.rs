@@ -51,6 +51,69 @@ impl Source {
     }
 }
 
+/// Opens the files of a walk for reading through directory handles, from
+/// the top of each argument and one component at a time, never following a
+/// symlink: a folder that a local process swaps for a symlink after the walk
+/// is refused, not followed out of the tree. The handle of the last folder is
+/// kept, since the walk lists a folder's files together.
+#[derive(Debug, Default)]
+pub struct TreeOpener {
+    roots: Vec<Option<cap_std::fs::Dir>>,
+    /// (root, parent path) of `dir`.
+    last: Option<(usize, Vec<u8>, cap_std::fs::Dir)>,
+}
+
+impl TreeOpener {
+    /// Opens `e`'s file for reading (not following a symlink, not blocking on
+    /// a FIFO).
+    pub fn open(&mut self, src: &Source, e: &SourceEntry) -> Result<std::fs::File> {
+        use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
+        let path = src.path_of(e);
+        let changed = |err: std::io::Error| {
+            let err = if matches!(err.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) {
+                std::io::Error::other("a folder on the way was replaced while sending (it is not followed); run the command again")
+            } else {
+                err
+            };
+            Error::io(&path, err)
+        };
+        let rel = &e.entry.path;
+        let (parent, name) = match rel.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&rel[..i], &rel[i + 1..]),
+            None => (&rel[..0], &rel[..]),
+        };
+        let cached = matches!(&self.last, Some((r, p, _)) if *r == e.root && p.as_slice() == parent);
+        if !cached {
+            if self.roots.len() <= e.root {
+                self.roots.resize_with(e.root + 1, || None);
+            }
+            if self.roots[e.root].is_none() {
+                let root = cap_std::fs::Dir::open_ambient_dir(&src.roots[e.root], cap_std::ambient_authority())
+                    .map_err(|err| Error::io(&src.roots[e.root], err))?;
+                self.roots[e.root] = Some(root);
+            }
+            let mut dir = self.roots[e.root]
+                .as_ref()
+                .ok_or_else(|| Error::io(&path, std::io::ErrorKind::NotFound.into()))?
+                .try_clone()
+                .map_err(changed)?;
+            for c in parent.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+                dir = dir.open_dir_nofollow(bytes_to_path(c)).map_err(changed)?;
+            }
+            self.last = Some((e.root, parent.to_vec(), dir));
+        }
+        let dir = &self.last.as_ref().ok_or_else(|| Error::io(&path, std::io::ErrorKind::NotFound.into()))?.2;
+        let mut o = cap_std::fs::OpenOptions::new();
+        o.read(true).follow(FollowSymlinks::No);
+        #[cfg(unix)]
+        {
+            use cap_std::fs::OpenOptionsExt;
+            o.custom_flags(libc::O_NONBLOCK);
+        }
+        Ok(dir.open_with(bytes_to_path(name), &o).map_err(changed)?.into_std())
+    }
+}
+
 #[cfg(unix)]
 fn bytes_to_path(b: &[u8]) -> PathBuf {
     use std::os::unix::ffi::OsStrExt;
@@ -398,5 +461,40 @@ mod tests {
         assert!(s.warnings[0].starts_with("skipping top/Readme: it clashes with an earlier entry: differs"), "{}", s.warnings[0]);
         assert!(s.warnings[1].starts_with("skipping top/caf\u{e9}: it clashes"), "{}", s.warnings[1]);
         assert!(s.warnings[2].starts_with("skipping folder top/dir and everything in it: it clashes"), "{}", s.warnings[2]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_tree_opener_never_follows_a_swapped_folder_or_file() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let tree = d.path().join("tree");
+        let outside = d.path().join("outside");
+        std::fs::create_dir_all(tree.join("sub")).expect("mkdir");
+        std::fs::create_dir_all(&outside).expect("mkdir");
+        std::fs::write(tree.join("sub/f"), b"inside").expect("write");
+        std::fs::write(outside.join("f"), b"SECRET").expect("write");
+        let src = walk(std::slice::from_ref(&tree)).expect("walk");
+        let e = src.entries.iter().find(|e| e.entry.path == b"tree/sub/f").expect("entry");
+        let mut data = String::new();
+        std::io::Read::read_to_string(&mut TreeOpener::default().open(&src, e).expect("open"), &mut data).expect("read");
+        assert_eq!(data, "inside");
+        // The folder swapped for a symlink out of the tree after the walk.
+        std::fs::rename(tree.join("sub"), tree.join("sub.orig")).expect("rename");
+        std::os::unix::fs::symlink(&outside, tree.join("sub")).expect("symlink");
+        let err = TreeOpener::default().open(&src, e).expect_err("a swapped folder is not followed");
+        assert!(err.to_string().contains("replaced while sending"), "{err}");
+        // The file itself swapped for a symlink.
+        std::fs::remove_file(tree.join("sub")).expect("unlink");
+        std::fs::rename(tree.join("sub.orig"), tree.join("sub")).expect("rename back");
+        std::fs::remove_file(tree.join("sub/f")).expect("rm");
+        std::os::unix::fs::symlink(outside.join("f"), tree.join("sub/f")).expect("symlink");
+        assert!(TreeOpener::default().open(&src, e).is_err(), "a swapped file is not followed");
+        // A FIFO opens at once (no writer needed) and is then no regular file.
+        std::fs::remove_file(tree.join("sub/f")).expect("rm");
+        let made = std::process::Command::new("mkfifo").arg(tree.join("sub/f")).status().map(|s| s.success()).unwrap_or(false);
+        if made {
+            let f = TreeOpener::default().open(&src, e).expect("open a fifo without blocking");
+            assert!(!f.metadata().expect("metadata").is_file());
+        }
     }
 }

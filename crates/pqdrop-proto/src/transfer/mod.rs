@@ -22,7 +22,7 @@ pub mod names;
 mod receiver;
 mod sender;
 
-pub use receiver::{Event, FileState, Receiver, ReceiverConfig};
+pub use receiver::{Event, FileState, Receiver, ReceiverConfig, MAX_TEXT};
 pub use sender::{Sender, SenderConfig, SenderEvent};
 
 /// The message that stops a transfer for `reason`: Stop with its code when

@@ -23,6 +23,10 @@ use super::{chunk_data_len, next_message, Entry, EntryKind, Offer, OfferKind, St
 use crate::primitives::ct_eq;
 use crate::{Error, Result};
 
+/// Largest text a receiver takes by default (it is held in memory until
+/// verified; PROTOCOL.md §8).
+pub const MAX_TEXT: u64 = 16 << 20;
+
 /// Limits and agreed capabilities of one receiving session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReceiverConfig {
@@ -57,7 +61,7 @@ impl Default for ReceiverConfig {
     fn default() -> Self {
         ReceiverConfig {
             max_entries: super::names::DEFAULT_MAX_ENTRIES,
-            max_text: 16 << 20,
+            max_text: MAX_TEXT,
             resume: true,
             zstd: true,
             stop_codes: true,
@@ -367,12 +371,18 @@ impl Receiver {
 
     /// Consent refused: `Refuse` is queued and the transfer is over.
     pub fn refuse(&mut self) -> Result<()> {
-        if self.state != State::AwaitConsent {
-            return Err(Error::Misuse("refuse() without an offer waiting"));
+        self.answer(State::AwaitConsent, "refuse() without an offer waiting", TransferMsg::Refuse, State::Refused)
+    }
+
+    /// The caller's answer in state `from`: queues `m` and moves to `to`
+    /// (closing this side's direction when `to` ends the transfer).
+    fn answer(&mut self, from: State, misuse: &'static str, m: TransferMsg<'_>, to: State) -> Result<()> {
+        if self.state != from {
+            return Err(Error::Misuse(misuse));
         }
-        self.send(&TransferMsg::Refuse);
-        self.close = true;
-        self.state = State::Refused;
+        self.send(&m);
+        self.close |= matches!(to, State::Refused | State::Finished);
+        self.state = to;
         Ok(())
     }
 
@@ -422,24 +432,13 @@ impl Receiver {
 
     /// After [`Event::ManifestDone`]: there is room, send the data (`Ready`).
     pub fn ready(&mut self) -> Result<()> {
-        if self.state != State::AwaitReady {
-            return Err(Error::Misuse("ready() before the manifest ended"));
-        }
-        self.send(&TransferMsg::Ready);
-        self.state = State::ExpectFile;
-        Ok(())
+        self.answer(State::AwaitReady, "ready() before the manifest ended", TransferMsg::Ready, State::ExpectFile)
     }
 
     /// After [`Event::Done`], once every file is written, verified and in
     /// place: queues `DoneAck` and closes.
     pub fn finish(&mut self) -> Result<()> {
-        if self.state != State::AwaitFinish {
-            return Err(Error::Misuse("finish() before the sender is done"));
-        }
-        self.send(&TransferMsg::DoneAck);
-        self.close = true;
-        self.state = State::Finished;
-        Ok(())
+        self.answer(State::AwaitFinish, "finish() before the sender is done", TransferMsg::DoneAck, State::Finished)
     }
 
     /// Call before the first [`Receiver::poll_event`] of each new record.

@@ -30,7 +30,7 @@ use crate::sink::{ConflictPolicy, OutputDir, Probe};
 use crate::{Error, Result};
 
 /// Largest text message accepted (text is held in memory until verified).
-pub const MAX_TEXT: u64 = 16 << 20;
+pub use pqdrop_proto::transfer::MAX_TEXT;
 /// Folders whose modification times are restored (beyond this, best effort is skipped).
 const MAX_DIR_TIMES: usize = 100_000;
 /// Default cap on entries in one transfer.
@@ -105,7 +105,7 @@ where
     } else {
         (conn::LEGACY_IDLE_TIMEOUT, None)
     };
-    let config = ReceiverConfig { max_entries: opts.max_entries, max_text: MAX_TEXT, ..ReceiverConfig::agreed(&session.agreed) };
+    let config = ReceiverConfig { max_entries: opts.max_entries, ..ReceiverConfig::agreed(&session.agreed) };
     let (rd, wr) = tokio::io::split(stream);
     // Buffered, so the small frame-header reads do not each cost a syscall.
     let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::AsyncReadExt::chain(std::io::Cursor::new(leftover), rd));

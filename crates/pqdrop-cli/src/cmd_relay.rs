@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
-use pqdrop_relay::{Relay, RelayConfig};
+use pqdrop_relay::{FleetConfig, Relay, RelayConfig};
 
 /// Run a relay that pairs senders and receivers by code number and copies
 /// their (end-to-end encrypted) bytes. It never sees the secret words.
@@ -37,6 +37,42 @@ pub struct RelayArgs {
     /// Seconds running transfers get to finish after SIGTERM.
     #[arg(long, default_value_t = RelayConfig::default().shutdown_grace.as_secs())]
     pub shutdown_grace: u64,
+    /// New connections per second per client address (token bucket rate).
+    #[arg(long, default_value_t = RelayConfig::default().join_rate_per_sec, value_name = "N")]
+    pub join_rate: f64,
+    /// Burst of new connections per client address (token bucket size).
+    #[arg(long, default_value_t = RelayConfig::default().join_burst, value_name = "N")]
+    pub join_burst: u32,
+    /// Connections still sending their hello, in total.
+    #[arg(long, default_value_t = RelayConfig::default().max_handshakes, value_name = "N")]
+    pub max_handshakes: usize,
+    /// Connections still sending their hello, per client address.
+    #[arg(long, default_value_t = RelayConfig::default().max_handshakes_per_ip, value_name = "N")]
+    pub max_handshakes_per_ip: usize,
+    /// Seconds a new connection has to send its hello.
+    #[arg(long, default_value_t = RelayConfig::default().hello_timeout.as_secs_f64(), value_name = "SECS")]
+    pub hello_timeout: f64,
+    /// Paired transfers at once, in total.
+    #[arg(long, default_value_t = RelayConfig::default().max_sessions, value_name = "N")]
+    pub max_sessions: usize,
+    /// Paired transfers at once per client address (a NAT shares one).
+    #[arg(long, default_value_t = RelayConfig::default().max_sessions_per_ip, value_name = "N")]
+    pub max_sessions_per_ip: usize,
+    /// Join a relay fleet that shares its rooms through this Redis
+    /// (redis://HOST:PORT[/DB]). Put a password in $PQDROP_RELAY_REDIS
+    /// rather than here: other local users can read argv.
+    #[arg(long, env = "PQDROP_RELAY_REDIS", hide_env_values = true, value_name = "URL", requires = "advertise")]
+    pub redis: Option<String>,
+    /// With --redis: the HOST:PORT at which clients reach this instance
+    /// (peers waiting here are sent there by the other instances).
+    #[arg(long, value_name = "HOST:PORT", requires = "redis")]
+    pub advertise: Option<String>,
+    /// With --redis: seconds a dead instance's rooms stay taken (the lease).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub fleet_lease: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics and a health check at /healthz.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Runs the relay until SIGTERM or Ctrl-C.
@@ -54,11 +90,38 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         idle_timeout: Duration::from_secs(args.idle_timeout),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         use_splice: args.splice,
+        join_rate_per_sec: args.join_rate,
+        join_burst: args.join_burst,
+        max_handshakes: args.max_handshakes,
+        max_handshakes_per_ip: args.max_handshakes_per_ip,
+        hello_timeout: Duration::try_from_secs_f64(args.hello_timeout)
+            .map_err(|_| crate::common::Usage("--hello-timeout must be a number of seconds".into()))?,
+        max_sessions: args.max_sessions,
+        max_sessions_per_ip: args.max_sessions_per_ip,
+        fleet: args.redis.as_ref().map(|url| {
+            let mut f = FleetConfig::new(url.clone(), args.advertise.clone().unwrap_or_default());
+            f.lease = Duration::from_secs(args.fleet_lease);
+            f
+        }),
         ..RelayConfig::default()
     };
     let relay = Relay::bind(args.listen, config).await?;
-    say!("pqdrop relay listening on {}", relay.local_addr());
+    match &args.advertise {
+        Some(a) => say!("pqdrop relay listening on {} (fleet instance, advertised as {a})", relay.local_addr()),
+        None => say!("pqdrop relay listening on {}", relay.local_addr()),
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(addr) = args.metrics {
+        let listener = pqdrop_relay::bind_metrics(addr).await?;
+        let shown = listener.local_addr().unwrap_or(addr);
+        let mut rx = stop_rx.clone();
+        tokio::spawn(pqdrop_relay::serve_metrics(listener, relay.stats(), async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+        say!("metrics on http://{shown}/metrics");
+    }
     relay.run(shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
     say!("pqdrop relay stopped");
     Ok(())
 }

@@ -129,23 +129,25 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
     // Walk the paths now, so a missing file fails before anyone waits.
     let prepared = pqdrop::send::prepare(payload)?;
     let route = args.net.route()?;
-    let shown = code.expose();
-    let receive_cmd = match &route {
-        Route::Relay(r) if args.net.relay.is_some() => format!("pqdrop receive --relay {r} {}", &*shown),
-        _ => format!("pqdrop receive {}", &*shown),
-    };
-    if args.net.json {
-        json_event(json!({"event": "code", "code": &*shown, "command": receive_cmd}));
-    } else {
-        say!("Code: {}\nOn the other computer, run:\n\n    {receive_cmd}\n", &*shown);
-    }
-    let ui = Arc::new(Ui { json: args.net.json, pb: Mutex::new(None), last: Mutex::new(Instant::now()) });
+    let relay = args.net.relay.clone();
+    let json = args.net.json;
+    let ui = Arc::new(Ui { json, pb: Mutex::new(None), last: Mutex::new(Instant::now()) });
     for w in prepared.warnings() {
         ui.warn(w);
     }
-    let json = args.net.json;
-    let report = pqdrop::send::send_to(&route, &code, prepared, opts, ui.clone(), |w| {
-        if !json {
+    // Through a relay, the code is shown once the room is ours: the relay
+    // numbers it (unless --code), and a taken --code fails before this.
+    let allocate = args.code.is_none();
+    let report = pqdrop::send::send_to(&route, &code, allocate, prepared, opts, ui.clone(), |code, w| {
+        let shown = code.expose();
+        let receive_cmd = match (&route, &relay) {
+            (Route::Relay(r), Some(_)) => format!("pqdrop receive --relay {r} {}", &*shown),
+            _ => format!("pqdrop receive {}", &*shown),
+        };
+        if json {
+            json_event(json!({"event": "code", "code": &*shown, "command": receive_cmd}));
+        } else {
+            say!("Code: {}\nOn the other computer, run:\n\n    {receive_cmd}\n", &*shown);
             match w {
                 Waiting::LanListening(addr) => say!("Waiting for the receiver on the local network (listening on {addr})..."),
                 _ => say!("Waiting for the receiver (via the relay)..."),

@@ -370,6 +370,13 @@ impl Code {
         &self.nameplate
     }
 
+    /// The same secret words under another nameplate: a sender's code once a
+    /// relay has allocated its room (PROTOCOL.md §9.6). The words never reach
+    /// the relay, only the number comes from it.
+    pub fn with_nameplate(&self, nameplate: Nameplate) -> Code {
+        Code { nameplate, words: self.words.clone() }
+    }
+
     /// Number of secret words.
     pub fn word_count(&self) -> usize {
         self.words.split('-').count()

@@ -6,8 +6,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 
-use crate::wire::{hello_bytes, read_status};
-use crate::{RelayError, Role};
+use crate::wire::{hello_bytes, hello_v2_bytes, read_status, valid_nameplate, PROTOCOL_VERSION, PROTOCOL_VERSION_1};
+use crate::{RelayError, Role, StatusCode};
 
 /// The relay client's deadlines. Nothing it does waits without one: a relay
 /// that accepts and never answers, or whose host vanished, is reported in
@@ -28,6 +28,30 @@ impl Default for ClientTimeouts {
     fn default() -> Self {
         ClientTimeouts { connect: Duration::from_secs(10), first_status: Duration::from_secs(10), pairing: Duration::from_secs(31 * 60) }
     }
+}
+
+/// What a client asks the relay for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rendezvous<'a> {
+    /// The room of this nameplate (1 to 10 ASCII digits): a receiver, or a
+    /// sender given a code.
+    Claim(&'a str),
+    /// A sender without a code: a free nameplate chosen by the relay, the
+    /// smallest one free. A relay that speaks only version 1 cannot allocate;
+    /// then `fallback` (chosen by the client) is claimed instead.
+    Allocate {
+        /// The nameplate to claim from a version-1 relay.
+        fallback: &'a str,
+    },
+}
+
+/// A paired relay connection.
+#[derive(Debug)]
+pub struct Paired {
+    /// The connection; its next byte is the first byte from the other peer.
+    pub stream: TcpStream,
+    /// The nameplate of the room: the one claimed, or the one allocated.
+    pub nameplate: String,
 }
 
 /// Connects to the relay at `addr` (`host:port`), sends the hello for
@@ -53,7 +77,96 @@ pub async fn connect_with(
     on_waiting: impl FnOnce(),
     limits: ClientTimeouts,
 ) -> Result<TcpStream, RelayError> {
-    let hello = hello_bytes(nameplate, role)?;
+    Ok(rendezvous(addr, Rendezvous::Claim(nameplate), role, |_| on_waiting(), limits).await?.stream)
+}
+
+/// The whole client side of PROTOCOL.md §9: connects to `addr`, asks for
+/// `request` in a version-2 hello, follows at most one redirect to another
+/// instance of a fleet, falls back to a version-1 hello when the relay does
+/// not know version 2, and waits until paired. `on_waiting` is called once,
+/// with the room's nameplate, when the relay first says "waiting" (for an
+/// allocation, after it has said which nameplate).
+pub async fn rendezvous(
+    addr: &str,
+    request: Rendezvous<'_>,
+    role: Role,
+    on_waiting: impl FnOnce(&str),
+    limits: ClientTimeouts,
+) -> Result<Paired, RelayError> {
+    let (mut claim, allocate) = match request {
+        Rendezvous::Claim(np) => (np.to_owned(), false),
+        Rendezvous::Allocate { fallback } => (fallback.to_owned(), true),
+    };
+    if !valid_nameplate(claim.as_bytes()) || (allocate && role != Role::Sender) {
+        return Err(RelayError::InvalidNameplate);
+    }
+    let mut addr = addr.to_owned();
+    let mut version = PROTOCOL_VERSION;
+    let mut redirected = false;
+    let mut on_waiting = Some(on_waiting);
+    'connection: loop {
+        let hello = if version == PROTOCOL_VERSION {
+            hello_v2_bytes((!allocate).then_some(claim.as_str()), role, redirected)?
+        } else {
+            hello_bytes(&claim, role)?
+        };
+        let mut stream = open(&addr, &hello, limits).await?;
+        let late = |what: &'static str, d: Duration| RelayError::Timeout { addr: addr.clone(), what, secs: d.as_secs_f64() };
+        let mut deadline = Instant::now() + limits.first_status;
+        let mut what = ("to answer the hello", limits.first_status);
+        let mut first = true;
+        loop {
+            let (code, message) = timeout_at(deadline, read_status(&mut stream)).await.map_err(|_| late(what.0, what.1))??;
+            let was_first = std::mem::replace(&mut first, false);
+            match StatusCode::from_code(code) {
+                Some(StatusCode::Waiting) => {
+                    if let Some(f) = on_waiting.take() {
+                        f(&claim);
+                        deadline = Instant::now() + limits.pairing;
+                        what = ("to pair us with the other side", limits.pairing);
+                    }
+                }
+                Some(StatusCode::Paired) => return Ok(Paired { stream, nameplate: claim }),
+                Some(StatusCode::Allocated) if allocate && version == PROTOCOL_VERSION && was_first => {
+                    if !valid_nameplate(message.as_bytes()) {
+                        return Err(RelayError::Protocol("allocated nameplate is not 1 to 10 digits"));
+                    }
+                    claim = message;
+                }
+                Some(StatusCode::Redirect) if version == PROTOCOL_VERSION && was_first => {
+                    if redirected {
+                        return Err(RelayError::Protocol("redirected a second time"));
+                    }
+                    if !valid_redirect(&message) {
+                        return Err(RelayError::Protocol("redirect address is not host:port"));
+                    }
+                    tracing::debug!(from = %addr, to = %message, "redirected to another relay instance");
+                    addr = message;
+                    redirected = true;
+                    continue 'connection;
+                }
+                // A relay from before version 2 answers a version-2 hello with
+                // "bad hello" and nothing else: say it again in version 1.
+                Some(StatusCode::BadHello) if version == PROTOCOL_VERSION && was_first && !redirected => {
+                    tracing::debug!(relay = %addr, "relay does not speak version 2; falling back to version 1");
+                    version = PROTOCOL_VERSION_1;
+                    continue 'connection;
+                }
+                _ => return Err(RelayError::Refused { code, message }),
+            }
+        }
+    }
+}
+
+/// `host:port` with a port, printable ASCII, at most 255 bytes.
+fn valid_redirect(s: &str) -> bool {
+    s.len() <= 255
+        && s.bytes().all(|b| b.is_ascii_graphic())
+        && s.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0))
+}
+
+/// Connects, tunes the socket and sends `hello`, within the deadlines.
+async fn open(addr: &str, hello: &[u8], limits: ClientTimeouts) -> Result<TcpStream, RelayError> {
     let late = |what: &'static str, d: Duration| RelayError::Timeout { addr: addr.to_owned(), what, secs: d.as_secs_f64() };
     let mut stream = timeout(limits.connect, TcpStream::connect(addr))
         .await
@@ -63,23 +176,6 @@ pub async fn connect_with(
     let _ = stream.set_nodelay(true);
     let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(15)).with_interval(Duration::from_secs(5));
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka);
-    let first = Instant::now() + limits.first_status;
-    timeout_at(first, stream.write_all(&hello)).await.map_err(|_| late("to take the hello", limits.first_status))??;
-    let mut deadline = first;
-    let mut what = ("to answer the hello", limits.first_status);
-    let mut on_waiting = Some(on_waiting);
-    loop {
-        let (code, message) = timeout_at(deadline, read_status(&mut stream)).await.map_err(|_| late(what.0, what.1))??;
-        match code {
-            0 => {
-                if let Some(f) = on_waiting.take() {
-                    f();
-                    deadline = Instant::now() + limits.pairing;
-                    what = ("to pair us with the other side", limits.pairing);
-                }
-            }
-            1 => return Ok(stream),
-            _ => return Err(RelayError::Refused { code, message }),
-        }
-    }
+    timeout(limits.first_status, stream.write_all(hello)).await.map_err(|_| late("to take the hello", limits.first_status))??;
+    Ok(stream)
 }

@@ -71,6 +71,9 @@ pub struct RelayConfig {
     /// few slots splice slowly, so the default is the largest an unprivileged
     /// process may ask for (`/proc/sys/fs/pipe-max-size`): 1 MiB.
     pub splice_pipe_size: usize,
+    /// Run as one instance of a fleet that shares its rooms through Redis
+    /// (PROTOCOL.md §9.7). `None` (the default): rooms live in this process.
+    pub fleet: Option<crate::FleetConfig>,
 }
 
 impl Default for RelayConfig {
@@ -93,6 +96,7 @@ impl Default for RelayConfig {
             copy_buffer_size: 256 * 1024,
             use_splice: false,
             splice_pipe_size: 1024 * 1024,
+            fleet: None,
         }
     }
 }

@@ -122,15 +122,17 @@
 
 mod client;
 mod config;
+mod directory;
 mod error;
 mod limits;
+mod metrics;
 mod pipe;
 mod server;
 #[cfg(target_os = "linux")]
 mod splice;
 mod wire;
 
-pub use client::{connect, connect_with, ClientTimeouts};
+pub use client::{connect, connect_with, rendezvous, ClientTimeouts, Paired, Rendezvous};
 
 /// The relay's port when an address names none.
 pub const DEFAULT_PORT: u16 = 4733;
@@ -151,10 +153,13 @@ pub fn with_default_port(addr: &str) -> String {
     }
 }
 pub use config::RelayConfig;
+pub use directory::fleet::FleetConfig;
 pub use error::RelayError;
-pub use server::{Relay, RelayStats, StatsHandle};
+pub use metrics::{bind_metrics, serve_metrics};
+pub use server::{DirectoryStats, Relay, RelayStats, StatsHandle};
 pub use wire::{
-    hello_bytes, read_status, Role, StatusCode, MAGIC, MAX_HELLO_READ, MAX_NAMEPLATE_LEN, MAX_STATUS_MESSAGE_LEN, PROTOCOL_VERSION,
+    hello_bytes, hello_v2_bytes, read_status, Role, StatusCode, MAGIC, MAX_HELLO_READ, MAX_NAMEPLATE_LEN, MAX_STATUS_MESSAGE_LEN,
+    PROTOCOL_VERSION, PROTOCOL_VERSION_1,
 };
 
 #[cfg(test)]

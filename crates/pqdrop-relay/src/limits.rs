@@ -28,6 +28,17 @@ impl IpKey {
     }
 }
 
+impl std::fmt::Display for IpKey {
+    /// The key as the fleet's directory stores it: `4:192.0.2.1`, or
+    /// `6:` and the /64 prefix in hex.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IpKey::V4(a) => write!(f, "4:{a}"),
+            IpKey::V6Prefix(p) => write!(f, "6:{p:016x}"),
+        }
+    }
+}
+
 /// How many of something (rooms, connections in the hello phase, paired
 /// sessions) each [`IpKey`] has now. Only addresses with a count above zero
 /// have an entry, so the map is never larger than the number of things counted.

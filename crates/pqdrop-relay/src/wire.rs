@@ -7,8 +7,13 @@ use crate::RelayError;
 
 /// The 4 magic bytes that start every hello.
 pub const MAGIC: [u8; 4] = *b"pqdr";
-/// The relay protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u64 = 1;
+/// The newest relay protocol version this crate speaks. A relay also accepts
+/// version-1 hellos, and a client falls back to version 1 when a relay does
+/// not know version 2 (PROTOCOL.md §9.6).
+pub const PROTOCOL_VERSION: u64 = 2;
+/// The first relay protocol version: a nameplate chosen by the client, no
+/// redirects.
+pub const PROTOCOL_VERSION_1: u64 = 1;
 /// Longest nameplate, in ASCII digits.
 pub const MAX_NAMEPLATE_LEN: usize = 10;
 /// The relay reads at most this many bytes while looking for a hello.
@@ -59,6 +64,13 @@ pub enum StatusCode {
     Waiting,
     /// 1: paired; the connection is now a byte pipe to the other peer.
     Paired,
+    /// 2 (version 2 only): the relay allocated a nameplate for this sender;
+    /// the message field is that nameplate in decimal. "Waiting" follows.
+    Allocated,
+    /// 3 (version 2 only): the other peer waits at another instance of the
+    /// fleet; the message field is its address, `host:port`. The relay
+    /// closes; the client connects there once, with the redirected flag.
+    Redirect,
     /// 16: a peer with the same role is already waiting on that nameplate.
     RoomTaken,
     /// 17: too many pending rooms from this address.
@@ -75,13 +87,20 @@ pub enum StatusCode {
     ShuttingDown,
     /// 23: too many bytes sent before pairing.
     TooManyPrepairBytes,
+    /// 24: the fleet's shared directory (Redis) cannot be reached.
+    DirectoryUnavailable,
+    /// 25: the other peer waits at another instance, and this client cannot
+    /// be sent there (a version-1 client, or one already redirected once).
+    CannotRedirect,
 }
 
 impl StatusCode {
     /// All codes, in wire order.
-    pub const ALL: [StatusCode; 10] = [
+    pub const ALL: [StatusCode; 14] = [
         StatusCode::Waiting,
         StatusCode::Paired,
+        StatusCode::Allocated,
+        StatusCode::Redirect,
         StatusCode::RoomTaken,
         StatusCode::TooManyPendingFromAddress,
         StatusCode::RelayFull,
@@ -90,6 +109,8 @@ impl StatusCode {
         StatusCode::BadHello,
         StatusCode::ShuttingDown,
         StatusCode::TooManyPrepairBytes,
+        StatusCode::DirectoryUnavailable,
+        StatusCode::CannotRedirect,
     ];
 
     /// The numeric code on the wire.
@@ -97,6 +118,8 @@ impl StatusCode {
         match self {
             StatusCode::Waiting => 0,
             StatusCode::Paired => 1,
+            StatusCode::Allocated => 2,
+            StatusCode::Redirect => 3,
             StatusCode::RoomTaken => 16,
             StatusCode::TooManyPendingFromAddress => 17,
             StatusCode::RelayFull => 18,
@@ -105,6 +128,8 @@ impl StatusCode {
             StatusCode::BadHello => 21,
             StatusCode::ShuttingDown => 22,
             StatusCode::TooManyPrepairBytes => 23,
+            StatusCode::DirectoryUnavailable => 24,
+            StatusCode::CannotRedirect => 25,
         }
     }
 
@@ -113,21 +138,24 @@ impl StatusCode {
         StatusCode::ALL.into_iter().find(|s| s.code() == code)
     }
 
-    /// Whether the relay closes the connection after this status.
+    /// Whether this status is a refusal (the relay closes after it).
     pub const fn is_error(self) -> bool {
-        !matches!(self, StatusCode::Waiting | StatusCode::Paired)
+        !matches!(self, StatusCode::Waiting | StatusCode::Paired | StatusCode::Allocated | StatusCode::Redirect)
     }
 
-    /// Index of an error code in `0..8` (codes 16..=23), for counters.
+    /// Index of an error code in `0..ERROR_CODES` (codes 16..=25), for counters.
     pub(crate) fn error_index(self) -> Option<usize> {
         let c = self.code();
-        if (16..=23).contains(&c) {
+        if (16..16 + ERROR_CODES as u64).contains(&c) {
             usize::try_from(c - 16).ok()
         } else {
             None
         }
     }
 }
+
+/// How many error codes there are (16..=25), for counters.
+pub(crate) const ERROR_CODES: usize = 10;
 
 /// Result of decoding from a possibly incomplete prefix.
 #[derive(Debug, PartialEq, Eq)]
@@ -209,8 +237,13 @@ pub(crate) fn get_varuint(buf: &[u8]) -> Decoded<u64> {
 /// A parsed hello.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Hello {
+    /// 1 or 2.
+    pub(crate) version: u64,
     pub(crate) role: Role,
-    pub(crate) nameplate: String,
+    /// `None`: a version-2 sender asks the relay to allocate one.
+    pub(crate) nameplate: Option<String>,
+    /// Version 2: this connection follows a redirect (never redirect it again).
+    pub(crate) redirected: bool,
 }
 
 /// Whether `s` is a valid nameplate: 1..=10 ASCII digits.
@@ -218,9 +251,32 @@ pub(crate) fn valid_nameplate(s: &[u8]) -> bool {
     (1..=MAX_NAMEPLATE_LEN).contains(&s.len()) && s.iter().all(u8::is_ascii_digit)
 }
 
-/// Parses a hello from the front of `buf`, rejecting invalid input as early as
-/// the bytes seen so far allow.
+/// Version-2 hello flag: this connection follows a redirect.
+const FLAG_REDIRECTED: u64 = 1;
+
+/// One IxiVarUInt at `*pos`, advancing it.
+fn field(buf: &[u8], pos: &mut usize) -> Decoded<u64> {
+    match get_varuint(&buf[*pos..]) {
+        Decoded::Done(v, n) => {
+            *pos += n;
+            Decoded::Done(v, n)
+        }
+        other => other,
+    }
+}
+
+/// Parses a hello (version 1 or 2) from the front of `buf`, rejecting invalid
+/// input as early as the bytes seen so far allow.
 pub(crate) fn parse_hello(buf: &[u8]) -> Decoded<Hello> {
+    macro_rules! next {
+        ($pos:expr) => {
+            match field(buf, &mut $pos) {
+                Decoded::Done(v, _) => v,
+                Decoded::Incomplete => return Decoded::Incomplete,
+                Decoded::Invalid(e) => return Decoded::Invalid(e),
+            }
+        };
+    }
     let seen = buf.len().min(MAGIC.len());
     if buf[..seen] != MAGIC[..seen] {
         return Decoded::Invalid("wrong magic (not a pqdrop relay client?)");
@@ -229,38 +285,26 @@ pub(crate) fn parse_hello(buf: &[u8]) -> Decoded<Hello> {
         return Decoded::Incomplete;
     }
     let mut pos = MAGIC.len();
-    let version = match get_varuint(&buf[pos..]) {
-        Decoded::Done(v, n) => {
-            pos += n;
-            v
-        }
-        Decoded::Incomplete => return Decoded::Incomplete,
-        Decoded::Invalid(e) => return Decoded::Invalid(e),
-    };
-    if version != PROTOCOL_VERSION {
-        return Decoded::Invalid("unsupported protocol version (this relay speaks version 1)");
+    let version = next!(pos);
+    if version != PROTOCOL_VERSION_1 && version != PROTOCOL_VERSION {
+        return Decoded::Invalid("unsupported protocol version (this relay speaks versions 1 and 2)");
     }
-    let role = match get_varuint(&buf[pos..]) {
-        Decoded::Done(v, n) => {
-            pos += n;
-            match Role::from_wire(v) {
-                Some(r) => r,
-                None => return Decoded::Invalid("unknown role"),
-            }
-        }
-        Decoded::Incomplete => return Decoded::Incomplete,
-        Decoded::Invalid(e) => return Decoded::Invalid(e),
+    let Some(role) = Role::from_wire(next!(pos)) else {
+        return Decoded::Invalid("unknown role");
     };
-    let len = match get_varuint(&buf[pos..]) {
-        Decoded::Done(v, n) => {
-            pos += n;
-            v
+    let mut redirected = false;
+    if version == PROTOCOL_VERSION {
+        let flags = next!(pos);
+        if flags & !FLAG_REDIRECTED != 0 {
+            return Decoded::Invalid("unknown hello flags");
         }
-        Decoded::Incomplete => return Decoded::Incomplete,
-        Decoded::Invalid(e) => return Decoded::Invalid(e),
-    };
+        redirected = flags & FLAG_REDIRECTED != 0;
+    }
+    let len = next!(pos);
+    let min = if version == PROTOCOL_VERSION && role == Role::Sender { 0 } else { 1 };
     let len = match usize::try_from(len) {
-        Ok(l) if (1..=MAX_NAMEPLATE_LEN).contains(&l) => l,
+        Ok(l) if (min..=MAX_NAMEPLATE_LEN).contains(&l) => l,
+        _ if min == 0 => return Decoded::Invalid("nameplate must be 0 (allocate one) to 10 digits"),
         _ => return Decoded::Invalid("nameplate must be 1 to 10 digits"),
     };
     let avail = &buf[pos..];
@@ -272,11 +316,33 @@ pub(crate) fn parse_hello(buf: &[u8]) -> Decoded<Hello> {
         return Decoded::Incomplete;
     }
     // All ASCII digits, so this is valid UTF-8.
-    let nameplate = got.iter().map(|&b| char::from(b)).collect();
-    Decoded::Done(Hello { role, nameplate }, pos + len)
+    let nameplate = (len > 0).then(|| got.iter().map(|&b| char::from(b)).collect());
+    Decoded::Done(Hello { version, role, nameplate, redirected }, pos + len)
 }
 
-/// Encodes the hello a client sends for `nameplate` and `role`.
+/// Encodes the version-2 hello: a claim of `nameplate`, or (`None`, senders
+/// only) a request for the relay to allocate one; `redirected` when this
+/// connection follows a redirect.
+///
+/// Fails with [`RelayError::InvalidNameplate`] unless `nameplate` is 1 to 10
+/// ASCII digits, or `None` for a sender.
+pub fn hello_v2_bytes(nameplate: Option<&str>, role: Role, redirected: bool) -> Result<Vec<u8>, RelayError> {
+    let np = nameplate.unwrap_or("");
+    if !(valid_nameplate(np.as_bytes()) || (np.is_empty() && role == Role::Sender)) {
+        return Err(RelayError::InvalidNameplate);
+    }
+    let mut out = Vec::with_capacity(MAGIC.len() + 4 + np.len());
+    out.extend_from_slice(&MAGIC);
+    put_varuint(&mut out, PROTOCOL_VERSION);
+    put_varuint(&mut out, role.wire_value());
+    put_varuint(&mut out, if redirected { FLAG_REDIRECTED } else { 0 });
+    put_varuint(&mut out, np.len() as u64);
+    out.extend_from_slice(np.as_bytes());
+    Ok(out)
+}
+
+/// Encodes the version-1 hello for `nameplate` and `role` (what clients
+/// before version 2 send; the relay still serves them).
 ///
 /// Fails with [`RelayError::InvalidNameplate`] unless `nameplate` is 1 to 10
 /// ASCII digits.
@@ -286,7 +352,7 @@ pub fn hello_bytes(nameplate: &str, role: Role) -> Result<Vec<u8>, RelayError> {
     }
     let mut out = Vec::with_capacity(MAGIC.len() + 3 + nameplate.len());
     out.extend_from_slice(&MAGIC);
-    put_varuint(&mut out, PROTOCOL_VERSION);
+    put_varuint(&mut out, PROTOCOL_VERSION_1);
     put_varuint(&mut out, role.wire_value());
     put_varuint(&mut out, nameplate.len() as u64);
     out.extend_from_slice(nameplate.as_bytes());
@@ -380,7 +446,7 @@ mod tests {
     fn hello_roundtrip_and_prefixes() {
         let h = hello_bytes("4711", Role::Receiver).unwrap();
         assert_eq!(h, b"pqdr\x01\x02\x044711");
-        let want = Hello { role: Role::Receiver, nameplate: "4711".into() };
+        let want = Hello { version: 1, role: Role::Receiver, nameplate: Some("4711".into()), redirected: false };
         let mut with_extra = h.clone();
         with_extra.extend_from_slice(b"xyz");
         assert_eq!(parse_hello(&with_extra), Decoded::Done(want, h.len()));
@@ -397,13 +463,34 @@ mod tests {
     fn hello_rejects_early() {
         assert!(matches!(parse_hello(b"x"), Decoded::Invalid(_)));
         assert!(matches!(parse_hello(b"pqdx"), Decoded::Invalid(_)));
-        assert!(matches!(parse_hello(b"pqdr\x02"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\x03"), Decoded::Invalid(_)));
         assert!(matches!(parse_hello(b"pqdr\x01\x03"), Decoded::Invalid(_)));
         assert!(matches!(parse_hello(b"pqdr\x01\x01\x00"), Decoded::Invalid(_)));
         assert!(matches!(parse_hello(b"pqdr\x01\x01\x0b"), Decoded::Invalid(_)));
         assert!(matches!(parse_hello(b"pqdr\x01\x01\xfe\xff\xff\xff\xff\xff\xff\xff\xff"), Decoded::Invalid(_)));
         assert!(matches!(parse_hello(b"pqdr\x01\x01\x051a"), Decoded::Invalid(_)));
         assert!(matches!(parse_hello(b"pqdr\xfc\x01\x00"), Decoded::Invalid(_)));
+    }
+
+    #[test]
+    fn hello_v2() {
+        let h = hello_v2_bytes(None, Role::Sender, false).unwrap();
+        assert_eq!(h, b"pqdr\x02\x01\x00\x00");
+        let want = Hello { version: 2, role: Role::Sender, nameplate: None, redirected: false };
+        assert_eq!(parse_hello(&h), Decoded::Done(want, h.len()));
+        let h = hello_v2_bytes(Some("42"), Role::Receiver, true).unwrap();
+        assert_eq!(h, b"pqdr\x02\x02\x01\x0242");
+        let want = Hello { version: 2, role: Role::Receiver, nameplate: Some("42".into()), redirected: true };
+        assert_eq!(parse_hello(&h), Decoded::Done(want, h.len()));
+        for cut in 0..h.len() {
+            assert_eq!(parse_hello(&h[..cut]), Decoded::Incomplete, "cut {cut}");
+        }
+        // A receiver cannot ask for an allocation; unknown flags are refused.
+        assert!(hello_v2_bytes(None, Role::Receiver, false).is_err());
+        assert!(matches!(parse_hello(b"pqdr\x02\x02\x00\x00"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\x02\x01\x02"), Decoded::Invalid(_)));
+        // Version 1 still needs a nameplate.
+        assert!(matches!(parse_hello(b"pqdr\x01\x01\x00"), Decoded::Invalid(_)));
     }
 
     #[test]

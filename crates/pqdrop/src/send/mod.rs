@@ -210,19 +210,56 @@ where
     Ok(report)
 }
 
-/// Reaches the receiver over `route` (see [`crate::transport::connect`];
-/// `on_waiting` hears what it waits for) and sends `prepared` to it.
+/// Reaches the receiver over `route` (see [`crate::transport::rendezvous`])
+/// and sends `prepared` to it.
+///
+/// With `allocate`, a relay numbers the room: `code`'s words are kept and its
+/// nameplate is replaced by the relay's (a relay too old to allocate gets
+/// `code`'s own). `on_ready` is called once, before the transfer, with the
+/// code to give the receiver and what the connection waits for; through a
+/// relay that is after the room is ours, so a refused `--code` ("room
+/// taken") is reported before any code is shown.
 pub async fn send_to(
     route: &crate::transport::Route,
     code: &Code,
+    allocate: bool,
     prepared: Prepared,
     opts: SendOptions,
     ui: Arc<dyn SendUi>,
-    on_waiting: impl FnOnce(crate::transport::Waiting),
+    on_ready: impl FnOnce(&Code, crate::transport::Waiting),
 ) -> Result<SendReport> {
     let nameplate = code.nameplate().to_string();
-    let stream = crate::transport::connect(route, &nameplate, crate::transport::Side::Sender, on_waiting).await?;
-    send(stream, code, prepared, opts, ui).await
+    let request = if allocate { crate::transport::Request::Allocate } else { crate::transport::Request::Claim };
+    let mut on_ready = Some(on_ready);
+    let mut final_code = None;
+    let (stream, np) = crate::transport::rendezvous(route, &nameplate, request, crate::transport::Side::Sender, |np, w| {
+        let c = renumbered(code, np);
+        if let Some(f) = on_ready.take() {
+            f(&c, w);
+        }
+        final_code = Some(c);
+    })
+    .await?;
+    let code = match final_code {
+        Some(c) => c,
+        None => {
+            // Paired at once (the receiver was already waiting): no "waiting".
+            let c = renumbered(code, &np);
+            if let Some(f) = on_ready.take() {
+                f(&c, crate::transport::Waiting::Relay);
+            }
+            c
+        }
+    };
+    send(stream, &code, prepared, opts, ui).await
+}
+
+/// `code` under nameplate `np` (as the relay gave it), or `code` itself.
+fn renumbered(code: &Code, np: &str) -> Code {
+    match np.parse::<pqdrop_proto::code::Nameplate>() {
+        Ok(n) if n != *code.nameplate() => code.with_nameplate(n),
+        _ => code.clone(),
+    }
 }
 
 /// Extension to chain a cursor of already-read bytes in front of a reader.

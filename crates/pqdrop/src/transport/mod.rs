@@ -46,27 +46,57 @@ pub enum Waiting {
     LanSearching,
 }
 
+/// How the room's nameplate is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// The nameplate given (from the code).
+    Claim,
+    /// A sender's room numbered by the relay (PROTOCOL.md §9.6); on the LAN,
+    /// and on a relay too old to allocate, the nameplate given.
+    Allocate,
+}
+
 /// Connects this `side` to the other one for `nameplate` over `route`. The
 /// stream is tuned for transfers (no Nagle delay, TCP keepalive) and its
 /// next byte is the other side's first.
 pub async fn connect(route: &Route, nameplate: &str, side: Side, on_waiting: impl FnOnce(Waiting)) -> Result<TcpStream> {
-    let stream = match (route, side) {
+    Ok(rendezvous(route, nameplate, Request::Claim, side, |_, w| on_waiting(w)).await?.0)
+}
+
+/// [`connect`], for a room claimed or allocated as `request` says; returns
+/// the stream and the room's nameplate. `on_waiting` hears the nameplate and
+/// what the connection waits for, once the room is ours.
+pub async fn rendezvous(
+    route: &Route,
+    nameplate: &str,
+    request: Request,
+    side: Side,
+    on_waiting: impl FnOnce(&str, Waiting),
+) -> Result<(TcpStream, String)> {
+    let (stream, nameplate) = match (route, side) {
         (Route::Relay(addr), side) => {
             let role = if side == Side::Sender { pqdrop_relay::Role::Sender } else { pqdrop_relay::Role::Receiver };
-            pqdrop_relay::connect(addr, nameplate, role, || on_waiting(Waiting::Relay)).await.map_err(|e| relay_error(addr, e))?
+            let want = match request {
+                Request::Allocate if side == Side::Sender => pqdrop_relay::Rendezvous::Allocate { fallback: nameplate },
+                _ => pqdrop_relay::Rendezvous::Claim(nameplate),
+            };
+            let p = pqdrop_relay::rendezvous(addr, want, role, |np| on_waiting(np, Waiting::Relay), Default::default())
+                .await
+                .map_err(|e| relay_error(addr, e))?;
+            (p.stream, p.nameplate)
         }
         (Route::Lan(cfg), Side::Sender) => {
             let listener = LanListener::bind(cfg, nameplate).await?;
-            on_waiting(Waiting::LanListening(listener.local_addr()));
-            listener.accept().await?.0
+            on_waiting(nameplate, Waiting::LanListening(listener.local_addr()));
+            (listener.accept().await?.0, nameplate.to_owned())
         }
         (Route::Lan(cfg), Side::Receiver { lan_timeout }) => {
-            on_waiting(Waiting::LanSearching);
-            lan::find(cfg, nameplate, lan_timeout).await?
+            on_waiting(nameplate, Waiting::LanSearching);
+            (lan::find(cfg, nameplate, lan_timeout).await?, nameplate.to_owned())
         }
     };
     crate::conn::tune_tcp(&stream);
-    Ok(stream)
+    Ok((stream, nameplate))
 }
 
 /// A relay error as the engine's, its text escaped: it came from the network.

@@ -14,10 +14,16 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::directory::fleet::Fleet;
+use crate::directory::NameplatePool;
 use crate::limits::{IpKey, PerIpCounter, RateDecision, RateLimiter};
-use crate::pipe::{self, End, Moved};
-use crate::wire::{parse_hello, status_bytes, Decoded, Hello, MAX_HELLO_READ};
+use crate::wire::{parse_hello, status_bytes, Decoded, Hello, ERROR_CODES, MAX_HELLO_READ};
 use crate::{RelayConfig, RelayError, Role, StatusCode};
+
+mod rooms;
+mod upkeep;
+
+use rooms::join;
 
 /// After an error status, how long the relay keeps draining what the client
 /// still sends (so the status is not lost to a TCP reset) before closing.
@@ -48,6 +54,8 @@ struct Shared {
     handshakes: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
     counters: Counters,
+    /// In a fleet: the shared directory.
+    fleet: Option<Arc<Fleet>>,
 }
 
 #[derive(Debug, Default)]
@@ -55,15 +63,32 @@ struct Counters {
     accepted: AtomicU64,
     paired: AtomicU64,
     bytes: AtomicU64,
-    refusals: [AtomicU64; 8],
+    refusals: [AtomicU64; ERROR_CODES],
 }
 
 #[derive(Debug)]
 struct State {
     rooms: HashMap<String, Waiter>,
     pending_per_ip: PerIpCounter,
+    /// Which canonical nameplates the rooms use (for allocation).
+    pool: NameplatePool,
     rate: RateLimiter,
     next_id: u64,
+}
+
+impl State {
+    fn add_room(&mut self, nameplate: &str, w: Waiter) {
+        self.pending_per_ip.increment(w.key);
+        self.pool.take(nameplate);
+        self.rooms.insert(nameplate.to_owned(), w);
+    }
+
+    fn remove_room(&mut self, nameplate: &str) -> Option<Waiter> {
+        let w = self.rooms.remove(nameplate)?;
+        self.pending_per_ip.decrement(w.key);
+        self.pool.put_back(nameplate);
+        Some(w)
+    }
 }
 
 /// Per-address counts of connections in the hello phase and of paired
@@ -119,6 +144,8 @@ struct Waiter {
     role: Role,
     key: IpKey,
     tx: oneshot::Sender<Arrival>,
+    /// In a fleet: the room's value in the shared directory.
+    value: Option<String>,
 }
 
 /// A connection that has sent a valid hello.
@@ -170,11 +197,27 @@ impl Shared {
 
     /// Removes room `nameplate` if it is still waiter `id`'s.
     fn remove_room_if(&self, nameplate: &str, id: u64) {
-        let mut st = self.state();
-        if st.rooms.get(nameplate).map(|w| w.id) == Some(id) {
-            if let Some(w) = st.rooms.remove(nameplate) {
-                st.pending_per_ip.decrement(w.key);
+        let removed = {
+            let mut st = self.state();
+            if st.rooms.get(nameplate).map(|w| w.id) == Some(id) {
+                st.remove_room(nameplate)
+            } else {
+                None
             }
+        };
+        if let Some(w) = removed {
+            self.release_in_directory(nameplate, &w);
+        }
+    }
+
+    /// Frees a removed room in the fleet's directory (in the background: a
+    /// release that fails leaves only a lease that runs out by itself).
+    fn release_in_directory(&self, nameplate: &str, w: &Waiter) {
+        if let (Some(fleet), Some(value)) = (&self.fleet, &w.value) {
+            let (fleet, np, value) = (Arc::clone(fleet), nameplate.to_owned(), value.clone());
+            tokio::spawn(async move {
+                let _ = fleet.release(&np, &value).await;
+            });
         }
     }
 }
@@ -194,7 +237,27 @@ pub struct RelayStats {
     /// Bytes relayed between peers since start (finished and running sessions,
     /// including forwarded pre-pairing bytes).
     pub bytes_relayed: u64,
-    refusals: [u64; 8],
+    refusals: [u64; ERROR_CODES],
+    /// In a fleet: the shared directory's figures.
+    pub directory: Option<DirectoryStats>,
+    /// Whether the relay is shutting down (draining).
+    pub shutting_down: bool,
+}
+
+/// A fleet instance's figures about its shared directory (Redis).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DirectoryStats {
+    /// Whether the instance is connected to Redis now.
+    pub up: bool,
+    /// Script calls since start.
+    pub calls: u64,
+    /// Calls that failed or timed out.
+    pub errors: u64,
+    /// Total round-trip time of the calls that succeeded, in microseconds.
+    pub rtt_micros_total: u64,
+    /// Clients sent to another instance (status 3).
+    pub redirects: u64,
 }
 
 impl RelayStats {
@@ -222,6 +285,17 @@ impl StatsHandle {
             sessions_paired: c.paired.load(Ordering::Relaxed),
             bytes_relayed: c.bytes.load(Ordering::Relaxed),
             refusals: std::array::from_fn(|i| c.refusals[i].load(Ordering::Relaxed)),
+            directory: s.fleet.as_ref().map(|f| {
+                let st = &f.stats;
+                DirectoryStats {
+                    up: st.up.load(Ordering::Relaxed),
+                    calls: st.calls.load(Ordering::Relaxed),
+                    errors: st.errors.load(Ordering::Relaxed),
+                    rtt_micros_total: st.rtt_micros_total.load(Ordering::Relaxed),
+                    redirects: st.redirects.load(Ordering::Relaxed),
+                }
+            }),
+            shutting_down: s.shutting_down(),
         }
     }
 }
@@ -233,10 +307,15 @@ impl Relay {
         let listener = TcpListener::bind(addr).await.map_err(|source| RelayError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| RelayError::Bind { addr, source })?;
         let (shutdown, _) = watch::channel(false);
+        let fleet = match &config.fleet {
+            Some(f) => Some(Arc::new(Fleet::new(f.clone())?)),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 rooms: HashMap::new(),
                 pending_per_ip: PerIpCounter::default(),
+                pool: NameplatePool::default(),
                 rate: RateLimiter::new(config.join_rate_per_sec, config.join_burst, config.max_tracked_addresses),
                 next_id: 0,
             }),
@@ -245,8 +324,16 @@ impl Relay {
             handshakes: Arc::new(Semaphore::new(config.max_handshakes)),
             shutdown,
             counters: Counters::default(),
+            fleet,
             config,
         });
+        if let Some(fleet) = &shared.fleet {
+            // One attempt now, so that a fleet whose Redis is up serves from
+            // the first connection; later ones are made by the upkeep task.
+            if !fleet.reconnect().await {
+                warn!("relay directory (Redis) unreachable at start; refusing new rooms until it is reachable");
+            }
+        }
         Ok(Relay { listener, local_addr, shared })
     }
 
@@ -267,6 +354,7 @@ impl Relay {
         let Relay { listener, shared, .. } = self;
         info!(addr = %self.local_addr, "relay listening");
         let mut tasks = JoinSet::new();
+        let upkeep = shared.fleet.as_ref().map(|_| tokio::spawn(upkeep::fleet(Arc::clone(&shared))));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -293,6 +381,12 @@ impl Relay {
         if drained.is_err() {
             info!(cut = tasks.len(), "shutdown grace over; closing remaining sessions");
             tasks.shutdown().await;
+        }
+        if let Some(u) = upkeep {
+            u.abort();
+        }
+        if let Some(fleet) = &shared.fleet {
+            fleet.leave().await;
         }
         info!("relay stopped");
         Ok(())
@@ -480,247 +574,6 @@ async fn read_hello(stream: &mut TcpStream) -> Result<(Hello, Vec<u8>), HelloErr
             Ok(n) => len += n,
         }
     }
-}
-
-enum JoinDecision {
-    Refuse(StatusCode, String),
-    Pair(Waiter, SessionSlot),
-    Wait(u64, oneshot::Receiver<Arrival>),
-}
-
-/// Puts a helloed peer in its room: pairs it, makes it wait, or refuses it.
-async fn join(shared: &Arc<Shared>, mut peer: Peer) -> Next {
-    let cfg = &shared.config;
-    loop {
-        if shared.shutting_down() {
-            refuse(shared, &mut peer.stream, peer.addr, StatusCode::ShuttingDown, MSG_SHUTDOWN).await;
-            return Next::Done;
-        }
-        if peer.prepair.len() > cfg.max_prepair_bytes {
-            let msg = prepair_message(cfg.max_prepair_bytes);
-            refuse(shared, &mut peer.stream, peer.addr, StatusCode::TooManyPrepairBytes, &msg).await;
-            return Next::Done;
-        }
-        let decision = {
-            let mut st = shared.state();
-            let st = &mut *st;
-            match st.rooms.get(&peer.hello.nameplate) {
-                Some(w) if w.role == peer.hello.role => JoinDecision::Refuse(
-                    StatusCode::RoomTaken,
-                    format!(
-                        "room taken: a {} is already waiting on nameplate {}; start again with a new code",
-                        w.role.name(),
-                        peer.hello.nameplate
-                    ),
-                ),
-                Some(w) => match admit_session(shared, w.key, peer.key) {
-                    Err((code, msg)) => JoinDecision::Refuse(code, msg),
-                    Ok(slot) => match st.rooms.remove(&peer.hello.nameplate) {
-                        Some(w) => {
-                            st.pending_per_ip.decrement(w.key);
-                            JoinDecision::Pair(w, slot)
-                        }
-                        // Not reachable: the room was seen under this lock.
-                        // (Dropping the slot here takes only `per_ip`.)
-                        None => continue,
-                    },
-                },
-                None => {
-                    let mine = st.pending_per_ip.get(peer.key);
-                    if mine >= cfg.max_pending_per_ip {
-                        JoinDecision::Refuse(
-                            StatusCode::TooManyPendingFromAddress,
-                            format!(
-                                "too many codes waiting from your address (limit {}); wait for one to be used or to expire",
-                                cfg.max_pending_per_ip
-                            ),
-                        )
-                    } else if st.rooms.len() >= cfg.max_pending_total {
-                        JoinDecision::Refuse(
-                            StatusCode::RelayFull,
-                            format!(
-                                "relay is full (limit {} waiting codes); try again in a few minutes or use another relay",
-                                cfg.max_pending_total
-                            ),
-                        )
-                    } else {
-                        let id = st.next_id;
-                        st.next_id = st.next_id.wrapping_add(1);
-                        let (tx, rx) = oneshot::channel();
-                        st.rooms.insert(peer.hello.nameplate.clone(), Waiter { id, role: peer.hello.role, key: peer.key, tx });
-                        st.pending_per_ip.increment(peer.key);
-                        JoinDecision::Wait(id, rx)
-                    }
-                }
-            }
-        };
-        match decision {
-            JoinDecision::Refuse(code, msg) => {
-                refuse(shared, &mut peer.stream, peer.addr, code, &msg).await;
-                return Next::Done;
-            }
-            JoinDecision::Pair(waiter, slot) => match waiter.tx.send(Arrival { peer, slot }) {
-                // The waiting peer's task runs the session.
-                Ok(()) => return Next::Done,
-                // The waiting peer's task just ended: try again (its room is gone).
-                Err(back) => peer = back.peer,
-            },
-            JoinDecision::Wait(id, rx) => return wait(shared, peer, id, rx).await,
-        }
-    }
-}
-
-/// Takes a session slot for pairing a waiting peer from address `waiting`
-/// with an arriving one from `arriving`, unless either address is at
-/// `max_sessions_per_ip` or the relay is at `max_sessions`. Called with
-/// `state` held (lock order: `state`, then `per_ip`).
-fn admit_session(shared: &Arc<Shared>, waiting: IpKey, arriving: IpKey) -> Result<SessionSlot, (StatusCode, String)> {
-    let cfg = &shared.config;
-    let max = cfg.max_sessions_per_ip;
-    // A session between two peers of the same address counts once against it.
-    let other_key = (waiting != arriving).then_some(waiting);
-    let mut per_ip = shared.per_ip();
-    if per_ip.sessions.get(arriving) >= max {
-        let msg = format!(
-            "relay is full for your address (limit {max} paired sessions at once per address); wait for one of them to end, then try again"
-        );
-        return Err((StatusCode::RelayFull, msg));
-    }
-    if other_key.is_some_and(|k| per_ip.sessions.get(k) >= max) {
-        let msg = format!(
-            "relay is full for the other peer's address (limit {max} paired sessions at once per address); the other peer keeps waiting: try again in a few minutes"
-        );
-        return Err((StatusCode::RelayFull, msg));
-    }
-    let Ok(permit) = Arc::clone(&shared.sessions).try_acquire_owned() else {
-        let msg = format!("relay is full (limit {} sessions); try again in a few minutes or use another relay", cfg.max_sessions);
-        return Err((StatusCode::RelayFull, msg));
-    };
-    per_ip.sessions.increment(arriving);
-    if let Some(k) = other_key {
-        per_ip.sessions.increment(k);
-    }
-    drop(per_ip);
-    Ok(SessionSlot { shared: Arc::clone(shared), key: arriving, other_key, _permit: permit })
-}
-
-fn prepair_message(max: usize) -> String {
-    format!("sent more than {max} bytes before the other peer arrived; wait for pairing (status 1) before sending")
-}
-
-enum WaitEnd {
-    Disconnected,
-    Timeout,
-    Shutdown,
-    TooManyBytes,
-}
-
-/// Waits in room `id` for the other peer, buffering pre-pairing bytes.
-async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Receiver<Arrival>) -> Next {
-    let cfg = &shared.config;
-    let deadline = Instant::now() + cfg.waiting_timeout;
-    info!(nameplate = %peer.hello.nameplate, peer = %peer.addr, role = peer.hello.role.name(), "waiting");
-    let waiting = status_bytes(StatusCode::Waiting, "waiting for the other peer; give them your code");
-    let mut shutdown = shared.shutdown.subscribe();
-    let end = match tokio::time::timeout(cfg.hello_timeout, peer.stream.write_all(&waiting)).await {
-        Ok(Ok(())) => loop {
-            let mut chunk = [0u8; 4096];
-            tokio::select! {
-                biased;
-                arrival = &mut rx => match arrival {
-                    Ok(arrival) => return pair(shared, peer, arrival).await,
-                    // Not reachable: the room's sender is only dropped after a send.
-                    Err(_) => break WaitEnd::Disconnected,
-                },
-                () = shutdown_signal(&mut shutdown) => break WaitEnd::Shutdown,
-                () = tokio::time::sleep_until(deadline) => break WaitEnd::Timeout,
-                r = peer.stream.read(&mut chunk) => match r {
-                    Ok(0) | Err(_) => break WaitEnd::Disconnected,
-                    Ok(n) => {
-                        if peer.prepair.len() + n > cfg.max_prepair_bytes {
-                            break WaitEnd::TooManyBytes;
-                        }
-                        peer.prepair.extend_from_slice(&chunk[..n]);
-                    }
-                },
-            }
-        },
-        _ => WaitEnd::Disconnected,
-    };
-
-    // Leave the room; then see whether a peer was handed to us meanwhile.
-    shared.remove_room_if(&peer.hello.nameplate, id);
-    rx.close();
-    let inflight = rx.try_recv().ok();
-    let np = peer.hello.nameplate.clone();
-    match end {
-        WaitEnd::Timeout => {
-            if let Some(arrival) = inflight {
-                return pair(shared, peer, arrival).await;
-            }
-            let msg =
-                format!("timed out after {} s waiting for the other peer; start again with a new code", cfg.waiting_timeout.as_secs());
-            info!(nameplate = %np, peer = %peer.addr, code = 20, "wait timed out");
-            refuse(shared, &mut peer.stream, peer.addr, StatusCode::WaitTimeout, &msg).await;
-        }
-        WaitEnd::Shutdown => {
-            refuse(shared, &mut peer.stream, peer.addr, StatusCode::ShuttingDown, MSG_SHUTDOWN).await;
-        }
-        WaitEnd::TooManyBytes => {
-            let msg = prepair_message(cfg.max_prepair_bytes);
-            info!(nameplate = %np, peer = %peer.addr, code = 23, "too many bytes before pairing");
-            refuse(shared, &mut peer.stream, peer.addr, StatusCode::TooManyPrepairBytes, &msg).await;
-        }
-        WaitEnd::Disconnected => {
-            info!(nameplate = %np, peer = %peer.addr, "waiting peer left; room freed");
-        }
-    }
-    match inflight {
-        Some(arrival) => Next::Adopt(arrival.peer),
-        None => Next::Done,
-    }
-}
-
-/// Runs a paired session between the waiting peer `a` and the arriving peer.
-async fn pair(shared: &Arc<Shared>, a: Peer, arrival: Arrival) -> Next {
-    let cfg = &shared.config;
-    let Arrival { peer: b, slot } = arrival;
-    shared.counters.paired.fetch_add(1, Ordering::Relaxed);
-    let nameplate = a.hello.nameplate;
-    info!(nameplate = %nameplate, a = %a.addr, b = %b.addr, "paired");
-    let (mut sa, mut sb) = (a.stream, b.stream);
-    let paired = status_bytes(StatusCode::Paired, "paired; the connection is now an end-to-end encrypted pipe to your peer");
-    // Each side gets status 1 and then the other side's buffered bytes.
-    let mut to_a = paired.clone();
-    to_a.extend_from_slice(&b.prepair);
-    let mut to_b = paired;
-    to_b.extend_from_slice(&a.prepair);
-    let moved = Moved::default();
-    moved.b_to_a.store(b.prepair.len() as u64, Ordering::Relaxed);
-    moved.a_to_b.store(a.prepair.len() as u64, Ordering::Relaxed);
-    let greet = tokio::time::timeout(cfg.hello_timeout, async { tokio::try_join!(sa.write_all(&to_a), sb.write_all(&to_b)) }).await;
-    let end = match greet {
-        Ok(Ok(_)) => pipe::relay(&mut sa, &mut sb, cfg, &moved).await,
-        Ok(Err(e)) => End::Error(e),
-        Err(_) => End::Idle,
-    };
-    let (ab, ba) = (moved.a_to_b.load(Ordering::Relaxed), moved.b_to_a.load(Ordering::Relaxed));
-    shared.counters.bytes.fetch_add(ab + ba, Ordering::Relaxed);
-    match &end {
-        End::Done => info!(nameplate = %nameplate, a_to_b = ab, b_to_a = ba, "session closed"),
-        End::Idle => {
-            info!(nameplate = %nameplate, a_to_b = ab, b_to_a = ba, "session idle; closed")
-        }
-        End::Error(e) => info!(
-            nameplate = %nameplate,
-            a_to_b = ab,
-            b_to_a = ba,
-            error_kind = ?e.kind(),
-            "session ended by a connection error"
-        ),
-    }
-    drop(slot);
-    Next::Done
 }
 
 #[cfg(test)]

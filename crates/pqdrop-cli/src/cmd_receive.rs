@@ -192,8 +192,12 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     let json = args.net.json;
     let route = args.net.route()?;
     let report = pqdrop::receive::receive_from(&route, &code, Duration::from_secs(args.lan_timeout), opts, ui.clone(), |w| {
-        if !json && w == Waiting::LanSearching {
-            say!("Looking for the sender on the local network...");
+        if !json {
+            match w {
+                Waiting::LanSearching => say!("Looking for the sender on the local network..."),
+                Waiting::Relay => say!("Waiting for the sender (via the relay)..."),
+                Waiting::LanListening(_) => {}
+            }
         }
     })
     .await?;

@@ -51,7 +51,7 @@ pub enum RelayError {
     #[error("invalid nameplate: it must be 1 to 10 digits")]
     InvalidNameplate,
     /// The relay closed the connection before pairing.
-    #[error("the relay closed the connection before pairing")]
+    #[error("the relay closed the connection before pairing us with the other side (it may have stopped or restarted); run the same command again")]
     Closed,
     /// The relay sent something that is not valid relay protocol.
     #[error("relay protocol violation: {0}")]

@@ -260,6 +260,14 @@ fn two_claims_at_two_instances_one_owner() {
             codes.sort_unstable();
             assert_eq!(codes, [0, 16], "nameplate {np}: one waits, one is refused ({} / {})", a.2, b.2);
         }
+        // A version-1 client cannot follow a redirect: it is told so (25).
+        let (_w, code, _) = hello(f.addrs[0], Ipv4Addr::LOCALHOST, Some("900"), Role::Sender).await;
+        assert_eq!(code, 0);
+        let mut old = TcpStream::connect(f.addrs[1]).await.expect("connect");
+        old.write_all(&pqdrop_relay::hello_bytes("900", Role::Receiver).expect("hello")).await.expect("hello");
+        let (code, msg) = next_status(&mut old).await;
+        assert_eq!(code, 25, "{msg}");
+        assert!(msg.contains("update pqdrop"), "{msg}");
     });
 }
 

@@ -56,7 +56,9 @@ pub struct RelayConfig {
     /// After shutdown, how long paired sessions may go on before they are cut.
     /// Default 30 s.
     pub shutdown_grace: Duration,
-    /// Buffer (or pipe) size per direction of a paired session. Default 256 KiB.
+    /// Buffer size per direction of a paired session (user-space copy). A
+    /// buffer exists only while its direction moves bytes (it is given back
+    /// after 1 s without any), so an idle session holds none. Default 128 KiB.
     pub copy_buffer_size: usize,
     /// Use Linux `splice(2)` through a pipe (zero-copy) for paired sessions;
     /// ignored elsewhere. A session falls back to the user-space copy (with
@@ -93,7 +95,7 @@ impl Default for RelayConfig {
             max_handshakes_per_ip: 16,
             max_tracked_addresses: 65_536,
             shutdown_grace: Duration::from_secs(30),
-            copy_buffer_size: 256 * 1024,
+            copy_buffer_size: 128 * 1024,
             use_splice: false,
             splice_pipe_size: 1024 * 1024,
             fleet: None,

@@ -1,13 +1,13 @@
 //! Copying bytes between two paired peers: Linux `splice(2)` when possible,
-//! else tokio's user-space bidirectional copy; both with an idle timeout.
+//! else a user-space copy with buffers that exist only while bytes flow;
+//! both with an idle timeout.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -88,51 +88,57 @@ async fn copy_any(a: &mut TcpStream, b: &mut TcpStream, config: &RelayConfig, ac
     copy_user_space(a, b, config.copy_buffer_size, activity, moved).await
 }
 
-/// The portable path: tokio's bidirectional copy with large buffers.
+/// The portable path: a copy each way through a buffer that exists only
+/// while bytes flow.
+///
+/// Each buffer is its own anonymous memory mapping, so its pages are taken
+/// only when touched and are given back to the OS when it is dropped (a heap
+/// buffer of this size would stay with the process after a load peak). A
+/// direction that has been quiet for [`RELEASE_AFTER`] drops its buffer: an
+/// idle session holds no buffer at all, and an active one at most
+/// `buf_size` per busy direction.
 async fn copy_user_space(a: &mut TcpStream, b: &mut TcpStream, buf_size: usize, activity: &Activity, moved: &Moved) -> io::Result<()> {
+    let (ar, aw) = a.split();
+    let (br, bw) = b.split();
     // Bytes written to `a` came from `b` and vice versa.
-    let mut ta = Tracked { io: a, activity, written: &moved.b_to_a };
-    let mut tb = Tracked { io: b, activity, written: &moved.a_to_b };
-    tokio::io::copy_bidirectional_with_sizes(&mut ta, &mut tb, buf_size, buf_size).await.map(|_| ())
+    tokio::try_join!(one_way(ar, bw, buf_size, activity, &moved.a_to_b), one_way(br, aw, buf_size, activity, &moved.b_to_a)).map(|_| ())
 }
 
-/// A stream that records activity and counts the bytes written to it.
-struct Tracked<'a> {
-    io: &'a mut TcpStream,
-    activity: &'a Activity,
-    written: &'a AtomicU64,
-}
+/// A direction quiet for this long gives its buffer back.
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
-impl AsyncRead for Tracked<'_> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let r = Pin::new(&mut *this.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            this.activity.touch();
-        }
-        r
-    }
-}
-
-impl AsyncWrite for Tracked<'_> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut *this.io).poll_write(cx, data);
-        if let Poll::Ready(Ok(n)) = r {
-            if n > 0 {
-                this.written.fetch_add(n as u64, Ordering::Relaxed);
-                this.activity.touch();
+/// Copies from `r` to `w` until EOF (then half-closes `w`) or an error.
+async fn one_way(r: ReadHalf<'_>, mut w: WriteHalf<'_>, buf_size: usize, activity: &Activity, written: &AtomicU64) -> io::Result<()> {
+    let mut buf: Option<memmap2::MmapMut> = None;
+    loop {
+        if buf.is_some() {
+            tokio::select! {
+                ready = r.readable() => ready?,
+                () = tokio::time::sleep(RELEASE_AFTER) => {
+                    buf = None;
+                    r.readable().await?;
+                }
             }
+        } else {
+            r.readable().await?;
         }
-        r
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.get_mut().io).poll_shutdown(cx)
+        let b = match &mut buf {
+            Some(b) => b,
+            None => buf.insert(memmap2::MmapMut::map_anon(buf_size)?),
+        };
+        match r.try_read(&mut b[..]) {
+            Ok(0) => {
+                w.shutdown().await?;
+                return Ok(());
+            }
+            Ok(n) => {
+                activity.touch();
+                w.write_all(&b[..n]).await?;
+                written.fetch_add(n as u64, Ordering::Relaxed);
+                activity.touch();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
     }
 }

@@ -82,8 +82,10 @@ start_relays() {
     [ -n "$fleet" ] && args+=(--advertise "127.0.0.1:$port" --redis "redis://127.0.0.1:$REDIS_PORT")
     RUST_LOG=warn timeout 900 "$PQDROP_BIN" "${args[@]}" >"$TMP/relay-$i.log" 2>&1 &
     local pid=$!
-    PIDS+=("$pid"); pids+=("$pid"); addrs+=("127.0.0.1:$port")
+    PIDS+=("$pid"); addrs+=("127.0.0.1:$port")
     wait_line "$TMP/relay-$i.log" "pqdrop relay listening"
+    # The relay itself, not its `timeout` wrapper, is measured.
+    pids+=("$(cat "/proc/$pid/task/$pid/children" | tr -d ' ')")
   done
   RELAYS="$(IFS=,; echo "${addrs[*]}")"
   RPIDS="$(IFS=,; echo "${pids[*]}")"

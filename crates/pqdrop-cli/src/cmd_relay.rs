@@ -52,6 +52,10 @@ pub struct RelayArgs {
     /// Seconds a new connection has to send its hello.
     #[arg(long, default_value_t = RelayConfig::default().hello_timeout.as_secs_f64(), value_name = "SECS")]
     pub hello_timeout: f64,
+    /// Milliseconds after which a connection without a hello gives its slot to
+    /// a new one when all slots are taken.
+    #[arg(long, default_value_t = RelayConfig::default().hello_evict_after.as_millis() as u64, value_name = "MS")]
+    pub hello_evict_after: u64,
     /// Paired transfers at once, in total.
     #[arg(long, default_value_t = RelayConfig::default().max_sessions, value_name = "N")]
     pub max_sessions: usize,
@@ -96,6 +100,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         max_handshakes_per_ip: args.max_handshakes_per_ip,
         hello_timeout: Duration::try_from_secs_f64(args.hello_timeout)
             .map_err(|_| crate::common::Usage("--hello-timeout must be a number of seconds".into()))?,
+        hello_evict_after: Duration::from_millis(args.hello_evict_after),
         max_sessions: args.max_sessions,
         max_sessions_per_ip: args.max_sessions_per_ip,
         fleet: args.redis.as_ref().map(|url| {

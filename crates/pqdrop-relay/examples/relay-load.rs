@@ -405,22 +405,37 @@ async fn attack(a: &Args) -> serde_json::Value {
                     })
                     .await
                 });
-                let np = rx.await.map_err(|_| "no room".to_string())?;
+                let Ok(np) = rx.await else {
+                    return Err(match sender.await {
+                        Ok(Err(e)) => format!("sender: {e}"),
+                        _ => "sender got no room".to_string(),
+                    });
+                };
                 let _recv = rendezvous(from, rr, Some(&np), Role::Receiver, |_| {}).await?;
                 let _send = sender.await.map_err(|e| e.to_string())??;
                 Ok::<_, String>(())
             })
             .await;
-            (r.is_ok_and(|r| r.is_ok()), start.elapsed())
+            let why = match &r {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.clone()),
+                Err(_) => Some("not paired within 1 s".to_string()),
+            };
+            (why, start.elapsed())
         });
         tokio::time::sleep(spacing).await;
     }
     let mut ok = 0usize;
     let mut lat = Vec::new();
+    let mut why = Vec::new();
     while let Some(r) = honest.join_next().await {
-        if let Ok((true, l)) = r {
-            ok += 1;
-            lat.push(l.as_secs_f64() * 1000.0);
+        match r {
+            Ok((None, l)) => {
+                ok += 1;
+                lat.push(l.as_secs_f64() * 1000.0);
+            }
+            Ok((Some(e), _)) => why.push(e),
+            Err(e) => why.push(e.to_string()),
         }
     }
     stop.notify_waiters();
@@ -431,6 +446,7 @@ async fn attack(a: &Args) -> serde_json::Value {
         "attack_connections_made": attempts.load(Ordering::Relaxed),
         "honest_pairs": a.honest, "honest_paired_within_1s": ok,
         "honest_success_pct": 100.0 * ok as f64 / a.honest.max(1) as f64,
+        "first_failures": why.iter().take(5).collect::<Vec<_>>(),
         "honest_latency_ms": {"p50": percentile(&lat, 0.5), "p99": percentile(&lat, 0.99)},
     })
 }

@@ -44,6 +44,14 @@ pub struct RelayConfig {
     /// complete, including those being refused for a bad or late hello); more
     /// are sent code 18 without waiting and closed at once. Default 1,024.
     pub max_handshakes: usize,
+    /// When all `max_handshakes` slots are taken, a new connection takes the
+    /// slot of the oldest one still without a hello, if that one has had
+    /// this long (it is told 21 and closed). An honest client sends its hello
+    /// right behind the last packet of the TCP handshake, so it reaches the
+    /// relay within milliseconds of the accept (a lost packet aside), and
+    /// connections that drip their hello or send nothing cannot keep it out.
+    /// Default 250 ms.
+    pub hello_evict_after: Duration,
     /// Most connections in the hello phase at once from one source address;
     /// more are sent code 19 (too many connections from your address) without
     /// waiting and closed at once. Keeps one address from holding all of
@@ -93,6 +101,7 @@ impl Default for RelayConfig {
             max_sessions_per_ip: 32,
             max_handshakes: 1024,
             max_handshakes_per_ip: 16,
+            hello_evict_after: Duration::from_millis(250),
             max_tracked_addresses: 65_536,
             shutdown_grace: Duration::from_secs(30),
             copy_buffer_size: 128 * 1024,

@@ -98,6 +98,12 @@ pub(crate) fn render(s: &RelayStats) -> String {
     metric("sessions_paired_total", "counter", "Pairings since start.", s.sessions_paired.to_string());
     metric("connections_accepted_total", "counter", "Connections accepted since start.", s.connections_accepted.to_string());
     metric("bytes_relayed_total", "counter", "Bytes relayed between peers by sessions that ended.", s.bytes_relayed.to_string());
+    metric(
+        "hello_evictions_total",
+        "counter",
+        "Connections without a hello evicted to make room for newer ones.",
+        s.hello_evictions.to_string(),
+    );
     metric("draining", "gauge", "1 while the relay shuts down.", u8::from(s.shutting_down).to_string());
     let _ = writeln!(out, "# HELP pqdrop_relay_refusals_total Error statuses sent, by code.\n# TYPE pqdrop_relay_refusals_total counter");
     for code in StatusCode::ALL.into_iter().filter(|c| c.error_index().is_some_and(|i| i < ERROR_CODES)) {

@@ -62,6 +62,8 @@ struct Shared {
 struct Counters {
     accepted: AtomicU64,
     paired: AtomicU64,
+    /// Connections evicted from the hello phase for a newer one.
+    evicted: AtomicU64,
     bytes: AtomicU64,
     refusals: [AtomicU64; ERROR_CODES],
 }
@@ -97,22 +99,38 @@ impl State {
 struct PerIpCounts {
     handshakes: PerIpCounter,
     sessions: PerIpCounter,
+    /// Connections in the hello phase by order of arrival (oldest first).
+    hello_phase: std::collections::BTreeMap<u64, InHello>,
+    next_seq: u64,
 }
 
 /// A connection's place in the hello phase: one of the `max_handshakes`
-/// permits and one of its address's `max_handshakes_per_ip`. Both are given
-/// back on drop.
+/// permits (kept in [`HelloPhase`], so that it can be taken away) and one of
+/// its address's `max_handshakes_per_ip`. Both are given back on drop, unless
+/// the connection was evicted, which gave them away already.
 #[derive(Debug)]
 struct HandshakeSlot {
     shared: Arc<Shared>,
-    key: IpKey,
-    _permit: OwnedSemaphorePermit,
+    seq: u64,
 }
 
 impl Drop for HandshakeSlot {
     fn drop(&mut self) {
-        self.shared.per_ip().handshakes.decrement(self.key);
+        let mut per_ip = self.shared.per_ip();
+        if let Some(e) = per_ip.hello_phase.remove(&self.seq) {
+            per_ip.handshakes.decrement(e.key);
+        }
     }
+}
+
+/// A connection in the hello phase, as the admission of others sees it.
+#[derive(Debug)]
+struct InHello {
+    since: Instant,
+    key: IpKey,
+    permit: OwnedSemaphorePermit,
+    /// Tells the connection's task it was evicted.
+    evict: oneshot::Sender<()>,
 }
 
 /// A paired session's place: one of the `max_sessions` permits, and one of
@@ -242,6 +260,8 @@ pub struct RelayStats {
     pub directory: Option<DirectoryStats>,
     /// Whether the relay is shutting down (draining).
     pub shutting_down: bool,
+    /// Connections evicted from the hello phase to make room for newer ones.
+    pub hello_evictions: u64,
 }
 
 /// A fleet instance's figures about its shared directory (Redis).
@@ -296,6 +316,7 @@ impl StatsHandle {
                 }
             }),
             shutting_down: s.shutting_down(),
+            hello_evictions: c.evicted.load(Ordering::Relaxed),
         }
     }
 }
@@ -396,13 +417,13 @@ impl Relay {
 fn accept(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, stream: TcpStream, addr: SocketAddr) {
     shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
-    let slot = match admit_handshake(shared, addr) {
-        Ok(slot) => slot,
+    let (slot, evicted) = match admit_handshake(shared, addr) {
+        Ok(s) => s,
         Err((code, msg)) => return refuse_now(shared, stream, addr, code, &msg),
     };
     let shared = Arc::clone(shared);
     tasks.spawn(async move {
-        let mut next = handle_new(&shared, stream, addr, slot).await;
+        let mut next = handle_new(&shared, stream, addr, slot, evicted).await;
         while let Next::Adopt(peer) = next {
             next = join(&shared, peer).await;
         }
@@ -414,7 +435,7 @@ fn accept(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, stream: TcpStream, addr
 /// then its address's connections in the hello phase, then all of them. A
 /// connection refused here never takes a hello-phase slot (so refusals cannot
 /// crowd out other clients) and gets no task.
-fn admit_handshake(shared: &Arc<Shared>, addr: SocketAddr) -> Result<HandshakeSlot, (StatusCode, String)> {
+fn admit_handshake(shared: &Arc<Shared>, addr: SocketAddr) -> Result<(HandshakeSlot, oneshot::Receiver<()>), (StatusCode, String)> {
     let cfg = &shared.config;
     let key = IpKey::of(addr.ip());
     let decision = shared.state().rate.check(key, Instant::now());
@@ -442,12 +463,36 @@ fn admit_handshake(shared: &Arc<Shared>, addr: SocketAddr) -> Result<HandshakeSl
         );
         return Err((StatusCode::RateLimited, msg));
     }
-    let Ok(permit) = Arc::clone(&shared.handshakes).try_acquire_owned() else {
-        return Err((StatusCode::RelayFull, MSG_FULL_HANDSHAKES.to_owned()));
+    let now = Instant::now();
+    let permit = match Arc::clone(&shared.handshakes).try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            // All slots are taken: the oldest connection, if it has had
+            // `hello_evict_after` and still sent no hello, gives its slot to
+            // this one. An honest client sends its hello in one round trip,
+            // so slow or silent connections cannot keep it out.
+            let oldest = per_ip.hello_phase.first_key_value().map(|(&seq, e)| (seq, e.since));
+            match oldest {
+                Some((seq, since)) if now.saturating_duration_since(since) >= cfg.hello_evict_after => {
+                    let Some(e) = per_ip.hello_phase.remove(&seq) else {
+                        return Err((StatusCode::RelayFull, MSG_FULL_HANDSHAKES.to_owned()));
+                    };
+                    per_ip.handshakes.decrement(e.key);
+                    let _ = e.evict.send(());
+                    shared.counters.evicted.fetch_add(1, Ordering::Relaxed);
+                    e.permit
+                }
+                _ => return Err((StatusCode::RelayFull, MSG_FULL_HANDSHAKES.to_owned())),
+            }
+        }
     };
     per_ip.handshakes.increment(key);
+    let seq = per_ip.next_seq;
+    per_ip.next_seq += 1;
+    let (evict, evicted) = oneshot::channel();
+    per_ip.hello_phase.insert(seq, InHello { since: now, key, permit, evict });
     drop(per_ip);
-    Ok(HandshakeSlot { shared: Arc::clone(shared), key, _permit: permit })
+    Ok((HandshakeSlot { shared: Arc::clone(shared), seq }, evicted))
 }
 
 /// Refuses a connection at accept time: no task, no waiting, no linger. The
@@ -511,17 +556,35 @@ async fn refuse(shared: &Shared, stream: &mut TcpStream, addr: SocketAddr, code:
 }
 
 /// Hello (holding the connection's hello-phase `slot`), then join.
-async fn handle_new(shared: &Arc<Shared>, mut stream: TcpStream, addr: SocketAddr, slot: HandshakeSlot) -> Next {
+async fn handle_new(
+    shared: &Arc<Shared>,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    slot: HandshakeSlot,
+    mut evicted: oneshot::Receiver<()>,
+) -> Next {
     let cfg = &shared.config;
-    let key = slot.key;
+    let key = IpKey::of(addr.ip());
     let mut shutdown = shared.shutdown.subscribe();
     let hello = tokio::select! {
         r = tokio::time::timeout(cfg.hello_timeout, read_hello(&mut stream)) => r,
         () = shutdown_signal(&mut shutdown) => {
+            drop(slot);
             refuse(shared, &mut stream, addr, StatusCode::ShuttingDown, MSG_SHUTDOWN).await;
             return Next::Done;
         }
+        Ok(()) = &mut evicted => {
+            let msg = format!(
+                "bad hello: not received within {} ms while the relay was busy; try again",
+                cfg.hello_evict_after.as_millis()
+            );
+            refuse_now(shared, stream, addr, StatusCode::BadHello, &msg);
+            return Next::Done;
+        }
     };
+    // A refused connection lingers without its slot: refusals cannot crowd
+    // out anyone.
+    drop(slot);
     let (hello, prepair) = match hello {
         Ok(Ok(h)) => h,
         Ok(Err(HelloError::Closed)) => {
@@ -540,7 +603,6 @@ async fn handle_new(shared: &Arc<Shared>, mut stream: TcpStream, addr: SocketAdd
             return Next::Done;
         }
     };
-    drop(slot);
     join(shared, Peer { stream, addr, key, hello, prepair }).await
 }
 

@@ -22,6 +22,9 @@ pub struct RelayArgs {
     /// Codes that may wait at once per client address.
     #[arg(long, default_value_t = RelayConfig::default().max_pending_per_ip)]
     pub max_pending_per_ip: usize,
+    /// Codes that may wait at once per client network (IPv4 /24, IPv6 /48).
+    #[arg(long, default_value_t = RelayConfig::default().max_pending_per_net, value_name = "N")]
+    pub max_pending_per_net: usize,
     /// Codes that may wait at once in total.
     #[arg(long, default_value_t = RelayConfig::default().max_pending_total)]
     pub max_pending: usize,
@@ -49,6 +52,9 @@ pub struct RelayArgs {
     /// Connections still sending their hello, per client address.
     #[arg(long, default_value_t = RelayConfig::default().max_handshakes_per_ip, value_name = "N")]
     pub max_handshakes_per_ip: usize,
+    /// Connections still sending their hello, per client network (IPv4 /24, IPv6 /48).
+    #[arg(long, default_value_t = RelayConfig::default().max_handshakes_per_net, value_name = "N")]
+    pub max_handshakes_per_net: usize,
     /// Seconds a new connection has to send its hello.
     #[arg(long, default_value_t = RelayConfig::default().hello_timeout.as_secs_f64(), value_name = "SECS")]
     pub hello_timeout: f64,
@@ -89,6 +95,8 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         .try_init();
     let config = RelayConfig {
         max_pending_per_ip: args.max_pending_per_ip,
+        max_pending_per_net: args.max_pending_per_net,
+        max_handshakes_per_net: args.max_handshakes_per_net,
         max_pending_total: args.max_pending,
         waiting_timeout: Duration::from_secs(args.waiting_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
@@ -125,10 +133,28 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         }));
         say!("metrics on http://{shown}/metrics");
     }
+    tokio::spawn(give_back_after_peaks(relay.stats()));
     relay.run(shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     say!("pqdrop relay stopped");
     Ok(())
+}
+
+/// After the rooms and sessions held drop to half a peak of at least 256,
+/// returns the freed heap to the OS (see [`crate::heap`]), so that a relay's
+/// memory comes back after a burst of load.
+async fn give_back_after_peaks(stats: pqdrop_relay::StatsHandle) {
+    let mut peak = 0usize;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let s = stats.snapshot();
+        let load = s.pending_rooms + s.active_sessions;
+        peak = peak.max(load);
+        if peak >= 256 && load * 2 <= peak {
+            crate::heap::give_back();
+            peak = load;
+        }
+    }
 }
 
 async fn shutdown_signal() {

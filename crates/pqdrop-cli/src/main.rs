@@ -7,7 +7,7 @@
 //!
 //! Secrets never come from argv (other local users can read it in the process
 //! list); commands read them from standard input or a file.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 use std::process::ExitCode;
@@ -28,6 +28,7 @@ mod cmd_receive;
 mod cmd_relay;
 mod cmd_send;
 mod common;
+mod heap;
 mod prompt;
 
 /// Post-quantum, code-authenticated file transfer.

@@ -98,6 +98,8 @@ struct Fleet {
     h: Harness,
     redis: Redis,
     addrs: Vec<SocketAddr>,
+    /// Each instance's `--metrics` address.
+    metrics: Vec<SocketAddr>,
     procs: Vec<Proc>,
 }
 
@@ -105,18 +107,21 @@ impl Fleet {
     fn start(n: usize, extra: &[&str]) -> Fleet {
         let h = Harness::new(Net::Lan);
         let redis = Redis::start();
-        let mut f = Fleet { h, redis, addrs: Vec::new(), procs: Vec::new() };
+        let mut f = Fleet { h, redis, addrs: Vec::new(), metrics: Vec::new(), procs: Vec::new() };
         for i in 0..n {
             let addr: SocketAddr = (Ipv4Addr::LOCALHOST, free_tcp_port()).into();
+            let metrics: SocketAddr = (Ipv4Addr::LOCALHOST, free_tcp_port()).into();
             let mut p =
                 f.h.command("relay")
                     .args(["--listen", &addr.to_string(), "--advertise", &addr.to_string(), "--redis", &f.redis.url()])
+                    .args(["--metrics", &metrics.to_string()])
                     .args(["--fleet-lease", &LEASE.as_secs().to_string()])
                     .args(extra)
                     .spawn(&format!("instance {}", i + 1));
             p.wait_for_stderr_line("pqdrop relay listening on ", Duration::from_secs(30));
             p.wait_for_stderr_line("relay directory (Redis) connected", Duration::from_secs(30));
             f.addrs.push(addr);
+            f.metrics.push(metrics);
             f.procs.push(p);
         }
         f
@@ -130,6 +135,26 @@ impl Fleet {
     fn receive(&self, i: usize) -> Spawn {
         self.h.command("receive").args(["--relay", &self.addrs[i].to_string()])
     }
+}
+
+/// `GET path` from instance `i`'s metrics server: (status line, body).
+fn http_get(f: &Fleet, i: usize, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = StdTcpStream::connect(f.metrics[i]).expect("connect to --metrics");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("response");
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+}
+
+/// The value of metric line `name` (with its labels) in a Prometheus text body.
+fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{body}"))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -206,7 +231,20 @@ fn transfer_across_instances_in_both_orders() {
 /// digits), and freed ones are handed out again.
 #[test]
 fn a_thousand_allocations_are_unique_small_and_reused() {
-    let limits = ["--max-pending-per-ip", "5000", "--join-rate", "100000", "--join-burst", "100000", "--max-handshakes-per-ip", "2000"];
+    let limits = [
+        "--max-pending-per-ip",
+        "5000",
+        "--max-pending-per-net",
+        "5000",
+        "--join-rate",
+        "100000",
+        "--join-burst",
+        "100000",
+        "--max-handshakes-per-ip",
+        "2000",
+        "--max-handshakes-per-net",
+        "2000",
+    ];
     let f = Fleet::start(3, &limits);
     let rt = runtime();
     rt.block_on(async {
@@ -346,10 +384,17 @@ fn redis_down_then_back() {
         let (mut w, code, _) = hello(f.addrs[1], Ipv4Addr::LOCALHOST, Some("88"), Role::Sender).await;
         assert_eq!(code, 0);
 
+        assert_eq!(http_get(&f, 0, "/healthz").0, "HTTP/1.1 200 OK");
         f.redis.stop();
         let t0 = Instant::now();
         let (_s, code, msg) = hello(f.addrs[0], Ipv4Addr::LOCALHOST, Some("99"), Role::Sender).await;
         assert_eq!(code, 24, "a new room while Redis is down: {msg}");
+        let (line, _) = http_get(&f, 0, "/healthz");
+        assert_eq!(line, "HTTP/1.1 503 Service Unavailable", "health while Redis is down");
+        let (_, body) = http_get(&f, 0, "/metrics");
+        assert_eq!(metric(&body, "pqdrop_relay_directory_up"), 0.0);
+        assert!(metric(&body, "pqdrop_relay_refusals_total{code=\"24\"}") >= 1.0);
+        assert_eq!(metric(&body, "pqdrop_relay_sessions_active"), 1.0);
         assert!(msg.contains("relay directory unavailable"), "{msg}");
         assert!(t0.elapsed() < Duration::from_secs(5), "the refusal took {:?}", t0.elapsed());
         // The running session is untouched.
@@ -394,6 +439,11 @@ fn redis_down_then_back() {
         };
         assert_eq!(next_status(&mut r).await.0, 1, "the redirected receiver pairs");
         assert_eq!(next_status(&mut w).await.0, 1, "the waiting sender pairs");
+        assert_eq!(http_get(&f, 0, "/healthz").0, "HTTP/1.1 200 OK");
+        let (_, body) = http_get(&f, 0, "/metrics");
+        assert_eq!(metric(&body, "pqdrop_relay_directory_up"), 1.0);
+        assert!(metric(&body, "pqdrop_relay_redirects_total") >= 1.0);
+        assert!(metric(&body, "pqdrop_relay_directory_rtt_seconds_count") >= 1.0);
     });
 }
 
@@ -432,4 +482,47 @@ fn per_address_limits_hold_across_the_fleet() {
         // joins, the 9th is over the fleet-wide burst of 8.
         assert_eq!(refused, 1, "exactly the ninth join is over the fleet-wide rate");
     });
+}
+
+/// SIGTERM drains an instance: its waiting peers are told (22) and its rooms
+/// are free at once (not after the lease), a running transfer finishes, and
+/// the instance exits once it has.
+#[test]
+fn sigterm_drains_an_instance() {
+    let mut f = Fleet::start(2, &["--max-pending-per-ip", "100", "--join-burst", "200", "--shutdown-grace", "20"]);
+    let rt = runtime();
+    rt.block_on(async {
+        let (mut w, np) = allocate(f.addrs[1], Ipv4Addr::LOCALHOST).await;
+        let (mut a, code, _) = hello(f.addrs[1], Ipv4Addr::LOCALHOST, Some("61"), Role::Sender).await;
+        assert_eq!(code, 0);
+        let (mut b, code, _) = hello(f.addrs[1], Ipv4Addr::LOCALHOST, Some("61"), Role::Receiver).await;
+        assert_eq!(code, 1);
+        assert_eq!(next_status(&mut a).await.0, 1);
+
+        let pid = f.procs[1].pid();
+        let term = Command::new("/bin/sh").arg("-c").arg(format!("kill -TERM {pid}")).status().expect("kill -TERM");
+        assert!(term.success());
+        assert_eq!(next_status(&mut w).await.0, 22, "the waiting peer is told the relay is shutting down");
+        let t0 = Instant::now();
+        loop {
+            let (_s, code, msg) = hello(f.addrs[0], Ipv4Addr::LOCALHOST, Some(&np), Role::Receiver).await;
+            if code == 0 {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(2), "room {np} not freed at once on SIGTERM: {code} {msg}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The running session goes on while the instance drains.
+        for round in 0..10u8 {
+            a.write_all(&[round; 4096]).await.expect("a writes");
+            let mut got = [0u8; 4096];
+            tokio::time::timeout(Duration::from_secs(5), b.read_exact(&mut got)).await.expect("in time").expect("b reads");
+            assert!(got.iter().all(|&x| x == round));
+        }
+        let _ = a.shutdown().await;
+        let _ = b.shutdown().await;
+        drop((a, b));
+    });
+    let done = f.procs[1].wait(Duration::from_secs(15));
+    done.assert_code(0);
 }

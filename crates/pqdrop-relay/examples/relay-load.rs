@@ -10,9 +10,9 @@
 //! relay-load attack  --relays A,B,C --kind slow|bad --attackers 128 --per-attacker 16 --honest 100 [--secs 12]
 //! ```
 //!
-//! Honest clients spread over source addresses 127.1.x.y and attackers over
-//! 127.2.x.1 (one /24 each), so that per-address limits apply as they would
-//! on the internet. Every phase is bounded in count and in time. Output is
+//! Honest clients spread over source addresses 127.10-249.x.1 and attackers
+//! over 127.2.x.1, one /24 each, so that per-address and per-network limits
+//! apply as they would on the internet. Every phase is bounded in count and in time. Output is
 //! one JSON object on stdout.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -88,9 +88,10 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// The i-th honest source address: 127.1.x.y.
+/// The i-th honest source address, each in a /24 of its own (as distinct
+/// users are): 127.(10 + i / 250).(i % 250).1.
 fn honest_addr(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 1, (i / 250 % 250) as u8, (i % 250 + 1) as u8)
+    Ipv4Addr::new(127, (10 + i / 250 % 240) as u8, (i % 250) as u8, 1)
 }
 
 /// Resident memory of `pid` in KiB (VmRSS), 0 if unreadable.

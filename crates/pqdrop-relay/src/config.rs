@@ -12,6 +12,10 @@ pub struct RelayConfig {
     /// Most rooms (waiting peers) one source address may have open at once
     /// (refusal code 17). Default 8.
     pub max_pending_per_ip: usize,
+    /// Most rooms one network (IPv4 /24, IPv6 /48) may have waiting at once on
+    /// this relay (refusal code 17): a block of addresses cannot squat the
+    /// rooms. Default 32.
+    pub max_pending_per_net: usize,
     /// Most rooms open in total (refusal code 18). Default 10,000.
     pub max_pending_total: usize,
     /// Join rate per source address: tokens added per second to its token
@@ -44,6 +48,9 @@ pub struct RelayConfig {
     /// complete, including those being refused for a bad or late hello); more
     /// are sent code 18 without waiting and closed at once. Default 1,024.
     pub max_handshakes: usize,
+    /// Most connections in the hello phase at once from one network (IPv4
+    /// /24, IPv6 /48); more get code 19 at once. Default 64.
+    pub max_handshakes_per_net: usize,
     /// When all `max_handshakes` slots are taken, a new connection takes the
     /// slot of the oldest one still without a hello, if that one has had
     /// this long (it is told 21 and closed). An honest client sends its hello
@@ -90,6 +97,7 @@ impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
             max_pending_per_ip: 8,
+            max_pending_per_net: 32,
             max_pending_total: 10_000,
             join_rate_per_sec: 10.0,
             join_burst: 30,
@@ -101,6 +109,7 @@ impl Default for RelayConfig {
             max_sessions_per_ip: 32,
             max_handshakes: 1024,
             max_handshakes_per_ip: 16,
+            max_handshakes_per_net: 64,
             hello_evict_after: Duration::from_millis(250),
             max_tracked_addresses: 65_536,
             shutdown_grace: Duration::from_secs(30),

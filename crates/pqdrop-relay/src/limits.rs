@@ -14,6 +14,10 @@ use tokio::time::Instant;
 pub(crate) enum IpKey {
     V4(Ipv4Addr),
     V6Prefix(u64),
+    /// The /24 of an IPv4 address (its top 24 bits): a network's share.
+    Net4(u32),
+    /// The /48 of an IPv6 address (its top 48 bits): a site's share.
+    Net6(u64),
 }
 
 impl IpKey {
@@ -28,6 +32,18 @@ impl IpKey {
     }
 }
 
+impl IpKey {
+    /// The network this address belongs to (IPv4 /24, IPv6 /48), counted
+    /// against the per-network limits.
+    pub(crate) fn net(self) -> IpKey {
+        match self {
+            IpKey::V4(a) => IpKey::Net4(u32::from(a) >> 8),
+            IpKey::V6Prefix(p) => IpKey::Net6(p >> 16),
+            n => n,
+        }
+    }
+}
+
 impl std::fmt::Display for IpKey {
     /// The key as the fleet's directory stores it: `4:192.0.2.1`, or
     /// `6:` and the /64 prefix in hex.
@@ -35,7 +51,18 @@ impl std::fmt::Display for IpKey {
         match self {
             IpKey::V4(a) => write!(f, "4:{a}"),
             IpKey::V6Prefix(p) => write!(f, "6:{p:016x}"),
+            IpKey::Net4(n) => write!(f, "4n:{n:06x}"),
+            IpKey::Net6(n) => write!(f, "6n:{n:012x}"),
         }
+    }
+}
+
+/// Gives back most of a map's table once it is mostly empty, so that memory
+/// taken at a load peak is returned after it (a `HashMap` never shrinks by
+/// itself, and a large table allocated late pins the heap below it).
+pub(crate) fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 256 && map.len() * 8 < map.capacity() {
+        map.shrink_to(map.len() * 2);
     }
 }
 
@@ -57,12 +84,25 @@ impl PerIpCounter {
         *self.counts.entry(key).or_insert(0) += 1;
     }
 
+    /// Counts `key` and its network ([`IpKey::net`]).
+    pub(crate) fn increment_with_net(&mut self, key: IpKey) {
+        self.increment(key);
+        self.increment(key.net());
+    }
+
+    /// Uncounts `key` and its network.
+    pub(crate) fn decrement_with_net(&mut self, key: IpKey) {
+        self.decrement(key);
+        self.decrement(key.net());
+    }
+
     /// Decrements the count of `key`, removing its entry when it reaches zero.
     pub(crate) fn decrement(&mut self, key: IpKey) {
         if let Some(n) = self.counts.get_mut(&key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 self.counts.remove(&key);
+                shrink_if_sparse(&mut self.counts);
             }
         }
     }
@@ -121,6 +161,7 @@ impl RateLimiter {
             let dt = now.saturating_duration_since(b.last).as_secs_f64();
             b.tokens + dt * rate < burst
         });
+        shrink_if_sparse(&mut self.buckets);
         self.last_sweep = now;
     }
 
@@ -170,6 +211,12 @@ mod tests {
         let mapped = IpAddr::V6(Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped());
         assert_eq!(IpKey::of(mapped), IpKey::V4(Ipv4Addr::LOCALHOST));
         assert_ne!(IpKey::of(IpAddr::V6(Ipv6Addr::LOCALHOST)), IpKey::V4(Ipv4Addr::LOCALHOST));
+        // Networks: IPv4 /24, IPv6 /48.
+        let net = |s: &str| IpKey::of(s.parse().unwrap()).net();
+        assert_eq!(net("192.0.2.1"), net("192.0.2.200"));
+        assert_ne!(net("192.0.2.1"), net("192.0.3.1"));
+        assert_eq!(net("2001:db8:1:2::1"), net("2001:db8:1:ffff::1"));
+        assert_ne!(net("2001:db8:1::1"), net("2001:db8:2::1"));
     }
 
     #[test]

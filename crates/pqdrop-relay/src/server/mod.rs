@@ -80,14 +80,15 @@ struct State {
 
 impl State {
     fn add_room(&mut self, nameplate: &str, w: Waiter) {
-        self.pending_per_ip.increment(w.key);
+        self.pending_per_ip.increment_with_net(w.key);
         self.pool.take(nameplate);
         self.rooms.insert(nameplate.to_owned(), w);
     }
 
     fn remove_room(&mut self, nameplate: &str) -> Option<Waiter> {
         let w = self.rooms.remove(nameplate)?;
-        self.pending_per_ip.decrement(w.key);
+        crate::limits::shrink_if_sparse(&mut self.rooms);
+        self.pending_per_ip.decrement_with_net(w.key);
         self.pool.put_back(nameplate);
         Some(w)
     }
@@ -118,7 +119,7 @@ impl Drop for HandshakeSlot {
     fn drop(&mut self) {
         let mut per_ip = self.shared.per_ip();
         if let Some(e) = per_ip.hello_phase.remove(&self.seq) {
-            per_ip.handshakes.decrement(e.key);
+            per_ip.handshakes.decrement_with_net(e.key);
         }
     }
 }
@@ -463,6 +464,13 @@ fn admit_handshake(shared: &Arc<Shared>, addr: SocketAddr) -> Result<(HandshakeS
         );
         return Err((StatusCode::RateLimited, msg));
     }
+    if per_ip.handshakes.get(key.net()) >= cfg.max_handshakes_per_net {
+        let msg = format!(
+            "too many connections from your network still being set up (limit {} at once per IPv4 /24 or IPv6 /48); wait a few seconds and try again",
+            cfg.max_handshakes_per_net
+        );
+        return Err((StatusCode::RateLimited, msg));
+    }
     let now = Instant::now();
     let permit = match Arc::clone(&shared.handshakes).try_acquire_owned() {
         Ok(p) => p,
@@ -477,7 +485,7 @@ fn admit_handshake(shared: &Arc<Shared>, addr: SocketAddr) -> Result<(HandshakeS
                     let Some(e) = per_ip.hello_phase.remove(&seq) else {
                         return Err((StatusCode::RelayFull, MSG_FULL_HANDSHAKES.to_owned()));
                     };
-                    per_ip.handshakes.decrement(e.key);
+                    per_ip.handshakes.decrement_with_net(e.key);
                     let _ = e.evict.send(());
                     shared.counters.evicted.fetch_add(1, Ordering::Relaxed);
                     e.permit
@@ -486,7 +494,7 @@ fn admit_handshake(shared: &Arc<Shared>, addr: SocketAddr) -> Result<(HandshakeS
             }
         }
     };
-    per_ip.handshakes.increment(key);
+    per_ip.handshakes.increment_with_net(key);
     let seq = per_ip.next_seq;
     per_ip.next_seq += 1;
     let (evict, evicted) = oneshot::channel();

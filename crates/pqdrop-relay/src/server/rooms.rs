@@ -48,6 +48,13 @@ fn too_many_pending(max: usize) -> JoinDecision {
     )
 }
 
+fn too_many_pending_net(max: usize) -> JoinDecision {
+    JoinDecision::Refuse(
+        StatusCode::TooManyPendingFromAddress,
+        format!("too many codes waiting from your network (limit {max} per IPv4 /24 or IPv6 /48 on this relay); wait for one to be used or to expire"),
+    )
+}
+
 fn full(max: usize) -> JoinDecision {
     JoinDecision::Refuse(
         StatusCode::RelayFull,
@@ -140,6 +147,9 @@ fn local_decision(shared: &Arc<Shared>, peer: &mut Peer) -> Option<JoinDecision>
     if st.pending_per_ip.get(peer.key) >= cfg.max_pending_per_ip {
         return Some(too_many_pending(cfg.max_pending_per_ip));
     }
+    if st.pending_per_ip.get(peer.key.net()) >= cfg.max_pending_per_net {
+        return Some(too_many_pending_net(cfg.max_pending_per_net));
+    }
     if st.rooms.len() >= cfg.max_pending_total {
         return Some(full(cfg.max_pending_total));
     }
@@ -166,6 +176,10 @@ async fn fleet_decision(shared: &Arc<Shared>, fleet: &Arc<Fleet>, peer: &mut Pee
     let cfg = &shared.config;
     let id = {
         let mut st = shared.state();
+        // Per network, waiting rooms are counted by each instance.
+        if st.pending_per_ip.get(peer.key.net()) >= cfg.max_pending_per_net {
+            return too_many_pending_net(cfg.max_pending_per_net);
+        }
         let id = st.next_id;
         st.next_id = st.next_id.wrapping_add(1);
         id

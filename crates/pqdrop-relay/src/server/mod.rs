@@ -326,7 +326,7 @@ impl Relay {
     /// Binds the relay's listening socket.
     pub async fn bind(addr: SocketAddr, config: RelayConfig) -> Result<Relay, RelayError> {
         config.validate()?;
-        let listener = TcpListener::bind(addr).await.map_err(|source| RelayError::Bind { addr, source })?;
+        let listener = listen(addr).map_err(|source| RelayError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| RelayError::Bind { addr, source })?;
         let (shutdown, _) = watch::channel(false);
         let fleet = match &config.fleet {
@@ -413,6 +413,20 @@ impl Relay {
         info!("relay stopped");
         Ok(())
     }
+}
+
+/// How many connections the kernel may queue before `accept` (capped by
+/// `net.core.somaxconn`, 4096 by default on Linux). tokio's default of 1024
+/// overflows when a thousand peers arrive at once, and each overflowed SYN
+/// costs its client a one-second retransmission.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    #[cfg(unix)]
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(LISTEN_BACKLOG)
 }
 
 fn accept(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, stream: TcpStream, addr: SocketAddr) {

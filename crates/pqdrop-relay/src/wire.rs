@@ -374,6 +374,22 @@ pub(crate) fn status_bytes(code: StatusCode, message: &str) -> Vec<u8> {
     out
 }
 
+/// For the fuzz target: parses `buf` as a hello and, when one parses, checks
+/// that it took at most 18 bytes and that encoding it again gives exactly
+/// those bytes (one encoding per hello). Panics if not.
+#[doc(hidden)]
+pub fn fuzz_hello(buf: &[u8]) {
+    if let Decoded::Done(h, used) = parse_hello(buf) {
+        assert!(used <= buf.len() && used <= 18, "a hello is at most 18 bytes");
+        let again = if h.version == PROTOCOL_VERSION_1 {
+            hello_bytes(h.nameplate.as_deref().unwrap_or(""), h.role)
+        } else {
+            hello_v2_bytes(h.nameplate.as_deref(), h.role, h.redirected)
+        };
+        assert_eq!(again.ok().as_deref(), Some(&buf[..used]), "a parsed hello re-encodes to its bytes");
+    }
+}
+
 /// Reads one IxiVarUInt from `r` without reading past it.
 async fn read_varuint<R: AsyncRead + Unpin>(r: &mut R) -> Result<u64, RelayError> {
     let mut first = [0u8; 1];

@@ -89,3 +89,52 @@ async fn a_refused_connection_lingers_without_a_slot() {
     .await
     .expect("test timed out");
 }
+
+/// Connects from `from` (a loopback source address of the test's choosing).
+async fn connect_from(from: [u8; 4], to: std::net::SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind((std::net::Ipv4Addr::from(from), 0).into()).expect("bind a loopback source address");
+    sock.connect(to).await.expect("connect")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_rooms_are_capped_per_network() {
+    timeout(LIMIT, async {
+        let (addr, _) = start(RelayConfig { max_pending_per_net: 2, ..cfg(64) }).await;
+        let mut held = Vec::new();
+        for (i, host) in [1u8, 2].into_iter().enumerate() {
+            let mut s = connect_from([127, 0, 9, host], addr).await;
+            s.write_all(&hello_bytes(&(300 + i).to_string(), Role::Sender).unwrap()).await.unwrap();
+            assert_eq!(status(&mut s).await, 0);
+            held.push(s);
+        }
+        // A third address of the same /24 is refused; another /24 is not.
+        let mut s = connect_from([127, 0, 9, 3], addr).await;
+        s.write_all(&hello_bytes("302", Role::Sender).unwrap()).await.unwrap();
+        let (code, msg) = timeout(Duration::from_secs(10), read_status(&mut s)).await.unwrap().unwrap();
+        assert_eq!(code, 17, "{msg}");
+        assert!(msg.contains("your network"), "{msg}");
+        let mut s = connect_from([127, 0, 10, 1], addr).await;
+        s.write_all(&hello_bytes("303", Role::Sender).unwrap()).await.unwrap();
+        assert_eq!(status(&mut s).await, 0);
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_in_the_hello_phase_are_capped_per_network() {
+    timeout(LIMIT, async {
+        let (addr, _) = start(RelayConfig { max_handshakes_per_net: 2, hello_evict_after: Duration::from_secs(60), ..cfg(64) }).await;
+        let _a = connect_from([127, 0, 11, 1], addr).await;
+        let _b = connect_from([127, 0, 11, 2], addr).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut c = connect_from([127, 0, 11, 3], addr).await;
+        assert_eq!(status(&mut c).await, 19, "a third silent connection from the /24");
+        let mut d = connect_from([127, 0, 12, 1], addr).await;
+        d.write_all(&hello_bytes("304", Role::Sender).unwrap()).await.unwrap();
+        assert_eq!(status(&mut d).await, 0, "another /24 is not affected");
+    })
+    .await
+    .expect("test timed out");
+}

@@ -72,7 +72,7 @@ pub use error::RelayError;
 pub use metrics::{bind_metrics, serve_metrics};
 pub use server::{DirectoryStats, Relay, RelayStats, StatsHandle};
 #[doc(hidden)]
-pub use wire::fuzz_hello;
+pub use wire::{check_hello, fuzz_hello};
 pub use wire::{
     hello_bytes, hello_v2_bytes, read_status, Role, StatusCode, MAGIC, MAX_HELLO_READ, MAX_NAMEPLATE_LEN, MAX_STATUS_MESSAGE_LEN,
     PROTOCOL_VERSION, PROTOCOL_VERSION_1,

@@ -374,6 +374,17 @@ pub(crate) fn status_bytes(code: StatusCode, message: &str) -> Vec<u8> {
     out
 }
 
+/// For tests and vectors: how the relay reads `buf` as a hello: `Ok(Some(n))`
+/// a complete hello of `n` bytes, `Ok(None)` incomplete so far, `Err` refused.
+#[doc(hidden)]
+pub fn check_hello(buf: &[u8]) -> Result<Option<usize>, &'static str> {
+    match parse_hello(buf) {
+        Decoded::Done(_, n) => Ok(Some(n)),
+        Decoded::Incomplete => Ok(None),
+        Decoded::Invalid(e) => Err(e),
+    }
+}
+
 /// For the fuzz target: parses `buf` as a hello and, when one parses, checks
 /// that it took at most 18 bytes and that encoding it again gives exactly
 /// those bytes (one encoding per hello). Panics if not.

@@ -19,6 +19,8 @@
 #                  gets an allocated nameplate at instance i, its receiver
 #                  arrives at instance i+1 and is redirected; all pairs are
 #                  held idle 3 s, then each moves --mib MiB, verified.
+#                  Three real `pqdrop` transfers of 32 MiB run through the
+#                  fleet at the same time and are verified.
 #   pairs-single   the same N pairs on one relay without Redis.
 #   waiting        --rooms waiting rooms across the fleet.
 #   attack-single  128 attacking addresses x 16 connections against one relay
@@ -105,10 +107,47 @@ run() { # NAME ARGS...
 
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 
+# Real pqdrop transfers next to the load: 3 files of 32 MiB, each sender on
+# instance k and its receiver on instance k+1 (redirected), started in the
+# background; real_transfers_check waits for them and verifies every byte.
+real_transfers_start() {
+  IFS=, read -ra R <<<"$RELAYS"
+  REAL=()
+  for k in 0 1 2; do
+    [ -f "$TMP/real-$k.bin" ] || head -c $((32 << 20)) /dev/urandom >"$TMP/real-$k.bin"
+    rm -rf "$TMP/real-out-$k"; mkdir -p "$TMP/real-out-$k"
+    local code="$((5001 + k))-lemon-tiger" s="${R[$((k % ${#R[@]}))]}" r="${R[$(((k + 1) % ${#R[@]}))]}"
+    (
+      sleep 4 # into the load's transfer phase (it pairs, then idles 3 s)
+      timeout 300 "$PQDROP_BIN" send --relay "$s" --code "$code" "$TMP/real-$k.bin" 2>"$TMP/real-send-$k.log" &
+      sleep 0.5
+      t0=$(date +%s.%N)
+      timeout 300 "$PQDROP_BIN" receive --relay "$r" --yes -o "$TMP/real-out-$k" "$code" 2>"$TMP/real-recv-$k.log"
+      rc=$?
+      wait
+      echo "$rc $(echo "$(date +%s.%N) - $t0" | bc)" >"$TMP/real-$k.result"
+    ) &
+    REAL+=($!)
+  done
+}
+
+real_transfers_check() {
+  local out="" ok=0
+  for k in 0 1 2; do
+    wait "${REAL[$k]}" || true
+    read -r rc secs <"$TMP/real-$k.result" || { rc=1; secs=0; }
+    if [ "$rc" = 0 ] && cmp -s "$TMP/real-$k.bin" "$TMP/real-out-$k/real-$k.bin"; then ok=$((ok + 1)); fi
+    out="$out${out:+,}$secs"
+  done
+  echo "{\"scenario\":\"real-pqdrop-transfers-during-$1\",\"result\":{\"transfers\":3,\"mib_each\":32,\"verified\":$ok,\"receiver_wall_s\":[$out]}}"
+}
+
 start_redis
 if want pairs-fleet; then
   start_relays 3 fleet
+  real_transfers_start
   run pairs-fleet pairs --relays "$RELAYS" --pids "$RPIDS" --pairs "$PAIRS" --mib "$MIB"
+  real_transfers_check pairs-fleet
   stop_relays
 fi
 if want pairs-single; then

@@ -12,7 +12,8 @@ use pqdrop_relay::{FleetConfig, Relay, RelayConfig};
 #[command(after_help = "Examples:\n  \
     pqdrop relay                          # listens on 0.0.0.0:4733\n  \
     pqdrop relay --listen 127.0.0.1:9000\n  \
-    PQDROP_RELAY=relay.example.org:4733 pqdrop send file   # use it\n\n\
+    PQDROP_RELAY=relay.example.org:4733 pqdrop send file   # use it\n  \
+    pqdrop relay --redis redis://10.0.0.5:6379 --advertise relay1.example.org:4733   # one instance of a fleet\n\n\
 Logs go to stderr (RUST_LOG=debug for more). SIGTERM or Ctrl-C stops accepting,\n\
 tells waiting peers, and lets running transfers finish for up to the grace period.")]
 pub struct RelayArgs {
@@ -20,25 +21,25 @@ pub struct RelayArgs {
     #[arg(long, default_value = "0.0.0.0:4733", value_name = "ADDR")]
     pub listen: SocketAddr,
     /// Codes that may wait at once per client address.
-    #[arg(long, default_value_t = RelayConfig::default().max_pending_per_ip)]
+    #[arg(long, default_value_t = RelayConfig::default().max_pending_per_ip, value_name = "N")]
     pub max_pending_per_ip: usize,
     /// Codes that may wait at once per client network (IPv4 /24, IPv6 /48).
     #[arg(long, default_value_t = RelayConfig::default().max_pending_per_net, value_name = "N")]
     pub max_pending_per_net: usize,
     /// Codes that may wait at once in total.
-    #[arg(long, default_value_t = RelayConfig::default().max_pending_total)]
+    #[arg(long, default_value_t = RelayConfig::default().max_pending_total, value_name = "N")]
     pub max_pending: usize,
     /// Seconds a code waits for its second peer.
-    #[arg(long, default_value_t = RelayConfig::default().waiting_timeout.as_secs())]
+    #[arg(long, default_value_t = RelayConfig::default().waiting_timeout.as_secs(), value_name = "SECS")]
     pub waiting_timeout: u64,
     /// Seconds a paired transfer may stay idle.
-    #[arg(long, default_value_t = RelayConfig::default().idle_timeout.as_secs())]
+    #[arg(long, default_value_t = RelayConfig::default().idle_timeout.as_secs(), value_name = "SECS")]
     pub idle_timeout: u64,
     /// Move bytes with Linux splice(2) instead of a user-space copy.
     #[arg(long)]
     pub splice: bool,
     /// Seconds running transfers get to finish after SIGTERM.
-    #[arg(long, default_value_t = RelayConfig::default().shutdown_grace.as_secs())]
+    #[arg(long, default_value_t = RelayConfig::default().shutdown_grace.as_secs(), value_name = "SECS")]
     pub shutdown_grace: u64,
     /// New connections per second per client address (token bucket rate).
     #[arg(long, default_value_t = RelayConfig::default().join_rate_per_sec, value_name = "N")]

@@ -98,13 +98,15 @@ def parse_hello(b):
             return "incomplete"
         n, pos = r
         minimum = 0 if (version == 2 and role == 1) else 1
-        if not (minimum <= n <= 10):
+        if not (minimum <= n <= 5):
             return "bad"
         name = b[pos:pos + n]
-        if not all(0x30 <= c <= 0x39 for c in name):
+        if not all(0x30 <= c <= 0x39 for c in name) or name[:1] == b"0":
             return "bad"
         if len(name) < n:
             return "incomplete"
+        if n and int(name) > 65535:
+            return "bad"
         fields = (version, role, flags, name.decode("ascii"))
         return fields, pos + n
     except ValueError:

@@ -190,6 +190,22 @@ impl Nameplate {
     pub fn get(&self) -> u32 {
         self.0
     }
+
+    /// Most decimal digits of a nameplate on the wire (`65535`).
+    pub const MAX_DIGITS: usize = 5;
+
+    /// The nameplate as sent on the wire (relay hello, LAN announcement,
+    /// PROTOCOL.md §9.1, §10): its canonical decimal form, 1 to 5 ASCII digits
+    /// without a leading zero, at most 65535. The one rule every part of
+    /// pqdrop applies to a nameplate it reads from the network; what users
+    /// type goes through [`FromStr`](std::str::FromStr) instead, which is lenient.
+    pub fn from_wire(digits: &[u8]) -> Option<Nameplate> {
+        if digits.is_empty() || digits.len() > Self::MAX_DIGITS || digits[0] == b'0' || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = digits.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+        Nameplate::new(n).ok()
+    }
 }
 
 impl fmt::Display for Nameplate {
@@ -462,6 +478,17 @@ impl Drop for Code {
 mod tests {
     use super::*;
     use proptest::prelude::{prop_assert_eq, proptest};
+
+    #[test]
+    fn nameplates_on_the_wire_have_one_form() {
+        for (wire, want) in [("1", Some(1)), ("42", Some(42)), ("65535", Some(65_535)), ("999", Some(999))] {
+            assert_eq!(Nameplate::from_wire(wire.as_bytes()).map(|n| n.get()), want, "{wire}");
+            assert_eq!(Nameplate::from_wire(wire.as_bytes()).map(|n| n.to_string()).as_deref(), Some(wire));
+        }
+        for bad in ["", "0", "07", "65536", "123456", "1a", " 1", "+1", "-1"] {
+            assert_eq!(Nameplate::from_wire(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
 
     /// Deterministic CryptoRng for tests: SHA-256 in counter mode over a seed.
     struct TestRng {

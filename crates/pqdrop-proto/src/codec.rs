@@ -78,6 +78,19 @@ pub fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// How many bytes an IxiVarUInt takes, from its first byte alone (so that a
+/// stream reader knows how much more to read); reserved prefixes are refused.
+pub fn varuint_len_from_first(first: u8) -> Result<usize> {
+    match first {
+        b if u64::from(b) <= ONE_BYTE_MAX => Ok(1),
+        PREFIX_U16 => Ok(3),
+        PREFIX_U32 => Ok(5),
+        PREFIX_U64 => Ok(9),
+        0xF8..=0xFA => Err(Error::Decode { what: "varuint", why: "signed (negative) prefix in an unsigned field" }),
+        _ => Err(Error::Decode { what: "varuint", why: "reserved prefix byte" }),
+    }
+}
+
 /// Outcome of decoding a varuint from a buffer that may be incomplete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Partial<T> {

@@ -6,7 +6,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 
-use crate::wire::{hello_bytes, hello_v2_bytes, read_status, valid_nameplate, PROTOCOL_VERSION, PROTOCOL_VERSION_1};
+use pqdrop_proto::code::Nameplate;
+
+use crate::wire::{hello_bytes, hello_v2_bytes, nameplate_of, read_status, PROTOCOL_VERSION, PROTOCOL_VERSION_1};
 use crate::{RelayError, Role, StatusCode};
 
 /// The relay client's deadlines. Nothing it does waits without one: a relay
@@ -32,16 +34,15 @@ impl Default for ClientTimeouts {
 
 /// What a client asks the relay for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rendezvous<'a> {
-    /// The room of this nameplate (1 to 10 ASCII digits): a receiver, or a
-    /// sender given a code.
-    Claim(&'a str),
+pub enum Rendezvous {
+    /// The room of this nameplate: a receiver, or a sender given a code.
+    Claim(Nameplate),
     /// A sender without a code: a free nameplate chosen by the relay, the
     /// smallest one free. A relay that speaks only version 1 cannot allocate;
     /// then `fallback` (chosen by the client) is claimed instead.
     Allocate {
         /// The nameplate to claim from a version-1 relay.
-        fallback: &'a str,
+        fallback: Nameplate,
     },
 }
 
@@ -51,7 +52,7 @@ pub struct Paired {
     /// The connection; its next byte is the first byte from the other peer.
     pub stream: TcpStream,
     /// The nameplate of the room: the one claimed, or the one allocated.
-    pub nameplate: String,
+    pub nameplate: Nameplate,
 }
 
 /// Connects to the relay at `addr` (`host:port`), sends the hello for
@@ -61,8 +62,8 @@ pub struct Paired {
 /// from the other peer). Any other status is returned as
 /// [`RelayError::Refused`] with the relay's code and message.
 ///
-/// The nameplate must be 1 to 10 ASCII digits ([`RelayError::InvalidNameplate`]
-/// otherwise; nothing is sent). `TCP_NODELAY` and TCP keepalive are set from
+/// The nameplate must be canonical decimal, 1 to 65535
+/// ([`RelayError::InvalidNameplate`] otherwise; nothing is sent). `TCP_NODELAY` and TCP keepalive are set from
 /// the first byte, so a relay host that vanishes while we wait is noticed.
 /// Deadlines are [`ClientTimeouts::default`]; see [`connect_with`].
 pub async fn connect(addr: &str, nameplate: &str, role: Role, on_waiting: impl FnOnce()) -> Result<TcpStream, RelayError> {
@@ -77,7 +78,8 @@ pub async fn connect_with(
     on_waiting: impl FnOnce(),
     limits: ClientTimeouts,
 ) -> Result<TcpStream, RelayError> {
-    Ok(rendezvous(addr, Rendezvous::Claim(nameplate), role, |_| on_waiting(), limits).await?.stream)
+    let np = nameplate_of(nameplate).ok_or(RelayError::InvalidNameplate)?;
+    Ok(rendezvous(addr, Rendezvous::Claim(np), role, |_| on_waiting(), limits).await?.stream)
 }
 
 /// The whole client side of PROTOCOL.md §9: connects to `addr`, asks for
@@ -88,27 +90,28 @@ pub async fn connect_with(
 /// allocation, after it has said which nameplate).
 pub async fn rendezvous(
     addr: &str,
-    request: Rendezvous<'_>,
+    request: Rendezvous,
     role: Role,
-    on_waiting: impl FnOnce(&str),
+    on_waiting: impl FnOnce(Nameplate),
     limits: ClientTimeouts,
 ) -> Result<Paired, RelayError> {
     let (mut claim, allocate) = match request {
-        Rendezvous::Claim(np) => (np.to_owned(), false),
-        Rendezvous::Allocate { fallback } => (fallback.to_owned(), true),
+        Rendezvous::Claim(np) => (np, false),
+        Rendezvous::Allocate { fallback } => (fallback, true),
     };
-    if !valid_nameplate(claim.as_bytes()) || (allocate && role != Role::Sender) {
+    if allocate && role != Role::Sender {
         return Err(RelayError::InvalidNameplate);
     }
+    let digits = |n: Nameplate| n.to_string();
     let mut addr = addr.to_owned();
     let mut version = PROTOCOL_VERSION;
     let mut redirected = false;
     let mut on_waiting = Some(on_waiting);
     'connection: loop {
         let hello = if version == PROTOCOL_VERSION {
-            hello_v2_bytes((!allocate).then_some(claim.as_str()), role, redirected)?
+            hello_v2_bytes((!allocate).then(|| digits(claim)).as_deref(), role, redirected)?
         } else {
-            hello_bytes(&claim, role)?
+            hello_bytes(&digits(claim), role)?
         };
         let mut stream = open(&addr, &hello, limits).await?;
         let late = |what: &'static str, d: Duration| RelayError::Timeout { addr: addr.clone(), what, secs: d.as_secs_f64() };
@@ -121,17 +124,14 @@ pub async fn rendezvous(
             match StatusCode::from_code(code) {
                 Some(StatusCode::Waiting) => {
                     if let Some(f) = on_waiting.take() {
-                        f(&claim);
+                        f(claim);
                         deadline = Instant::now() + limits.pairing;
                         what = ("to pair us with the other side", limits.pairing);
                     }
                 }
                 Some(StatusCode::Paired) => return Ok(Paired { stream, nameplate: claim }),
                 Some(StatusCode::Allocated) if allocate && version == PROTOCOL_VERSION && was_first => {
-                    if !valid_nameplate(message.as_bytes()) {
-                        return Err(RelayError::Protocol("allocated nameplate is not 1 to 10 digits"));
-                    }
-                    claim = message;
+                    claim = nameplate_of(&message).ok_or(RelayError::Protocol("allocated nameplate is not a nameplate (1 to 65535)"))?;
                 }
                 Some(StatusCode::Redirect) if version == PROTOCOL_VERSION && was_first => {
                     if redirected {

@@ -47,8 +47,8 @@ pub enum RelayError {
         /// The relay's message for humans (control characters replaced).
         message: String,
     },
-    /// The nameplate is not 1 to 10 ASCII digits.
-    #[error("invalid nameplate: it must be 1 to 10 digits")]
+    /// The nameplate is not canonical decimal from 1 to 65535.
+    #[error("invalid nameplate: it must be a number from 1 to 65535, without leading zeros")]
     InvalidNameplate,
     /// The relay closed the connection before pairing.
     #[error("the relay closed the connection before pairing us with the other side (it may have stopped or restarted); run the same command again")]

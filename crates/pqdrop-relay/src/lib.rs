@@ -14,7 +14,7 @@
 //! PROTOCOL.md §9 is the specification; in short:
 //!
 //! * the client sends a hello: magic `pqdr`, the version (1 or 2), its role,
-//!   (version 2) flags, and a nameplate of 1 to 10 ASCII digits, or (version
+//!   (version 2) flags, and a nameplate (canonical decimal, 1 to 65535), or (version
 //!   2, senders) none, to have the relay allocate the smallest free one;
 //! * the relay answers with statuses `IxiVarUInt(code) || IxiBytes(message)`:
 //!   0 waiting, 1 paired (then the connection is a byte pipe to the other

@@ -1,6 +1,8 @@
-//! The relay's tiny private codec: IxiVarUInt / IxiBytes, the hello and the
-//! status messages. Deliberately independent of `pqdrop-proto`.
+//! The relay's messages: the hello and the status messages (PROTOCOL.md §9),
+//! over the protocol core's IxiVarUInt codec and nameplate rule.
 
+use pqdrop_proto::code::Nameplate;
+use pqdrop_proto::codec::{decode_varuint_partial, put_varuint, varuint_len_from_first, Partial};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::RelayError;
@@ -14,8 +16,9 @@ pub const PROTOCOL_VERSION: u64 = 2;
 /// The first relay protocol version: a nameplate chosen by the client, no
 /// redirects.
 pub const PROTOCOL_VERSION_1: u64 = 1;
-/// Longest nameplate, in ASCII digits.
-pub const MAX_NAMEPLATE_LEN: usize = 10;
+/// Longest nameplate, in ASCII digits (PROTOCOL.md §9.1: canonical decimal,
+/// 1 to 65535).
+pub const MAX_NAMEPLATE_LEN: usize = Nameplate::MAX_DIGITS;
 /// The relay reads at most this many bytes while looking for a hello.
 pub const MAX_HELLO_READ: usize = 64;
 /// Longest human-readable status message, in bytes.
@@ -168,69 +171,13 @@ pub(crate) enum Decoded<T> {
     Done(T, usize),
 }
 
-/// Appends `v` as an IxiVarUInt (shortest form).
-pub(crate) fn put_varuint(out: &mut Vec<u8>, v: u64) {
-    if v <= 0xF7 {
-        out.push(v as u8);
-    } else if let Ok(v) = u16::try_from(v) {
-        out.push(0xFC);
-        out.extend_from_slice(&v.to_le_bytes());
-    } else if let Ok(v) = u32::try_from(v) {
-        out.push(0xFD);
-        out.extend_from_slice(&v.to_le_bytes());
-    } else {
-        out.push(0xFE);
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-}
-
-/// How many bytes follow an IxiVarUInt's first byte, or why it is invalid.
-fn varuint_tail_len(first: u8) -> Result<usize, &'static str> {
-    match first {
-        0..=0xF7 => Ok(0),
-        0xFC => Ok(2),
-        0xFD => Ok(4),
-        0xFE => Ok(8),
-        _ => Err("reserved IxiVarUInt prefix"),
-    }
-}
-
-/// Decodes the value of an IxiVarUInt from its first byte and its `tail`
-/// (exactly `varuint_tail_len(first)` bytes), enforcing the shortest form.
-fn varuint_value(first: u8, tail: &[u8]) -> Result<u64, &'static str> {
-    let (v, min) = match (first, tail.len()) {
-        (0..=0xF7, 0) => return Ok(u64::from(first)),
-        (0xFC, 2) => (u64::from(u16::from_le_bytes([tail[0], tail[1]])), 0xF8),
-        (0xFD, 4) => (u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]])), 0x1_0000),
-        (0xFE, 8) => {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(tail);
-            (u64::from_le_bytes(b), 0x1_0000_0000)
-        }
-        _ => return Err("malformed IxiVarUInt"),
-    };
-    if v < min {
-        Err("IxiVarUInt not in shortest form")
-    } else {
-        Ok(v)
-    }
-}
-
-/// Decodes an IxiVarUInt from the front of `buf`.
+/// Decodes an IxiVarUInt from the front of `buf` (the core's codec).
 pub(crate) fn get_varuint(buf: &[u8]) -> Decoded<u64> {
-    let Some(&first) = buf.first() else {
-        return Decoded::Incomplete;
-    };
-    let tail = match varuint_tail_len(first) {
-        Ok(t) => t,
-        Err(e) => return Decoded::Invalid(e),
-    };
-    let Some(tail_bytes) = buf.get(1..1 + tail) else {
-        return Decoded::Incomplete;
-    };
-    match varuint_value(first, tail_bytes) {
-        Ok(v) => Decoded::Done(v, 1 + tail),
-        Err(e) => Decoded::Invalid(e),
+    match decode_varuint_partial(buf) {
+        Ok(Partial::Done(v, n)) => Decoded::Done(v, n),
+        Ok(Partial::NeedMore) => Decoded::Incomplete,
+        Err(pqdrop_proto::Error::Decode { why, .. }) => Decoded::Invalid(why),
+        Err(_) => Decoded::Invalid("malformed IxiVarUInt"),
     }
 }
 
@@ -241,14 +188,14 @@ pub(crate) struct Hello {
     pub(crate) version: u64,
     pub(crate) role: Role,
     /// `None`: a version-2 sender asks the relay to allocate one.
-    pub(crate) nameplate: Option<String>,
+    pub(crate) nameplate: Option<Nameplate>,
     /// Version 2: this connection follows a redirect (never redirect it again).
     pub(crate) redirected: bool,
 }
 
-/// Whether `s` is a valid nameplate: 1..=10 ASCII digits.
-pub(crate) fn valid_nameplate(s: &[u8]) -> bool {
-    (1..=MAX_NAMEPLATE_LEN).contains(&s.len()) && s.iter().all(u8::is_ascii_digit)
+/// The nameplate `s` names, if it is one in canonical form (PROTOCOL.md §9.1).
+pub(crate) fn nameplate_of(s: &str) -> Option<Nameplate> {
+    Nameplate::from_wire(s.as_bytes())
 }
 
 /// Version-2 hello flag: this connection follows a redirect.
@@ -304,19 +251,27 @@ pub(crate) fn parse_hello(buf: &[u8]) -> Decoded<Hello> {
     let min = if version == PROTOCOL_VERSION && role == Role::Sender { 0 } else { 1 };
     let len = match usize::try_from(len) {
         Ok(l) if (min..=MAX_NAMEPLATE_LEN).contains(&l) => l,
-        _ if min == 0 => return Decoded::Invalid("nameplate must be 0 (allocate one) to 10 digits"),
-        _ => return Decoded::Invalid("nameplate must be 1 to 10 digits"),
+        _ if min == 0 => return Decoded::Invalid("nameplate must be empty (allocate one) or 1 to 5 digits"),
+        _ => return Decoded::Invalid("nameplate must be 1 to 5 digits"),
     };
     let avail = &buf[pos..];
     let got = &avail[..avail.len().min(len)];
     if !got.iter().all(u8::is_ascii_digit) {
         return Decoded::Invalid("nameplate must be ASCII digits");
     }
+    if got.first() == Some(&b'0') {
+        return Decoded::Invalid("nameplate must not start with 0");
+    }
     if got.len() < len {
         return Decoded::Incomplete;
     }
-    // All ASCII digits, so this is valid UTF-8.
-    let nameplate = (len > 0).then(|| got.iter().map(|&b| char::from(b)).collect());
+    let nameplate = match len {
+        0 => None,
+        _ => match Nameplate::from_wire(got) {
+            Some(n) => Some(n),
+            None => return Decoded::Invalid("nameplate must be at most 65535"),
+        },
+    };
     Decoded::Done(Hello { version, role, nameplate, redirected }, pos + len)
 }
 
@@ -324,11 +279,11 @@ pub(crate) fn parse_hello(buf: &[u8]) -> Decoded<Hello> {
 /// only) a request for the relay to allocate one; `redirected` when this
 /// connection follows a redirect.
 ///
-/// Fails with [`RelayError::InvalidNameplate`] unless `nameplate` is 1 to 10
-/// ASCII digits, or `None` for a sender.
+/// Fails with [`RelayError::InvalidNameplate`] unless `nameplate` is a
+/// canonical nameplate (1 to 65535, no leading zero), or `None` for a sender.
 pub fn hello_v2_bytes(nameplate: Option<&str>, role: Role, redirected: bool) -> Result<Vec<u8>, RelayError> {
     let np = nameplate.unwrap_or("");
-    if !(valid_nameplate(np.as_bytes()) || (np.is_empty() && role == Role::Sender)) {
+    if !(nameplate_of(np).is_some() || (np.is_empty() && role == Role::Sender)) {
         return Err(RelayError::InvalidNameplate);
     }
     let mut out = Vec::with_capacity(MAGIC.len() + 4 + np.len());
@@ -344,10 +299,10 @@ pub fn hello_v2_bytes(nameplate: Option<&str>, role: Role, redirected: bool) -> 
 /// Encodes the version-1 hello for `nameplate` and `role` (what clients
 /// before version 2 send; the relay still serves them).
 ///
-/// Fails with [`RelayError::InvalidNameplate`] unless `nameplate` is 1 to 10
-/// ASCII digits.
+/// Fails with [`RelayError::InvalidNameplate`] unless `nameplate` is a
+/// canonical nameplate (1 to 65535, no leading zero).
 pub fn hello_bytes(nameplate: &str, role: Role) -> Result<Vec<u8>, RelayError> {
-    if !valid_nameplate(nameplate.as_bytes()) {
+    if nameplate_of(nameplate).is_none() {
         return Err(RelayError::InvalidNameplate);
     }
     let mut out = Vec::with_capacity(MAGIC.len() + 3 + nameplate.len());
@@ -386,16 +341,17 @@ pub fn check_hello(buf: &[u8]) -> Result<Option<usize>, &'static str> {
 }
 
 /// For the fuzz target: parses `buf` as a hello and, when one parses, checks
-/// that it took at most 18 bytes and that encoding it again gives exactly
+/// that it took at most 13 bytes and that encoding it again gives exactly
 /// those bytes (one encoding per hello). Panics if not.
 #[doc(hidden)]
 pub fn fuzz_hello(buf: &[u8]) {
     if let Decoded::Done(h, used) = parse_hello(buf) {
-        assert!(used <= buf.len() && used <= 18, "a hello is at most 18 bytes");
+        assert!(used <= buf.len() && used <= 13, "a hello is at most 13 bytes");
+        let np = h.nameplate.map(|n| n.to_string());
         let again = if h.version == PROTOCOL_VERSION_1 {
-            hello_bytes(h.nameplate.as_deref().unwrap_or(""), h.role)
+            hello_bytes(np.as_deref().unwrap_or(""), h.role)
         } else {
-            hello_v2_bytes(h.nameplate.as_deref(), h.role, h.redirected)
+            hello_v2_bytes(np.as_deref(), h.role, h.redirected)
         };
         assert_eq!(again.ok().as_deref(), Some(&buf[..used]), "a parsed hello re-encodes to its bytes");
     }
@@ -403,12 +359,15 @@ pub fn fuzz_hello(buf: &[u8]) {
 
 /// Reads one IxiVarUInt from `r` without reading past it.
 async fn read_varuint<R: AsyncRead + Unpin>(r: &mut R) -> Result<u64, RelayError> {
-    let mut first = [0u8; 1];
-    read_exact_or_closed(r, &mut first).await?;
-    let tail_len = varuint_tail_len(first[0]).map_err(RelayError::Protocol)?;
-    let mut tail = [0u8; 8];
-    read_exact_or_closed(r, &mut tail[..tail_len]).await?;
-    varuint_value(first[0], &tail[..tail_len]).map_err(RelayError::Protocol)
+    let mut buf = [0u8; 9];
+    read_exact_or_closed(r, &mut buf[..1]).await?;
+    let len = varuint_len_from_first(buf[0]).map_err(|_| RelayError::Protocol("reserved IxiVarUInt prefix"))?;
+    read_exact_or_closed(r, &mut buf[1..len]).await?;
+    match get_varuint(&buf[..len]) {
+        Decoded::Done(v, _) => Ok(v),
+        Decoded::Invalid(why) => Err(RelayError::Protocol(why)),
+        Decoded::Incomplete => Err(RelayError::Protocol("malformed IxiVarUInt")),
+    }
 }
 
 async fn read_exact_or_closed<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> Result<(), RelayError> {
@@ -445,6 +404,7 @@ mod tests {
     use super::*;
 
     fn enc(v: u64) -> Vec<u8> {
+        use pqdrop_proto::codec::put_varuint;
         let mut out = Vec::new();
         put_varuint(&mut out, v);
         out
@@ -473,7 +433,7 @@ mod tests {
     fn hello_roundtrip_and_prefixes() {
         let h = hello_bytes("4711", Role::Receiver).unwrap();
         assert_eq!(h, b"pqdr\x01\x02\x044711");
-        let want = Hello { version: 1, role: Role::Receiver, nameplate: Some("4711".into()), redirected: false };
+        let want = Hello { version: 1, role: Role::Receiver, nameplate: nameplate_of("4711"), redirected: false };
         let mut with_extra = h.clone();
         with_extra.extend_from_slice(b"xyz");
         assert_eq!(parse_hello(&with_extra), Decoded::Done(want, h.len()));
@@ -481,9 +441,10 @@ mod tests {
             assert_eq!(parse_hello(&h[..cut]), Decoded::Incomplete, "cut {cut}");
         }
         assert!(hello_bytes("", Role::Sender).is_err());
-        assert!(hello_bytes("12345678901", Role::Sender).is_err());
+        assert!(hello_bytes("65536", Role::Sender).is_err());
         assert!(hello_bytes("12a", Role::Sender).is_err());
-        assert!(hello_bytes("1234567890", Role::Sender).is_ok());
+        assert!(hello_bytes("07", Role::Sender).is_err());
+        assert!(hello_bytes("65535", Role::Sender).is_ok());
     }
 
     #[test]
@@ -504,10 +465,12 @@ mod tests {
         let h = hello_v2_bytes(None, Role::Sender, false).unwrap();
         assert_eq!(h, b"pqdr\x02\x01\x00\x00");
         let want = Hello { version: 2, role: Role::Sender, nameplate: None, redirected: false };
+        assert!(matches!(parse_hello(b"pqdr\x02\x01\x00\x0207"), Decoded::Invalid(_)), "a leading zero");
+        assert!(matches!(parse_hello(b"pqdr\x02\x01\x00\x0599999"), Decoded::Invalid(_)), "over 65535");
         assert_eq!(parse_hello(&h), Decoded::Done(want, h.len()));
         let h = hello_v2_bytes(Some("42"), Role::Receiver, true).unwrap();
         assert_eq!(h, b"pqdr\x02\x02\x01\x0242");
-        let want = Hello { version: 2, role: Role::Receiver, nameplate: Some("42".into()), redirected: true };
+        let want = Hello { version: 2, role: Role::Receiver, nameplate: nameplate_of("42"), redirected: true };
         assert_eq!(parse_hello(&h), Decoded::Done(want, h.len()));
         for cut in 0..h.len() {
             assert_eq!(parse_hello(&h[..cut]), Decoded::Incomplete, "cut {cut}");

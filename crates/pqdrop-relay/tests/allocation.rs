@@ -14,6 +14,10 @@ use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
+fn np(s: &str) -> pqdrop_proto::code::Nameplate {
+    pqdrop_proto::code::Nameplate::from_wire(s.as_bytes()).expect("a nameplate")
+}
+
 async fn start() -> SocketAddr {
     let config = RelayConfig { join_rate_per_sec: 1000.0, join_burst: 1000, max_pending_per_ip: 100, ..RelayConfig::default() };
     let relay = Relay::bind("127.0.0.1:0".parse().unwrap(), config).await.expect("bind");
@@ -87,9 +91,9 @@ async fn the_client_learns_its_allocated_nameplate() {
         let sender = tokio::spawn(async move {
             rendezvous(
                 &a,
-                Rendezvous::Allocate { fallback: "999" },
+                Rendezvous::Allocate { fallback: np("999") },
                 Role::Sender,
-                move |np| *w.lock().unwrap() = np.to_owned(),
+                move |n| *w.lock().unwrap() = n.to_string(),
                 ClientTimeouts::default(),
             )
             .await
@@ -100,11 +104,11 @@ async fn the_client_learns_its_allocated_nameplate() {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let np = waited.lock().unwrap().clone();
-        assert_eq!(np, "1", "the relay's number, not the fallback");
-        let r = rendezvous(&addr, Rendezvous::Claim(&np), Role::Receiver, |_| {}, ClientTimeouts::default()).await.expect("receiver");
+        let got = waited.lock().unwrap().clone();
+        assert_eq!(got, "1", "the relay's number, not the fallback");
+        let r = rendezvous(&addr, Rendezvous::Claim(np(&got)), Role::Receiver, |_| {}, ClientTimeouts::default()).await.expect("receiver");
         let s = sender.await.unwrap().expect("sender");
-        assert_eq!((s.nameplate.as_str(), r.nameplate.as_str()), ("1", "1"));
+        assert_eq!((s.nameplate, r.nameplate), (np("1"), np("1")));
     })
     .await
     .expect("test timed out");
@@ -144,15 +148,15 @@ async fn a_new_client_falls_back_to_version_1_on_an_old_relay() {
         let mut seen = None;
         let p = rendezvous(
             &addr.to_string(),
-            Rendezvous::Allocate { fallback: "321" },
+            Rendezvous::Allocate { fallback: np("321") },
             Role::Sender,
-            |np| seen = Some(np.to_owned()),
+            |n| seen = Some(n),
             ClientTimeouts::default(),
         )
         .await
         .expect("paired through the old relay");
-        assert_eq!(p.nameplate, "321", "an old relay cannot allocate: the fallback is claimed");
-        assert_eq!(seen.as_deref(), Some("321"));
+        assert_eq!(p.nameplate, np("321"), "an old relay cannot allocate: the fallback is claimed");
+        assert_eq!(seen, Some(np("321")));
         let hellos = relay.await.unwrap();
         assert_eq!(hellos, vec![hello_v2_bytes(None, Role::Sender, false).unwrap(), hello_bytes("321", Role::Sender).unwrap()]);
     })
@@ -182,12 +186,14 @@ async fn redirects_are_followed_once_and_checked() {
     timeout(LIMIT, async {
         // To itself: the second redirect is refused, not followed forever.
         let loops = redirecting_relay("").await;
-        let e =
-            rendezvous(&loops.to_string(), Rendezvous::Claim("5"), Role::Receiver, |_| {}, ClientTimeouts::default()).await.unwrap_err();
+        let e = rendezvous(&loops.to_string(), Rendezvous::Claim(np("5")), Role::Receiver, |_| {}, ClientTimeouts::default())
+            .await
+            .unwrap_err();
         assert!(matches!(e, RelayError::Protocol("redirected a second time")), "{e}");
         // Not host:port.
         let bad = redirecting_relay("no port here").await;
-        let e = rendezvous(&bad.to_string(), Rendezvous::Claim("5"), Role::Receiver, |_| {}, ClientTimeouts::default()).await.unwrap_err();
+        let e =
+            rendezvous(&bad.to_string(), Rendezvous::Claim(np("5")), Role::Receiver, |_| {}, ClientTimeouts::default()).await.unwrap_err();
         assert!(matches!(e, RelayError::Protocol("redirect address is not host:port")), "{e}");
     })
     .await

@@ -252,14 +252,16 @@ async fn different_nameplates_do_not_pair() {
         let relay = start(cfg()).await;
         let mut a = raw(relay.addr, "1", Role::Sender, b"").await;
         let mut b = raw(relay.addr, "2", Role::Receiver, b"").await;
-        // Same digits with a leading zero are a different room too.
-        let mut c = raw(relay.addr, "01", Role::Receiver, b"").await;
+        // A nameplate has one form: "01" is not another name for room 1 but a
+        // bad hello (PROTOCOL.md §9.1).
+        let mut c = TcpStream::connect(relay.addr).await.expect("connect");
+        c.write_all(b"pqdr\x01\x02\x0201").await.expect("send hello");
         assert_eq!(status(&mut a).await, 0);
         assert_eq!(status(&mut b).await, 0);
-        assert_eq!(status(&mut c).await, 0);
+        assert_eq!(status(&mut c).await, 21);
         assert_quiet(&mut a).await;
         assert_quiet(&mut b).await;
-        assert_eq!(relay.stats.snapshot().pending_rooms, 3);
+        assert_eq!(relay.stats.snapshot().pending_rooms, 2);
         assert_eq!(relay.stats.snapshot().active_sessions, 0);
         relay.stop(Duration::from_secs(5)).await;
     })

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use crate::limits::IpKey;
 use crate::{RelayError, Role};
+use pqdrop_proto::code::Nameplate;
 
 /// How long one Redis call may take before the directory counts as down.
 const CALL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -63,7 +64,7 @@ pub(crate) struct FleetStats {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Claim {
     /// The room is this instance's now (for an allocation: this nameplate).
-    Mine(String),
+    Mine(Nameplate),
     /// Someone waits there already.
     Occupied {
         /// The owner's instance id.
@@ -330,7 +331,7 @@ impl Fleet {
     /// nameplate) for `value`, under the fleet-wide limits.
     pub(crate) async fn claim(
         &self,
-        nameplate: Option<&str>,
+        nameplate: Option<Nameplate>,
         value: &str,
         addr: IpKey,
         cfg: &crate::RelayConfig,
@@ -340,7 +341,7 @@ impl Fleet {
             inv.key(k);
         }
         inv.key(format!("{}rate:{addr}", self.config.prefix));
-        inv.arg(nameplate.unwrap_or(""))
+        inv.arg(nameplate.map(|n| n.to_string()).unwrap_or_default())
             .arg(value)
             .arg(addr.to_string())
             .arg(millis(self.config.lease))
@@ -351,7 +352,7 @@ impl Fleet {
             .arg(super::MAX_ALLOCATED);
         let r: Vec<String> = self.call(&inv).await?;
         Ok(match r.first().map(String::as_str) {
-            Some("mine") => Claim::Mine(r.get(1).cloned().ok_or(Unavailable)?),
+            Some("mine") => Claim::Mine(r.get(1).and_then(|n| Nameplate::from_wire(n.as_bytes())).ok_or(Unavailable)?),
             Some("occupied") => {
                 let value = r.get(1).cloned().unwrap_or_default();
                 let mut parts = value.split('|');
@@ -368,21 +369,21 @@ impl Fleet {
     }
 
     /// Frees room `nameplate` if it is still `value`'s.
-    pub(crate) async fn release(&self, nameplate: &str, value: &str) -> Result<bool, Unavailable> {
+    pub(crate) async fn release(&self, nameplate: Nameplate, value: &str) -> Result<bool, Unavailable> {
         let mut inv = self.release.prepare_invoke();
         for k in &self.keys {
             inv.key(k);
         }
-        inv.arg(nameplate).arg(value);
+        inv.arg(nameplate.to_string()).arg(value);
         let n: i64 = self.call(&inv).await?;
         Ok(n == 1)
     }
 
     /// Renews this instance and its `rooms` (nameplate, value); returns the
     /// nameplates that someone else holds now.
-    pub(crate) async fn renew(&self, rooms: &[(String, String)]) -> Result<Vec<String>, Unavailable> {
+    pub(crate) async fn renew(&self, rooms: &[(Nameplate, String)]) -> Result<Vec<Nameplate>, Unavailable> {
         let mut lost = Vec::new();
-        let mut batches: Vec<&[(String, String)]> = rooms.chunks(RENEW_BATCH).collect();
+        let mut batches: Vec<&[(Nameplate, String)]> = rooms.chunks(RENEW_BATCH).collect();
         if batches.is_empty() {
             batches.push(&[]);
         }
@@ -393,10 +394,10 @@ impl Fleet {
             }
             inv.arg(&self.instance).arg(&self.config.advertise).arg(millis(self.config.lease)).arg(millis(self.config.lease));
             for (np, v) in batch {
-                inv.arg(np).arg(v);
+                inv.arg(np.to_string()).arg(v);
             }
-            let mut l: Vec<String> = self.call(&inv).await?;
-            lost.append(&mut l);
+            let l: Vec<String> = self.call(&inv).await?;
+            lost.extend(l.iter().filter_map(|n| Nameplate::from_wire(n.as_bytes())));
         }
         Ok(lost)
     }

@@ -5,15 +5,14 @@
 
 pub(crate) mod fleet;
 
-/// The largest nameplate a relay allocates: the largest a pqdrop code carries
-/// (PROTOCOL.md §3).
-pub(crate) const MAX_ALLOCATED: u32 = 65_535;
+use pqdrop_proto::code::Nameplate;
 
-/// The canonical nameplates (decimal, no leading zero, at most
-/// [`MAX_ALLOCATED`]) in use on a single relay, as a bitmap, so that the
-/// smallest free one is found in a few hundred word reads however many rooms
-/// wait. Rooms with other names ("007", "4294967295") are not tracked: an
-/// allocation never produces them.
+/// The largest nameplate a relay allocates: the largest there is
+/// (PROTOCOL.md §9.1).
+pub(crate) const MAX_ALLOCATED: u32 = Nameplate::MAX;
+
+/// The nameplates in use on a single relay, as a bitmap, so that the smallest
+/// free one is found in a few hundred word reads however many rooms wait.
 #[derive(Debug)]
 pub(crate) struct NameplatePool {
     words: Vec<u64>,
@@ -28,38 +27,24 @@ impl Default for NameplatePool {
     }
 }
 
-/// The value of a canonical allocatable nameplate, if `np` is one.
-pub(crate) fn canonical(np: &str) -> Option<u32> {
-    if np.starts_with('0') || np.len() > 5 {
-        return None;
-    }
-    np.parse::<u32>().ok().filter(|n| (1..=MAX_ALLOCATED).contains(n))
-}
-
 impl NameplatePool {
-    /// Marks `np` used (a no-op for a name the pool does not track).
-    pub(crate) fn take(&mut self, np: &str) {
-        if let Some(n) = canonical(np) {
-            self.words[n as usize / 64] |= 1 << (n % 64);
-        }
+    /// Marks `np` used.
+    pub(crate) fn take(&mut self, np: Nameplate) {
+        let n = np.get() as usize;
+        self.words[n / 64] |= 1 << (n % 64);
     }
 
     /// Marks `np` free again.
-    pub(crate) fn put_back(&mut self, np: &str) {
-        if let Some(n) = canonical(np) {
-            self.words[n as usize / 64] &= !(1 << (n % 64));
-        }
+    pub(crate) fn put_back(&mut self, np: Nameplate) {
+        let n = np.get() as usize;
+        self.words[n / 64] &= !(1 << (n % 64));
     }
 
     /// Takes and returns the smallest free nameplate, if any is left.
-    pub(crate) fn allocate(&mut self) -> Option<String> {
+    pub(crate) fn allocate(&mut self) -> Option<Nameplate> {
         let (i, w) = self.words.iter().enumerate().find(|(_, w)| **w != u64::MAX)?;
-        let n = i as u32 * 64 + w.trailing_ones();
-        if n > MAX_ALLOCATED {
-            return None;
-        }
-        let np = n.to_string();
-        self.take(&np);
+        let np = Nameplate::new(i as u32 * 64 + w.trailing_ones()).ok()?;
+        self.take(np);
         Some(np)
     }
 }
@@ -68,20 +53,23 @@ impl NameplatePool {
 mod tests {
     use super::*;
 
+    fn np(n: u32) -> Nameplate {
+        Nameplate::new(n).unwrap()
+    }
+
     #[test]
     fn smallest_free_first_and_reused() {
         let mut p = NameplatePool::default();
-        assert_eq!(p.allocate().as_deref(), Some("1"));
-        p.take("2");
-        p.take("07"); // not canonical: not tracked
-        assert_eq!(p.allocate().as_deref(), Some("3"));
-        p.put_back("1");
-        assert_eq!(p.allocate().as_deref(), Some("1"));
+        assert_eq!(p.allocate(), Some(np(1)));
+        p.take(np(2));
+        assert_eq!(p.allocate(), Some(np(3)));
+        p.put_back(np(1));
+        assert_eq!(p.allocate(), Some(np(1)));
         for want in 4..=200u32 {
-            assert_eq!(p.allocate(), Some(want.to_string()));
+            assert_eq!(p.allocate(), Some(np(want)));
         }
-        p.put_back("150");
-        assert_eq!(p.allocate().as_deref(), Some("150"));
+        p.put_back(np(150));
+        assert_eq!(p.allocate(), Some(np(150)));
     }
 
     #[test]
@@ -91,9 +79,7 @@ mod tests {
             assert!(p.allocate().is_some());
         }
         assert_eq!(p.allocate(), None);
-        p.put_back("65535");
-        assert_eq!(p.allocate().as_deref(), Some("65535"));
-        assert_eq!(canonical("65536"), None);
-        assert_eq!(canonical("0"), None);
+        p.put_back(np(65_535));
+        assert_eq!(p.allocate(), Some(np(65_535)));
     }
 }

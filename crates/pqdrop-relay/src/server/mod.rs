@@ -19,6 +19,7 @@ use crate::directory::NameplatePool;
 use crate::limits::{IpKey, PerIpCounter, RateDecision, RateLimiter};
 use crate::wire::{parse_hello, status_bytes, Decoded, Hello, ERROR_CODES, MAX_HELLO_READ};
 use crate::{RelayConfig, RelayError, Role, StatusCode};
+use pqdrop_proto::code::Nameplate;
 
 mod rooms;
 mod upkeep;
@@ -70,7 +71,7 @@ struct Counters {
 
 #[derive(Debug)]
 struct State {
-    rooms: HashMap<String, Waiter>,
+    rooms: HashMap<Nameplate, Waiter>,
     pending_per_ip: PerIpCounter,
     /// Which canonical nameplates the rooms use (for allocation).
     pool: NameplatePool,
@@ -79,14 +80,14 @@ struct State {
 }
 
 impl State {
-    fn add_room(&mut self, nameplate: &str, w: Waiter) {
+    fn add_room(&mut self, nameplate: Nameplate, w: Waiter) {
         self.pending_per_ip.increment_with_net(w.key);
         self.pool.take(nameplate);
-        self.rooms.insert(nameplate.to_owned(), w);
+        self.rooms.insert(nameplate, w);
     }
 
-    fn remove_room(&mut self, nameplate: &str) -> Option<Waiter> {
-        let w = self.rooms.remove(nameplate)?;
+    fn remove_room(&mut self, nameplate: Nameplate) -> Option<Waiter> {
+        let w = self.rooms.remove(&nameplate)?;
         crate::limits::shrink_if_sparse(&mut self.rooms);
         self.pending_per_ip.decrement_with_net(w.key);
         self.pool.put_back(nameplate);
@@ -215,10 +216,10 @@ impl Shared {
     }
 
     /// Removes room `nameplate` if it is still waiter `id`'s.
-    fn remove_room_if(&self, nameplate: &str, id: u64) {
+    fn remove_room_if(&self, nameplate: Nameplate, id: u64) {
         let removed = {
             let mut st = self.state();
-            if st.rooms.get(nameplate).map(|w| w.id) == Some(id) {
+            if st.rooms.get(&nameplate).map(|w| w.id) == Some(id) {
                 st.remove_room(nameplate)
             } else {
                 None
@@ -231,11 +232,11 @@ impl Shared {
 
     /// Frees a removed room in the fleet's directory (in the background: a
     /// release that fails leaves only a lease that runs out by itself).
-    fn release_in_directory(&self, nameplate: &str, w: &Waiter) {
+    fn release_in_directory(&self, nameplate: Nameplate, w: &Waiter) {
         if let (Some(fleet), Some(value)) = (&self.fleet, &w.value) {
-            let (fleet, np, value) = (Arc::clone(fleet), nameplate.to_owned(), value.clone());
+            let (fleet, value) = (Arc::clone(fleet), value.clone());
             tokio::spawn(async move {
-                let _ = fleet.release(&np, &value).await;
+                let _ = fleet.release(nameplate, &value).await;
             });
         }
     }

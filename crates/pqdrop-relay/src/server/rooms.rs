@@ -17,12 +17,13 @@ use crate::limits::IpKey;
 use crate::pipe::{self, End, Moved};
 use crate::wire::status_bytes;
 use crate::{Role, StatusCode};
+use pqdrop_proto::code::Nameplate;
 
 enum JoinDecision {
     Refuse(StatusCode, String),
-    Pair(Waiter, SessionSlot),
-    /// Wait in the room (id, arrivals, allocated?).
-    Wait(u64, oneshot::Receiver<Arrival>, bool),
+    Pair(Waiter, SessionSlot, Nameplate),
+    /// Wait in the room (id, arrivals, allocated?, the room).
+    Wait(u64, oneshot::Receiver<Arrival>, bool, Nameplate),
     /// Send the client to this instance.
     Redirect(String),
     /// Look again in a moment (a room of this instance is being set up or
@@ -34,7 +35,7 @@ enum JoinDecision {
 /// up or taken down, before it treats the directory entry as stale.
 const RETRIES: u32 = 5;
 
-fn room_taken(role: Role, nameplate: &str) -> JoinDecision {
+fn room_taken(role: Role, nameplate: Nameplate) -> JoinDecision {
     JoinDecision::Refuse(
         StatusCode::RoomTaken,
         format!("room taken: a {} is already waiting on nameplate {nameplate}; start again with a new code", role.name()),
@@ -91,9 +92,8 @@ pub(super) async fn join(shared: &Arc<Shared>, mut peer: Peer) -> Next {
                 refuse(shared, &mut peer.stream, peer.addr, code, &msg).await;
                 return Next::Done;
             }
-            JoinDecision::Pair(waiter, slot) => {
-                let np = peer.hello.nameplate.clone().unwrap_or_default();
-                shared.release_in_directory(&np, &waiter);
+            JoinDecision::Pair(waiter, slot, np) => {
+                shared.release_in_directory(np, &waiter);
                 match waiter.tx.send(Arrival { peer, slot }) {
                     // The waiting peer's task runs the session.
                     Ok(()) => return Next::Done,
@@ -101,12 +101,12 @@ pub(super) async fn join(shared: &Arc<Shared>, mut peer: Peer) -> Next {
                     Err(back) => peer = back.peer,
                 }
             }
-            JoinDecision::Wait(id, rx, allocated) => return wait(shared, peer, id, rx, allocated).await,
+            JoinDecision::Wait(id, rx, allocated, np) => return wait(shared, peer, id, rx, allocated, np).await,
             JoinDecision::Redirect(addr) => {
                 if let Some(f) = &shared.fleet {
                     f.stats.redirects.fetch_add(1, Ordering::Relaxed);
                 }
-                info!(nameplate = peer.hello.nameplate.as_deref().unwrap_or(""), peer = %peer.addr, to = %addr, "redirected");
+                info!(nameplate = ?peer.hello.nameplate.map(|n| n.get()), peer = %peer.addr, to = %addr, "redirected");
                 redirect(&mut peer, &addr).await;
                 return Next::Done;
             }
@@ -125,15 +125,15 @@ fn local_decision(shared: &Arc<Shared>, peer: &mut Peer) -> Option<JoinDecision>
     let cfg = &shared.config;
     let mut st = shared.state();
     let st = &mut *st;
-    if let Some(np) = &peer.hello.nameplate {
-        if let Some(w) = st.rooms.get(np) {
+    if let Some(np) = peer.hello.nameplate {
+        if let Some(w) = st.rooms.get(&np) {
             if w.role == peer.hello.role {
                 return Some(room_taken(w.role, np));
             }
             return Some(match admit_session(shared, w.key, peer.key) {
                 Err((code, msg)) => JoinDecision::Refuse(code, msg),
                 Ok(slot) => match st.remove_room(np) {
-                    Some(w) => JoinDecision::Pair(w, slot),
+                    Some(w) => JoinDecision::Pair(w, slot, np),
                     // Not reachable: the room was seen under this lock.
                     // (Dropping the slot here takes only `per_ip`.)
                     None => JoinDecision::Retry,
@@ -154,7 +154,7 @@ fn local_decision(shared: &Arc<Shared>, peer: &mut Peer) -> Option<JoinDecision>
         return Some(full(cfg.max_pending_total));
     }
     let allocated = peer.hello.nameplate.is_none();
-    let np = match peer.hello.nameplate.clone() {
+    let np = match peer.hello.nameplate {
         Some(np) => np,
         None => match st.pool.allocate() {
             Some(np) => np,
@@ -164,9 +164,9 @@ fn local_decision(shared: &Arc<Shared>, peer: &mut Peer) -> Option<JoinDecision>
     let id = st.next_id;
     st.next_id = st.next_id.wrapping_add(1);
     let (tx, rx) = oneshot::channel();
-    st.add_room(&np, Waiter { id, role: peer.hello.role, key: peer.key, tx, value: None });
+    st.add_room(np, Waiter { id, role: peer.hello.role, key: peer.key, tx, value: None });
     peer.hello.nameplate = Some(np);
-    Some(JoinDecision::Wait(id, rx, allocated))
+    Some(JoinDecision::Wait(id, rx, allocated, np))
 }
 
 /// Asks the fleet's directory: claim (or allocate) the room here, or find
@@ -185,7 +185,7 @@ async fn fleet_decision(shared: &Arc<Shared>, fleet: &Arc<Fleet>, peer: &mut Pee
         id
     };
     let value = fleet.value(peer.hello.role, peer.key, id);
-    let claim = match fleet.claim(peer.hello.nameplate.as_deref(), &value, peer.key, cfg).await {
+    let claim = match fleet.claim(peer.hello.nameplate, &value, peer.key, cfg).await {
         Ok(c) => c,
         Err(_) => return JoinDecision::Refuse(StatusCode::DirectoryUnavailable, MSG_DIRECTORY.to_owned()),
     };
@@ -193,20 +193,21 @@ async fn fleet_decision(shared: &Arc<Shared>, fleet: &Arc<Fleet>, peer: &mut Pee
         Claim::Mine(np) => {
             let allocated = peer.hello.nameplate.is_none();
             let (tx, rx) = oneshot::channel();
-            shared.state().add_room(&np, Waiter { id, role: peer.hello.role, key: peer.key, tx, value: Some(value) });
+            shared.state().add_room(np, Waiter { id, role: peer.hello.role, key: peer.key, tx, value: Some(value) });
             peer.hello.nameplate = Some(np);
-            JoinDecision::Wait(id, rx, allocated)
+            JoinDecision::Wait(id, rx, allocated, np)
         }
         Claim::Occupied { instance, role, addr, value: theirs } => {
-            let np = peer.hello.nameplate.clone().unwrap_or_default();
+            // A claim without a nameplate (an allocation) is never occupied.
+            let Some(np) = peer.hello.nameplate else { return JoinDecision::Retry };
             if role == peer.hello.role {
-                return room_taken(role, &np);
+                return room_taken(role, np);
             }
             if instance == fleet.instance {
                 // Ours: its waiter is being added or removed right now, or the
                 // entry outlived a release that failed.
                 if stale && !shared.state().rooms.contains_key(&np) {
-                    let _ = fleet.release(&np, &theirs).await;
+                    let _ = fleet.release(np, &theirs).await;
                 }
                 return JoinDecision::Retry;
             }
@@ -296,12 +297,11 @@ enum WaitEnd {
 
 /// Waits in room `id` for the other peer, buffering pre-pairing bytes.
 /// For an allocated room, status 2 (with the nameplate) goes first.
-async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Receiver<Arrival>, allocated: bool) -> Next {
+async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Receiver<Arrival>, allocated: bool, np: Nameplate) -> Next {
     let cfg = &shared.config;
     let deadline = Instant::now() + cfg.waiting_timeout;
-    let np = peer.hello.nameplate.clone().unwrap_or_default();
     info!(nameplate = %np, peer = %peer.addr, role = peer.hello.role.name(), allocated, "waiting");
-    let mut waiting = if allocated { status_bytes(StatusCode::Allocated, &np) } else { Vec::new() };
+    let mut waiting = if allocated { status_bytes(StatusCode::Allocated, &np.to_string()) } else { Vec::new() };
     waiting.extend_from_slice(&status_bytes(StatusCode::Waiting, "waiting for the other peer; give them your code"));
     let mut shutdown = shared.shutdown.subscribe();
     let end = match tokio::time::timeout(cfg.hello_timeout, peer.stream.write_all(&waiting)).await {
@@ -310,7 +310,7 @@ async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Re
             tokio::select! {
                 biased;
                 arrival = &mut rx => match arrival {
-                    Ok(arrival) => return pair(shared, peer, arrival).await,
+                    Ok(arrival) => return pair(shared, peer, arrival, np).await,
                     // The room was taken from us: the fleet's directory gave
                     // it to another instance while this one could not renew it.
                     Err(_) => break WaitEnd::Lost,
@@ -332,13 +332,13 @@ async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Re
     };
 
     // Leave the room; then see whether a peer was handed to us meanwhile.
-    shared.remove_room_if(&np, id);
+    shared.remove_room_if(np, id);
     rx.close();
     let inflight = rx.try_recv().ok();
     match end {
         WaitEnd::Timeout => {
             if let Some(arrival) = inflight {
-                return pair(shared, peer, arrival).await;
+                return pair(shared, peer, arrival, np).await;
             }
             let msg =
                 format!("timed out after {} s waiting for the other peer; start again with a new code", cfg.waiting_timeout.as_secs());
@@ -369,11 +369,10 @@ async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Re
 }
 
 /// Runs a paired session between the waiting peer `a` and the arriving peer.
-async fn pair(shared: &Arc<Shared>, a: Peer, arrival: Arrival) -> Next {
+async fn pair(shared: &Arc<Shared>, a: Peer, arrival: Arrival, nameplate: Nameplate) -> Next {
     let cfg = &shared.config;
     let Arrival { peer: b, slot } = arrival;
     shared.counters.paired.fetch_add(1, Ordering::Relaxed);
-    let nameplate = a.hello.nameplate.unwrap_or_default();
     info!(nameplate = %nameplate, a = %a.addr, b = %b.addr, "paired");
     let (mut sa, mut sb) = (a.stream, b.stream);
     let paired = status_bytes(StatusCode::Paired, "paired; the connection is now an end-to-end encrypted pipe to your peer");

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tracing::info;
 
+use pqdrop_proto::code::Nameplate;
+
 use super::Shared;
 
 /// First and longest pause between two attempts to reach Redis.
@@ -29,19 +31,18 @@ pub(super) async fn fleet(shared: Arc<Shared>) {
                 continue;
             }
         }
-        let rooms: Vec<(String, String)> =
-            shared.state().rooms.iter().filter_map(|(np, w)| w.value.clone().map(|v| (np.clone(), v))).collect();
+        let rooms: Vec<(Nameplate, String)> = shared.state().rooms.iter().filter_map(|(np, w)| w.value.clone().map(|v| (*np, v))).collect();
         match fleet.renew(&rooms).await {
             Ok(lost) if !lost.is_empty() => {
-                let sent: HashMap<&str, &str> = rooms.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                let sent: HashMap<Nameplate, &str> = rooms.iter().map(|(n, v)| (*n, v.as_str())).collect();
                 let mut st = shared.state();
                 for np in &lost {
                     // Only the waiter whose lease was renewed: it may have left
                     // (and another taken the room) since.
-                    if st.rooms.get(np).and_then(|w| w.value.as_deref()) == sent.get(np.as_str()).copied() {
+                    if st.rooms.get(np).and_then(|w| w.value.as_deref()) == sent.get(np).copied() {
                         info!(nameplate = %np, "room lost: the directory gave it to another instance");
                         // Dropping the waiter tells its task (status 24).
-                        st.remove_room(np);
+                        st.remove_room(*np);
                     }
                 }
             }

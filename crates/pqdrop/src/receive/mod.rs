@@ -152,8 +152,7 @@ pub async fn receive_from(
     ui: Arc<dyn ReceiveUi>,
     on_waiting: impl FnOnce(crate::transport::Waiting),
 ) -> Result<ReceiveReport> {
-    let nameplate = code.nameplate().to_string();
-    let stream = crate::transport::connect(route, &nameplate, crate::transport::Side::Receiver { lan_timeout }, on_waiting).await?;
+    let stream = crate::transport::connect(route, *code.nameplate(), crate::transport::Side::Receiver { lan_timeout }, on_waiting).await?;
     receive(stream, code, opts, ui).await
 }
 

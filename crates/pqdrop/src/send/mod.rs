@@ -228,11 +228,11 @@ pub async fn send_to(
     ui: Arc<dyn SendUi>,
     on_ready: impl FnOnce(&Code, crate::transport::Waiting),
 ) -> Result<SendReport> {
-    let nameplate = code.nameplate().to_string();
+    let nameplate = *code.nameplate();
     let request = if allocate { crate::transport::Request::Allocate } else { crate::transport::Request::Claim };
     let mut on_ready = Some(on_ready);
     let mut final_code = None;
-    let (stream, np) = crate::transport::rendezvous(route, &nameplate, request, crate::transport::Side::Sender, |np, w| {
+    let (stream, np) = crate::transport::rendezvous(route, nameplate, request, crate::transport::Side::Sender, |np, w| {
         let c = renumbered(code, np);
         if let Some(f) = on_ready.take() {
             f(&c, w);
@@ -244,7 +244,7 @@ pub async fn send_to(
         Some(c) => c,
         None => {
             // Paired at once (the receiver was already waiting): no "waiting".
-            let c = renumbered(code, &np);
+            let c = renumbered(code, np);
             if let Some(f) = on_ready.take() {
                 f(&c, crate::transport::Waiting::Relay);
             }
@@ -254,11 +254,12 @@ pub async fn send_to(
     send(stream, &code, prepared, opts, ui).await
 }
 
-/// `code` under nameplate `np` (as the relay gave it), or `code` itself.
-fn renumbered(code: &Code, np: &str) -> Code {
-    match np.parse::<pqdrop_proto::code::Nameplate>() {
-        Ok(n) if n != *code.nameplate() => code.with_nameplate(n),
-        _ => code.clone(),
+/// `code` under nameplate `np` (as the relay gave it).
+fn renumbered(code: &Code, np: pqdrop_proto::code::Nameplate) -> Code {
+    if np == *code.nameplate() {
+        code.clone()
+    } else {
+        code.with_nameplate(np)
     }
 }
 

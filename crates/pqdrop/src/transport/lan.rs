@@ -166,19 +166,22 @@ fn invalid_input(msg: String) -> Error {
     Error::Io { path: None, err: io::Error::new(io::ErrorKind::InvalidInput, msg) }
 }
 
-/// Checks that a nameplate fits an announcement: 1 to [`MAX_NAMEPLATE_LEN`]
-/// ASCII digits. Both sides check it up front so a typo fails loudly instead
-/// of searching for something that can never be announced.
+/// Checks that a nameplate can be announced: the one nameplate rule of the
+/// protocol core (canonical decimal, 1 to 65535). Both sides check it up
+/// front so a typo fails loudly instead of searching for something that can
+/// never be announced.
 fn check_nameplate(nameplate: &str) -> Result<()> {
     if valid_nameplate(nameplate.as_bytes()) {
         Ok(())
     } else {
-        Err(invalid_input(format!("code number {nameplate:?} is not 1 to {MAX_NAMEPLATE_LEN} decimal digits")))
+        Err(invalid_input(format!("code number {nameplate:?} is not a number from 1 to 65535")))
     }
 }
 
+/// [`Nameplate::from_wire`](pqdrop_proto::code::Nameplate::from_wire): the
+/// same rule as the relay's.
 fn valid_nameplate(b: &[u8]) -> bool {
-    !b.is_empty() && b.len() <= MAX_NAMEPLATE_LEN && b.iter().all(u8::is_ascii_digit)
+    pqdrop_proto::code::Nameplate::from_wire(b).is_some()
 }
 
 /// How discovery traffic is addressed for a given `bind` (see module docs).
@@ -305,7 +308,7 @@ fn into_tokio_udp(s: Socket) -> io::Result<UdpSocket> {
 /// |-------:|-----:|----------------------------------------------------|
 /// | 0      | 10   | magic `PQDROP-LAN`                                 |
 /// | 10     | 1    | version, currently 1                               |
-/// | 11     | 1    | nameplate length `n`, 1..=10                       |
+/// | 11     | 1    | nameplate length `n`, 1..=5 (canonical, PROTOCOL §9.1) |
 /// | 12     | 10   | nameplate, `n` ASCII digits then zero bytes        |
 /// | 22     | 2    | TCP port of the sender, non-zero                   |
 /// | 24     | 8    | random instance id                                 |
@@ -376,7 +379,7 @@ impl Announcement {
         }
         let (np, pad) = b[12..22].split_at(n);
         if !valid_nameplate(np) {
-            return Err("nameplate is not ASCII digits");
+            return Err("nameplate is not a canonical number (1 to 65535)");
         }
         if pad.iter().any(|&x| x != 0) {
             return Err("non-zero padding");
@@ -682,7 +685,11 @@ mod tests {
 
     #[test]
     fn announcement_roundtrip() {
-        let a = Announcement::new("1234567890", 65535, [1, 2, 3, 4, 5, 6, 7, 8]).expect("valid");
+        let a = Announcement::new("65535", 65535, [1, 2, 3, 4, 5, 6, 7, 8]).expect("valid");
+        // The one nameplate rule: nothing else can be announced.
+        for bad in ["1234567890", "65536", "07", "0", ""] {
+            assert!(Announcement::new(bad, 1, [0; 8]).is_err(), "{bad:?}");
+        }
         let wire = a.encode();
         assert_eq!(&wire[..10], b"PQDROP-LAN");
         assert_eq!(Announcement::parse(&wire), Ok(a));
@@ -706,7 +713,8 @@ mod tests {
         assert_eq!(mutate(10, 2), Err("unsupported version"));
         assert_eq!(mutate(11, 0), Err("bad nameplate length"));
         assert_eq!(mutate(11, 11), Err("bad nameplate length"));
-        assert_eq!(mutate(12, b'a'), Err("nameplate is not ASCII digits"));
+        assert_eq!(mutate(12, b'a'), Err("nameplate is not a canonical number (1 to 65535)"));
+        assert_eq!(mutate(12, b'0'), Err("nameplate is not a canonical number (1 to 65535)"), "a leading zero");
         assert_eq!(mutate(14, b'1'), Err("non-zero padding"));
         let mut w = good;
         w[22] = 0;

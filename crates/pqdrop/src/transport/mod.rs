@@ -9,6 +9,7 @@ pub mod lan;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use pqdrop_proto::code::Nameplate;
 use tokio::net::TcpStream;
 
 use self::lan::{LanConfig, LanListener};
@@ -59,7 +60,7 @@ pub enum Request {
 /// Connects this `side` to the other one for `nameplate` over `route`. The
 /// stream is tuned for transfers (no Nagle delay, TCP keepalive) and its
 /// next byte is the other side's first.
-pub async fn connect(route: &Route, nameplate: &str, side: Side, on_waiting: impl FnOnce(Waiting)) -> Result<TcpStream> {
+pub async fn connect(route: &Route, nameplate: Nameplate, side: Side, on_waiting: impl FnOnce(Waiting)) -> Result<TcpStream> {
     Ok(rendezvous(route, nameplate, Request::Claim, side, |_, w| on_waiting(w)).await?.0)
 }
 
@@ -68,11 +69,11 @@ pub async fn connect(route: &Route, nameplate: &str, side: Side, on_waiting: imp
 /// what the connection waits for, once the room is ours.
 pub async fn rendezvous(
     route: &Route,
-    nameplate: &str,
+    nameplate: Nameplate,
     request: Request,
     side: Side,
-    on_waiting: impl FnOnce(&str, Waiting),
-) -> Result<(TcpStream, String)> {
+    on_waiting: impl FnOnce(Nameplate, Waiting),
+) -> Result<(TcpStream, Nameplate)> {
     let (stream, nameplate) = match (route, side) {
         (Route::Relay(addr), side) => {
             let role = if side == Side::Sender { pqdrop_relay::Role::Sender } else { pqdrop_relay::Role::Receiver };
@@ -86,13 +87,13 @@ pub async fn rendezvous(
             (p.stream, p.nameplate)
         }
         (Route::Lan(cfg), Side::Sender) => {
-            let listener = LanListener::bind(cfg, nameplate).await?;
+            let listener = LanListener::bind(cfg, &nameplate.to_string()).await?;
             on_waiting(nameplate, Waiting::LanListening(listener.local_addr()));
-            (listener.accept().await?.0, nameplate.to_owned())
+            (listener.accept().await?.0, nameplate)
         }
         (Route::Lan(cfg), Side::Receiver { lan_timeout }) => {
             on_waiting(nameplate, Waiting::LanSearching);
-            (lan::find(cfg, nameplate, lan_timeout).await?, nameplate.to_owned())
+            (lan::find(cfg, &nameplate.to_string(), lan_timeout).await?, nameplate)
         }
     };
     crate::conn::tune_tcp(&stream);

@@ -14,10 +14,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use pqdrop_proto::cpace;
+use pqdrop_proto::internal::cpace;
 use pqdrop_proto::handshake::{Config, Handshake};
 use pqdrop_proto::msg::{Capabilities, DataCipher};
-use pqdrop_proto::primitives::{mlkem768_encapsulate, MlKemDecapsulationKey};
+use pqdrop_proto::internal::primitives::{mlkem768_encapsulate, MlKemDecapsulationKey};
 use pqdrop_proto::record::{RecordCipher, MAX_OVERHEAD, RECORD_HEADROOM};
 use rand_core::OsRng;
 use zeroize::Zeroizing;
@@ -54,7 +54,7 @@ fn record_seal(c: &mut Criterion) {
                 // The same counter every time: fine for timing, and it keeps the
                 // buffer a valid plaintext (sealing overwrites it with ciphertext,
                 // which costs exactly the same to encrypt again).
-                b.iter(|| black_box(rc.seal_at(0, false, black_box(&mut buf), len).expect("seal")));
+                b.iter(|| black_box(pqdrop_proto::testing::seal_at(&rc, 0, false, black_box(&mut buf), len).expect("seal")));
             });
         }
     }
@@ -68,7 +68,7 @@ fn record_open(c: &mut Criterion) {
         for (len, size) in CHUNK_SIZES {
             g.throughput(Throughput::Bytes(len as u64));
             let mut buf = record_buf(len);
-            let frame = rc.seal_at(7, false, &mut buf, len).expect("seal");
+            let frame = pqdrop_proto::testing::seal_at(&rc, 7, false, &mut buf, len).expect("seal");
             let body = buf[frame.end - len - rc.overhead()..frame.end].to_vec();
             g.bench_with_input(BenchmarkId::new(name, size), &body, |b, body| {
                 // Decryption is in place, so every iteration gets a fresh copy of

@@ -43,7 +43,7 @@ impl core::fmt::Debug for RecordCipher {
 }
 
 /// The STREAM nonce for record `counter`.
-pub fn nonce(counter: u64, last: bool) -> [u8; NONCE_LEN] {
+pub(crate) fn nonce(counter: u64, last: bool) -> [u8; NONCE_LEN] {
     let mut n = [0u8; NONCE_LEN];
     n[3..11].copy_from_slice(&counter.to_be_bytes());
     n[11] = u8::from(last);
@@ -83,7 +83,11 @@ impl RecordCipher {
     /// `buf[RECORD_HEADROOM..RECORD_HEADROOM + pt_len]` holds the plaintext and
     /// `buf` must have room for [`Self::overhead`] more bytes after it. Returns
     /// the range of `buf` that holds the finished frame.
-    pub fn seal_at(&self, counter: u64, last: bool, buf: &mut [u8], pt_len: usize) -> Result<Range<usize>> {
+    ///
+    /// Crate-private: the counter decides the nonce, so only
+    /// [`RecordSealer`] (which counts by itself) may choose it. Tests and
+    /// fuzzing reach it through `testing::seal_at`.
+    pub(crate) fn seal_at(&self, counter: u64, last: bool, buf: &mut [u8], pt_len: usize) -> Result<Range<usize>> {
         if pt_len > MAX_RECORD_PLAINTEXT {
             return Err(Error::Misuse("record plaintext larger than MAX_RECORD_PLAINTEXT"));
         }

@@ -5,7 +5,7 @@
 //! into `vectors/cpace-draft21-testvectors.json` so another implementation can
 //! run the same file.
 
-use pqdrop_proto::cpace::{calculate_generator, isk_ir, isk_sy, sid_output_ir, sid_output_oc, CpaceSecret};
+use pqdrop_proto::internal::cpace::{calculate_generator, isk_ir, isk_sy, sid_output_ir, sid_output_oc, CpaceSecret};
 use pqdrop_proto::Error;
 use proptest::prelude::*;
 use serde_json::Value;

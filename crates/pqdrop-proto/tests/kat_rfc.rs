@@ -1,4 +1,4 @@
-//! Known-answer tests from the RFCs, run through `pqdrop_proto::primitives` (never
+//! Known-answer tests from the RFCs, run through `pqdrop_proto::internal::primitives` (never
 //! through aws-lc-rs or x25519-dalek directly), so the code paths the protocol uses are
 //! the ones checked.
 //!
@@ -11,7 +11,7 @@
 //! Every hex string below was copied from the RFC text and cross-checked against an
 //! independent implementation (Python `cryptography` / `hmac`) before being committed.
 
-use pqdrop_proto::primitives::{
+use pqdrop_proto::internal::primitives::{
     hkdf_sha256, hmac_sha256, x25519, x25519_base, x25519_checked, AeadAlg, AeadKey, HkdfPrk, NONCE_LEN, TAG_LEN,
 };
 use pqdrop_proto::Error;

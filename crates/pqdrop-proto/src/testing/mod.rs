@@ -11,6 +11,20 @@ mod tree;
 pub use pair::{End, Fault, Outcome, Pair, SimOptions};
 pub use tree::{Node, Tree};
 
+/// [`RecordCipher`](crate::record::RecordCipher)'s sealing at a chosen
+/// counter, for known-answer tests, benches and fuzz models. It is not in the
+/// public API because the counter decides the nonce: a caller that picks it
+/// can reuse one. Real senders use [`RecordSealer`](crate::record::RecordSealer).
+pub fn seal_at(
+    cipher: &crate::record::RecordCipher,
+    counter: u64,
+    last: bool,
+    buf: &mut [u8],
+    pt_len: usize,
+) -> crate::Result<core::ops::Range<usize>> {
+    cipher.seal_at(counter, last, buf, pt_len)
+}
+
 use ml_kem::{Decapsulate, KeyExport};
 use rand_core::{CryptoRng, RngCore};
 

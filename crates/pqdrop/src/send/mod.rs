@@ -424,7 +424,7 @@ impl SenderLogic {
                 let mut prefix = (&mut f).take(len);
                 let n = std::io::copy(&mut prefix, &mut HashWriter(&mut hasher)).map_err(|err| Error::io(&path, err))?;
                 let ours: [u8; 32] = *hasher.finalize().as_bytes();
-                if n == len && pqdrop_proto::primitives::ct_eq(&ours, &claimed) {
+                if n == len && bool::from(subtle::ConstantTimeEq::ct_eq(&ours[..], &claimed[..])) {
                     offset = len;
                 } else {
                     hasher = blake3::Hasher::new();

@@ -14,10 +14,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use pqdrop_proto::internal::cpace;
 use pqdrop_proto::handshake::{Config, Handshake};
-use pqdrop_proto::msg::{Capabilities, DataCipher};
+use pqdrop_proto::internal::cpace;
 use pqdrop_proto::internal::primitives::{mlkem768_encapsulate, MlKemDecapsulationKey};
+use pqdrop_proto::msg::{Capabilities, DataCipher};
 use pqdrop_proto::record::{RecordCipher, MAX_OVERHEAD, RECORD_HEADROOM};
 use rand_core::OsRng;
 use zeroize::Zeroizing;

@@ -37,11 +37,11 @@ use std::path::PathBuf;
 #[allow(deprecated)]
 use ml_kem::ExpandedKeyEncoding;
 use ml_kem::{Decapsulate, KeyExport};
-use pqdrop_proto::internal::cpace::{self, CpaceSecret};
 use pqdrop_proto::handshake::{Config, Established, Handshake};
+use pqdrop_proto::internal::cpace::{self, CpaceSecret};
 use pqdrop_proto::internal::labels;
-use pqdrop_proto::msg::{parse_frame_header, Agreed, Capabilities, DataCipher, Message, MsgType};
 use pqdrop_proto::internal::primitives::{hmac_sha256, sha512, HkdfPrk, KemSecret, MlKemDecapsulationKey};
+use pqdrop_proto::msg::{parse_frame_header, Agreed, Capabilities, DataCipher, Message, MsgType};
 use pqdrop_proto::testing::{DetMlKem, DetRng};
 use pqdrop_proto::Error;
 use serde_json::{json, Map, Value};

@@ -77,7 +77,8 @@ pub(crate) fn abort_reason(e: &Error) -> (StopCode, String) {
         Error::Exists(_) => (StopCode::EXISTS, e.to_string()),
         Error::Integrity(_) => (StopCode::INTEGRITY, e.to_string()),
         Error::Limit(_) => (StopCode::LIMIT, e.to_string()),
-        Error::Protocol(_) | Error::Hostile { .. } | Error::Proto(_) => (StopCode::PEER_VIOLATION, e.to_string()),
+        Error::PeerViolation(_) | Error::Hostile { .. } | Error::Proto(_) => (StopCode::PEER_VIOLATION, e.to_string()),
+        Error::Bug(_) => (StopCode::UNSPECIFIED, "the other side hit a bug in pqdrop".into()),
         _ => (StopCode::UNSPECIFIED, e.to_string()),
     }
 }
@@ -228,7 +229,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, body: Vec<u8>, limit: O
             break h;
         }
         if have == head.len() {
-            return Err(Error::Protocol("frame header too long".into()));
+            return Err(Error::PeerViolation("frame header too long".into()));
         }
         let n = limited(limit, r.read(&mut head[have..have + 1])).await?;
         if n == 0 {
@@ -237,7 +238,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, body: Vec<u8>, limit: O
         have += n;
     };
     if h.msg_type != MsgType::RECORD && h.msg_type != MsgType::RECORD_FINAL {
-        return Err(Error::Protocol("expected an encrypted record".into()));
+        return Err(Error::PeerViolation("expected an encrypted record".into()));
     }
     // Reuse the buffer without clearing it: read_exact overwrites what we keep.
     let mut body = body;
@@ -374,7 +375,7 @@ impl Outbound {
             self.ship(false)?;
         }
         if self.scratch.len() > self.room() {
-            return Err(Error::Protocol("message larger than a record".into()));
+            return Err(Error::Bug("message larger than a record".into()));
         }
         self.buf[self.len..self.len + self.scratch.len()].copy_from_slice(&self.scratch);
         self.len += self.scratch.len();
@@ -393,7 +394,7 @@ impl Outbound {
                 self.ship(false)?;
             }
             if m.len() > self.room() {
-                return Err(Error::Protocol("message larger than a record".into()));
+                return Err(Error::Bug("message larger than a record".into()));
             }
             self.buf[self.len..self.len + m.len()].copy_from_slice(m);
             self.len += m.len();
@@ -415,7 +416,7 @@ impl Outbound {
             self.ship(false)?;
         }
         if total > self.room() {
-            return Err(Error::Protocol("chunk larger than a record".into()));
+            return Err(Error::Bug("chunk larger than a record".into()));
         }
         self.buf[self.len..self.len + 2 + n].copy_from_slice(&head[..2 + n]);
         let start = self.len + 2 + n;
@@ -444,7 +445,7 @@ impl Outbound {
         }
         self.to_sealer = None;
         match self.sealer_thread.take() {
-            Some(t) => t.join().map_err(|_| Error::Protocol("the sealer thread failed".into()))?,
+            Some(t) => t.join().map_err(|_| Error::Bug("the sealer thread failed".into()))?,
             None => Ok(()),
         }
     }

@@ -59,9 +59,14 @@ pub enum Error {
     /// A received file did not match the hash the sender computed.
     #[error("integrity check failed for {0}: the received data does not match the sender's BLAKE3 hash; the file was not kept")]
     Integrity(String),
-    /// The peer violated the transfer protocol.
+    /// The other side broke the transfer protocol (a message out of order,
+    /// too big, or not what the state allows). Its fault, never ours.
     #[error("protocol violation by the other side: {0}")]
-    Protocol(String),
+    PeerViolation(String),
+    /// Something that cannot happen did: a bug in pqdrop itself, never blamed
+    /// on the other side.
+    #[error("this is a bug in pqdrop ({0}); please report it with the command you ran")]
+    Bug(std::borrow::Cow<'static, str>),
     /// The other side stopped the transfer for a reason of its own and said
     /// why (its text, escaped). `side` names it: "sender" or "receiver".
     #[error("the {side} stopped: {reason}")]
@@ -116,7 +121,7 @@ impl From<pqdrop_proto::Error> for Error {
         match e {
             P::WrongCode => Error::WrongCode,
             P::Hostile { name, reason } => Error::Hostile { name, reason },
-            P::Violation(why) => Error::Protocol(why),
+            P::Violation(why) => Error::PeerViolation(why),
             P::PeerStopped { code, reason } => Error::Stopped { side: "other side", code, reason },
             P::Integrity(what) => Error::Integrity(what.into()),
             P::Limit(why) => Error::Limit(why),

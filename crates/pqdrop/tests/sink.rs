@@ -297,10 +297,10 @@ fn class9_writing_past_the_announced_size_errors() {
     let (tmp, out) = setup(ConflictPolicy::Refuse);
     let mut w = out.begin_file(&sp("f"), 4, None).expect("begin");
     w.write(b"abc").expect("write");
-    assert!(matches!(w.write(b"de"), Err(Error::Protocol(_))));
+    assert!(matches!(w.write(b"de"), Err(Error::PeerViolation(_))));
     assert_eq!(w.written(), 3);
     w.write(b"d").expect("exactly the size");
-    assert!(matches!(w.write(b"e"), Err(Error::Protocol(_))));
+    assert!(matches!(w.write(b"e"), Err(Error::PeerViolation(_))));
     w.finish(blake3::hash(b"abcd").as_bytes(), false, 0, ConflictPolicy::Refuse).expect("finish");
     assert_eq!(fs::read(out_path(&tmp, "f")).expect("f"), b"abcd");
 }

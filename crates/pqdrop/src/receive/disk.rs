@@ -127,9 +127,9 @@ impl Disk {
     /// Queues a batch.
     pub fn send(&self, batch: Batch) -> Result<()> {
         self.check()?;
-        let tx = self.tx.as_ref().ok_or_else(|| Error::Protocol("the disk stage is closed".into()))?;
+        let tx = self.tx.as_ref().ok_or_else(|| Error::Bug("the disk stage is closed".into()))?;
         if tx.send(Msg::Batch(batch)).is_err() {
-            return Err(self.errors.try_recv().unwrap_or_else(|_| Error::Protocol("the disk stage stopped".into())));
+            return Err(self.errors.try_recv().unwrap_or_else(|_| Error::Bug("the disk stage stopped".into())));
         }
         Ok(())
     }
@@ -138,7 +138,7 @@ impl Disk {
     /// first error, if any.
     pub fn sync(&self) -> Result<()> {
         let (reply, done) = channel();
-        let tx = self.tx.as_ref().ok_or_else(|| Error::Protocol("the disk stage is closed".into()))?;
+        let tx = self.tx.as_ref().ok_or_else(|| Error::Bug("the disk stage is closed".into()))?;
         // A thread that is gone cannot have finished the work: never report
         // success unless it answered.
         let answered = tx.send(Msg::Sync(reply)).is_ok() && done.recv().is_ok();
@@ -146,7 +146,7 @@ impl Disk {
         if answered {
             Ok(())
         } else {
-            Err(Error::Protocol("the disk stage stopped before finishing".into()))
+            Err(Error::Bug("the disk stage stopped before finishing".into()))
         }
     }
 }
@@ -198,7 +198,7 @@ fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>, writt
 }
 
 fn apply(op: Op, body: &[u8], current: &mut Option<Box<FileWriter>>, zstd: &mut Zstd) -> Result<()> {
-    let missing = || Error::Protocol("file data outside a file".into());
+    let missing = || Error::PeerViolation("file data outside a file".into());
     let slice = |start: u32, len: u32| body.get(start as usize..start as usize + len as usize).ok_or_else(missing);
     match op {
         // The file is opened here, when its data is about to be written, so
@@ -232,7 +232,7 @@ impl Zstd {
     /// too.
     fn decompress(&mut self, data: &[u8], size: usize) -> Result<&[u8]> {
         if size > MAX_CHUNK {
-            return Err(Error::Protocol("a compressed chunk declares more than 1 MiB".into()));
+            return Err(Error::PeerViolation("a compressed chunk declares more than 1 MiB".into()));
         }
         let dec = match &mut self.dec {
             Some(d) => d,
@@ -240,7 +240,7 @@ impl Zstd {
         };
         self.buf.resize(MAX_CHUNK, 0);
         let corrupt =
-            || Error::Protocol("a compressed chunk is corrupt or does not decompress to the size its frame header declares".into());
+            || Error::PeerViolation("a compressed chunk is corrupt or does not decompress to the size its frame header declares".into());
         let n = dec.decompress_to_buffer(data, &mut self.buf[..size]).map_err(|_| corrupt())?;
         if n != size {
             return Err(corrupt());

@@ -136,7 +136,7 @@ where
         }
         res.map(|()| std::mem::take(&mut r.report))
     });
-    let res = logic.await.map_err(|e| Error::Protocol(format!("receiver thread failed: {e}")))?;
+    let res = logic.await.map_err(|e| Error::Bug(format!("the receiver thread failed: {e}").into()))?;
     reader.abort();
     let _ = writer.await;
     res
@@ -250,7 +250,7 @@ impl Driver {
                 return Err(Error::Refused);
             }
             if self.opener.is_finished() && !self.rx.is_finished() {
-                return Err(Error::Protocol("the sender ended the stream early".into()));
+                return Err(Error::PeerViolation("the sender ended the stream early".into()));
             }
         }
         self.report.kind = self.rx.offer().map(|o| o.kind);
@@ -293,7 +293,7 @@ impl Driver {
     }
 
     fn out_dir(&self) -> Result<&Arc<OutputDir>> {
-        self.dir.as_ref().ok_or_else(|| Error::Protocol("file data in a text transfer".into()))
+        self.dir.as_ref().ok_or_else(|| Error::PeerViolation("file data in a text transfer".into()))
     }
 
     fn on_event(&mut self, ev: Event, pt: &[u8]) -> Result<()> {
@@ -371,7 +371,7 @@ impl Driver {
                 }
                 let hasher = self.hashers.remove(&entry.index);
                 let resume = if offset > 0 {
-                    Some((offset, *hasher.ok_or_else(|| Error::Protocol("resume without a partial".into()))?))
+                    Some((offset, *hasher.ok_or_else(|| Error::PeerViolation("resume without a partial".into()))?))
                 } else {
                     None
                 };
@@ -396,7 +396,7 @@ impl Driver {
                 self.hashers.remove(&index);
             }
             Event::PartialComplete { entry, path } => {
-                let hasher = self.hashers.remove(&entry.index).ok_or_else(|| Error::Protocol("no partial file".into()))?;
+                let hasher = self.hashers.remove(&entry.index).ok_or_else(|| Error::PeerViolation("no partial file".into()))?;
                 let hash = *hasher.finalize().as_bytes();
                 let dir = Arc::clone(self.out_dir()?);
                 let begin = Begin { dir, path, size: entry.size, resume: Some((entry.size, *hasher)) };
@@ -433,5 +433,5 @@ impl Driver {
 
 /// A record offset as the disk thread's `u32` (records are at most 1 MiB).
 fn offset32(n: usize) -> Result<u32> {
-    u32::try_from(n).map_err(|_| Error::Protocol("a record offset beyond 4 GiB".into()))
+    u32::try_from(n).map_err(|_| Error::PeerViolation("a record offset beyond 4 GiB".into()))
 }

@@ -234,7 +234,10 @@ impl OutputDir {
         let (file, written, hasher) = match resume {
             Some((len, hasher)) => {
                 if len > size {
-                    return Err(Error::Protocol(format!("resume offset {len} is beyond the announced size {size} of {}", p.display())));
+                    return Err(Error::PeerViolation(format!(
+                        "resume offset {len} is beyond the announced size {size} of {}",
+                        p.display()
+                    )));
                 }
                 let md = dir.symlink_metadata(&temp).map_err(|e| io_err(p, e))?;
                 if !md.is_file() || md.len() < len {
@@ -355,14 +358,14 @@ pub struct FileWriter {
 
 impl FileWriter {
     /// Appends bytes and hashes them. Refuses to go past the announced size
-    /// with [`Error::Protocol`], writing nothing of that chunk.
+    /// with [`Error::PeerViolation`], writing nothing of that chunk.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
         let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
         let total = self
             .written
             .checked_add(len)
             .filter(|&total| total <= self.size)
-            .ok_or_else(|| Error::Protocol(format!("sender sent more bytes than announced for {}", self.display)))?;
+            .ok_or_else(|| Error::PeerViolation(format!("sender sent more bytes than announced for {}", self.display)))?;
         self.file.write_all(data).map_err(|e| Error::io(&self.display, e))?;
         self.hasher.update(data);
         self.written = total;

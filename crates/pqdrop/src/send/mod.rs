@@ -202,8 +202,8 @@ where
         drop(s.out);
         r.map(|()| s.report)
     });
-    let result = logic.await.map_err(|e| Error::Protocol(format!("sender thread failed: {e}")))?;
-    let w = writer.await.map_err(|e| Error::Protocol(format!("writer task failed: {e}")))?;
+    let result = logic.await.map_err(|e| Error::Bug(format!("the sender thread failed: {e}").into()))?;
+    let w = writer.await.map_err(|e| Error::Bug(format!("the writer task failed: {e}").into()))?;
     reader.abort();
     let report = result?;
     w?;
@@ -365,7 +365,7 @@ impl SenderLogic {
                 self.out.finish()?;
                 return Err(Error::Refused);
             }
-            _ => return Err(Error::Protocol("expected the receiver's answer to the offer".into())),
+            _ => return Err(Error::PeerViolation("expected the receiver's answer to the offer".into())),
         }
         match (payload, source) {
             (_, Some(src)) => {
@@ -378,7 +378,7 @@ impl SenderLogic {
         self.flush()?;
         match self.event()? {
             SenderEvent::DoneAck => {}
-            _ => return Err(Error::Protocol("expected the receiver's final acknowledgement".into())),
+            _ => return Err(Error::PeerViolation("expected the receiver's final acknowledgement".into())),
         }
         self.drain()?;
         self.out.finish()

@@ -201,18 +201,25 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         }
     })
     .await?;
-    if let Ok(pb) = ui.pb.lock() {
-        if let Some(pb) = pb.as_ref() {
-            pb.finish_and_clear();
-        }
-    }
+    let elapsed = common::finish_bar(&ui.pb);
+    let (secs, rate) = common::rate(report.bytes_received, elapsed);
     let text = ui.text.lock().ok().and_then(|mut t| t.take());
     if args.net.json {
-        ui.emit(json!({"event": "result", "ok": true, "files": report.files, "dirs": report.dirs, "bytes_received": report.bytes_received, "bytes_resumed": report.bytes_resumed, "text": text}));
+        ui.emit(json!({
+            "event": "result", "ok": true, "files": report.files, "dirs": report.dirs, "bytes_received": report.bytes_received,
+            "bytes_resumed": report.bytes_resumed, "text": text, "elapsed_s": secs, "rate_bytes_per_s": rate,
+        }));
     } else if report.kind == Some(OfferKind::Files) {
         let resumed =
             if report.bytes_resumed > 0 { format!(" ({} were already there)", human(report.bytes_resumed)) } else { String::new() };
-        say!("Received {} file(s) and {} folder(s) into {}{resumed}.", report.files, report.dirs, args.output.display());
+        say!(
+            "Received {} file(s) and {} folder(s) into {}{resumed}: {} in {}.",
+            report.files,
+            report.dirs,
+            args.output.display(),
+            human(report.bytes_received),
+            common::human_time_rate(secs, rate)
+        );
     }
     Ok(())
 }

@@ -38,6 +38,9 @@ pub struct SendArgs {
     /// Number of secret words in a generated code.
     #[arg(long, default_value_t = DEFAULT_WORDS as u8, value_parser = clap::value_parser!(u8).range(1..=MAX_WORDS as i64))]
     pub words: u8,
+    /// Also show the receive command as a QR code (to read it with a phone).
+    #[arg(long)]
+    pub qr: bool,
     /// Compression: auto (only when a sample compresses), on or off.
     #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
     pub zstd: String,
@@ -138,6 +141,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
     // Through a relay, the code is shown once the room is ours: the relay
     // numbers it (unless --code), and a taken --code fails before this.
     let allocate = args.code.is_none();
+    let qr = args.qr;
     let report = pqdrop::send::send_to(&route, &code, allocate, prepared, opts, ui.clone(), |code, w| {
         let shown = code.expose();
         let receive_cmd = match (&route, &relay) {
@@ -148,6 +152,12 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
             json_event(json!({"event": "code", "code": &*shown, "command": receive_cmd}));
         } else {
             say!("Code: {}\nOn the other computer, run:\n\n    {receive_cmd}\n", &*shown);
+            if qr {
+                match qr_text(&receive_cmd) {
+                    Some(q) => say!("{q}"),
+                    None => say!("(the receive command is too long for a QR code)"),
+                }
+            }
             match w {
                 Waiting::LanListening(addr) => say!("Waiting for the receiver on the local network (listening on {addr})..."),
                 _ => say!("Waiting for the receiver (via the relay)..."),
@@ -155,19 +165,48 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         }
     })
     .await?;
-    if let Ok(pb) = ui.pb.lock() {
-        if let Some(pb) = pb.as_ref() {
-            pb.finish_and_clear();
-        }
-    }
+    let elapsed = common::finish_bar(&ui.pb);
+    let (secs, rate) = common::rate(report.bytes_sent, elapsed);
     if args.net.json {
-        json_event(
-            json!({"event": "result", "ok": true, "files": report.files, "bytes_sent": report.bytes_sent, "bytes_skipped": report.bytes_skipped}),
-        );
+        json_event(json!({
+            "event": "result", "ok": true, "files": report.files, "bytes_sent": report.bytes_sent,
+            "bytes_skipped": report.bytes_skipped, "elapsed_s": secs, "rate_bytes_per_s": rate,
+        }));
     } else if report.bytes_skipped > 0 {
-        say!("Done: sent {}, {} were already there (resumed).", human(report.bytes_sent), human(report.bytes_skipped));
+        say!(
+            "Done: sent {} in {}, {} were already there (resumed).",
+            human(report.bytes_sent),
+            common::human_time_rate(secs, rate),
+            human(report.bytes_skipped)
+        );
     } else {
-        say!("Done: sent {}.", human(report.bytes_sent));
+        say!("Done: sent {} in {}.", human(report.bytes_sent), common::human_time_rate(secs, rate));
     }
     Ok(())
+}
+
+/// `text` as a QR code drawn with half-block characters (two modules per
+/// character cell, dark on light, with the quiet zone), or `None` if it does
+/// not fit one. The code travels in it: it is shown on this terminal only,
+/// like the code itself.
+fn qr_text(text: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    Some(
+        code.render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+#[cfg(test)]
+mod qr_tests {
+    #[test]
+    fn a_receive_command_fits_and_draws() {
+        let q = super::qr_text("pqdrop receive --relay relay.example.org:4733 7-lemon-tiger").expect("fits");
+        let lines: Vec<&str> = q.lines().collect();
+        assert!(lines.len() > 10 && lines.iter().all(|l| l.chars().count() == lines[0].chars().count()), "a square of cells");
+        assert!(q.chars().all(|c| matches!(c, ' ' | '\u{2580}' | '\u{2584}' | '\u{2588}' | '\n')), "half blocks only");
+    }
 }

@@ -209,6 +209,30 @@ pub fn json_event(v: serde_json::Value) {
     let _ = out.flush();
 }
 
+/// Finishes and clears the transfer's progress bar; returns how long it ran
+/// (the transfer's time, from the first byte of the transfer).
+pub fn finish_bar(pb: &std::sync::Mutex<Option<indicatif::ProgressBar>>) -> std::time::Duration {
+    match pb.lock() {
+        Ok(pb) => pb.as_ref().map_or(std::time::Duration::ZERO, |pb| {
+            pb.finish_and_clear();
+            pb.elapsed()
+        }),
+        Err(_) => std::time::Duration::ZERO,
+    }
+}
+
+/// Seconds (rounded to ms) and the average rate in bytes per second.
+pub fn rate(bytes: u64, elapsed: std::time::Duration) -> (f64, f64) {
+    let secs = (elapsed.as_secs_f64() * 1000.0).round() / 1000.0;
+    let rate = if secs > 0.0 { (bytes as f64 / secs).round() } else { 0.0 };
+    (secs, rate)
+}
+
+/// "5.4 s (380 MiB/s)".
+pub fn human_time_rate(secs: f64, rate: f64) -> String {
+    format!("{secs:.1} s ({}/s)", pqdrop::human_bytes(rate as u64))
+}
+
 /// A progress bar on stderr, hidden when stderr is not a terminal or JSON is on.
 pub fn progress_bar(total: u64, json: bool) -> indicatif::ProgressBar {
     if json || !stderr_is_tty() {

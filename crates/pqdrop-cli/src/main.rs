@@ -12,6 +12,7 @@
 
 use std::process::ExitCode;
 
+use clap::CommandFactory;
 use clap::{Parser, Subcommand};
 
 /// `eprintln!` that never panics: with a closed stderr (`pqdrop send F 2>&1 |
@@ -42,7 +43,7 @@ mod prompt;
         pqdrop send photo.jpg                 # prints a code such as 7-lemon-tiger\n  \
         pqdrop receive 7-lemon-tiger          # on the other computer\n  \
         pqdrop relay --listen 0.0.0.0:4733    # self-hosted relay\n  \
-        pqdrop keys derive < seed.hex\n\n\
+        pqdrop completions bash > ~/.local/share/bash-completion/completions/pqdrop\n\n\
 Exit codes: 0 ok, 1 other error, 2 usage, 3 wrong code, 4 refused by the receiver,\n\
 5 relay or sender unreachable, 6 other side disconnected, 7 local I/O error,\n\
 8 protocol violation or integrity failure, 9 file exists (use --overwrite/--rename)."
@@ -61,8 +62,27 @@ enum Command {
     Receive(cmd_receive::ReceiveArgs),
     /// Run a self-hostable relay.
     Relay(cmd_relay::RelayArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `pqdrop man > pqdrop.1`.
+    Man,
     /// Work with the deterministic key hierarchy derived from a 32-byte seed.
+    // A developer's tool: reachable, but not in the top-level help.
+    #[command(hide = true)]
     Keys(cmd_keys::KeysArgs),
+}
+
+/// Writes a generated document to stdout; a reader that went away (`| head`)
+/// is not an error.
+fn print_generated(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match write(&mut out).and_then(|()| std::io::Write::flush(&mut out)) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::Error::new(e).context("writing to stdout")),
+        _ => Ok(()),
+    }
 }
 
 /// Runs the parsed command. Errors go back to `main`, which prints them.
@@ -78,19 +98,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Receive(args) => rt()?.block_on(common::until_interrupted("receiver", cmd_receive::run(args))),
         Command::Relay(args) => rt()?.block_on(cmd_relay::run(args)),
         Command::Keys(args) => cmd_keys::run(args),
+        Command::Completions { shell } => print_generated(|out| {
+            // Into memory first: the generator panics on a failed write.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "pqdrop", &mut script);
+            out.write_all(&script)
+        }),
+        Command::Man => print_generated(|out| clap_mangen::Man::new(Cli::command()).render(out)),
     }
 }
 
 fn main() -> ExitCode {
     // clap prints its own usage errors and exits with status 2.
     let cli = Cli::parse();
+    let json = match &cli.command {
+        Command::Send(a) => a.net.json,
+        Command::Receive(a) => a.net.json,
+        _ => false,
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // `{:#}` prints the whole context chain on one line:
             // "reading the seed: the seed must be ...".
             say!("pqdrop: error: {e:#}");
-            ExitCode::from(common::exit_code(&e))
+            let code = common::exit_code(&e);
+            if json {
+                // A script reading the events learns the outcome from them too.
+                common::json_event(serde_json::json!({"event": "result", "ok": false, "exit_code": code, "error": format!("{e:#}")}));
+            }
+            ExitCode::from(code)
         }
     }
 }

@@ -26,4 +26,4 @@ pub use receive::sink;
 pub use send::source;
 pub use transport::lan;
 
-pub use error::{Error, Result};
+pub use error::{human_bytes, Error, Result};

@@ -1,0 +1,103 @@
+//! What croc and magic-wormhole users expect to find, through the real
+//! binary: completion scripts and a man page from the CLI definition, a QR
+//! code of the receive command, `--json` result events on success and
+//! failure, and `keys` out of the top-level help but still there.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("PQDROP_RELAY")
+        .env("XDG_CONFIG_HOME", "/nonexistent-pqdrop-test")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pqdrop")
+}
+
+#[test]
+fn completions_for_every_shell_and_a_man_page() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef pqdrop"),
+        ("fish", "complete -c pqdrop"),
+        ("elvish", "edit:completion"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = run(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: no {marker:?}");
+        for sub in ["send", "receive", "relay"] {
+            assert!(script.contains(sub), "{shell}: no {sub}");
+        }
+    }
+    let out = run(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH pqdrop 1"), "a roff man page");
+    assert!(page.contains("send") && page.contains("receive"));
+    assert_eq!(run(&["completions", "tcsh"]).status.code(), Some(2), "an unknown shell is a usage error");
+}
+
+#[test]
+fn generated_output_into_a_closed_pipe_is_not_a_crash() {
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let mut child = Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+}
+
+#[test]
+fn keys_is_hidden_from_the_help_but_still_works() {
+    let help = String::from_utf8_lossy(&run(&["--help"]).stdout).into_owned();
+    assert!(help.contains("completions") && help.contains("send"), "{help}");
+    assert!(!help.lines().any(|l| l.trim_start().starts_with("keys")), "{help}");
+    let out = run(&["keys", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn qr_code_and_json_results() {
+    let h = Harness::new(Net::Relay);
+    let src = temp_dir("pqdrop-src-");
+    let out = temp_dir("pqdrop-out-");
+    let file = src.path().join("a.bin");
+    write_pseudo_random_file(&file, 5, 300_000);
+    let mut s = h.send().args(["--qr"]).arg(&file).spawn("sender");
+    let line = s.wait_for_stderr_line("Code: ", Duration::from_secs(30));
+    let code = line.trim().trim_start_matches("Code: ").to_string();
+    // The QR code follows the receive command: rows of half blocks.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !s.stderr_now().contains('\u{2588}') {
+        assert!(std::time::Instant::now() < deadline, "no QR code drawn:\n{}", s.stderr_now());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut r = h.receive().args(["--yes", "--json", "-o", out.path().to_str().expect("utf-8"), &code]).spawn("receiver");
+    let [s, r] = wait_all([&mut s, &mut r], Duration::from_secs(60));
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    assert!(s.stderr.contains("Done: sent"), "{}", s.stderr);
+    let res = r.json_result();
+    assert_eq!(res["ok"], true, "{res}");
+    assert!(res["elapsed_s"].as_f64().is_some_and(|t| t >= 0.0), "{res}");
+    assert!(res["rate_bytes_per_s"].as_f64().is_some(), "{res}");
+
+    // A failure ends with a result event too: ok false, the exit code, the message.
+    let mut r = h.command("receive").args(["--json", "--relay", "127.0.0.1:1", "5-lemon-tiger"]).spawn("receiver");
+    let f = r.wait(Duration::from_secs(30));
+    f.assert_code(exit::UNREACHABLE);
+    let res = f.json_lines().last().cloned().expect("a JSON result line");
+    assert_eq!(res["event"], "result", "{res}");
+    assert_eq!(res["ok"], false, "{res}");
+    assert_eq!(res["exit_code"], exit::UNREACHABLE, "{res}");
+    assert!(res["error"].as_str().is_some_and(|e| e.contains("127.0.0.1:1")), "{res}");
+}

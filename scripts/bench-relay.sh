@@ -125,7 +125,7 @@ real_transfers_start() {
       timeout 300 "$PQDROP_BIN" receive --relay "$r" --yes -o "$TMP/real-out-$k" "$code" 2>"$TMP/real-recv-$k.log"
       rc=$?
       wait
-      echo "$rc $(echo "$(date +%s.%N) - $t0" | bc)" >"$TMP/real-$k.result"
+      echo "$rc $(printf '%.3f' "$(echo "$(date +%s.%N) - $t0" | bc)")" >"$TMP/real-$k.result"
     ) &
     REAL+=($!)
   done

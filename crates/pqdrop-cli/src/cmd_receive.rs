@@ -195,7 +195,10 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         if !json {
             match w {
                 Waiting::LanSearching => say!("Looking for the sender on the local network..."),
-                Waiting::Relay => say!("Waiting for the sender (via the relay)..."),
+                Waiting::Relay => match &route {
+                    pqdrop::transport::Route::Relay(r) => say!("Waiting for the sender (via the relay {r})..."),
+                    pqdrop::transport::Route::Lan(_) => say!("Waiting for the sender..."),
+                },
                 Waiting::LanListening(_) => {}
             }
         }

@@ -132,7 +132,6 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
     // Walk the paths now, so a missing file fails before anyone waits.
     let prepared = pqdrop::send::prepare(payload)?;
     let route = args.net.route()?;
-    let relay = args.net.relay.clone();
     let json = args.net.json;
     let ui = Arc::new(Ui { json, pb: Mutex::new(None), last: Mutex::new(Instant::now()) });
     for w in prepared.warnings() {
@@ -144,9 +143,11 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
     let qr = args.qr;
     let report = pqdrop::send::send_to(&route, &code, allocate, prepared, opts, ui.clone(), |code, w| {
         let shown = code.expose();
-        let receive_cmd = match (&route, &relay) {
-            (Route::Relay(r), Some(_)) => format!("pqdrop receive --relay {r} {}", &*shown),
-            _ => format!("pqdrop receive {}", &*shown),
+        // The relay is named even when it came from $PQDROP_RELAY or the
+        // config file: the other computer may not have the same setting.
+        let receive_cmd = match &route {
+            Route::Relay(r) => format!("pqdrop receive --relay {r} {}", &*shown),
+            Route::Lan(_) => format!("pqdrop receive {}", &*shown),
         };
         if json {
             json_event(json!({"event": "code", "code": &*shown, "command": receive_cmd}));
@@ -160,7 +161,10 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
             }
             match w {
                 Waiting::LanListening(addr) => say!("Waiting for the receiver on the local network (listening on {addr})..."),
-                _ => say!("Waiting for the receiver (via the relay)..."),
+                _ => match &route {
+                    Route::Relay(r) => say!("Waiting for the receiver (via the relay {r})..."),
+                    Route::Lan(_) => say!("Waiting for the receiver..."),
+                },
             }
         }
     })

@@ -160,18 +160,48 @@ fn relay_from_config() -> anyhow::Result<Option<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", path.display())),
     };
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix("relay") {
-            if let Some(v) = rest.trim_start().strip_prefix('=') {
-                let v = v.trim().trim_matches('"').trim();
-                if !v.is_empty() {
-                    return Ok(Some(v.to_string()));
-                }
+    parse_config(&text).map_err(|(n, why)| Usage(format!("{} line {n}: {why}", path.display())).into())
+}
+
+/// The `relay` of a config file's text: `key = value` lines, `#` comments and
+/// blank lines. Anything else is an error with its (1-based) line number:
+/// a typo must not silently send a transfer somewhere else.
+fn parse_config(text: &str) -> Result<Option<String>, (usize, String)> {
+    let mut relay = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err((i + 1, "expected `key = value` (for example `relay = relay.example.org:4733`)".into()));
+        };
+        let value = value.trim().trim_matches('"').trim();
+        match key.trim() {
+            "relay" if value.is_empty() => return Err((i + 1, "`relay` needs a HOST[:PORT]".into())),
+            "relay" => relay = Some(value.to_string()),
+            other => {
+                let shown = pqdrop::names::escape(other.as_bytes());
+                return Err((i + 1, format!("unknown setting `{shown}` (the only one is `relay`)")));
             }
         }
     }
-    Ok(None)
+    Ok(relay)
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::parse_config;
+
+    #[test]
+    fn relay_lines_comments_and_errors_with_line_numbers() {
+        assert_eq!(parse_config("# mine\n\nrelay = r.example.org:4733\n"), Ok(Some("r.example.org:4733".into())));
+        assert_eq!(parse_config("relay=\"a:1\""), Ok(Some("a:1".into())));
+        assert_eq!(parse_config(""), Ok(None));
+        assert_eq!(parse_config("# c\nrelay r.example.org").map_err(|e| e.0), Err(2));
+        assert_eq!(parse_config("relya = x").map_err(|e| e.0), Err(1));
+        assert_eq!(parse_config("\n\nrelay =").map_err(|e| e.0), Err(3));
+    }
 }
 
 impl NetArgs {

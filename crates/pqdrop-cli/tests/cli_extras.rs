@@ -101,3 +101,31 @@ fn qr_code_and_json_results() {
     assert_eq!(res["exit_code"], exit::UNREACHABLE, "{res}");
     assert!(res["error"].as_str().is_some_and(|e| e.contains("127.0.0.1:1")), "{res}");
 }
+
+#[test]
+fn a_bad_config_line_is_an_error_with_its_number() {
+    let home = temp_dir("pqdrop-cfg-");
+    std::fs::create_dir_all(home.path().join("pqdrop")).expect("mkdir");
+    std::fs::write(home.path().join("pqdrop/config"), "# my relay\nrelya = relay.example.org\n").expect("write");
+    let out = Command::new(BIN)
+        .args(["send", "--text", "hi"])
+        .env_remove("PQDROP_RELAY")
+        .env("XDG_CONFIG_HOME", home.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pqdrop");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("line 2") && err.contains("relya"), "{err}");
+}
+
+#[test]
+fn a_relay_from_the_environment_is_in_the_printed_command() {
+    let h = Harness::new(Net::Relay);
+    let relay = h.relay_addr().expect("relay").to_string();
+    let mut s = h.command("send").env("PQDROP_RELAY", &relay).args(["--text", "hello"]).spawn("sender");
+    let line = s.wait_for_stderr_line("pqdrop receive", Duration::from_secs(30));
+    assert!(line.contains(&format!("--relay {relay}")), "{line}");
+    let waiting = s.wait_for_stderr_line("Waiting for the receiver", Duration::from_secs(30));
+    assert!(waiting.contains(&relay), "{waiting}");
+}

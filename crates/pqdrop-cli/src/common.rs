@@ -189,21 +189,6 @@ fn parse_config(text: &str) -> Result<Option<String>, (usize, String)> {
     Ok(relay)
 }
 
-#[cfg(test)]
-mod config_tests {
-    use super::parse_config;
-
-    #[test]
-    fn relay_lines_comments_and_errors_with_line_numbers() {
-        assert_eq!(parse_config("# mine\n\nrelay = r.example.org:4733\n"), Ok(Some("r.example.org:4733".into())));
-        assert_eq!(parse_config("relay=\"a:1\""), Ok(Some("a:1".into())));
-        assert_eq!(parse_config(""), Ok(None));
-        assert_eq!(parse_config("# c\nrelay r.example.org").map_err(|e| e.0), Err(2));
-        assert_eq!(parse_config("relya = x").map_err(|e| e.0), Err(1));
-        assert_eq!(parse_config("\n\nrelay =").map_err(|e| e.0), Err(3));
-    }
-}
-
 impl NetArgs {
     /// --relay, then $PQDROP_RELAY, then the config file, else LAN.
     pub fn route(&self) -> anyhow::Result<Route> {
@@ -283,4 +268,19 @@ pub fn progress_bar(total: u64, json: bool) -> indicatif::ProgressBar {
 /// Human-readable size.
 pub fn human(bytes: u64) -> String {
     format!("{}", indicatif::HumanBytes(bytes))
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::parse_config;
+
+    #[test]
+    fn relay_lines_comments_and_errors_with_line_numbers() {
+        assert_eq!(parse_config("# mine\n\nrelay = r.example.org:4733\n"), Ok(Some("r.example.org:4733".into())));
+        assert_eq!(parse_config("relay=\"a:1\""), Ok(Some("a:1".into())));
+        assert_eq!(parse_config(""), Ok(None));
+        assert_eq!(parse_config("# c\nrelay r.example.org").map_err(|e| e.0), Err(2));
+        assert_eq!(parse_config("relya = x").map_err(|e| e.0), Err(1));
+        assert_eq!(parse_config("\n\nrelay =").map_err(|e| e.0), Err(3));
+    }
 }

@@ -80,7 +80,12 @@ impl ReceiveUi for Ui {
             self.stream_to_stdout.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let what = match o.kind {
-            OfferKind::Files => format!("{} file(s) and {} folder(s), {} in total", o.files, o.dirs, human(o.bytes)),
+            OfferKind::Files => format!(
+                "{} and {}, {} in total",
+                common::count(o.files, "file", "files"),
+                common::count(o.dirs, "folder", "folders"),
+                human(o.bytes)
+            ),
             OfferKind::Text => format!("a text message ({})", human(o.bytes)),
             OfferKind::Stream => "a stream of unknown size (it will be written to standard output)".into(),
         };
@@ -216,9 +221,9 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         let resumed =
             if report.bytes_resumed > 0 { format!(" ({} were already there)", human(report.bytes_resumed)) } else { String::new() };
         say!(
-            "Received {} file(s) and {} folder(s) into {}{resumed}: {} in {}.",
-            report.files,
-            report.dirs,
+            "Received {} and {} into {}{resumed}: {} in {}.",
+            common::count(report.files, "file", "files"),
+            common::count(report.dirs, "folder", "folders"),
             args.output.display(),
             human(report.bytes_received),
             common::human_time_rate(secs, rate)

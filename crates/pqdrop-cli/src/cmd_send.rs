@@ -60,7 +60,12 @@ impl SendUi for Ui {
             json_event(json!({"event": "connected", "files": offer.files, "dirs": offer.dirs, "bytes": offer.bytes}));
         } else {
             let what = match offer.kind {
-                OfferKind::Files => format!("{} file(s), {} folder(s), {}", offer.files, offer.dirs, human(offer.bytes)),
+                OfferKind::Files => format!(
+                    "{}, {}, {}",
+                    common::count(offer.files, "file", "files"),
+                    common::count(offer.dirs, "folder", "folders"),
+                    human(offer.bytes)
+                ),
                 OfferKind::Text => "a text message".into(),
                 OfferKind::Stream => "standard input".into(),
             };

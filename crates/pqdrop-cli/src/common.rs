@@ -216,6 +216,11 @@ pub fn stderr_is_tty() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// "1 file", "2 files", "0 folders".
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Prints one JSON event line to stdout.
 pub fn json_event(v: serde_json::Value) {
     use std::io::Write;

@@ -36,7 +36,7 @@ async fn control_honest_transfer_through_the_dsl_succeeds() {
     peer.flush().await.expect("data");
     peer.expect(Expect::DoneAck).await.expect("done ack");
     let o = scene.finish(rx, Some(peer)).await;
-    o.assert_exit(exit::OK).assert_clean().assert_mentions("Received 2 file(s) and 1 folder(s)");
+    o.assert_exit(exit::OK).assert_clean().assert_mentions("Received 2 files and 1 folder");
     assert!(matches!(o.out_node("d/a.txt"), Some(Node::File { data, .. }) if *data == a));
     assert!(matches!(o.out_node("b.bin"), Some(Node::File { data, .. }) if *data == b));
     assert_eq!(o.out.len(), 3, "only d, d/a.txt and b.bin: {:?}", o.out.keys());

@@ -115,6 +115,33 @@ impl ReceiveUi for Ui {
         let _ = std::io::BufReader::new(&tty).read_line(&mut line);
         matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
     }
+    fn conflict(&self, shown: &str) -> Option<(ConflictPolicy, bool)> {
+        let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").ok()?;
+        let mut reader = std::io::BufReader::new(&tty);
+        for _ in 0..5 {
+            let mut w = &tty;
+            let _ = write!(
+                w,
+                "{shown} already exists here. [o]verwrite it, [r]ename the new one, [s]kip it, or [q]uit? (O, R, S: the same for every file that exists) "
+            );
+            let _ = w.flush();
+            let mut line = String::new();
+            if reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            match line.trim() {
+                "o" | "overwrite" => return Some((ConflictPolicy::Overwrite, false)),
+                "r" | "rename" => return Some((ConflictPolicy::Rename, false)),
+                "s" | "skip" => return Some((ConflictPolicy::Skip, false)),
+                "O" => return Some((ConflictPolicy::Overwrite, true)),
+                "R" => return Some((ConflictPolicy::Rename, true)),
+                "S" => return Some((ConflictPolicy::Skip, true)),
+                "q" | "Q" | "quit" => return None,
+                _ => {}
+            }
+        }
+        None
+    }
     fn progress(&self, done: u64, total: u64) {
         if let Ok(mut pb) = self.pb.lock() {
             pb.get_or_insert_with(|| common::progress_bar(total, self.json)).set_position(done);
@@ -179,9 +206,13 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     } else {
         ConflictPolicy::Refuse
     };
+    // With no flag for taken names, a person at a terminal is asked about
+    // each (croc does the same); without one, taken names stop the transfer.
+    let ask = policy == ConflictPolicy::Refuse && !args.net.json && std::fs::File::open("/dev/tty").is_ok() && common::stderr_is_tty();
     let opts = ReceiveOptions {
         out_dir: args.output.clone(),
         policy,
+        ask,
         max_entries: DEFAULT_MAX_ENTRIES,
         cascade: args.net.cascade,
         idle_timeout: args.net.idle(),

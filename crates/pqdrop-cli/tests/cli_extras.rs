@@ -129,3 +129,113 @@ fn a_relay_from_the_environment_is_in_the_printed_command() {
     let waiting = s.wait_for_stderr_line("Waiting for the receiver", Duration::from_secs(30));
     assert!(waiting.contains(&relay), "{waiting}");
 }
+
+/// Runs `pqdrop receive ARGS` on a pseudo-terminal (util-linux `script`),
+/// answering each "already exists" question with the next of `answers`;
+/// returns the exit code and what the terminal showed.
+fn receive_on_a_terminal(h: &Harness, args: &[&str], answers: &[&str]) -> (Option<i32>, String) {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let mut cmd = vec![BIN.to_string(), "receive".into(), "--relay".into(), h.relay_addr().expect("relay").to_string()];
+    cmd.extend(args.iter().map(|a| a.to_string()));
+    let line = cmd.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect::<Vec<_>>().join(" ");
+    let mut child = Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .env_remove("PQDROP_RELAY")
+        .env("XDG_CONFIG_HOME", "/nonexistent-pqdrop-test")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux runs the receiver on a pseudo-terminal");
+    let shown = Arc::new(Mutex::new(String::new()));
+    let mut out = child.stdout.take().expect("stdout");
+    let sink = shown.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap_or_else(|e| e.into_inner()).push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let mut stdin = child.stdin.take().expect("stdin");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for (i, answer) in answers.iter().enumerate() {
+        loop {
+            let asked = shown.lock().unwrap_or_else(|e| e.into_inner()).matches("already exists here").count();
+            if asked > i {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "question {} never came:\n{}",
+                i + 1,
+                shown.lock().unwrap_or_else(|e| e.into_inner())
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stdin.write_all(format!("{answer}\n").as_bytes()).expect("answer");
+    }
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "receiver did not finish:\n{}", shown.lock().unwrap_or_else(|e| e.into_inner()));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    let _ = reader.join();
+    let text = shown.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    (status.code(), text)
+}
+
+#[test]
+fn a_person_at_a_terminal_chooses_for_each_existing_file() {
+    let h = Harness::new(Net::Relay);
+    let src = temp_dir("pqdrop-src-");
+    for (name, body) in [("a.txt", "new a, longer than before"), ("b.txt", "new b, longer than before"), ("c.txt", "new c")] {
+        std::fs::write(src.path().join(name), body).expect("write");
+    }
+    let files: Vec<_> = ["a.txt", "b.txt", "c.txt"].iter().map(|n| src.path().join(n)).collect();
+
+    // One answer per file: rename a, skip b; c is new.
+    let out = temp_dir("pqdrop-out-");
+    std::fs::write(out.path().join("a.txt"), "old a").expect("write");
+    std::fs::write(out.path().join("b.txt"), "old b").expect("write");
+    let mut s = h.send().args(["--code", "41-lemon-tiger"]).args(&files).spawn("sender");
+    let (code, shown) = receive_on_a_terminal(&h, &["--yes", "-o", out.path().to_str().expect("utf-8"), "41-lemon-tiger"], &["r", "s"]);
+    assert_eq!(code, Some(0), "{shown}");
+    s.wait(Duration::from_secs(30)).assert_code(exit::OK);
+    let read = |n: &str| std::fs::read_to_string(out.path().join(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+    assert_eq!(read("a.txt"), "old a");
+    assert_eq!(read("a (1).txt"), "new a, longer than before");
+    assert_eq!(read("b.txt"), "old b", "skipped");
+    assert_eq!(read("c.txt"), "new c");
+
+    // "O": overwrite this one and every other that exists, asked once.
+    let out = temp_dir("pqdrop-out-");
+    std::fs::write(out.path().join("a.txt"), "old a").expect("write");
+    std::fs::write(out.path().join("b.txt"), "old b").expect("write");
+    let mut s = h.send().args(["--code", "42-lemon-tiger"]).args(&files).spawn("sender");
+    let (code, shown) = receive_on_a_terminal(&h, &["--yes", "-o", out.path().to_str().expect("utf-8"), "42-lemon-tiger"], &["O"]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert_eq!(shown.matches("already exists here").count(), 1, "asked once:\n{shown}");
+    s.wait(Duration::from_secs(30)).assert_code(exit::OK);
+    let read = |n: &str| std::fs::read_to_string(out.path().join(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+    assert_eq!(read("a.txt"), "new a, longer than before");
+    assert_eq!(read("b.txt"), "new b, longer than before");
+
+    // "q": nothing changes, exit 9, and the sender hears why.
+    let out = temp_dir("pqdrop-out-");
+    std::fs::write(out.path().join("a.txt"), "old a").expect("write");
+    let mut s = h.send().args(["--code", "43-lemon-tiger"]).args(&files).spawn("sender");
+    let (code, shown) = receive_on_a_terminal(&h, &["--yes", "-o", out.path().to_str().expect("utf-8"), "43-lemon-tiger"], &["q"]);
+    assert_eq!(code, Some(exit::EXISTS), "{shown}");
+    let sent = s.wait(Duration::from_secs(30));
+    sent.assert_code(exit::EXISTS);
+    assert_eq!(std::fs::read_to_string(out.path().join("a.txt")).expect("kept"), "old a");
+    assert!(!out.path().join("c.txt").exists(), "nothing was received");
+}

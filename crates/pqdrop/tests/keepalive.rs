@@ -46,8 +46,14 @@ async fn a_person_deciding_longer_than_the_idle_timeout_does_not_cut_the_transfe
     let addr = listener.local_addr().expect("addr");
     let code = Code::parse("7-lemon-tiger").expect("code");
     let ui = Arc::new(SlowConsent { think: idle * 3, text: Mutex::new(Vec::new()) });
-    let opts =
-        ReceiveOptions { out_dir: out.path().into(), policy: ConflictPolicy::Refuse, max_entries: 10, cascade: false, idle_timeout: idle };
+    let opts = ReceiveOptions {
+        out_dir: out.path().into(),
+        policy: ConflictPolicy::Refuse,
+        ask: false,
+        max_entries: 10,
+        cascade: false,
+        idle_timeout: idle,
+    };
     let rx_code = code.clone();
     let rx_ui = ui.clone();
     let receiver = tokio::spawn(async move {

@@ -61,6 +61,15 @@ pub trait ReceiveUi: Send + Sync {
     fn output(&self, data: &[u8]) -> std::io::Result<()>;
     /// A notice for the user.
     fn warn(&self, msg: &str);
+    /// With [`ReceiveOptions::ask`]: the target of file `shown` (escaped) is
+    /// taken. Returns what to do with it (never [`ConflictPolicy::Refuse`]
+    /// as a choice: `None` stops the transfer with [`Error::Exists`]) and
+    /// whether the answer holds for every later conflict too. Called while
+    /// the connection waits, before any data moves (keepalives keep it up).
+    fn conflict(&self, shown: &str) -> Option<(ConflictPolicy, bool)> {
+        let _ = shown;
+        None
+    }
 }
 
 /// Receiver options.
@@ -70,6 +79,9 @@ pub struct ReceiveOptions {
     pub out_dir: PathBuf,
     /// What to do when a file exists.
     pub policy: ConflictPolicy,
+    /// With [`ConflictPolicy::Refuse`]: ask [`ReceiveUi::conflict`] about
+    /// each taken name instead of stopping (a person at a terminal).
+    pub ask: bool,
     /// Cap on entries.
     pub max_entries: usize,
     /// Ask for the cascade cipher.
@@ -184,9 +196,35 @@ struct Driver {
     to_come: u64,
     /// The sender can skip entries (SKIP agreed).
     skip_agreed: bool,
+    /// With `opts.ask`: the user's choice for each taken name so far, and the
+    /// one for all the rest once given.
+    chosen: HashMap<u64, ConflictPolicy>,
+    for_all: Option<ConflictPolicy>,
 }
 
 impl Driver {
+    /// Whether taken names are decided by the user, one by one.
+    fn asking(&self) -> bool {
+        self.opts.ask && self.opts.policy == ConflictPolicy::Refuse
+    }
+
+    /// The user's choice for taken name `path` (or the one given for all).
+    fn choose(&mut self, path: &SafePath) -> Result<ConflictPolicy> {
+        if let Some(p) = self.for_all {
+            return Ok(p);
+        }
+        match self.ui.conflict(&path.display()) {
+            Some((ConflictPolicy::Refuse, _)) | None => Err(Error::Exists(path.display())),
+            Some((ConflictPolicy::Skip, _)) if !self.skip_agreed => Err(Error::Exists(path.display())),
+            Some((choice, all)) => {
+                if all {
+                    self.for_all = Some(choice);
+                }
+                Ok(choice)
+            }
+        }
+    }
+
     fn new(
         opts: ReceiveOptions,
         config: ReceiverConfig,
@@ -211,6 +249,8 @@ impl Driver {
             hashers: HashMap::new(),
             dir_times: Vec::new(),
             policy,
+            chosen: HashMap::new(),
+            for_all: None,
             tx: Vec::new(),
             to_come: 0,
             skip_agreed: config.skip,
@@ -317,7 +357,10 @@ impl Driver {
                     return Ok(());
                 }
                 if o.kind == OfferKind::Files {
-                    self.dir = Some(Arc::new(OutputDir::open(&self.opts.out_dir, self.opts.policy)?));
+                    // Asking: probes report a taken name (after checking it is
+                    // not a folder) and the user decides per file.
+                    let probing = if self.asking() { ConflictPolicy::Overwrite } else { self.opts.policy };
+                    self.dir = Some(Arc::new(OutputDir::open(&self.opts.out_dir, probing)?));
                 }
                 self.rx.accept()?;
                 self.transmit()?;
@@ -331,8 +374,14 @@ impl Driver {
                 }
             }
             Event::CheckFile { index, path, size } => {
-                let keep = self.opts.policy == ConflictPolicy::Skip;
-                let state = match self.out_dir()?.probe_file(&path, size)? {
+                let probe = self.out_dir()?.probe_file(&path, size)?;
+                let mut keep = self.opts.policy == ConflictPolicy::Skip;
+                if self.asking() && matches!(probe, Probe::Conflict { .. }) {
+                    let choice = self.choose(&path)?;
+                    self.chosen.insert(index, choice);
+                    keep = choice == ConflictPolicy::Skip;
+                }
+                let state = match probe {
                     // --skip-existing: whatever is there stays, and nothing
                     // about it is revealed (no proof is sent).
                     Probe::Complete { .. } | Probe::Conflict { .. } if keep && self.skip_agreed => FileState::Keep,
@@ -367,7 +416,16 @@ impl Driver {
             Event::FileStart { entry, path, offset, conflict } => {
                 // The existing file differs from the sender's: a conflict, now.
                 if conflict && self.opts.policy == ConflictPolicy::Refuse {
-                    return Err(Error::Exists(path.display()));
+                    if !self.asking() {
+                        return Err(Error::Exists(path.display()));
+                    }
+                    // Data is on its way: keeping the file is no longer a choice.
+                    match self.choose(&path)? {
+                        ConflictPolicy::Skip => return Err(Error::Exists(path.display())),
+                        choice => {
+                            self.chosen.insert(entry.index, choice);
+                        }
+                    }
                 }
                 let hasher = self.hashers.remove(&entry.index);
                 let resume = if offset > 0 {
@@ -377,7 +435,7 @@ impl Driver {
                 };
                 let dir = Arc::clone(self.out_dir()?);
                 self.ops.push(Op::Begin(Box::new(Begin { dir, path, size: entry.size, resume })));
-                self.policy = self.opts.policy;
+                self.policy = self.chosen.get(&entry.index).copied().unwrap_or(self.opts.policy);
                 self.ui.progress(self.rx.bytes_received() + self.rx.bytes_resumed(), total);
             }
             Event::Data(range) => {

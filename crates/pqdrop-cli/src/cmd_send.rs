@@ -41,6 +41,11 @@ pub struct SendArgs {
     /// Also show the receive command as a QR code (to read it with a phone).
     #[arg(long)]
     pub qr: bool,
+    /// Serve the same files to N receivers, one after the other, with the
+    /// same code. Each runs its own handshake; after 3 wrong codes the code
+    /// is retired.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub multiple: u32,
     /// Compression: auto (only when a sample compresses), on or off.
     #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
     pub zstd: String,
@@ -134,64 +139,119 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         cascade: args.net.cascade,
         idle_timeout: args.net.idle(),
     };
+    let multiple = args.multiple;
+    if multiple > 1 && matches!(payload, Payload::Stdin) {
+        return Err(crate::common::Usage("--multiple cannot send standard input (it can be read only once)".into()).into());
+    }
     // Walk the paths now, so a missing file fails before anyone waits.
-    let prepared = pqdrop::send::prepare(payload)?;
+    let mut prepared = Some(pqdrop::send::prepare(payload.clone())?);
     let route = args.net.route()?;
     let json = args.net.json;
     let ui = Arc::new(Ui { json, pb: Mutex::new(None), last: Mutex::new(Instant::now()) });
-    for w in prepared.warnings() {
-        ui.warn(w);
+    if let Some(p) = &prepared {
+        for w in p.warnings() {
+            ui.warn(w);
+        }
     }
     // Through a relay, the code is shown once the room is ours: the relay
     // numbers it (unless --code), and a taken --code fails before this.
-    let allocate = args.code.is_none();
-    let qr = args.qr;
-    let report = pqdrop::send::send_to(&route, &code, allocate, prepared, opts, ui.clone(), |code, w| {
-        let shown = code.expose();
-        // The relay is named even when it came from $PQDROP_RELAY or the
-        // config file: the other computer may not have the same setting.
-        let receive_cmd = match &route {
-            Route::Relay(r) => format!("pqdrop receive --relay {r} {}", &*shown),
-            Route::Lan(_) => format!("pqdrop receive {}", &*shown),
+    let mut allocate = args.code.is_none();
+    let mut code = code;
+    let (mut served, mut wrong) = (0u32, 0u32);
+    while served < multiple {
+        let this = match prepared.take() {
+            Some(p) => p,
+            // Each receiver gets the files as they are now.
+            None => pqdrop::send::prepare(payload.clone())?,
         };
-        if json {
-            json_event(json!({"event": "code", "code": &*shown, "command": receive_cmd}));
-        } else {
-            say!("Code: {}\nOn the other computer, run:\n\n    {receive_cmd}\n", &*shown);
-            if qr {
-                match qr_text(&receive_cmd) {
-                    Some(q) => say!("{q}"),
-                    None => say!("(the receive command is too long for a QR code)"),
-                }
+        let first = served == 0 && wrong == 0;
+        let mut used = None;
+        let result = pqdrop::send::send_to(&route, &code, allocate, this, opts.clone(), ui.clone(), |c, w| {
+            used = Some(c.clone());
+            if first {
+                announce(c, w, &route, json, args.qr);
+            } else if !json {
+                say!("Waiting for receiver {} of {multiple} (same code)...", served + 1);
             }
-            match w {
-                Waiting::LanListening(addr) => say!("Waiting for the receiver on the local network (listening on {addr})..."),
-                _ => match &route {
-                    Route::Relay(r) => say!("Waiting for the receiver (via the relay {r})..."),
-                    Route::Lan(_) => say!("Waiting for the receiver..."),
-                },
-            }
+        })
+        .await;
+        if let Some(c) = used {
+            // Later receivers use the same code, so its room is claimed again.
+            code = c;
+            allocate = false;
         }
-    })
-    .await?;
-    let elapsed = common::finish_bar(&ui.pb);
-    let (secs, rate) = common::rate(report.bytes_sent, elapsed);
-    if args.net.json {
-        json_event(json!({
-            "event": "result", "ok": true, "files": report.files, "bytes_sent": report.bytes_sent,
-            "bytes_skipped": report.bytes_skipped, "elapsed_s": secs, "rate_bytes_per_s": rate,
-        }));
-    } else if report.bytes_skipped > 0 {
-        say!(
-            "Done: sent {} in {}, {} were already there (resumed).",
-            human(report.bytes_sent),
-            common::human_time_rate(secs, rate),
-            human(report.bytes_skipped)
-        );
-    } else {
-        say!("Done: sent {} in {}.", human(report.bytes_sent), common::human_time_rate(secs, rate));
+        let report = match result {
+            Ok(r) => r,
+            Err(pqdrop::Error::WrongCode) if multiple > 1 && wrong + 1 < MAX_WRONG_CODES => {
+                wrong += 1;
+                ui.warn(&format!(
+                    "a receiver used a wrong code ({wrong} of {MAX_WRONG_CODES} allowed); nothing was sent to it. Waiting for the next one"
+                ));
+                continue;
+            }
+            Err(pqdrop::Error::WrongCode) if multiple > 1 => {
+                return Err(anyhow::Error::new(pqdrop::Error::WrongCode)
+                    .context(format!("{MAX_WRONG_CODES} receivers used a wrong code, so the code is retired (someone may be guessing it); {served} of {multiple} received the files")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        served += 1;
+        let elapsed = common::finish_bar(&ui.pb);
+        let (secs, rate) = common::rate(report.bytes_sent, elapsed);
+        let of = if multiple > 1 { format!(" (receiver {served} of {multiple})") } else { String::new() };
+        if json {
+            json_event(json!({
+                "event": "result", "ok": true, "files": report.files, "bytes_sent": report.bytes_sent,
+                "bytes_skipped": report.bytes_skipped, "elapsed_s": secs, "rate_bytes_per_s": rate,
+                "receiver": served, "receivers": multiple,
+            }));
+        } else if report.bytes_skipped > 0 {
+            say!(
+                "Done{of}: sent {} in {}, {} were already there (resumed).",
+                human(report.bytes_sent),
+                common::human_time_rate(secs, rate),
+                human(report.bytes_skipped)
+            );
+        } else {
+            say!("Done{of}: sent {} in {}.", human(report.bytes_sent), common::human_time_rate(secs, rate));
+        }
     }
     Ok(())
+}
+
+/// With `--multiple`, how many receivers may fail the code before it is
+/// retired: each failure is one online guess (PROTOCOL.md §5), so a few
+/// typos are forgiven but guessing is not.
+const MAX_WRONG_CODES: u32 = 3;
+
+/// Prints the code and the receive command (and its QR code), once the room
+/// is ours.
+fn announce(code: &Code, w: Waiting, route: &Route, json: bool, qr: bool) {
+    let shown = code.expose();
+    // The relay is named even when it came from $PQDROP_RELAY or the
+    // config file: the other computer may not have the same setting.
+    let receive_cmd = match route {
+        Route::Relay(r) => format!("pqdrop receive --relay {r} {}", &*shown),
+        Route::Lan(_) => format!("pqdrop receive {}", &*shown),
+    };
+    if json {
+        json_event(json!({"event": "code", "code": &*shown, "command": receive_cmd}));
+        return;
+    }
+    say!("Code: {}\nOn the other computer, run:\n\n    {receive_cmd}\n", &*shown);
+    if qr {
+        match qr_text(&receive_cmd) {
+            Some(q) => say!("{q}"),
+            None => say!("(the receive command is too long for a QR code)"),
+        }
+    }
+    match w {
+        Waiting::LanListening(addr) => say!("Waiting for the receiver on the local network (listening on {addr})..."),
+        _ => match route {
+            Route::Relay(r) => say!("Waiting for the receiver (via the relay {r})..."),
+            Route::Lan(_) => say!("Waiting for the receiver..."),
+        },
+    }
 }
 
 /// `text` as a QR code drawn with half-block characters (two modules per

@@ -239,3 +239,40 @@ fn a_person_at_a_terminal_chooses_for_each_existing_file() {
     assert_eq!(std::fs::read_to_string(out.path().join("a.txt")).expect("kept"), "old a");
     assert!(!out.path().join("c.txt").exists(), "nothing was received");
 }
+
+#[test]
+fn one_code_several_receivers_and_guessing_retires_it() {
+    let h = Harness::new(Net::Relay);
+    let src = temp_dir("pqdrop-src-");
+    let file = src.path().join("shared.bin");
+    write_pseudo_random_file(&file, 9, 200_000);
+    let code = "61-lemon-tiger";
+    let mut s = h.send().args(["--multiple", "2", "--code", code]).arg(&file).spawn("sender");
+    s.wait_for_stderr_line("Waiting for the receiver", Duration::from_secs(30));
+    for i in 0..2 {
+        let out = temp_dir("pqdrop-out-");
+        let mut r = h.receive().args(["--yes", "-o", out.path().to_str().expect("utf-8"), code]).spawn(&format!("receiver {}", i + 1));
+        r.wait(Duration::from_secs(60)).assert_code(exit::OK);
+        assert_same_file(&file, &out.path().join("shared.bin"));
+    }
+    let done = s.wait(Duration::from_secs(30));
+    done.assert_code(exit::OK);
+    assert!(done.stderr.contains("receiver 2 of 2"), "{}", done.stderr);
+
+    // Three wrong codes retire it: the sender stops with exit 3.
+    let mut s = h.send().args(["--multiple", "5", "--code", "62-lemon-tiger"]).arg(&file).spawn("sender");
+    s.wait_for_stderr_line("Waiting for the receiver", Duration::from_secs(30));
+    for i in 0..3 {
+        let out = temp_dir("pqdrop-out-");
+        let mut r =
+            h.receive().args(["--yes", "-o", out.path().to_str().expect("utf-8"), "62-lemon-zebra"]).spawn(&format!("guess {}", i + 1));
+        r.wait(Duration::from_secs(60)).assert_code(exit::WRONG_CODE);
+    }
+    let done = s.wait(Duration::from_secs(30));
+    done.assert_code(exit::WRONG_CODE);
+    assert!(done.stderr.contains("the code is retired"), "{}", done.stderr);
+
+    // Standard input can be read only once.
+    let f = h.send().args(["--multiple", "2", "-"]).spawn("stdin").wait(Duration::from_secs(30));
+    f.assert_code(2);
+}

@@ -21,7 +21,7 @@ use crate::source::{walk, Source};
 use crate::{Error, Result};
 
 /// What to send.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Payload {
     /// Files and folders.
     Paths(Vec<std::path::PathBuf>),

@@ -276,3 +276,25 @@ fn one_code_several_receivers_and_guessing_retires_it() {
     let f = h.send().args(["--multiple", "2", "-"]).spawn("stdin").wait(Duration::from_secs(30));
     f.assert_code(2);
 }
+
+#[test]
+fn a_named_symlink_is_sent_under_its_own_name() {
+    let h = Harness::new(Net::Relay);
+    let src = temp_dir("pqdrop-src-");
+    std::fs::write(src.path().join("target.txt"), "the target's content").expect("write");
+    std::fs::create_dir(src.path().join("real-dir")).expect("mkdir");
+    std::fs::write(src.path().join("real-dir/inner.txt"), "inside").expect("write");
+    std::os::unix::fs::symlink("target.txt", src.path().join("latest.txt")).expect("symlink");
+    std::os::unix::fs::symlink("real-dir", src.path().join("current")).expect("symlink");
+    let out = temp_dir("pqdrop-out-");
+    let code = "71-lemon-tiger";
+    let mut s = h.send().args(["--code", code]).arg(src.path().join("latest.txt")).arg(src.path().join("current")).spawn("sender");
+    let mut r = h.receive().args(["--yes", "-o", out.path().to_str().expect("utf-8"), code]).spawn("receiver");
+    let [s, r] = wait_all([&mut s, &mut r], Duration::from_secs(60));
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    assert_eq!(std::fs::read_to_string(out.path().join("latest.txt")).expect("own name"), "the target's content");
+    assert_eq!(std::fs::read_to_string(out.path().join("current/inner.txt")).expect("own name"), "inside");
+    assert!(!out.path().join("target.txt").exists() && !out.path().join("real-dir").exists(), "never under the target's name");
+    assert!(!std::fs::symlink_metadata(out.path().join("latest.txt")).expect("meta").file_type().is_symlink());
+}

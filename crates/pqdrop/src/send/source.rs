@@ -29,6 +29,10 @@ pub struct SourceEntry {
 pub struct Source {
     /// The parent folders of the given paths.
     pub roots: Vec<PathBuf>,
+    /// For each root, the top entry's name as sent and as it is on disk:
+    /// they differ when the user named a symlink (it is sent under its own
+    /// name, with its target's content).
+    pub tops: Vec<(Vec<u8>, Vec<u8>)>,
     /// Entries in send order.
     pub entries: Vec<SourceEntry>,
     /// Number of files.
@@ -47,7 +51,21 @@ pub struct Source {
 impl Source {
     /// Absolute path of an entry.
     pub fn path_of(&self, e: &SourceEntry) -> PathBuf {
-        self.roots[e.root].join(bytes_to_path(&e.entry.path))
+        self.roots[e.root].join(bytes_to_path(&self.disk_rel(e)))
+    }
+
+    /// An entry's path under its root on disk (its sent path, with the top
+    /// name the user gave replaced by the one on disk).
+    pub fn disk_rel<'a>(&'a self, e: &'a SourceEntry) -> std::borrow::Cow<'a, [u8]> {
+        let rel = &e.entry.path;
+        match self.tops.get(e.root) {
+            Some((sent, disk)) if sent != disk && rel.starts_with(sent) && matches!(rel.get(sent.len()), None | Some(b'/')) => {
+                let mut p = disk.clone();
+                p.extend_from_slice(&rel[sent.len()..]);
+                std::borrow::Cow::Owned(p)
+            }
+            _ => std::borrow::Cow::Borrowed(&rel[..]),
+        }
     }
 }
 
@@ -77,10 +95,11 @@ impl TreeOpener {
             };
             Error::io(&path, err)
         };
-        let rel = &e.entry.path;
+        let rel = src.disk_rel(e);
+        let rel = &rel[..];
         let (parent, name) = match rel.iter().rposition(|&b| b == b'/') {
             Some(i) => (&rel[..i], &rel[i + 1..]),
-            None => (&rel[..0], &rel[..]),
+            None => (&rel[..0], rel),
         };
         let cached = matches!(&self.last, Some((r, p, _)) if *r == e.root && p.as_slice() == parent);
         if !cached {
@@ -175,9 +194,17 @@ pub fn walk(paths: &[PathBuf]) -> Result<Source> {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "cannot send a path without a name, such as /"),
             ));
         };
-        let name = name_bytes(name);
+        let disk_name = name_bytes(name);
+        // A symlink the user named is sent under its own name (never silently
+        // under its target's), with the target's content.
+        let is_link = std::fs::symlink_metadata(p).map(|m| m.file_type().is_symlink()).unwrap_or(false);
+        let name = match p.file_name() {
+            Some(own) if is_link => name_bytes(own),
+            _ => disk_name.clone(),
+        };
         let root = w.src.roots.len();
         w.src.roots.push(parent.to_path_buf());
+        w.src.tops.push((name.clone(), disk_name));
         // Only names actually sent go into the preview: when it lists fewer
         // than MAX_PREVIEW names the receiver holds every entry to it.
         if w.add(root, p, name.clone(), &meta, true)? && w.src.preview.len() < MAX_PREVIEW {

@@ -144,7 +144,7 @@ impl ReceiveUi for Ui {
     }
     fn progress(&self, done: u64, total: u64) {
         if let Ok(mut pb) = self.pb.lock() {
-            pb.get_or_insert_with(|| common::progress_bar(total, self.json)).set_position(done);
+            common::advance(pb.get_or_insert_with(|| common::progress_bar(total, self.json)), done);
         }
         if self.json {
             if let Ok(mut last) = self.last.lock() {

@@ -83,7 +83,7 @@ impl SendUi for Ui {
     fn progress(&self, done: u64, total: u64) {
         if let Ok(pb) = self.pb.lock() {
             if let Some(pb) = pb.as_ref() {
-                pb.set_position(done);
+                common::advance(pb, done);
             }
         }
         if self.json {

@@ -260,7 +260,8 @@ pub fn progress_bar(total: u64, json: bool) -> indicatif::ProgressBar {
     }
     let pb = if total > 0 { indicatif::ProgressBar::new(total) } else { indicatif::ProgressBar::no_length() };
     let style = if total > 0 {
-        indicatif::ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
+        // The bar takes what the terminal leaves, so the line fits 40 columns.
+        indicatif::ProgressStyle::with_template("{percent:>3}% {wide_bar} {binary_bytes_per_sec} ETA {eta}")
     } else {
         indicatif::ProgressStyle::with_template("{spinner} {bytes} {binary_bytes_per_sec}")
     };
@@ -268,6 +269,17 @@ pub fn progress_bar(total: u64, json: bool) -> indicatif::ProgressBar {
         pb.set_style(s);
     }
     pb
+}
+
+/// Moves the bar to `done`. The first move (resumed bytes that were already
+/// there, or the first chunk) restarts the rate estimate, so that the rate and
+/// ETA count only bytes that move in this run.
+pub fn advance(pb: &indicatif::ProgressBar, done: u64) {
+    let first = pb.position() == 0;
+    pb.set_position(done);
+    if first && done > 0 {
+        pb.reset_eta();
+    }
 }
 
 /// Human-readable size.

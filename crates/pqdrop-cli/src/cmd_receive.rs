@@ -164,7 +164,12 @@ impl ReceiveUi for Ui {
             return Ok(());
         }
         if out.is_terminal() {
-            out.write_all(pqdrop::names::escape_text(data).as_bytes())?;
+            let shown = pqdrop::names::escape_text(data);
+            out.write_all(shown.as_bytes())?;
+            // A text ends its line on a terminal, so the prompt starts on a new one.
+            if !self.streaming() && !shown.ends_with('\n') {
+                out.write_all(b"\n")?;
+            }
         } else {
             out.write_all(data)?;
         }

@@ -298,3 +298,13 @@ fn a_named_symlink_is_sent_under_its_own_name() {
     assert!(!out.path().join("target.txt").exists() && !out.path().join("real-dir").exists(), "never under the target's name");
     assert!(!std::fs::symlink_metadata(out.path().join("latest.txt")).expect("meta").file_type().is_symlink());
 }
+
+#[test]
+fn a_text_ends_its_line_on_a_terminal() {
+    let h = Harness::new(Net::Relay);
+    let mut s = h.send().args(["--code", "72-lemon-tiger", "--text", "no newline at the end"]).spawn("sender");
+    let (code, shown) = receive_on_a_terminal(&h, &["--yes", "72-lemon-tiger"], &[]);
+    assert_eq!(code, Some(0), "{shown}");
+    s.wait(Duration::from_secs(30)).assert_code(exit::OK);
+    assert!(shown.contains("no newline at the end\r\n"), "{shown:?}");
+}

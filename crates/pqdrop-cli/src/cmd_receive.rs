@@ -92,7 +92,10 @@ impl ReceiveUi for Ui {
         if self.json {
             self.emit(json!({"event": "offer", "kind": format!("{:?}", o.kind).to_lowercase(), "files": o.files, "dirs": o.dirs, "bytes": o.bytes, "names": o.preview}));
         } else {
-            say!("The sender offers {what}:");
+            match o.from {
+                Some(addr) => say!("The sender at {} offers {what}:", addr.ip()),
+                None => say!("The sender offers {what}:"),
+            }
             for name in &o.preview {
                 say!("  {name}");
             }
@@ -218,6 +221,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         out_dir: args.output.clone(),
         policy,
         ask,
+        sender_addr: None,
         max_entries: DEFAULT_MAX_ENTRIES,
         cascade: args.net.cascade,
         idle_timeout: args.net.idle(),

@@ -308,3 +308,18 @@ fn a_text_ends_its_line_on_a_terminal() {
     s.wait(Duration::from_secs(30)).assert_code(exit::OK);
     assert!(shown.contains("no newline at the end\r\n"), "{shown:?}");
 }
+
+#[test]
+fn on_the_lan_the_offer_says_where_the_sender_is() {
+    let h = Harness::new(Net::Lan);
+    let out = temp_dir("pqdrop-out-");
+    let src = temp_dir("pqdrop-src-");
+    let file = src.path().join("one.txt");
+    std::fs::write(&file, "one").expect("write");
+    let mut s = h.send().args(["--code", "73-lemon-tiger"]).arg(&file).spawn("sender");
+    let mut r = h.receive().args(["--yes", "-o", out.path().to_str().expect("utf-8"), "73-lemon-tiger"]).spawn("receiver");
+    let [s, r] = wait_all([&mut s, &mut r], Duration::from_secs(60));
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    assert!(r.stderr.contains("The sender at 127.0.0.1 offers 1 file and 0 folders"), "{}", r.stderr);
+}

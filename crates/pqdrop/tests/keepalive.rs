@@ -50,6 +50,7 @@ async fn a_person_deciding_longer_than_the_idle_timeout_does_not_cut_the_transfe
         out_dir: out.path().into(),
         policy: ConflictPolicy::Refuse,
         ask: false,
+        sender_addr: None,
         max_entries: 10,
         cascade: false,
         idle_timeout: idle,

@@ -49,6 +49,9 @@ pub struct OfferSummary {
     pub bytes: u64,
     /// Top-level names, escaped for the terminal.
     pub preview: Vec<String>,
+    /// Where the sender connects from, when that is the sender itself (LAN
+    /// mode; through a relay it is the relay's address, so `None`).
+    pub from: Option<std::net::SocketAddr>,
 }
 
 /// Callbacks to the user interface, called from the logic thread.
@@ -82,6 +85,9 @@ pub struct ReceiveOptions {
     /// With [`ConflictPolicy::Refuse`]: ask [`ReceiveUi::conflict`] about
     /// each taken name instead of stopping (a person at a terminal).
     pub ask: bool,
+    /// The sender's address, shown with the offer; [`receive_from`] sets it
+    /// in LAN mode.
+    pub sender_addr: Option<std::net::SocketAddr>,
     /// Cap on entries.
     pub max_entries: usize,
     /// Ask for the cascade cipher.
@@ -160,11 +166,14 @@ pub async fn receive_from(
     route: &crate::transport::Route,
     code: &Code,
     lan_timeout: std::time::Duration,
-    opts: ReceiveOptions,
+    mut opts: ReceiveOptions,
     ui: Arc<dyn ReceiveUi>,
     on_waiting: impl FnOnce(crate::transport::Waiting),
 ) -> Result<ReceiveReport> {
     let stream = crate::transport::connect(route, *code.nameplate(), crate::transport::Side::Receiver { lan_timeout }, on_waiting).await?;
+    if matches!(route, crate::transport::Route::Lan(_)) {
+        opts.sender_addr = stream.peer_addr().ok();
+    }
     receive(stream, code, opts, ui).await
 }
 
@@ -346,6 +355,7 @@ impl Driver {
                     dirs: o.dirs,
                     bytes: o.bytes,
                     preview: o.preview.iter().map(|p| escape(p)).collect(),
+                    from: self.opts.sender_addr,
                 };
                 // A folder we could not write to is said now, before the
                 // user is asked and before the sender's code is used up.

@@ -170,6 +170,30 @@ async fn rendezvous(from: Ipv4Addr, to: SocketAddr, np: Option<&str>, role: Role
     }
 }
 
+/// One honest pair from source address `from`: a sender that has relay `sr`
+/// allocate its room, then a receiver that claims it at relay `rr` (and is
+/// redirected in a fleet). Returns both streams, paired, and the receiver's
+/// pairing latency.
+async fn honest_pair(from: Ipv4Addr, sr: SocketAddr, rr: SocketAddr) -> Result<(TcpStream, TcpStream, Duration), String> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let sender = tokio::spawn(async move {
+        rendezvous(from, sr, None, Role::Sender, move |np| {
+            let _ = tx.send(np.to_owned());
+        })
+        .await
+    });
+    let Ok(np) = rx.await else {
+        return Err(match sender.await {
+            Ok(Err(e)) => format!("sender: {e}"),
+            _ => "sender got no room".to_string(),
+        });
+    };
+    let start = Instant::now();
+    let recv = rendezvous(from, rr, Some(&np), Role::Receiver, |_| {}).await?;
+    let send = sender.await.map_err(|e| e.to_string())??;
+    Ok((send, recv, start.elapsed()))
+}
+
 /// Deterministic bytes for pair `i`, offset `off`.
 fn fill(i: usize, off: u64, buf: &mut [u8]) {
     for (k, b) in buf.iter_mut().enumerate() {
@@ -199,22 +223,7 @@ async fn pairs(a: &Args) -> serde_json::Value {
         let (sr, rr) = (a.relays[i % a.relays.len()], a.relays[(i + 1) % a.relays.len()]);
         let (pb, go) = (paired_barrier.clone(), go.clone());
         set.spawn(async move {
-            let (tx, rx) = tokio::sync::oneshot::channel::<String>();
-            let from = honest_addr(i);
-            let sender = tokio::spawn(async move {
-                rendezvous(from, sr, None, Role::Sender, move |np| {
-                    let _ = tx.send(np.to_owned());
-                })
-                .await
-            });
-            let r = async {
-                let np = rx.await.map_err(|_| "sender got no room".to_string())?;
-                let start = Instant::now();
-                let recv = rendezvous(from, rr, Some(&np), Role::Receiver, |_| {}).await?;
-                let send = sender.await.map_err(|e| e.to_string())??;
-                Ok::<_, String>((send, recv, start.elapsed()))
-            }
-            .await;
+            let r = honest_pair(honest_addr(i), sr, rr).await;
             pb.wait().await;
             let (mut send, mut recv, latency) = match r {
                 Ok(v) => v,
@@ -312,12 +321,10 @@ async fn waiting(a: &Args) -> serde_json::Value {
     for i in 0..a.rooms {
         let to = a.relays[i % a.relays.len()];
         set.spawn(async move {
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             let mut s = connect_from(honest_addr(i), to).await.ok()?;
             s.write_all(&hello_v2_bytes(None, Role::Sender, false).ok()?).await.ok()?;
             let (c1, _) = read_status(&mut s).await.ok()?;
             let (c2, _) = read_status(&mut s).await.ok()?;
-            let _ = (tx, rx);
             (c1 == 2 && c2 == 0).then_some(s)
         });
         // Bounded concurrency of connection setup.
@@ -357,7 +364,6 @@ async fn waiting(a: &Args) -> serde_json::Value {
 /// kept open 3 s) while honest pairs come and go; counts honest pairs paired
 /// within 1 s.
 async fn attack(a: &Args) -> serde_json::Value {
-    let stop = Arc::new(tokio::sync::Notify::new());
     let deadline = Instant::now() + Duration::from_secs(a.secs);
     let attempts = Arc::new(AtomicU64::new(0));
     let mut attackers = tokio::task::JoinSet::new();
@@ -397,26 +403,7 @@ async fn attack(a: &Args) -> serde_json::Value {
         let (sr, rr) = (a.relays[i % a.relays.len()], a.relays[(i + 1) % a.relays.len()]);
         honest.spawn(async move {
             let start = Instant::now();
-            let r = timeout(Duration::from_secs(1), async {
-                let (tx, rx) = tokio::sync::oneshot::channel::<String>();
-                let from = honest_addr(i);
-                let sender = tokio::spawn(async move {
-                    rendezvous(from, sr, None, Role::Sender, move |np| {
-                        let _ = tx.send(np.to_owned());
-                    })
-                    .await
-                });
-                let Ok(np) = rx.await else {
-                    return Err(match sender.await {
-                        Ok(Err(e)) => format!("sender: {e}"),
-                        _ => "sender got no room".to_string(),
-                    });
-                };
-                let _recv = rendezvous(from, rr, Some(&np), Role::Receiver, |_| {}).await?;
-                let _send = sender.await.map_err(|e| e.to_string())??;
-                Ok::<_, String>(())
-            })
-            .await;
+            let r = timeout(Duration::from_secs(1), async { honest_pair(honest_addr(i), sr, rr).await.map(|_| ()) }).await;
             let why = match &r {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some(e.clone()),
@@ -439,7 +426,6 @@ async fn attack(a: &Args) -> serde_json::Value {
             Err(e) => why.push(e.to_string()),
         }
     }
-    stop.notify_waiters();
     attackers.abort_all();
     lat.sort_by(f64::total_cmp);
     serde_json::json!({

@@ -125,6 +125,23 @@ fn handshake(c: &mut Criterion) {
     g.bench_function("mlkem768_encaps", |b| b.iter(|| black_box(mlkem768_encapsulate(black_box(&ek)).expect("encaps"))));
     let (ct, _) = mlkem768_encapsulate(&ek).expect("encaps");
     g.bench_function("mlkem768_decaps", |b| b.iter(|| black_box(dk.decapsulate(black_box(&ct)).expect("decaps"))));
+
+    // Baseline in the same run: aws-lc-rs's ML-KEM-768 (randomness from its own DRBG).
+    use aws_lc_rs::kem;
+    g.bench_function("aws_lc_mlkem768_keygen", |b| {
+        b.iter(|| black_box(kem::DecapsulationKey::generate(&kem::ML_KEM_768).expect("keygen")))
+    });
+    let aws_dk = kem::DecapsulationKey::generate(&kem::ML_KEM_768).expect("keygen");
+    let aws_ek_bytes = aws_dk.encapsulation_key().expect("ek").key_bytes().expect("ek").as_ref().to_vec();
+    g.bench_function("aws_lc_mlkem768_encaps", |b| {
+        b.iter(|| {
+            black_box(kem::EncapsulationKey::new(&kem::ML_KEM_768, black_box(&aws_ek_bytes)).expect("ek").encapsulate().expect("encaps"))
+        })
+    });
+    let (aws_ct, _) = kem::EncapsulationKey::new(&kem::ML_KEM_768, &aws_ek_bytes).expect("ek").encapsulate().expect("encaps");
+    g.bench_function("aws_lc_mlkem768_decaps", |b| {
+        b.iter(|| black_box(aws_dk.decapsulate(kem::Ciphertext::from(black_box(aws_ct.as_ref()))).expect("decaps")))
+    });
     g.finish();
 }
 

@@ -62,7 +62,7 @@ pub trait Kem {
     fn decapsulate(&self, dk: &Self::DecapsulationKey, ct: &[u8]) -> Result<KemSecret>;
 }
 
-/// ML-KEM-768 from aws-lc-rs, using the library's own CSPRNG.
+/// ML-KEM-768 with its randomness drawn from the OS CSPRNG (see `primitives`).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MlKem768;
 

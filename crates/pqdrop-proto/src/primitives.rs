@@ -1,10 +1,10 @@
 //! Thin, typed wrappers over the cryptographic libraries.
 //!
-//! Everything else in the crate calls these and never aws-lc-rs or x25519-dalek
-//! directly, so the known-answer tests (RFC 5869, RFC 7748, RFC 8439, Wycheproof)
+//! Everything else in the crate calls these and never aws-lc-rs, x25519-dalek or
+//! ml-kem directly, so the known-answer tests (RFC 5869, RFC 7748, RFC 8439, Wycheproof)
 //! exercise exactly the code paths the protocol uses.
 
-use aws_lc_rs::{aead, digest, hkdf, hmac, kem};
+use aws_lc_rs::{aead, digest, hkdf, hmac};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::{Error, Result};
@@ -197,54 +197,84 @@ impl AeadKey {
     }
 }
 
-/// An ML-KEM-768 decapsulation key (FIPS 203), held by the accepter.
-pub struct MlKemDecapsulationKey(kem::DecapsulationKey<kem::AlgorithmId>);
+// ML-KEM-768 (FIPS 203) is RustCrypto's `ml-kem`, driven with randomness that
+// we draw from the OS (`getrandom`, through `rand_core::OsRng`) and pass in:
+// the 64-byte key-generation seed (d || z) and the 32-byte encapsulation
+// message m. aws-lc-rs draws that randomness from its own DRBG instead, whose
+// first use seeds it from CPU jitter entropy (tens of milliseconds of CPU per
+// process unless aws-lc-sys was built with AWS_LC_SYS_NO_JITTER_ENTROPY, a build
+// setting that `cargo install` does not see). Taking the randomness as input
+// also makes the same code serve seed-derived keys and the known-answer tests.
+// aws-lc-rs's ML-KEM still cross-checks this one in the tests (`kem_interop`),
+// and the Wycheproof keygen, encapsulation and decapsulation vectors run here.
+
+/// An ML-KEM-768 decapsulation key (FIPS 203), held by the accepter. The
+/// `ml-kem` type zeroizes itself on drop.
+pub struct MlKemDecapsulationKey(Box<ml_kem::ml_kem_768::DecapsulationKey>);
 
 /// A 32-byte KEM shared secret, zeroized on drop.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct KemSecret(pub [u8; MLKEM_SS_LEN]);
 
 impl MlKemDecapsulationKey {
-    /// Generates a fresh key pair from the library's CSPRNG and returns it with the
+    /// Generates a fresh key pair from the OS CSPRNG and returns it with the
     /// encoded encapsulation key (1184 bytes).
     pub fn generate() -> Result<(Self, Vec<u8>)> {
-        let dk = kem::DecapsulationKey::generate(&kem::ML_KEM_768).map_err(|_| Error::Crypto)?;
-        let ek = dk.encapsulation_key().map_err(|_| Error::Crypto)?;
-        let ek_bytes = ek.key_bytes().map_err(|_| Error::Crypto)?.as_ref().to_vec();
-        Ok((Self(dk), ek_bytes))
+        let mut seed = zeroize::Zeroizing::new([0u8; 64]);
+        rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, seed.as_mut()).map_err(|_| Error::Crypto)?;
+        Ok(Self::from_seed(&seed))
     }
 
-    /// Loads an expanded 2400-byte decapsulation key (used for test vectors).
+    /// The key pair of FIPS 203 `ML-KEM.KeyGen_internal(d, z)` for the 64-byte
+    /// seed `d || z`, with the encoded encapsulation key.
+    pub fn from_seed(seed: &[u8; 64]) -> (Self, Vec<u8>) {
+        use ml_kem::KeyExport;
+        let dk = ml_kem::ml_kem_768::DecapsulationKey::from_seed(ml_kem::Seed::from(*seed));
+        let ek = dk.encapsulation_key().to_bytes().to_vec();
+        (Self(Box::new(dk)), ek)
+    }
+
+    /// Loads an expanded 2400-byte decapsulation key (the form some test
+    /// vectors use), checking the hash of the embedded encapsulation key.
     pub fn from_bytes(dk: &[u8]) -> Result<Self> {
         if dk.len() != MLKEM768_DK_LEN {
             return Err(Error::BadKeyLength { what: "ML-KEM-768 decapsulation key", expected: MLKEM768_DK_LEN, got: dk.len() });
         }
-        kem::DecapsulationKey::new(&kem::ML_KEM_768, dk).map(Self).map_err(|_| Error::Crypto)
+        let expanded = ml_kem::ml_kem_768::ExpandedDecapsulationKey::try_from(dk).map_err(|_| Error::Crypto)?;
+        #[allow(deprecated)] // the expanded form exists only for vectors
+        let key = ml_kem::ml_kem_768::DecapsulationKey::from_expanded(&expanded).map_err(|_| Error::Crypto)?;
+        Ok(Self(Box::new(key)))
     }
 
     /// Decapsulates a 1088-byte ciphertext. ML-KEM uses implicit rejection, so a
     /// modified ciphertext yields an unrelated secret, which key confirmation
     /// then catches.
     pub fn decapsulate(&self, ct: &[u8]) -> Result<KemSecret> {
-        if ct.len() != MLKEM768_CT_LEN {
-            return Err(Error::InvalidPublicValue("ML-KEM-768 ciphertext has the wrong length"));
-        }
-        let ss = self.0.decapsulate(kem::Ciphertext::from(ct)).map_err(|_| Error::InvalidPublicValue("ML-KEM-768 ciphertext"))?;
-        let mut out = [0u8; MLKEM_SS_LEN];
-        out.copy_from_slice(ss.as_ref());
-        Ok(KemSecret(out))
+        use ml_kem::Decapsulate;
+        let ss = self.0.decapsulate_slice(ct).map_err(|_| Error::InvalidPublicValue("ML-KEM-768 ciphertext has the wrong length"))?;
+        Ok(KemSecret(ss.into()))
     }
 }
 
-/// Encapsulates to an ML-KEM-768 encapsulation key. The key is validated (length
-/// and the FIPS 203 modulus check) first. Returns (ciphertext, shared secret).
+/// Encapsulates to an ML-KEM-768 encapsulation key with a message drawn from
+/// the OS CSPRNG. The key is validated (length and the FIPS 203 modulus check)
+/// first. Returns (ciphertext, shared secret).
 pub fn mlkem768_encapsulate(ek: &[u8]) -> Result<(Vec<u8>, KemSecret)> {
+    let mut m = zeroize::Zeroizing::new([0u8; 32]);
+    rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, m.as_mut()).map_err(|_| Error::Crypto)?;
+    mlkem768_encapsulate_deterministic(ek, &m)
+}
+
+/// FIPS 203 `ML-KEM.Encaps_internal(ek, m)`: encapsulation with the caller's
+/// 32 uniformly random bytes `m`, which must never be reused. For vectors and
+/// the deterministic test KEM; the protocol uses [`mlkem768_encapsulate`].
+pub fn mlkem768_encapsulate_deterministic(ek: &[u8], m: &[u8; 32]) -> Result<(Vec<u8>, KemSecret)> {
     if ek.len() != MLKEM768_EK_LEN {
         return Err(Error::InvalidPublicValue("ML-KEM-768 encapsulation key has the wrong length"));
     }
-    let ek = kem::EncapsulationKey::new(&kem::ML_KEM_768, ek).map_err(|_| Error::InvalidPublicValue("ML-KEM-768 encapsulation key"))?;
-    let (ct, ss) = ek.encapsulate().map_err(|_| Error::InvalidPublicValue("ML-KEM-768 encapsulation key"))?;
-    let mut out = [0u8; MLKEM_SS_LEN];
-    out.copy_from_slice(ss.as_ref());
-    Ok((ct.as_ref().to_vec(), KemSecret(out)))
+    let key = ml_kem::Key::<ml_kem::ml_kem_768::EncapsulationKey>::try_from(ek)
+        .map_err(|_| Error::InvalidPublicValue("ML-KEM-768 encapsulation key has the wrong length"))?;
+    let ek = ml_kem::ml_kem_768::EncapsulationKey::new(&key).map_err(|_| Error::InvalidPublicValue("ML-KEM-768 encapsulation key"))?;
+    let (ct, ss) = ek.encapsulate_deterministic(&ml_kem::B32::from(*m));
+    Ok((ct.to_vec(), KemSecret(ss.into())))
 }

@@ -1,17 +1,17 @@
 //! Fixed-RNG handshake transcript vectors: `vectors/handshake.json`.
 //!
 //! The handshake takes its randomness and its KEM by injection, so with a
-//! deterministic RNG and a deterministic ML-KEM-768 (RustCrypto's `ml-kem`,
-//! keygen from seeds d, z and encapsulation from m, FIPS 203 §6) every byte
+//! deterministic RNG and the protocol's ML-KEM-768 given deterministic
+//! randomness (keygen from seeds d, z and encapsulation from m, FIPS 203 §6) every byte
 //! of a run is fixed. This test runs complete requester <-> accepter
 //! handshakes that way and checks, byte for byte, every flight, the transcript
 //! hash, the key schedule, the confirmation tags, the exporter, the agreed
 //! cipher and the first application record of each direction.
 //!
 //! Cross-implementation checks:
-//! - aws-lc-rs (the production ML-KEM) decapsulates the vector ciphertext with
-//!   the expanded decapsulation key produced by `ml-kem` and gets the same
-//!   shared secret;
+//! - aws-lc-rs, an independent ML-KEM, decapsulates the vector ciphertext with
+//!   the expanded decapsulation key and gets the same shared secret (and the
+//!   same implicit-rejection secret for a modified ciphertext);
 //! - `scripts/handshake_crosscheck.py` recomputes every derived value from the
 //!   inputs with Python's `cryptography` (OpenSSL) and plain-integer
 //!   Elligator2, and decapsulates with OpenSSL's ML-KEM.
@@ -34,16 +34,16 @@
 
 use std::path::PathBuf;
 
+use aws_lc_rs::kem as aws_kem;
 #[allow(deprecated)]
 use ml_kem::ExpandedKeyEncoding;
-use ml_kem::{Decapsulate, KeyExport};
+use ml_kem::KeyExport;
 use pqdrop_proto::handshake::{Config, Established, Handshake};
 use pqdrop_proto::internal::cpace::{self, CpaceSecret};
 use pqdrop_proto::internal::labels;
-use pqdrop_proto::internal::primitives::{hmac_sha256, sha512, HkdfPrk, KemSecret, MlKemDecapsulationKey};
+use pqdrop_proto::internal::primitives::{hmac_sha256, mlkem768_encapsulate_deterministic, sha512, HkdfPrk, MlKemDecapsulationKey};
 use pqdrop_proto::msg::{parse_frame_header, Agreed, Capabilities, DataCipher, Message, MsgType};
 use pqdrop_proto::testing::{DetMlKem, DetRng};
-use pqdrop_proto::Error;
 use serde_json::{json, Map, Value};
 
 const LABEL_PREFIX: &str = "pqdrop/v1 handshake vector ";
@@ -57,21 +57,13 @@ fn det_rng(name: &str, stream: &str) -> DetRng {
     DetRng::new(format!("{LABEL_PREFIX}{name}/{stream}"))
 }
 
-type MlKemDk = pqdrop_proto::testing::MlKemDk;
+type MlKemDk = ml_kem::ml_kem_768::DecapsulationKey;
 
 fn mlkem_from_dz(d: &[u8; 32], z: &[u8; 32]) -> MlKemDk {
     let mut seed = [0u8; 64];
     seed[..32].copy_from_slice(d);
     seed[32..].copy_from_slice(z);
     MlKemDk::from_seed(ml_kem::Seed::from(seed))
-}
-
-fn mlkem_encapsulate(ek: &[u8], m: &[u8; 32]) -> pqdrop_proto::Result<(Vec<u8>, KemSecret)> {
-    let key = ml_kem::Key::<ml_kem::ml_kem_768::EncapsulationKey>::try_from(ek)
-        .map_err(|_| Error::InvalidPublicValue("ML-KEM-768 encapsulation key has the wrong length"))?;
-    let ek = ml_kem::ml_kem_768::EncapsulationKey::new(&key).map_err(|_| Error::InvalidPublicValue("ML-KEM-768 encapsulation key"))?;
-    let (ct, ss) = ek.encapsulate_deterministic(&ml_kem::B32::from(*m));
-    Ok((ct.to_vec(), KemSecret(ss.into())))
 }
 
 /// One vector's fixed inputs.
@@ -202,13 +194,20 @@ fn run(spec: &Spec) -> Value {
     let ek = dk.encapsulation_key().to_bytes().to_vec();
     #[allow(deprecated)]
     let dk_expanded = dk.to_expanded_bytes().to_vec();
-    let (ct, ss) = mlkem_encapsulate(&ek, &m).unwrap();
-    let aws = MlKemDecapsulationKey::from_bytes(&dk_expanded).expect("aws-lc-rs accepts the expanded dk");
-    assert_eq!(aws.decapsulate(&ct).expect("aws-lc-rs decapsulates").0, ss.0, "aws-lc-rs and ml-kem disagree on the shared secret");
+    let (ct, ss) = mlkem768_encapsulate_deterministic(&ek, &m).unwrap();
+    let mut dz = [0u8; 64];
+    dz[..32].copy_from_slice(&d);
+    dz[32..].copy_from_slice(&z);
+    let (ours, our_ek) = MlKemDecapsulationKey::from_seed(&dz);
+    assert_eq!(our_ek, ek);
+    assert_eq!(ours.decapsulate(&ct).unwrap().0, ss.0);
+    let aws = aws_kem::DecapsulationKey::new(&aws_kem::ML_KEM_768, &dk_expanded).expect("aws-lc-rs accepts the expanded dk");
+    let aws_ss = |c: &[u8]| aws.decapsulate(aws_kem::Ciphertext::from(c)).expect("aws-lc-rs decapsulates").as_ref().to_vec();
+    assert_eq!(aws_ss(&ct), ss.0, "aws-lc-rs and ml-kem disagree on the shared secret");
     let mut ct_bad = ct.clone();
     ct_bad[0] ^= 1;
-    assert_ne!(aws.decapsulate(&ct_bad).unwrap().0, ss.0);
-    assert_eq!(aws.decapsulate(&ct_bad).unwrap().0, dk.decapsulate_slice(&ct_bad).unwrap().as_slice(), "implicit rejection differs");
+    assert_ne!(aws_ss(&ct_bad), ss.0);
+    assert_eq!(aws_ss(&ct_bad), ours.decapsulate(&ct_bad).unwrap().0, "implicit rejection differs");
 
     // The messages carry exactly those values.
     let Message::RequestAdd2(m0) = decode(&f0) else { panic!("flight 0 is not requestAdd2") };

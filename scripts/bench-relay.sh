@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
 done
 
 if [ -z "${PQDROP_BIN:-}" ] || [ -z "${RELAY_LOAD_BIN:-}" ]; then
-  (cd "$ROOT" && cargo build --release --locked -q -p pqdrop-cli && cargo build --release --locked -q -p pqdrop-relay --example relay-load)
+  (cd "$ROOT" && cargo build --release --locked -q -p pqdrop && cargo build --release --locked -q -p pqdrop-relay --example relay-load)
 fi
 PQDROP_BIN="${PQDROP_BIN:-$ROOT/target/release/pqdrop}"
 RELAY_LOAD_BIN="${RELAY_LOAD_BIN:-$ROOT/target/release/examples/relay-load}"

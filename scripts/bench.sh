@@ -13,7 +13,7 @@
 #
 # Environment:
 #   PQDROP_BIN=/path/to/pqdrop   use this binary instead of building
-#                                `cargo build --release --locked -p pqdrop-cli`
+#                                `cargo build --release --locked -p pqdrop`
 #   BENCH_TMP=/dir               where to put the test data (default: /dev/shm
 #                                when it has room, otherwise /tmp)
 #   BENCH_SIZE_MIB=N             big-file size in MiB instead of --size-gib (to
@@ -351,8 +351,8 @@ peer_version() {
 if [[ -n ${PQDROP_BIN:-} ]]; then
   BIN=$PQDROP_BIN
 else
-  note "building pqdrop (cargo build --release --locked -p pqdrop-cli)"
-  (cd "$ROOT" && cargo build --release --locked -p pqdrop-cli >&2) || die "cargo build failed"
+  note "building pqdrop (cargo build --release --locked -p pqdrop)"
+  (cd "$ROOT" && cargo build --release --locked -p pqdrop >&2) || die "cargo build failed"
   BIN="$ROOT/target/release/pqdrop"
 fi
 GIT_DESC=""

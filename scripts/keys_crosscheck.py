@@ -4,7 +4,7 @@
 It uses only Python's `cryptography` package (OpenSSL underneath), so it shares
 no code with the Rust implementation (aws-lc-rs + x25519-dalek). It produces the
 known-answer vectors in vectors/keys.json that crates/pqdrop-proto/tests/
-keys_vectors.rs and crates/pqdrop-cli/tests/keys_cli.rs check the Rust code
+keys_vectors.rs and crates/pqdrop/tests/keys_cli.rs check the Rust code
 against.
 
     key_N = HKDF-SHA256(salt = HALVING_SALT, ikm = seed || index(N), info, L = 32)

@@ -236,12 +236,12 @@ impl MlKemDecapsulationKey {
 
     /// Loads an expanded 2400-byte decapsulation key (the form some test
     /// vectors use), checking the hash of the embedded encapsulation key.
+    #[allow(deprecated)] // `ml-kem` deprecates the expanded form; it exists here only for vectors
     pub fn from_bytes(dk: &[u8]) -> Result<Self> {
         if dk.len() != MLKEM768_DK_LEN {
             return Err(Error::BadKeyLength { what: "ML-KEM-768 decapsulation key", expected: MLKEM768_DK_LEN, got: dk.len() });
         }
         let expanded = ml_kem::ml_kem_768::ExpandedDecapsulationKey::try_from(dk).map_err(|_| Error::Crypto)?;
-        #[allow(deprecated)] // the expanded form exists only for vectors
         let key = ml_kem::ml_kem_768::DecapsulationKey::from_expanded(&expanded).map_err(|_| Error::Crypto)?;
         Ok(Self(Box::new(key)))
     }

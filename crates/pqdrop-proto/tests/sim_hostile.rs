@@ -1,6 +1,6 @@
 //! A hostile sender against the receiver's machine, message by message: every
 //! rule of PROTOCOL.md §8 that needs no file system, each case asserting the
-//! exact refusal. (The binary-level tests in pqdrop-cli keep the cases that
+//! exact refusal. (The binary-level tests in pqdrop keep the cases that
 //! need real files, sockets and exit codes.)
 
 use pqdrop_proto::transfer::{Entry, EntryKind, Event, FileState, Offer, OfferKind, Receiver, ReceiverConfig, TransferMsg, MAX_CHUNK};

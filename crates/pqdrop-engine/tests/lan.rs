@@ -9,8 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket as StdUdpSocket
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pqdrop::lan::{self, Announcement, LanConfig, LanListener, ANNOUNCE_LEN};
-use pqdrop::Error;
+use pqdrop_engine::lan::{self, Announcement, LanConfig, LanListener, ANNOUNCE_LEN};
+use pqdrop_engine::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use pqdrop::send::{Payload, SendOptions, SendUi, Zstd};
+use pqdrop_engine::send::{Payload, SendOptions, SendUi, Zstd};
 use pqdrop_proto::code::{Code, DEFAULT_WORDS, MAX_WORDS};
 use pqdrop_proto::transfer::{Offer, OfferKind};
 use serde_json::json;
 
 use crate::common::{self, human, json_event, NetArgs, Route};
-use pqdrop::transport::Waiting;
+use pqdrop_engine::transport::Waiting;
 
 /// Send files, folders, text or stdin.
 #[derive(Debug, Args)]
@@ -80,6 +80,13 @@ impl SendUi for Ui {
             *pb = Some(common::progress_bar(offer.bytes, self.json));
         }
     }
+    fn file(&self, shown: &str) {
+        if let Ok(pb) = self.pb.lock() {
+            if let Some(pb) = pb.as_ref() {
+                common::show_file(pb, shown);
+            }
+        }
+    }
     fn progress(&self, done: u64, total: u64) {
         if let Ok(pb) = self.pb.lock() {
             if let Some(pb) = pb.as_ref() {
@@ -144,7 +151,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         return Err(crate::common::Usage("--multiple cannot send standard input (it can be read only once)".into()).into());
     }
     // Walk the paths now, so a missing file fails before anyone waits.
-    let mut prepared = Some(pqdrop::send::prepare(payload.clone())?);
+    let mut prepared = Some(pqdrop_engine::send::prepare(payload.clone())?);
     let route = args.net.route()?;
     let json = args.net.json;
     let ui = Arc::new(Ui { json, pb: Mutex::new(None), last: Mutex::new(Instant::now()) });
@@ -162,11 +169,11 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         let this = match prepared.take() {
             Some(p) => p,
             // Each receiver gets the files as they are now.
-            None => pqdrop::send::prepare(payload.clone())?,
+            None => pqdrop_engine::send::prepare(payload.clone())?,
         };
         let first = served == 0 && wrong == 0;
         let mut used = None;
-        let result = pqdrop::send::send_to(&route, &code, allocate, this, opts.clone(), ui.clone(), |c, w| {
+        let result = pqdrop_engine::send::send_to(&route, &code, allocate, this, opts.clone(), ui.clone(), |c, w| {
             used = Some(c.clone());
             if first {
                 announce(c, w, &route, json, args.qr);
@@ -182,15 +189,15 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         }
         let report = match result {
             Ok(r) => r,
-            Err(pqdrop::Error::WrongCode) if multiple > 1 && wrong + 1 < MAX_WRONG_CODES => {
+            Err(pqdrop_engine::Error::WrongCode) if multiple > 1 && wrong + 1 < MAX_WRONG_CODES => {
                 wrong += 1;
                 ui.warn(&format!(
                     "a receiver used a wrong code ({wrong} of {MAX_WRONG_CODES} allowed); nothing was sent to it. Waiting for the next one"
                 ));
                 continue;
             }
-            Err(pqdrop::Error::WrongCode) if multiple > 1 => {
-                return Err(anyhow::Error::new(pqdrop::Error::WrongCode)
+            Err(pqdrop_engine::Error::WrongCode) if multiple > 1 => {
+                return Err(anyhow::Error::new(pqdrop_engine::Error::WrongCode)
                     .context(format!("{MAX_WRONG_CODES} receivers used a wrong code, so the code is retired (someone may be guessing it); {served} of {multiple} received the files")));
             }
             Err(e) => return Err(e.into()),

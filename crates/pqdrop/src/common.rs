@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Args;
-use pqdrop::lan::LanConfig;
-pub use pqdrop::transport::Route;
+use pqdrop_engine::lan::LanConfig;
+pub use pqdrop_engine::transport::Route;
 use pqdrop_proto::transfer::StopCode;
 
 /// Exit codes (documented in the README).
@@ -83,7 +83,7 @@ pub async fn until_interrupted<T>(side: &'static str, fut: impl std::future::Fut
 
 /// Maps an engine error to its exit code.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
-    use pqdrop::Error as E;
+    use pqdrop_engine::Error as E;
     if e.downcast_ref::<Usage>().is_some() {
         return exit::USAGE;
     }
@@ -181,7 +181,7 @@ fn parse_config(text: &str) -> Result<Option<String>, (usize, String)> {
             "relay" if value.is_empty() => return Err((i + 1, "`relay` needs a HOST[:PORT]".into())),
             "relay" => relay = Some(value.to_string()),
             other => {
-                let shown = pqdrop::names::escape(other.as_bytes());
+                let shown = pqdrop_engine::names::escape(other.as_bytes());
                 return Err((i + 1, format!("unknown setting `{shown}` (the only one is `relay`)")));
             }
         }
@@ -250,7 +250,7 @@ pub fn rate(bytes: u64, elapsed: std::time::Duration) -> (f64, f64) {
 
 /// "5.4 s (380 MiB/s)".
 pub fn human_time_rate(secs: f64, rate: f64) -> String {
-    format!("{secs:.1} s ({}/s)", pqdrop::human_bytes(rate as u64))
+    format!("{secs:.1} s ({}/s)", pqdrop_engine::human_bytes(rate as u64))
 }
 
 /// A progress bar on stderr, hidden when stderr is not a terminal or JSON is on.
@@ -259,9 +259,11 @@ pub fn progress_bar(total: u64, json: bool) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let pb = if total > 0 { indicatif::ProgressBar::new(total) } else { indicatif::ProgressBar::no_length() };
+    // The current file has a line of its own, cut to the terminal's width
+    // (`show_file`), and
+    // the bar takes what the numbers leave, so both lines fit 40 columns.
     let style = if total > 0 {
-        // The bar takes what the terminal leaves, so the line fits 40 columns.
-        indicatif::ProgressStyle::with_template("{percent:>3}% {wide_bar} {binary_bytes_per_sec} ETA {eta}")
+        indicatif::ProgressStyle::with_template("{msg}\n{percent:>3}% {wide_bar} {binary_bytes_per_sec} ETA {eta}")
     } else {
         indicatif::ProgressStyle::with_template("{spinner} {bytes} {binary_bytes_per_sec}")
     };
@@ -282,6 +284,26 @@ pub fn advance(pb: &indicatif::ProgressBar, done: u64) {
     }
 }
 
+/// Shows `shown` (an escaped path) as the bar's current file. A path wider
+/// than the terminal keeps its end, where the file's own name is.
+pub fn show_file(pb: &indicatif::ProgressBar, shown: &str) {
+    // One column short of the width, so the terminal never wraps the line.
+    let width = console::Term::stderr().size_checked().map_or(80, |(_, cols)| usize::from(cols)).max(8);
+    pb.set_message(keep_end(shown, width - 1));
+}
+
+/// `text` if it fits in `width` columns, otherwise "…" and its last
+/// `width - 1` characters. (This counts characters; indicatif measures the
+/// display width and cuts what double-width characters still make too wide.)
+pub fn keep_end(text: &str, width: usize) -> String {
+    let n = text.chars().count();
+    if n <= width {
+        return text.to_string();
+    }
+    let tail: String = text.chars().skip(n - (width - 1)).collect();
+    format!("…{tail}")
+}
+
 /// Human-readable size.
 pub fn human(bytes: u64) -> String {
     format!("{}", indicatif::HumanBytes(bytes))
@@ -289,7 +311,14 @@ pub fn human(bytes: u64) -> String {
 
 #[cfg(test)]
 mod config_tests {
-    use super::parse_config;
+    use super::{keep_end, parse_config};
+
+    #[test]
+    fn long_names_keep_their_end() {
+        assert_eq!(keep_end("photos/a.jpg", 40), "photos/a.jpg");
+        assert_eq!(keep_end("abcdefghij", 5), "…ghij");
+        assert_eq!(keep_end("abcdefghij", 10), "abcdefghij");
+    }
 
     #[test]
     fn relay_lines_comments_and_errors_with_line_numbers() {

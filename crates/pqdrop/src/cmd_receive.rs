@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use pqdrop::receive::{OfferSummary, ReceiveOptions, ReceiveUi, DEFAULT_MAX_ENTRIES};
-use pqdrop::sink::ConflictPolicy;
+use pqdrop_engine::receive::{OfferSummary, ReceiveOptions, ReceiveUi, DEFAULT_MAX_ENTRIES};
+use pqdrop_engine::sink::ConflictPolicy;
 use pqdrop_proto::code::Code;
 use pqdrop_proto::transfer::OfferKind;
 use serde_json::json;
 
 use crate::common::{self, human, json_event, NetArgs};
-use pqdrop::transport::Waiting;
+use pqdrop_engine::transport::Waiting;
 
 /// Receive what `pqdrop send` offers.
 #[derive(Debug, Args)]
@@ -53,6 +53,8 @@ struct Ui {
     yes: bool,
     json: bool,
     pb: Mutex<Option<indicatif::ProgressBar>>,
+    /// The file being received, for the bar once it appears.
+    current: Mutex<String>,
     last: Mutex<Instant>,
     text: Mutex<Option<String>>,
     /// A stream's bytes go to stdout, so JSON events move to stderr.
@@ -145,9 +147,26 @@ impl ReceiveUi for Ui {
         }
         None
     }
+    fn file(&self, shown: &str) {
+        if let Ok(mut current) = self.current.lock() {
+            shown.clone_into(&mut current);
+        }
+        if let Ok(pb) = self.pb.lock() {
+            if let Some(pb) = pb.as_ref() {
+                common::show_file(pb, shown);
+            }
+        }
+    }
     fn progress(&self, done: u64, total: u64) {
         if let Ok(mut pb) = self.pb.lock() {
-            common::advance(pb.get_or_insert_with(|| common::progress_bar(total, self.json)), done);
+            let pb = pb.get_or_insert_with(|| {
+                let pb = common::progress_bar(total, self.json);
+                if let Ok(current) = self.current.lock() {
+                    common::show_file(&pb, &current);
+                }
+                pb
+            });
+            common::advance(pb, done);
         }
         if self.json {
             if let Ok(mut last) = self.last.lock() {
@@ -167,7 +186,7 @@ impl ReceiveUi for Ui {
             return Ok(());
         }
         if out.is_terminal() {
-            let shown = pqdrop::names::escape_text(data);
+            let shown = pqdrop_engine::names::escape_text(data);
             out.write_all(shown.as_bytes())?;
             // A text ends its line on a terminal, so the prompt starts on a new one.
             if !self.streaming() && !shown.ends_with('\n') {
@@ -230,19 +249,20 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         yes: args.yes,
         json: args.net.json,
         pb: Mutex::new(None),
+        current: Mutex::new(String::new()),
         last: Mutex::new(Instant::now()),
         text: Mutex::new(None),
         stream_to_stdout: std::sync::atomic::AtomicBool::new(false),
     });
     let json = args.net.json;
     let route = args.net.route()?;
-    let report = pqdrop::receive::receive_from(&route, &code, Duration::from_secs(args.lan_timeout), opts, ui.clone(), |w| {
+    let report = pqdrop_engine::receive::receive_from(&route, &code, Duration::from_secs(args.lan_timeout), opts, ui.clone(), |w| {
         if !json {
             match w {
                 Waiting::LanSearching => say!("Looking for the sender on the local network..."),
                 Waiting::Relay => match &route {
-                    pqdrop::transport::Route::Relay(r) => say!("Waiting for the sender (via the relay {r})..."),
-                    pqdrop::transport::Route::Lan(_) => say!("Waiting for the sender..."),
+                    pqdrop_engine::transport::Route::Relay(r) => say!("Waiting for the sender (via the relay {r})..."),
+                    pqdrop_engine::transport::Route::Lan(_) => say!("Waiting for the sender..."),
                 },
                 Waiting::LanListening(_) => {}
             }
@@ -256,6 +276,9 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         ui.emit(json!({
             "event": "result", "ok": true, "files": report.files, "dirs": report.dirs, "bytes_received": report.bytes_received,
             "bytes_resumed": report.bytes_resumed, "text": text, "elapsed_s": secs, "rate_bytes_per_s": rate,
+            "kept": report.kept.items, "kept_count": report.kept.total,
+            "renamed": report.renamed.items.iter().map(|(from, to)| json!({"offered": from, "saved_as": to})).collect::<Vec<_>>(),
+            "renamed_count": report.renamed.total,
         }));
     } else if report.kind == Some(OfferKind::Files) {
         let resumed =
@@ -268,6 +291,25 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
             human(report.bytes_received),
             common::human_time_rate(secs, rate)
         );
+        const SHOWN: usize = 10;
+        if report.renamed.total > 0 {
+            say!("Saved {} under a new name, as the name was taken:", common::count(report.renamed.total, "file", "files"));
+            for (from, to) in report.renamed.items.iter().take(SHOWN) {
+                say!("  {from} -> {to}");
+            }
+            if report.renamed.total > SHOWN as u64 {
+                say!("  and {} more", report.renamed.total - SHOWN as u64);
+            }
+        }
+        if report.kept.total > 0 {
+            say!("Kept {} that already existed here, unchanged:", common::count(report.kept.total, "file", "files"));
+            for name in report.kept.items.iter().take(SHOWN) {
+                say!("  {name}");
+            }
+            if report.kept.total > SHOWN as u64 {
+                say!("  and {} more", report.kept.total - SHOWN as u64);
+            }
+        }
     }
     Ok(())
 }

@@ -134,11 +134,19 @@ fn a_relay_from_the_environment_is_in_the_printed_command() {
 /// answering each "already exists" question with the next of `answers`;
 /// returns the exit code and what the terminal showed.
 fn receive_on_a_terminal(h: &Harness, args: &[&str], answers: &[&str]) -> (Option<i32>, String) {
+    receive_on_a_terminal_of(h, None, args, answers)
+}
+
+/// [`receive_on_a_terminal`] with the terminal `cols` columns wide.
+fn receive_on_a_terminal_of(h: &Harness, cols: Option<u16>, args: &[&str], answers: &[&str]) -> (Option<i32>, String) {
     use std::io::{Read, Write};
     use std::sync::{Arc, Mutex};
     let mut cmd = vec![BIN.to_string(), "receive".into(), "--relay".into(), h.relay_addr().expect("relay").to_string()];
     cmd.extend(args.iter().map(|a| a.to_string()));
-    let line = cmd.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect::<Vec<_>>().join(" ");
+    let mut line = cmd.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect::<Vec<_>>().join(" ");
+    if let Some(cols) = cols {
+        line = format!("stty cols {cols} rows 24 && exec {line}");
+    }
     let mut child = Command::new("script")
         .args(["-qfec", &line, "/dev/null"])
         .env_remove("PQDROP_RELAY")
@@ -322,4 +330,67 @@ fn on_the_lan_the_offer_says_where_the_sender_is() {
     s.assert_code(exit::OK);
     r.assert_code(exit::OK);
     assert!(r.stderr.contains("The sender at 127.0.0.1 offers 1 file and 0 folders"), "{}", r.stderr);
+}
+
+/// Strips terminal control sequences (CSI, and the lone ESC of others). A
+/// CSI sequence becomes a line break: indicatif moves between its lines with
+/// cursor movements, not newlines.
+fn visible(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                // Parameters and intermediates, up to the final byte.
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+                out.push('\n');
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn the_progress_bar_names_the_file_and_fits_40_columns() {
+    let h = Harness::new(Net::Relay);
+    let src = temp_dir("pqdrop-src-");
+    let long = "a-file-with-a-rather-long-name-that-cannot-fit-in-forty-columns-at-all.bin";
+    let dir = src.path().join("photos");
+    std::fs::create_dir(&dir).expect("mkdir");
+    for (i, name) in ["first.bin", long].iter().enumerate() {
+        write_pseudo_random_file(&dir.join(name), i as u64, 24 << 20);
+    }
+    let out = temp_dir("pqdrop-out-");
+    let mut s = h.send().args(["--code", "43-lemon-tiger", "--zstd", "off"]).arg(&dir).spawn("sender");
+    let (code, shown) =
+        receive_on_a_terminal_of(&h, Some(40), &["--yes", "-o", out.path().to_str().expect("utf-8"), "43-lemon-tiger"], &[]);
+    assert_eq!(code, Some(0), "{shown}");
+    s.wait(Duration::from_secs(60)).assert_code(exit::OK);
+    assert_same_file(&dir.join(long), &out.path().join("photos").join(long));
+    // The terminal shows each run of text in rows of 40 columns (indicatif
+    // pads its lines to the width and lets the terminal wrap them).
+    let text = visible(&shown);
+    let rows: Vec<String> = text
+        .split(['\r', '\n'])
+        .flat_map(|seg| seg.chars().collect::<Vec<_>>().chunks(40).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>())
+        .collect();
+    let bars: Vec<&String> = rows.iter().filter(|r| r.contains('%') && (r.contains('░') || r.contains('█'))).collect();
+    assert!(!bars.is_empty(), "no progress bar was drawn:\n{text}");
+    for r in &bars {
+        // A bar that did not fit would spill its rate and ETA into the next row.
+        assert!(r.contains('%') && r.contains("ETA") && r.contains("B/s"), "the bar does not fit 40 columns: {r:?}\n{text}");
+    }
+    assert!(rows.iter().any(|r| r.starts_with("photos/first.bin")), "the bar never named the first file:\n{text}");
+    // The long name keeps its end, cut to the terminal.
+    assert!(
+        rows.iter().any(|r| r.starts_with('…') && r.trim_end().ends_with("columns-at-all.bin")),
+        "the long name was not shown by its end:\n{text}"
+    );
 }

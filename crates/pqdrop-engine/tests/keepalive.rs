@@ -5,9 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pqdrop::receive::{receive, OfferSummary, ReceiveOptions, ReceiveUi};
-use pqdrop::send::{prepare, send, Payload, SendOptions, SendUi};
-use pqdrop::sink::ConflictPolicy;
+use pqdrop_engine::receive::{receive, OfferSummary, ReceiveOptions, ReceiveUi};
+use pqdrop_engine::send::{prepare, send, Payload, SendOptions, SendUi};
+use pqdrop_engine::sink::ConflictPolicy;
 use pqdrop_proto::code::Code;
 use pqdrop_proto::transfer::Offer;
 

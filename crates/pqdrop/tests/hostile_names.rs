@@ -325,7 +325,7 @@ const TERMINAL_NAMES: [&[u8]; 10] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c4_terminal_controls_are_escaped_in_the_offer_and_refused_as_entries() {
     for raw in TERMINAL_NAMES {
-        eprintln!("case {:?}", pqdrop::names::escape(raw));
+        eprintln!("case {:?}", pqdrop_engine::names::escape(raw));
         let mut scene = Scene::new().await;
         let (rx, mut peer) = scene.start(&[]).await;
         let preview_only: &[u8] = b"preview\x1b[1A\xc2\x9b\xe2\x80\xae\xff";

@@ -357,6 +357,11 @@ pub struct FileWriter {
 }
 
 impl FileWriter {
+    /// The file's path as shown to the user (escaped).
+    pub fn shown(&self) -> &str {
+        &self.display
+    }
+
     /// Appends bytes and hashes them. Refuses to go past the announced size
     /// with [`Error::PeerViolation`], writing nothing of that chunk.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
@@ -393,7 +398,8 @@ impl FileWriter {
     /// false, [`Error::Exists`] (the verified partial stays for a later run);
     /// with `overwrite` an existing file or symlink is replaced (the link
     /// itself, never its target). A directory at the target is an error.
-    pub fn finish(self, expected: &[u8; 32], executable: bool, mtime: i64, policy: ConflictPolicy) -> Result<()> {
+    /// Returns the escaped path it was placed under when that is a new name.
+    pub fn finish(self, expected: &[u8; 32], executable: bool, mtime: i64, policy: ConflictPolicy) -> Result<Option<String>> {
         let FileWriter { dir, temp, name, path, display: shown, file, size, written, hasher } = self;
         // blake3::Hash == [u8; 32] is constant-time.
         if written != size || hasher.finalize() != *expected {
@@ -415,9 +421,10 @@ impl FileWriter {
                 if dir.symlink_metadata(&name).is_ok_and(|md| md.is_dir()) {
                     return Err(is_a_directory_named(&shown));
                 }
-                dir.rename(&temp, &dir, &name).map_err(|e| Error::io(&shown, e))
+                dir.rename(&temp, &dir, &name).map_err(|e| Error::io(&shown, e))?;
+                Ok(None)
             }
-            ConflictPolicy::Refuse | ConflictPolicy::Skip => place_new(&dir, &temp, &name, &shown),
+            ConflictPolicy::Refuse | ConflictPolicy::Skip => place_new(&dir, &temp, &name, &shown).map(|()| None),
             // The free name is chosen here, at the moment of placing, so two
             // entries can never be given the same one.
             ConflictPolicy::Rename => {
@@ -426,7 +433,9 @@ impl FileWriter {
                     match place_new(&dir, &temp, &candidate, &shown) {
                         Err(Error::Exists(_)) => continue,
                         Err(Error::Io { err, .. }) if err.kind() == io::ErrorKind::IsADirectory => continue,
-                        other => return other,
+                        Err(e) => return Err(e),
+                        Ok(()) if n == 0 => return Ok(None),
+                        Ok(()) => return Ok(Some(path.with_suffix(n).display())),
                     }
                 }
                 Err(Error::Exists(shown))

@@ -66,6 +66,11 @@ pub trait SendUi: Send + Sync {
     fn connected(&self, offer: &Offer);
     /// Bytes of file data handled so far.
     fn progress(&self, done: u64, total: u64);
+    /// File `shown` (its path in the transfer, escaped) starts; the progress
+    /// that follows is its data.
+    fn file(&self, shown: &str) {
+        let _ = shown;
+    }
     /// Something was skipped.
     fn warn(&self, msg: &str);
 }
@@ -442,6 +447,7 @@ impl SenderLogic {
             }
             self.report.bytes_skipped += offset;
             done += offset;
+            self.ui.file(&pqdrop_proto::transfer::names::escape(&e.path));
             self.m.file_start(e, offset)?;
             self.drain()?;
             let mut remaining = e.size - offset;

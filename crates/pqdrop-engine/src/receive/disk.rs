@@ -15,11 +15,12 @@
 //! is acknowledged to the sender before [`Disk::sync`] has succeeded.
 
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pqdrop_proto::transfer::MAX_CHUNK;
 
 use crate::names::SafePath;
+use crate::receive::Listed;
 use crate::sink::{ConflictPolicy, FileWriter, OutputDir};
 use crate::{Error, Result};
 
@@ -95,6 +96,8 @@ enum Msg {
 pub(crate) struct Disk {
     /// File bytes written so far (for "how much more space is needed").
     written: Arc<std::sync::atomic::AtomicU64>,
+    /// Files placed under a new name (`--rename`, or the user's choice).
+    renamed: Arc<Mutex<Listed<(String, String)>>>,
     tx: Option<SyncSender<Msg>>,
     errors: Receiver<Error>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -106,9 +109,15 @@ impl Disk {
         let (tx, rx) = sync_channel::<Msg>(QUEUE);
         let (err_tx, errors) = channel();
         let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = Arc::clone(&written);
-        let thread = std::thread::Builder::new().name("pqdrop-disk".into()).spawn(move || run(rx, err_tx, returns, &counter))?;
-        Ok(Disk { written, tx: Some(tx), errors, thread: Some(thread) })
+        let renamed = Arc::new(Mutex::new(Listed::default()));
+        let shared = Shared { written: Arc::clone(&written), renamed: Arc::clone(&renamed) };
+        let thread = std::thread::Builder::new().name("pqdrop-disk".into()).spawn(move || run(rx, err_tx, returns, &shared))?;
+        Ok(Disk { written, renamed, tx: Some(tx), errors, thread: Some(thread) })
+    }
+
+    /// The files placed under a new name so far.
+    pub fn renamed(&self) -> Listed<(String, String)> {
+        self.renamed.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// File bytes written so far.
@@ -160,7 +169,13 @@ impl Drop for Disk {
     }
 }
 
-fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>, written: &std::sync::atomic::AtomicU64) {
+/// What the disk thread reports back besides errors.
+struct Shared {
+    written: Arc<std::sync::atomic::AtomicU64>,
+    renamed: Arc<Mutex<Listed<(String, String)>>>,
+}
+
+fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>, shared: &Shared) {
     let mut current: Option<Box<FileWriter>> = None;
     let mut failed = false;
     let mut zstd = Zstd::default();
@@ -181,13 +196,13 @@ fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>, writt
                 Op::Zstd { size, .. } => u64::from(*size),
                 _ => 0,
             };
-            if let Err(e) = apply(op, &batch.body, &mut current, &mut zstd) {
+            if let Err(e) = apply(op, &batch.body, &mut current, &mut zstd, &shared.renamed) {
                 failed = true;
                 // An unfinished file stays as its partial temp file, for resume.
                 current = None;
                 let _ = errors.send(e);
             } else {
-                written.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                shared.written.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
             }
         }
         // The last batch of a record holds the last reference to its buffer.
@@ -197,7 +212,13 @@ fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>, writt
     }
 }
 
-fn apply(op: Op, body: &[u8], current: &mut Option<Box<FileWriter>>, zstd: &mut Zstd) -> Result<()> {
+fn apply(
+    op: Op,
+    body: &[u8],
+    current: &mut Option<Box<FileWriter>>,
+    zstd: &mut Zstd,
+    renamed: &Mutex<Listed<(String, String)>>,
+) -> Result<()> {
     let missing = || Error::PeerViolation("file data outside a file".into());
     let slice = |start: u32, len: u32| body.get(start as usize..start as usize + len as usize).ok_or_else(missing);
     match op {
@@ -214,7 +235,16 @@ fn apply(op: Op, body: &[u8], current: &mut Option<Box<FileWriter>>, zstd: &mut 
             let w = current.as_mut().ok_or_else(missing)?;
             w.write(zstd.decompress(slice(start, len)?, size as usize)?)
         }
-        Op::Finish(f) => current.take().ok_or_else(missing)?.finish(&f.hash, f.executable, f.mtime, f.policy),
+        Op::Finish(f) => {
+            let w = current.take().ok_or_else(missing)?;
+            let offered = w.shown().to_owned();
+            if let Some(chosen) = w.finish(&f.hash, f.executable, f.mtime, f.policy)? {
+                if let Ok(mut r) = renamed.lock() {
+                    r.push((offered, chosen));
+                }
+            }
+            Ok(())
+        }
     }
 }
 

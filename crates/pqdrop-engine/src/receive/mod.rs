@@ -60,6 +60,11 @@ pub trait ReceiveUi: Send + Sync {
     fn consent(&self, offer: &OfferSummary) -> bool;
     /// Bytes handled so far.
     fn progress(&self, done: u64, total: u64);
+    /// File `shown` (its path in the output folder, escaped) starts; the
+    /// progress that follows is its data.
+    fn file(&self, shown: &str) {
+        let _ = shown;
+    }
     /// Text or stream data for standard output (text only after verification).
     fn output(&self, data: &[u8]) -> std::io::Result<()>;
     /// A notice for the user.
@@ -110,6 +115,39 @@ pub struct ReceiveReport {
     pub bytes_received: u64,
     /// Bytes already present from an earlier, interrupted run.
     pub bytes_resumed: u64,
+    /// Files that existed and were kept (skipped), escaped.
+    pub kept: Listed<String>,
+    /// Files that existed and were received under a new name: (offered, chosen), escaped.
+    pub renamed: Listed<(String, String)>,
+}
+
+/// A list that keeps its first [`Listed::MAX`] items and counts them all, so a
+/// transfer of a million names cannot grow a report without bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed<T> {
+    /// The first items.
+    pub items: Vec<T>,
+    /// How many there were in all.
+    pub total: u64,
+}
+
+impl<T> Default for Listed<T> {
+    fn default() -> Self {
+        Listed { items: Vec::new(), total: 0 }
+    }
+}
+
+impl<T> Listed<T> {
+    /// Items kept in full.
+    pub const MAX: usize = 1000;
+
+    /// Counts `item`, keeping it if there is room.
+    pub fn push(&mut self, item: T) {
+        self.total += 1;
+        if self.items.len() < Self::MAX {
+            self.items.push(item);
+        }
+    }
 }
 
 /// Receives over `stream`: runs the handshake as the requester, then the transfer.
@@ -307,6 +345,7 @@ impl Driver {
         self.report.dirs = self.rx.dirs_seen();
         self.report.bytes_received = self.rx.bytes_received();
         self.report.bytes_resumed = self.rx.bytes_resumed();
+        self.report.renamed = self.disk.renamed();
         Ok(())
     }
 
@@ -392,9 +431,12 @@ impl Driver {
                     keep = choice == ConflictPolicy::Skip;
                 }
                 let state = match probe {
+                    Probe::Complete { .. } | Probe::Conflict { .. } if keep && self.skip_agreed => {
+                        self.report.kept.push(path.display());
+                        FileState::Keep
+                    }
                     // --skip-existing: whatever is there stays, and nothing
                     // about it is revealed (no proof is sent).
-                    Probe::Complete { .. } | Probe::Conflict { .. } if keep && self.skip_agreed => FileState::Keep,
                     Probe::Conflict { .. } if keep => return Err(Error::Exists(path.display())),
                     Probe::Fresh => FileState::Fresh,
                     Probe::Partial { len, prefix_hash, hasher } => {
@@ -444,6 +486,7 @@ impl Driver {
                     None
                 };
                 let dir = Arc::clone(self.out_dir()?);
+                self.ui.file(&path.display());
                 self.ops.push(Op::Begin(Box::new(Begin { dir, path, size: entry.size, resume })));
                 self.policy = self.chosen.get(&entry.index).copied().unwrap_or(self.opts.policy);
                 self.ui.progress(self.rx.bytes_received() + self.rx.bytes_resumed(), total);

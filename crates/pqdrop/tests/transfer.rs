@@ -455,12 +455,13 @@ fn relay_existing_file_refuse_rename_overwrite() {
     std::fs::write(&sr, &new_report).expect("write");
     std::fs::write(&ss, &new_same).expect("write");
     let (or, os) = (out.path().join("report.txt"), out.path().join("same.bin"));
+    let json = std::cell::Cell::new(None::<&str>);
     std::fs::write(&or, &old_report).expect("write");
     std::fs::write(&os, &old_same).expect("write");
 
     let run = |code: &str, policy: Option<&str>| -> (Finished, Finished) {
         let mut s = h.send().args(["--code", code]).arg(&sr).arg(&ss).spawn("sender");
-        let mut r = h.receive().args(["--yes", "-o", path_str(out.path())]).args(policy).arg(code).spawn("receiver");
+        let mut r = h.receive().args(["--yes", "-o", path_str(out.path())]).args(policy).args(json.get()).arg(code).spawn("receiver");
         let [s, r] = wait_all([&mut s, &mut r], SMALL);
         (s, r)
     };
@@ -486,6 +487,8 @@ fn relay_existing_file_refuse_rename_overwrite() {
     assert_eq!(std::fs::read(&or).expect("read"), old_report, "report.txt is kept");
     assert_eq!(std::fs::read(&os).expect("read"), old_same, "same.bin is kept");
     assert_eq!(dir_names(out.path()).iter().filter(|n| !n.starts_with('.')).count(), 2, "{:?}", dir_names(out.path()));
+    assert!(r.stderr.contains("Kept 2 files that already existed here"), "stderr:\n{}", r.stderr);
+    assert!(r.stderr.contains("  report.txt") && r.stderr.contains("  same.bin"), "stderr:\n{}", r.stderr);
 
     // --rename: both kept, new ones as `name (1).ext`.
     let (s, r) = run("10-rename-it", Some("--rename"));
@@ -495,6 +498,28 @@ fn relay_existing_file_refuse_rename_overwrite() {
     assert_eq!(std::fs::read(&os).expect("read"), old_same);
     assert_eq!(std::fs::read(out.path().join("report (1).txt")).expect("report (1).txt"), new_report);
     assert_eq!(std::fs::read(out.path().join("same (1).bin")).expect("same (1).bin"), new_same);
+    assert!(
+        r.stderr.contains("Saved 2 files under a new name") && r.stderr.contains("report.txt -> report (1).txt"),
+        "stderr:\n{}",
+        r.stderr
+    );
+
+    // --json reports the names --rename chose.
+    json.set(Some("--json"));
+    let (s, r) = run("13-rename-json", Some("--rename"));
+    json.set(None);
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    let result: serde_json::Value = String::from_utf8_lossy(&r.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "result")
+        .expect("a result event");
+    assert_eq!(result["renamed_count"], 2, "{result}");
+    assert_eq!(result["renamed"][0], serde_json::json!({"offered": "report.txt", "saved_as": "report (2).txt"}), "{result}");
+    assert_eq!(result["renamed"][1], serde_json::json!({"offered": "same.bin", "saved_as": "same (2).bin"}), "{result}");
+    std::fs::remove_file(out.path().join("report (2).txt")).expect("rm");
+    std::fs::remove_file(out.path().join("same (2).bin")).expect("rm");
 
     // --overwrite: replaced in place; the renamed copies stay.
     let (s, r) = run("11-overwrite-it", Some("--overwrite"));
@@ -603,7 +628,7 @@ fn send_missing_path_fails_before_waiting() {
 }
 
 /// `main` prints errors with `{:#}` (the whole source chain), and
-/// `pqdrop::Error::Io` both shows its source in its message and returns it as
+/// `pqdrop_engine::Error::Io` both shows its source in its message and returns it as
 /// `source()`, so every I/O error message appears twice.
 #[test]
 fn io_error_message_is_printed_once() {

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pqdrop::conn::{handshake, local_capabilities, open_frame, read_frame};
+use pqdrop_engine::conn::{handshake, local_capabilities, open_frame, read_frame};
 use pqdrop_proto::code::Code;
 use pqdrop_proto::handshake::Role;
 use pqdrop_proto::record::RecordOpener;
@@ -47,7 +47,7 @@ pub const PEER_TIMEOUT: Duration = Duration::from_secs(30);
 /// The receiver is killed (and the test fails) if it runs longer than this.
 pub const CHILD_DEADLINE: Duration = Duration::from_secs(60);
 
-/// The receiver's exit codes (crates/pqdrop-cli/src/common.rs).
+/// The receiver's exit codes (crates/pqdrop/src/common.rs).
 pub mod exit {
     /// Success.
     pub const OK: i32 = 0;
@@ -892,7 +892,7 @@ impl Outcome {
         assert!(self.outside.is_empty(), "the receiver changed things outside OUT: {:#?}\n{}", self.outside, self.context());
         if let Some(a) = &self.abort {
             let a = match sent {
-                Some(n) => a.replace(&pqdrop::names::escape(n), "<name>"),
+                Some(n) => a.replace(&pqdrop_engine::names::escape(n), "<name>"),
                 None => a.clone(),
             };
             for s in self.secrets.iter().map(String::as_str).chain(SECRET_WORDS) {
@@ -909,10 +909,10 @@ impl Outcome {
         self
     }
 
-    /// stderr shows `raw` escaped exactly as `pqdrop::names::escape` does.
+    /// stderr shows `raw` escaped exactly as `pqdrop_engine::names::escape` does.
     #[track_caller]
     pub fn assert_names(&self, raw: &[u8]) -> &Self {
-        let shown = pqdrop::names::escape(raw);
+        let shown = pqdrop_engine::names::escape(raw);
         assert!(self.stderr().contains(&shown), "stderr does not show the escaped name {shown:?}\n{}", self.context());
         self
     }
@@ -958,7 +958,7 @@ pub async fn manifest_run_in(scene: &mut Scene, extra: &[&str], entries: &[Entry
 /// Each raw path, as a single file entry, is refused with exit 8 and shown escaped.
 pub async fn refuse_each_name(names: &[&[u8]]) {
     for raw in names {
-        eprintln!("case {:?}", pqdrop::names::escape(raw));
+        eprintln!("case {:?}", pqdrop_engine::names::escape(raw));
         let o = manifest_run(&[], &[file(0, raw, 3)]).await;
         o.assert_refused(exit::PROTOCOL, Some(raw)).assert_no_files_in_out();
     }

@@ -6,9 +6,9 @@ use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use pqdrop::names::{escape, CollisionSet, SafePath};
-use pqdrop::sink::{ConflictPolicy, OutputDir, Probe};
-use pqdrop::Error;
+use pqdrop_engine::names::{escape, CollisionSet, SafePath};
+use pqdrop_engine::sink::{ConflictPolicy, OutputDir, Probe};
+use pqdrop_engine::Error;
 
 fn sp(raw: &str) -> SafePath {
     SafePath::parse(raw.as_bytes()).expect(raw)
@@ -33,12 +33,12 @@ fn assert_untouched(dir: &Path) {
 }
 
 /// Writes a whole file through the sink.
-fn write_file(out: &OutputDir, p: &SafePath, data: &[u8], overwrite: bool) -> pqdrop::Result<()> {
+fn write_file(out: &OutputDir, p: &SafePath, data: &[u8], overwrite: bool) -> pqdrop_engine::Result<()> {
     let size = data.len() as u64;
     let mut w = out.begin_file(p, size, None)?;
     w.write(data)?;
     let policy = if overwrite { ConflictPolicy::Overwrite } else { ConflictPolicy::Refuse };
-    w.finish(blake3::hash(data).as_bytes(), false, 1_600_000_000, policy)
+    w.finish(blake3::hash(data).as_bytes(), false, 1_600_000_000, policy).map(|_| ())
 }
 
 #[test]
@@ -259,6 +259,15 @@ fn class7_rename_policy_picks_first_free_name() {
     assert_eq!(r, sp("a (2).txt"));
     assert_eq!(fs::read(out_path(&tmp, "a.txt")).expect("a"), b"old");
     assert_eq!(fs::read(out_path(&tmp, "a (1).txt")).expect("a1"), b"fresh");
+
+    // Placing under Rename reports the name it chose (for the summary and --json).
+    let mut w = out.begin_file(&sp("a.txt"), 3, None).expect("begin");
+    w.write(b"new").expect("write");
+    assert_eq!(w.finish(blake3::hash(b"new").as_bytes(), false, 0, ConflictPolicy::Rename).expect("finish"), Some("a (2).txt".into()));
+    let mut w = out.begin_file(&sp("b.txt"), 1, None).expect("begin");
+    w.write(b"b").expect("write");
+    assert_eq!(w.finish(blake3::hash(b"b").as_bytes(), false, 0, ConflictPolicy::Rename).expect("finish"), None, "a free name is kept");
+    assert_eq!(fs::read(out_path(&tmp, "a (2).txt")).expect("a2"), b"new");
 }
 
 #[test]

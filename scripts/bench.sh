@@ -2,11 +2,14 @@
 # pqdrop end-to-end benchmark: one command, one markdown table.
 #
 # Usage:
-#   bash scripts/bench.sh [--runs N] [--size-gib N] [--quick] [--install-peers]
+#   bash scripts/bench.sh [--runs N] [--size-gib N] [--quick] [--install-peers] [--only LIST]
 #
 #   --runs N          runs per measurement; the table shows medians (default 3)
 #   --size-gib N      size of the "big file" test in GiB (default 1)
 #   --quick           skip the 4 GiB memory test (and default to --runs 1)
+#   --only LIST       only these cases, comma-separated: big (the big file, LAN
+#                     and relay), files (5,000 × 4 KiB), empty (200,000 empty
+#                     files in 200 folders), small (1 byte); default: all
 #   --install-peers   install missing peers first: magic-wormhole with its
 #                     mailbox and transit servers (pip), wormhole-rs
 #                     (cargo install magic-wormhole-cli) and sendme (cargo install)
@@ -14,13 +17,21 @@
 # Environment:
 #   PQDROP_BIN=/path/to/pqdrop   use this binary instead of building
 #                                `cargo build --release --locked -p pqdrop`
+#   PQDROP_ALT_BIN=/path/to/pqdrop  also measure this second pqdrop binary in
+#                                LAN mode, in the same run (an A/B: for example
+#                                an installed build, or an older commit);
+#                                PQDROP_ALT_LABEL names it in the table
 #   BENCH_TMP=/dir               where to put the test data (default: /dev/shm
 #                                when it has room, otherwise /tmp)
 #   BENCH_SIZE_MIB=N             big-file size in MiB instead of --size-gib (to
 #                                try the script out quickly)
 #
 # What it measures, all on this machine only:
-#   - baseline: raw loopback TCP, `iperf3 -c 127.0.0.1 -t 5` (one stream);
+#   - baselines: raw loopback TCP, `iperf3 -c 127.0.0.1 -t 5` (one stream);
+#     a plain file-to-file copy over loopback TCP, `iperf3 -F` on both ends
+#     (the big file, one stream, read from and written to the same file
+#     system as the transfers, so it pays the page cache as they do); and for
+#     the folders the local floor `tar cf - DIR | tar xf - -C OUT`;
 #   - pqdrop LAN mode bound to loopback (PQDROP_LAN_BIND=127.0.0.1, its own
 #     PQDROP_LAN_PORT) and through `pqdrop relay --listen 127.0.0.1:PORT`:
 #     a file of random data (--size-gib), 5,000 random files of 4 KiB in a
@@ -120,11 +131,12 @@ run_transfer() {
   mkdir -p "$out" "$dir"
   rm -f "$dir"/tx.* "$dir"/rx.*
   case $tool in
-    pqdrop-lan | pqdrop-relay)
-      local net=()
+    pqdrop-lan | pqdrop-relay | pqdrop-alt)
+      local net=() bin=$BIN
       [[ $tool == pqdrop-relay ]] && net=(--relay "127.0.0.1:$RELAY_PORT")
-      send_cmd=("$BIN" send "${net[@]}" --code "$code" "$src")
-      recv_cmd=("$BIN" receive "${net[@]}" --yes --lan-timeout 60 -o "$out" "$code")
+      [[ $tool == pqdrop-alt ]] && bin=$ALT_BIN
+      send_cmd=("$bin" send "${net[@]}" --code "$code" "$src")
+      recv_cmd=("$bin" receive "${net[@]}" --yes --lan-timeout 60 -o "$out" "$code")
       wait_re='Waiting for the receiver'
       ;;
     wormhole)
@@ -242,7 +254,7 @@ if [[ ${1:-} == --inner ]]; then
 fi
 
 # ------------------------------------------------------------------ arguments
-RUNS="" SIZE_GIB=1 QUICK=0 INSTALL_PEERS=0
+RUNS="" SIZE_GIB=1 QUICK=0 INSTALL_PEERS=0 ONLY="big,files,empty,small"
 CMDLINE="bash scripts/bench.sh${*:+ $*}"
 while (($#)); do
   case $1 in
@@ -250,6 +262,7 @@ while (($#)); do
     --size-gib) SIZE_GIB=${2:?--size-gib needs a number}; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --install-peers) INSTALL_PEERS=1; shift ;;
+    --only) ONLY=${2:?--only needs a list}; shift 2 ;;
     -h | --help) sed -n '2,/^set -uo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
@@ -257,6 +270,8 @@ done
 [[ -z $RUNS ]] && { ((QUICK)) && RUNS=1 || RUNS=3; }
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 [[ $SIZE_GIB =~ ^[1-9][0-9]*$ ]] || die "--size-gib must be a positive integer"
+[[ ,$ONLY, =~ ^(,(big|files|empty|small))+,$ ]] || die "--only takes a comma-separated list of big, files, empty, small"
+want() { [[ ,$ONLY, == *",$1,"* ]]; }
 SCRIPT_START=$(now_ns)
 
 # ------------------------------------------------------------------ cleanup
@@ -363,6 +378,12 @@ if [[ -z ${PQDROP_BIN:-} ]] && git -C "$ROOT" rev-parse --short HEAD >/dev/null 
 fi
 [[ -x $BIN ]] || die "no pqdrop binary at $BIN"
 BIN=$(readlink -f "$BIN")
+ALT_BIN=""
+if [[ -n ${PQDROP_ALT_BIN:-} ]]; then
+  [[ -x $PQDROP_ALT_BIN ]] || die "no pqdrop binary at PQDROP_ALT_BIN=$PQDROP_ALT_BIN"
+  ALT_BIN=$(readlink -f "$PQDROP_ALT_BIN")
+fi
+ALT_LABEL=${PQDROP_ALT_LABEL:-$ALT_BIN}
 
 # Keep a user's config (relay = ...) and environment out of the measurements.
 unset PQDROP_RELAY PQDROP_CODE
@@ -415,11 +436,23 @@ gen_random() { # gen_random FILE BYTES: incompressible data, fast
 
 note "generating test data in $WORK ($FSKIND)"
 BIGNAME="random-${BIG_LABEL// /}.bin"
-gen_random "$WORK/src/$BIGNAME" "$BIG"
+want big && gen_random "$WORK/src/$BIGNAME" "$BIG"
 printf 'x' >"$WORK/src/one-byte.txt"
 mkdir -p "$WORK/src/files-5000x4KiB"
 head -c $((5000 * 4096)) /dev/urandom | (cd "$WORK/src/files-5000x4KiB" && split -b 4096 -a 4 -d - f)
 (($(find "$WORK/src/files-5000x4KiB" -type f | wc -l) == 5000)) || die "could not create 5,000 files"
+EMPTY_DIR="$WORK/src/empty-200x1000"
+if want empty; then
+  python3 - "$EMPTY_DIR" <<'PY' || die "could not create 200,000 empty files"
+import os, sys
+root = sys.argv[1]
+for d in range(200):
+    p = os.path.join(root, f"d{d:03}")
+    os.makedirs(p)
+    for f in range(1000):
+        open(os.path.join(p, f"e{f:04}"), "wb").close()
+PY
+fi
 
 # In a VM whose memory the host hands out lazily, the first write to pages
 # the guest never touched is several times slower than later writes (here:
@@ -430,18 +463,20 @@ prefault() { # prefault DIR BYTES
   dd if=/dev/zero of="$1/.prefault" bs=1M count=$(($2 / 1024 / 1024)) status=none 2>/dev/null
   rm -f "$1/.prefault"
 }
-prefault "$WORK" "$BIG"
+want big && prefault "$WORK" "$BIG"
 
 tree_digest() { # one SHA-256 over every file's relative path and SHA-256
   (cd "$1" && find . -type f -printf '%P\n' | LC_ALL=C sort | xargs -d '\n' -r sha256sum) | sha256sum | awk '{ print $1 }'
 }
-TREE_DIGEST=$(tree_digest "$WORK/src/files-5000x4KiB")
+declare -A TREE_DIGESTS
+TREE_DIGESTS[files-5000x4KiB]=$(tree_digest "$WORK/src/files-5000x4KiB")
+want empty && TREE_DIGESTS[empty-200x1000]=$(tree_digest "$EMPTY_DIR")
 
 verify() { # verify SRC RECEIVED_PATH LABEL
   local src=$1 got=$2 label=$3
   if [[ -d $src ]]; then
     [[ -d $got ]] || die "$label: MISMATCH: $got is not a folder"
-    [[ $(tree_digest "$got") == "$TREE_DIGEST" ]] || die "$label: MISMATCH: the received folder differs from the source"
+    [[ $(tree_digest "$got") == "${TREE_DIGESTS[$(basename "$src")]}" ]] || die "$label: MISMATCH: the received folder differs from the source"
   else
     [[ -f $got ]] || die "$label: MISMATCH: $got was not received"
     cmp -s "$src" "$got" || die "$label: MISMATCH: $got differs from $src"
@@ -547,6 +582,33 @@ if command -v iperf3 >/dev/null; then
 fi
 IPERF=$(median "${IPERF_MBS[@]}")
 
+# A plain file-to-file copy over loopback TCP: iperf3 -F on both ends.
+IPERF_F_MBS=()
+if want big && command -v iperf3 >/dev/null; then
+  for ((r = 1; r <= RUNS; r++)); do
+    port=$(free_tcp_port)
+    sink="$WORK/iperf-F.out"
+    rm -f "$sink"
+    note "baseline: iperf3 -F file-to-file run $r/$RUNS"
+    timeout 300 iperf3 -s -1 -B 127.0.0.1 -p "$port" -F "$sink" >"$WORK/logs/iperf3-F-server.log" 2>&1 &
+    srv=$!
+    BG_PIDS+=("$srv")
+    for ((i = 0; i < 100; i++)); do
+      listening "$port" && break
+      command -v ss >/dev/null || { sleep 1; break; }
+      sleep 0.05
+    done
+    bps=$(timeout 300 iperf3 -c 127.0.0.1 -p "$port" -F "$WORK/src/$BIGNAME" -n "$BIG" -J 2>/dev/null |
+      awk '/"sum_received"/ { f = 1 } f && /"bits_per_second"/ { gsub(/[^0-9.eE+]/, "", $2); print $2; exit }')
+    wait "$srv" 2>/dev/null
+    [[ -n $bps ]] || die "iperf3 -F gave no result"
+    cmp -s "$sink" "$WORK/src/$BIGNAME" || die "iperf3 -F: the copy differs from the source"
+    rm -f "$sink"
+    IPERF_F_MBS+=("$(awk -v b="$bps" 'BEGIN { printf "%.1f", b / 8 / 1e6 }')")
+  done
+fi
+IPERF_F=$(median "${IPERF_F_MBS[@]}")
+
 # ------------------------------------------------------------------ pqdrop
 RELAY_PORT=$(free_tcp_port)
 /usr/bin/time -v -o "$WORK/logs/relay.time" timeout 7200 "$BIN" relay --listen "127.0.0.1:$RELAY_PORT" >"$WORK/logs/relay.log" 2>&1 &
@@ -555,26 +617,61 @@ wait_for 'listening on' 30 "$RELAY_PID" "$WORK/logs/relay.log" || die "the relay
 
 SMALL_KEY="1-byte"
 FILES_KEY="5000x4KiB"
+EMPTY_KEY="200000x0B"
 BIG_KEY="${BIG_LABEL// /}"
+KEYS=()
+want big && KEYS+=("$BIG_KEY")
+want files && KEYS+=("$FILES_KEY")
+want empty && KEYS+=("$EMPTY_KEY")
+want small && KEYS+=("$SMALL_KEY")
+src_of() {
+  case $1 in
+    "$SMALL_KEY") echo "$WORK/src/one-byte.txt" ;;
+    "$FILES_KEY") echo "$WORK/src/files-5000x4KiB" ;;
+    "$EMPTY_KEY") echo "$EMPTY_DIR" ;;
+    *) echo "$WORK/src/$BIGNAME" ;;
+  esac
+}
 
-measure "$SMALL_KEY" pqdrop-lan "$WORK/src/one-byte.txt"
-measure "$FILES_KEY" pqdrop-lan "$WORK/src/files-5000x4KiB"
-measure "$BIG_KEY" pqdrop-lan "$WORK/src/$BIGNAME"
-measure "$BIG_KEY" pqdrop-relay "$WORK/src/$BIGNAME"
+for key in "${KEYS[@]}"; do
+  measure "$key" pqdrop-lan "$(src_of "$key")"
+  [[ $key == "$BIG_KEY" ]] && measure "$key" pqdrop-relay "$(src_of "$key")"
+  [[ -n $ALT_BIN ]] && measure "$key" pqdrop-alt "$(src_of "$key")"
+done
 BYTES[$SMALL_KEY]=1
 BYTES[$FILES_KEY]=$((5000 * 4096))
+BYTES[$EMPTY_KEY]=0
 BYTES[$BIG_KEY]=$BIG
+
+# ------------------------------------------------------------------ local floor for folders
+# tar cf - DIR | tar xf - -C OUT on the same file system: what any tool that
+# reads and writes the tree costs, with no network and no crypto.
+declare -A FLOOR
+for key in "$FILES_KEY" "$EMPTY_KEY"; do
+  want "$([[ $key == "$FILES_KEY" ]] && echo files || echo empty)" || continue
+  src=$(src_of "$key")
+  for ((r = 1; r <= RUNS; r++)); do
+    out="$WORK/tar-out"
+    rm -rf "$out"
+    mkdir -p "$out"
+    note "$key: tar floor run $r/$RUNS"
+    start=$(now_ns)
+    tar cf - -C "$(dirname "$src")" "$(basename "$src")" | tar xf - -C "$out" || die "tar failed"
+    end=$(now_ns)
+    verify "$src" "$out/$(basename "$src")" "$key/tar run $r"
+    FLOOR[$key]+="$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f", (b - a) / 1e9 }') "
+    rm -rf "$out"
+  done
+done
 
 # ------------------------------------------------------------------ peers
 PEERS_RAN=()
 for p in "${PEERS[@]}"; do
   ok=1
-  for key in "$SMALL_KEY" "$FILES_KEY" "$BIG_KEY"; do
-    case $key in
-      "$SMALL_KEY") src="$WORK/src/one-byte.txt" ;;
-      "$FILES_KEY") src="$WORK/src/files-5000x4KiB" ;;
-      *) src="$WORK/src/$BIGNAME" ;;
-    esac
+  for key in "${KEYS[@]}"; do
+    # 200,000 files are left to pqdrop and the tar floor.
+    [[ $key == "$EMPTY_KEY" ]] && continue
+    src=$(src_of "$key")
     measure "$key" "$p" "$src" || { PEER_NOTES+=("$p: failed on $key (see the script's messages)"); ok=0; }
   done
   ((ok)) && PEERS_RAN+=("$p")
@@ -585,6 +682,8 @@ done
 FOUR_NOTE=""
 if ((QUICK)); then
   FOUR_NOTE="4 GiB test skipped (--quick)"
+elif ! want big; then
+  FOUR_NOTE="4 GiB test skipped (--only without big)"
 else
   rm -rf "$WORK/src/$BIGNAME"
   NEED4=$((8 * GIB + 256 * 1024 * 1024))
@@ -622,7 +721,7 @@ row() { # row KEY TOOL LABEL
     ratio=$(awk -v a="$mbs" -v b="$IPERF" 'BEGIN { printf "%.0f %%", 100 * a / b }')
   fi
   vs="–"
-  if [[ $tool != pqdrop-* && -n ${WALLS[$key/pqdrop-lan]:-} ]]; then
+  if [[ $tool != pqdrop-lan && $tool != pqdrop-relay && -n ${WALLS[$key/pqdrop-lan]:-} ]]; then
     # shellcheck disable=SC2086
     vs=$(awk -v p="$(median ${WALLS[$key/pqdrop-lan]})" -v t="$w" 'BEGIN { printf "%.2f×", t / p }')
   fi
@@ -661,25 +760,55 @@ echo "| test | tool | time (median) | MB/s | ÷ iperf3 | tool time ÷ pqdrop LAN
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 if [[ -n $IPERF ]]; then
   echo "| loopback TCP baseline | iperf3 -t 5, 1 stream | – | $IPERF | 100 % | – | – | – | ${#IPERF_MBS[@]} |"
+  [[ -n $IPERF_F ]] && echo "| file-to-file baseline | iperf3 -F on both ends, 1 stream | – | $IPERF_F | $(awk -v a="$IPERF_F" -v b="$IPERF" 'BEGIN { printf "%.0f %%", 100 * a / b }') | – | – | – | ${#IPERF_F_MBS[@]} |"
 else
   echo "| loopback TCP baseline | iperf3 | not installed | | | | | | |"
 fi
-for key in "$BIG_KEY" "$FILES_KEY" "$SMALL_KEY"; do
+for key in "${KEYS[@]}"; do
   case $key in
     "$BIG_KEY") label="$BIG_LABEL random file" ;;
     "$FILES_KEY") label="5,000 × 4 KiB files (folder)" ;;
+    "$EMPTY_KEY") label="200,000 empty files in 200 folders" ;;
     *) label="1-byte file" ;;
   esac
-  for tool in pqdrop-lan pqdrop-relay "${PEERS[@]}"; do
+  for tool in pqdrop-lan pqdrop-relay pqdrop-alt "${PEERS[@]}"; do
     [[ -n ${WALLS[$key/$tool]:-} ]] && row "$key" "$tool" "$label"
   done
 done
 [[ -n ${WALLS[4GiB/pqdrop-lan]:-} ]] && row 4GiB pqdrop-lan "4 GiB random file"
 echo
+if [[ -n $IPERF_F && -n ${WALLS[$BIG_KEY/pqdrop-lan]:-} ]]; then
+  echo "Against the file-to-file copy (iperf3 -F, $IPERF_F MB/s), $BIG_LABEL:"
+  echo
+  for tool in pqdrop-lan pqdrop-relay pqdrop-alt; do
+    [[ -n ${WALLS[$BIG_KEY/$tool]:-} ]] || continue
+    # shellcheck disable=SC2086
+    echo "- $tool: $(awk -v b="$BIG" -v t="$(median ${WALLS[$BIG_KEY/$tool]})" -v f="$IPERF_F" 'BEGIN { printf "%.0f %%", 100 * b / t / 1e6 / f }')"
+  done
+  echo
+fi
+if ((${#FLOOR[@]})); then
+  echo "Against the local floor \`tar cf - DIR | tar xf - -C OUT\` (same file system, medians):"
+  echo
+  for key in "$FILES_KEY" "$EMPTY_KEY"; do
+    [[ -n ${FLOOR[$key]:-} ]] || continue
+    # shellcheck disable=SC2086
+    f=$(median ${FLOOR[$key]})
+    line="- $key: tar $(fmt_time "$f")"
+    for tool in pqdrop-lan pqdrop-alt; do
+      # shellcheck disable=SC2086
+      [[ -n ${WALLS[$key/$tool]:-} ]] && line+="; $tool $(fmt_time "$(median ${WALLS[$key/$tool]})") = $(awk -v t="$(median ${WALLS[$key/$tool]})" -v f="$f" 'BEGIN { printf "%.2f×", t / f }') the floor"
+    done
+    echo "$line"
+  done
+  echo
+fi
 echo "Per-run receiver times (s):"
 echo
 for k in "${!WALLS[@]}"; do echo "- $k: ${WALLS[$k]% }"; done | LC_ALL=C sort
 ((${#IPERF_MBS[@]})) && echo "- iperf3 MB/s: ${IPERF_MBS[*]}"
+((${#IPERF_F_MBS[@]})) && echo "- iperf3 -F MB/s: ${IPERF_F_MBS[*]}"
+for k in "${!FLOOR[@]}"; do echo "- tar floor $k: ${FLOOR[$k]% }"; done
 echo
 echo "Notes:"
 echo "- time: the receiver's wall time from launch to exit (the sender was started first and had printed its waiting line)."
@@ -689,6 +818,7 @@ echo "- pqdrop-relay: through \`pqdrop relay --listen 127.0.0.1:$RELAY_PORT\`; t
 echo "  peak RSS $(mib "${RELAY_RSS:-0}") MiB, CPU $RELAY_CPU s."
 echo "- peers run inside \`unshare --net\` (loopback only) with their own servers there (magic-wormhole mailbox + transit relay)."
 for n in "${PEER_NOTES[@]}"; do echo "- $n"; done
+[[ -n $ALT_BIN ]] && echo "- pqdrop-alt: $ALT_LABEL ($("$ALT_BIN" --version 2>/dev/null | head -n 1)), LAN mode, measured in the same run."
 ((TAR_NOTE)) && echo "- wormhole-rs saves a received folder as NAME.tar; its time does not include unpacking it (done afterwards, untimed, to verify)."
 [[ -n $FOUR_NOTE ]] && echo "- $FOUR_NOTE"
 echo "- the script took $(awk -v a="$SCRIPT_START" -v b="$(now_ns)" 'BEGIN { printf "%.0f", (b - a) / 1e9 }') s."

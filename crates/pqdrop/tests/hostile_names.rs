@@ -410,30 +410,41 @@ async fn c7_existing_file_of_another_size_is_left_untouched() {
     assert_eq!(o.out.len(), 1, "nothing but a.txt: {:?}", o.out.keys());
 }
 
+/// A file of the offered name and size that this receiver did not put there
+/// itself is a taken name like any other: it is never claimed with a `Have`,
+/// so a sender cannot confirm a guess of its content (not even a right one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn c7_existing_file_of_the_same_size_is_left_untouched() {
+async fn c7_existing_file_of_the_same_size_is_never_proven() {
     let other = b"0123456789abcdef\n";
     assert_eq!(other.len(), ORIGINAL.len());
-    let a = file(0, "a.txt", ORIGINAL.len() as u64);
-    // (what the sender does after the receiver's resume claim, expected exit)
-    for (offset, code) in [(0u64, exit::EXISTS), (ORIGINAL.len() as u64, exit::PROTOCOL), (5, exit::PROTOCOL)] {
-        eprintln!("case offset {offset}");
+    for offered in [&other[..], ORIGINAL] {
         let mut scene = Scene::new().await;
         plant_original(&scene);
+        let a = file(0, "a.txt", offered.len() as u64);
         let (rx, mut peer) = scene.start(&[]).await;
         peer.open_manifest(std::slice::from_ref(&a)).await.expect("manifest");
-        peer.expect(Expect::Ready).await.expect("ready");
-        assert_eq!(peer.haves, vec![(0, ORIGINAL.len() as u64, hash(ORIGINAL))], "the receiver claims its complete copy");
-        peer.file_start(&a, offset).chunk(&other[offset as usize..]).file_end(hash(other)).done();
-        let _ = peer.flush().await;
+        // The receiver refuses at the manifest, before Ready, claiming nothing.
+        assert!(peer.expect(Expect::Ready).await.is_err(), "the receiver went on past a taken name");
+        assert!(peer.haves.is_empty(), "the receiver proved a file it did not write: {:?}", peer.haves);
         let o = scene.finish(rx, Some(peer)).await;
-        o.assert_refused(code, None);
-        if code == exit::EXISTS {
-            o.assert_names(b"a.txt");
-        }
+        o.assert_refused(exit::EXISTS, Some(b"a.txt")).assert_mentions("already exists");
         assert_original(&o);
         assert_eq!(o.out.len(), 1, "nothing but a.txt: {:?}", o.out.keys());
     }
+    // With --overwrite it is replaced, still without a claim.
+    let mut scene = Scene::new().await;
+    plant_original(&scene);
+    let a = file(0, "a.txt", ORIGINAL.len() as u64);
+    let (rx, mut peer) = scene.start(&["--overwrite"]).await;
+    peer.open_manifest(std::slice::from_ref(&a)).await.expect("manifest");
+    peer.expect(Expect::Ready).await.expect("ready");
+    assert!(peer.haves.is_empty(), "{:?}", peer.haves);
+    peer.file_start(&a, 0).chunk(other).file_end(hash(other)).done();
+    peer.flush().await.expect("data");
+    peer.expect(Expect::DoneAck).await.expect("done ack");
+    let o = scene.finish(rx, Some(peer)).await;
+    o.assert_exit(exit::OK);
+    assert!(matches!(o.out_node("a.txt"), Some(Node::File { data, .. }) if data == other), "{:?}", o.out_node("a.txt"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

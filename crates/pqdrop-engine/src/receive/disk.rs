@@ -176,7 +176,7 @@ struct Shared {
 }
 
 fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>, shared: &Shared) {
-    let mut current: Option<Box<FileWriter>> = None;
+    let mut current: Option<(Arc<OutputDir>, Box<FileWriter>)> = None;
     let mut failed = false;
     let mut zstd = Zstd::default();
     for msg in rx {
@@ -215,7 +215,7 @@ fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>, share
 fn apply(
     op: Op,
     body: &[u8],
-    current: &mut Option<Box<FileWriter>>,
+    current: &mut Option<(Arc<OutputDir>, Box<FileWriter>)>,
     zstd: &mut Zstd,
     renamed: &Mutex<Listed<(String, String)>>,
 ) -> Result<()> {
@@ -227,18 +227,22 @@ fn apply(
         // folder), whatever the queue holds: a folder of thousands of small
         // files works under `ulimit -n 64`.
         Op::Begin(b) => {
-            *current = Some(Box::new(b.dir.begin_file(&b.path, b.size, b.resume)?));
+            let w = b.dir.begin_file(&b.path, b.size, b.resume)?;
+            *current = Some((b.dir, Box::new(w)));
             Ok(())
         }
-        Op::Write { start, len } => current.as_mut().ok_or_else(missing)?.write(slice(start, len)?),
+        Op::Write { start, len } => current.as_mut().ok_or_else(missing)?.1.write(slice(start, len)?),
         Op::Zstd { start, len, size } => {
-            let w = current.as_mut().ok_or_else(missing)?;
+            let w = &mut current.as_mut().ok_or_else(missing)?.1;
             w.write(zstd.decompress(slice(start, len)?, size as usize)?)
         }
         Op::Finish(f) => {
-            let w = current.take().ok_or_else(missing)?;
+            let (dir, w) = current.take().ok_or_else(missing)?;
             let offered = w.shown().to_owned();
-            if let Some(chosen) = w.finish(&f.hash, f.executable, f.mtime, f.policy)? {
+            let (path, size) = (w.entry().0.clone(), w.entry().1);
+            let placed = w.finish(&f.hash, f.executable, f.mtime, f.policy)?;
+            dir.record_placed(&path, size, &f.hash);
+            if let Some(chosen) = placed {
                 if let Ok(mut r) = renamed.lock() {
                     r.push((offered, chosen));
                 }

@@ -10,6 +10,7 @@
 //! before anything is written.
 
 mod disk;
+mod journal;
 pub mod sink;
 
 use std::collections::HashMap;
@@ -409,7 +410,9 @@ impl Driver {
                     // Asking: probes report a taken name (after checking it is
                     // not a folder) and the user decides per file.
                     let probing = if self.asking() { ConflictPolicy::Overwrite } else { self.opts.policy };
-                    self.dir = Some(Arc::new(OutputDir::open(&self.opts.out_dir, probing)?));
+                    let dir = OutputDir::open(&self.opts.out_dir, probing)?;
+                    dir.start_journal(&journal_id(&o))?;
+                    self.dir = Some(Arc::new(dir));
                 }
                 self.rx.accept()?;
                 self.transmit()?;
@@ -423,7 +426,15 @@ impl Driver {
                 }
             }
             Event::CheckFile { index, path, size } => {
-                let probe = self.out_dir()?.probe_file(&path, size)?;
+                let out = self.out_dir()?;
+                let mut probe = out.probe_file(&path, size)?;
+                if let Probe::Complete { hash } = probe {
+                    // A file this receiver did not put there itself is never
+                    // proven (no hash oracle): it is a taken name.
+                    if !out.placed_earlier(&path, size, &hash) {
+                        probe = out.resolve_conflict(&path)?;
+                    }
+                }
                 let mut keep = self.opts.policy == ConflictPolicy::Skip;
                 if self.asking() && matches!(probe, Probe::Conflict { .. }) {
                     let choice = self.choose(&path)?;
@@ -529,6 +540,9 @@ impl Driver {
     /// restores folder times, then lets the machine acknowledge.
     fn complete(&mut self) -> Result<()> {
         self.disk.sync()?;
+        if let Some(out) = &self.dir {
+            out.end_journal();
+        }
         // Deepest first, so setting a folder's time is not undone by writing inside it.
         if let Some(out) = &self.dir {
             for (p, mtime) in self.dir_times.iter().rev() {
@@ -540,6 +554,20 @@ impl Driver {
         self.rx.finish()?;
         Ok(())
     }
+}
+
+/// Names a transfer for its resume journal: the same send run again has the
+/// same offer.
+fn journal_id(o: &pqdrop_proto::transfer::Offer) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("pqdrop resume journal v1 transfer");
+    for n in [o.files, o.dirs, o.bytes, o.preview.len() as u64] {
+        h.update(&n.to_le_bytes());
+    }
+    for name in &o.preview {
+        h.update(&(name.len() as u64).to_le_bytes());
+        h.update(name);
+    }
+    *h.finalize().as_bytes()
 }
 
 /// A record offset as the disk thread's `u32` (records are at most 1 MiB).

@@ -28,6 +28,7 @@ use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
 
 use crate::names::{SafePath, MAX_COMPONENT_BYTES, PARTIAL_SUFFIX, RESERVED_PREFIX};
+use crate::receive::journal::{self, Journal};
 use crate::{Error, Result};
 
 /// How many `name (n).ext` candidates `--rename` tries before giving up.
@@ -67,9 +68,10 @@ pub enum Probe {
         /// [`OutputDir::begin_file`].
         hasher: blake3::Hasher,
     },
-    /// The final file exists with the offered size: its BLAKE3 hash. If the
-    /// sender confirms it is the same file, it is skipped (resume of completed
-    /// files); if not, call [`OutputDir::resolve_conflict`].
+    /// The final file exists with the offered size: its BLAKE3 hash. Only if
+    /// [`OutputDir::placed_earlier`] says this receiver put it there may it be
+    /// claimed (and skipped if the sender confirms it); otherwise it is a
+    /// conflict: call [`OutputDir::resolve_conflict`].
     Complete {
         /// BLAKE3 of the existing file.
         hash: [u8; 32],
@@ -95,6 +97,8 @@ pub struct OutputDir {
     root: Dir,
     path: PathBuf,
     policy: ConflictPolicy,
+    /// What this receiver put in place in earlier runs of the transfer.
+    journal: std::sync::Mutex<Option<Journal>>,
 }
 
 /// Checks, without creating anything, that `path` can be an output folder:
@@ -125,7 +129,48 @@ impl OutputDir {
     pub fn open(path: &Path, policy: ConflictPolicy) -> Result<Self> {
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
         let root = Dir::open_ambient_dir(path, ambient_authority()).map_err(|e| Error::io(path, e))?;
-        Ok(OutputDir { root, path: path.to_path_buf(), policy })
+        Ok(OutputDir { root, path: path.to_path_buf(), policy, journal: std::sync::Mutex::new(None) })
+    }
+
+    /// Starts (or continues) the resume journal of transfer `id` (see
+    /// `journal.rs`). Without a journal, every existing complete file is
+    /// somebody else's.
+    pub fn start_journal(&self, id: &[u8; 32]) -> Result<()> {
+        let j = Journal::open(&self.root, id).map_err(|e| Error::io(&self.path, e))?;
+        if let Ok(mut slot) = self.journal.lock() {
+            *slot = Some(j);
+        }
+        Ok(())
+    }
+
+    /// Whether an earlier run of this transfer put file `p` of `size` bytes,
+    /// whose content hashes to `hash`, in place: only then may the receiver
+    /// prove it has it.
+    pub fn placed_earlier(&self, p: &SafePath, size: u64, hash: &[u8; 32]) -> bool {
+        self.journal.lock().ok().and_then(|j| j.as_ref().map(|j| j.placed_earlier(&journal::key(p, size), hash))).unwrap_or(false)
+    }
+
+    /// Records that file `p` was put in place. A journal that cannot be
+    /// written costs only a later resume (the file then counts as existing).
+    pub fn record_placed(&self, p: &SafePath, size: u64, hash: &[u8; 32]) {
+        if let Ok(mut slot) = self.journal.lock() {
+            if let Some(j) = slot.as_mut() {
+                if let Err(e) = j.record(&self.root, &journal::key(p, size), hash) {
+                    tracing::warn!(error = %e, "could not write the resume journal");
+                    *slot = None;
+                }
+            }
+        }
+    }
+
+    /// The transfer is complete: its journal goes.
+    pub fn end_journal(&self) {
+        let j = self.journal.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(j) = j {
+            if let Err(e) = j.remove(&self.root) {
+                tracing::warn!(error = %e, "could not delete the resume journal");
+            }
+        }
     }
 
     /// The policy given at open.
@@ -360,6 +405,11 @@ impl FileWriter {
     /// The file's path as shown to the user (escaped).
     pub fn shown(&self) -> &str {
         &self.display
+    }
+
+    /// The entry's path and size.
+    pub fn entry(&self) -> (&SafePath, u64) {
+        (&self.path, self.size)
     }
 
     /// Appends bytes and hashes them. Refuses to go past the announced size

@@ -24,8 +24,11 @@ use crate::receive::Listed;
 use crate::sink::{ConflictPolicy, FileWriter, OutputDir};
 use crate::{Error, Result};
 
-/// Operations per batch, at most (16 bytes each).
-pub(crate) const MAX_OPS: usize = 16 * 1024;
+/// Operations per batch, at most. An op is 16 bytes, but a file's Begin and
+/// Finish carry a path and more on the heap (about 300 bytes for a short
+/// one), and up to QUEUE + 2 batches are alive at once: 4,096 keeps that
+/// under 10 MB however small the files are, and still amortises the queue.
+pub(crate) const MAX_OPS: usize = 4 * 1024;
 
 /// Batches queued ahead of the disk thread, at most.
 const QUEUE: usize = 4;
@@ -66,7 +69,9 @@ pub(crate) struct Begin {
     /// The announced size.
     pub size: u64,
     /// Resume from this many bytes, with the hash state after them.
-    pub resume: Option<(u64, blake3::Hasher)>,
+    /// Boxed: a BLAKE3 hasher is about 1.9 KB, and a batch holds up to
+    /// [`MAX_OPS`] of these, most of them without one.
+    pub resume: Option<(u64, Box<blake3::Hasher>)>,
 }
 
 /// What [`Op::Finish`] needs.
@@ -227,7 +232,7 @@ fn apply(
         // folder), whatever the queue holds: a folder of thousands of small
         // files works under `ulimit -n 64`.
         Op::Begin(b) => {
-            let w = b.dir.begin_file(&b.path, b.size, b.resume)?;
+            let w = b.dir.begin_file(&b.path, b.size, b.resume.map(|(len, h)| (len, *h)))?;
             *current = Some((b.dir, Box::new(w)));
             Ok(())
         }

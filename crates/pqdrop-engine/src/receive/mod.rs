@@ -492,7 +492,7 @@ impl Driver {
                 }
                 let hasher = self.hashers.remove(&entry.index);
                 let resume = if offset > 0 {
-                    Some((offset, *hasher.ok_or_else(|| Error::PeerViolation("resume without a partial".into()))?))
+                    Some((offset, hasher.ok_or_else(|| Error::PeerViolation("resume without a partial".into()))?))
                 } else {
                     None
                 };
@@ -521,7 +521,7 @@ impl Driver {
                 let hasher = self.hashers.remove(&entry.index).ok_or_else(|| Error::PeerViolation("no partial file".into()))?;
                 let hash = *hasher.finalize().as_bytes();
                 let dir = Arc::clone(self.out_dir()?);
-                let begin = Begin { dir, path, size: entry.size, resume: Some((entry.size, *hasher)) };
+                let begin = Begin { dir, path, size: entry.size, resume: Some((entry.size, hasher)) };
                 let mtime = i64::try_from(entry.mtime).unwrap_or(i64::MAX);
                 self.ops.push(Op::Begin(Box::new(begin)));
                 self.ops.push(Op::Finish(Box::new(Finish { hash, executable: entry.executable, mtime, policy: self.opts.policy })));

@@ -362,6 +362,15 @@ impl Receiver {
             return Err(Error::Misuse("accept() without an offer waiting"));
         }
         self.send(&TransferMsg::Accept);
+        if let Some(o) = self.offer.as_ref().filter(|o| o.kind == OfferKind::Files) {
+            // Sized once from the offer's counts (already capped at
+            // max_entries), so the tables never hold two copies while
+            // growing. A sender that announces more than it sends only costs
+            // this bounded reservation.
+            let n = usize::try_from(o.files.saturating_add(o.dirs)).unwrap_or(usize::MAX).min(self.config.max_entries);
+            self.digests.reserve_exact(n);
+            self.collisions.reserve(n.saturating_add(1));
+        }
         self.state = match self.offer.as_ref().map(|o| o.kind) {
             Some(OfferKind::Files) => State::ExpectEntry,
             _ => State::ExpectStream,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use pqdrop_proto::code::Code;
 use pqdrop_proto::handshake::Role;
 use pqdrop_proto::record::RecordOpener;
-use pqdrop_proto::transfer::{EntryKind, Offer, OfferKind, Sender, SenderConfig, SenderEvent, TransferMsg, MAX_CHUNK};
+use pqdrop_proto::transfer::{Offer, OfferKind, Sender, SenderConfig, SenderEvent, TransferMsg, MAX_CHUNK};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
@@ -390,8 +390,8 @@ impl SenderLogic {
     }
 
     fn send_files(&mut self, src: &Source, total: u64) -> Result<()> {
-        for e in &src.entries {
-            self.m.entry(&e.entry)?;
+        for i in 0..src.entries.len() {
+            self.m.entry(&src.entry(i))?;
             self.drain()?;
         }
         self.m.manifest_end()?;
@@ -405,8 +405,8 @@ impl SenderLogic {
         // Receivers refuse a zstd chunk that does not declare its size (PROTOCOL.md §8).
         compressor.include_contentsize(true).map_err(Error::from)?;
         let mut opener = source::TreeOpener::default();
-        for se in src.entries.iter().filter(|e| e.entry.kind == EntryKind::File) {
-            let e = &se.entry;
+        for (i, se) in src.entries.iter().enumerate().filter(|(_, e)| e.is_file()) {
+            let e = &src.entry(i);
             if self.m.is_skipped(e.index) {
                 // The receiver keeps its own file of this name.
                 self.report.files += 1;

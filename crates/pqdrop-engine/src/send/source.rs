@@ -15,13 +15,34 @@ use pqdrop_proto::transfer::{Entry, EntryKind, MAX_PATH, MAX_PREVIEW};
 use crate::names::{escape, CollisionSet, SafePath, DEFAULT_MAX_ENTRIES};
 use crate::{Error, Result};
 
-/// One entry and where it lives on disk.
-#[derive(Debug, Clone)]
+/// One entry and where it lives on disk, in 28 bytes: a walk of 1,000,000
+/// entries must fit the sender's memory budget (64 MiB in all), so the path
+/// lives in [`Source`]'s shared buffer, the index is the position in
+/// [`Source::entries`], and the fields are packed to 4-byte alignment.
+/// [`Source::entry`] gives the [`Entry`] to send.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, packed(4))]
 pub struct SourceEntry {
-    /// The entry as announced.
-    pub entry: Entry,
+    size: u64,
+    mtime: u64,
+    /// The relative path: `Source::paths[at..at + len]`.
+    at: u32,
+    root: u32,
+    len: u16,
+    /// Bit 0: folder; bit 1: executable.
+    flags: u8,
+}
+
+impl SourceEntry {
     /// Index into [`Source::roots`] of the folder the relative path is under.
-    pub root: usize,
+    pub fn root(&self) -> usize {
+        self.root as usize
+    }
+
+    /// Whether this is a file (otherwise a folder).
+    pub fn is_file(&self) -> bool {
+        self.flags & 1 == 0
+    }
 }
 
 /// Everything the sender will send.
@@ -35,6 +56,8 @@ pub struct Source {
     pub tops: Vec<(Vec<u8>, Vec<u8>)>,
     /// Entries in send order.
     pub entries: Vec<SourceEntry>,
+    /// The entries' relative paths, one after the other.
+    paths: Vec<u8>,
     /// Number of files.
     pub files: u64,
     /// Number of folders.
@@ -49,22 +72,41 @@ pub struct Source {
 }
 
 impl Source {
+    /// Entry `i` as it is announced.
+    pub fn entry(&self, i: usize) -> Entry {
+        let e = &self.entries[i];
+        Entry {
+            index: i as u64,
+            kind: if e.is_file() { EntryKind::File } else { EntryKind::Dir },
+            path: self.rel(e).to_vec(),
+            size: e.size,
+            executable: e.flags & 2 != 0,
+            mtime: e.mtime,
+        }
+    }
+
+    /// An entry's relative path as sent.
+    pub fn rel(&self, e: &SourceEntry) -> &[u8] {
+        let at = e.at as usize;
+        &self.paths[at..at + usize::from(e.len)]
+    }
+
     /// Absolute path of an entry.
     pub fn path_of(&self, e: &SourceEntry) -> PathBuf {
-        self.roots[e.root].join(bytes_to_path(&self.disk_rel(e)))
+        self.roots[e.root()].join(bytes_to_path(&self.disk_rel(e)))
     }
 
     /// An entry's path under its root on disk (its sent path, with the top
     /// name the user gave replaced by the one on disk).
     pub fn disk_rel<'a>(&'a self, e: &'a SourceEntry) -> std::borrow::Cow<'a, [u8]> {
-        let rel = &e.entry.path;
-        match self.tops.get(e.root) {
+        let rel = self.rel(e);
+        match self.tops.get(e.root()) {
             Some((sent, disk)) if sent != disk && rel.starts_with(sent) && matches!(rel.get(sent.len()), None | Some(b'/')) => {
                 let mut p = disk.clone();
                 p.extend_from_slice(&rel[sent.len()..]);
                 std::borrow::Cow::Owned(p)
             }
-            _ => std::borrow::Cow::Borrowed(&rel[..]),
+            _ => std::borrow::Cow::Borrowed(rel),
         }
     }
 }
@@ -101,17 +143,18 @@ impl TreeOpener {
             Some(i) => (&rel[..i], &rel[i + 1..]),
             None => (&rel[..0], rel),
         };
-        let cached = matches!(&self.last, Some((r, p, _)) if *r == e.root && p.as_slice() == parent);
+        let root = e.root();
+        let cached = matches!(&self.last, Some((r, p, _)) if *r == root && p.as_slice() == parent);
         if !cached {
-            if self.roots.len() <= e.root {
-                self.roots.resize_with(e.root + 1, || None);
+            if self.roots.len() <= root {
+                self.roots.resize_with(root + 1, || None);
             }
-            if self.roots[e.root].is_none() {
-                let root = cap_std::fs::Dir::open_ambient_dir(&src.roots[e.root], cap_std::ambient_authority())
-                    .map_err(|err| Error::io(&src.roots[e.root], err))?;
-                self.roots[e.root] = Some(root);
+            if self.roots[root].is_none() {
+                let dir = cap_std::fs::Dir::open_ambient_dir(&src.roots[root], cap_std::ambient_authority())
+                    .map_err(|err| Error::io(&src.roots[root], err))?;
+                self.roots[root] = Some(dir);
             }
-            let mut dir = self.roots[e.root]
+            let mut dir = self.roots[root]
                 .as_ref()
                 .ok_or_else(|| Error::io(&path, std::io::ErrorKind::NotFound.into()))?
                 .try_clone()
@@ -119,7 +162,7 @@ impl TreeOpener {
             for c in parent.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
                 dir = dir.open_dir_nofollow(bytes_to_path(c)).map_err(changed)?;
             }
-            self.last = Some((e.root, parent.to_vec(), dir));
+            self.last = Some((root, parent.to_vec(), dir));
         }
         let dir = &self.last.as_ref().ok_or_else(|| Error::io(&path, std::io::ErrorKind::NotFound.into()))?.2;
         let mut o = cap_std::fs::OpenOptions::new();
@@ -170,7 +213,7 @@ fn mtime(m: &std::fs::Metadata) -> u64 {
 /// Walks `paths` into a [`Source`].
 ///
 /// Every entry's relative path is checked the way the receiver checks it
-/// ([`SafePath::parse`], then a [`CollisionSet`] over the whole transfer), so
+/// ([`SafePath::parse`], then a [`CollisionSet`] over its folder's names), so
 /// that one unportable name cannot abort the transfer on the other side: an
 /// entry the receiver would refuse is skipped with a warning instead, a folder
 /// together with everything in it. This covers two arguments with the same
@@ -183,7 +226,9 @@ fn mtime(m: &std::fs::Metadata) -> u64 {
 pub fn walk(paths: &[PathBuf]) -> Result<Source> {
     // No cap inside the set: the entry count is checked in `add`, with a
     // message that fits the sender.
-    let mut w = Walker { src: Source::default(), seen: CollisionSet::new(usize::MAX) };
+    let mut w = Walker { src: Source::default() };
+    // The arguments' own names, checked against each other.
+    let mut tops = CollisionSet::new(usize::MAX);
     for p in paths {
         // A path the user named is followed even if it is a symlink: they chose it.
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
@@ -207,7 +252,7 @@ pub fn walk(paths: &[PathBuf]) -> Result<Source> {
         w.src.tops.push((name.clone(), disk_name));
         // Only names actually sent go into the preview: when it lists fewer
         // than MAX_PREVIEW names the receiver holds every entry to it.
-        if w.add(root, p, name.clone(), &meta, true)? && w.src.preview.len() < MAX_PREVIEW {
+        if w.add(root, p, name.clone(), &meta, &mut tops, true)? && w.src.preview.len() < MAX_PREVIEW {
             w.src.preview.push(name);
         }
     }
@@ -219,17 +264,27 @@ pub fn walk(paths: &[PathBuf]) -> Result<Source> {
     Ok(w.src)
 }
 
-/// The walk's state: what is kept so far and the names it used.
+/// The walk's state: what is kept so far.
 struct Walker {
     src: Source,
-    seen: CollisionSet,
 }
 
 impl Walker {
     /// Adds `abs` (and, for a folder, everything in it) under the relative path
     /// `rel`. Returns whether the entry itself was kept; `top` marks a path the
-    /// user named.
-    fn add(&mut self, root: usize, abs: &Path, rel: Vec<u8>, meta: &std::fs::Metadata, top: bool) -> Result<bool> {
+    /// user named. `siblings` holds the names kept so far in the same folder
+    /// (or among the arguments): a walk of a real tree can only clash there,
+    /// by case or normalisation, so one folder's names are held at a time,
+    /// not the whole transfer's.
+    fn add(
+        &mut self,
+        root: usize,
+        abs: &Path,
+        rel: Vec<u8>,
+        meta: &std::fs::Metadata,
+        siblings: &mut CollisionSet,
+        top: bool,
+    ) -> Result<bool> {
         let ft = meta.file_type();
         if ft.is_symlink() {
             self.warn(format!("skipping symlink {}", shown_path(abs)));
@@ -240,7 +295,7 @@ impl Walker {
             self.warn(format!("skipping special file {}", shown_path(abs)));
             return Ok(false);
         }
-        if let Err(why) = self.check_name(&rel, is_dir) {
+        if let Err(why) = check_name(&rel, is_dir, siblings) {
             let what = if is_dir { "folder " } else { "" };
             let inside = if is_dir { " and everything in it" } else { "" };
             let msg = match why {
@@ -266,56 +321,58 @@ impl Walker {
                 format!("more than {DEFAULT_MAX_ENTRIES} files and folders: the receiver refuses transfers this large; send them in parts"),
             )));
         }
-        let index = self.src.entries.len() as u64;
+        let at = u32::try_from(self.src.paths.len()).map_err(|_| {
+            Error::from(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the paths of these files and folders add up to more than 4 GiB; send them in parts",
+            ))
+        })?;
+        self.src.paths.extend_from_slice(&rel);
+        // check_name capped the path at MAX_PATH (4096) bytes.
+        let len = u16::try_from(rel.len()).map_err(|_| Error::Bug("a checked path is longer than MAX_PATH".into()))?;
+        let root32 = u32::try_from(root).map_err(|_| Error::Bug("more than 2^32 arguments".into()))?;
         if !is_dir {
             self.src.files += 1;
             self.src.bytes += meta.len();
-            self.src.entries.push(SourceEntry {
-                entry: Entry {
-                    index,
-                    kind: EntryKind::File,
-                    path: rel,
-                    size: meta.len(),
-                    executable: is_executable(meta),
-                    mtime: mtime(meta),
-                },
-                root,
-            });
+            let flags = if is_executable(meta) { 2 } else { 0 };
+            self.src.entries.push(SourceEntry { size: meta.len(), mtime: mtime(meta), at, root: root32, len, flags });
             return Ok(true);
         }
         self.src.dirs += 1;
-        self.src.entries.push(SourceEntry {
-            entry: Entry { index, kind: EntryKind::Dir, path: rel.clone(), size: 0, executable: false, mtime: mtime(meta) },
-            root,
-        });
+        self.src.entries.push(SourceEntry { size: 0, mtime: mtime(meta), at, root: root32, len, flags: 1 });
         let mut children: Vec<_> =
             std::fs::read_dir(abs).map_err(|e| Error::io(abs, e))?.collect::<std::io::Result<_>>().map_err(|e| Error::io(abs, e))?;
         children.sort_by_key(|c| c.file_name());
+        let mut names = CollisionSet::new(usize::MAX);
         for c in children {
             let cpath = c.path();
             let cmeta = std::fs::symlink_metadata(&cpath).map_err(|e| Error::io(&cpath, e))?;
             let mut crel = rel.clone();
             crel.push(b'/');
             crel.extend_from_slice(&name_bytes(&c.file_name()));
-            self.add(root, &cpath, crel, &cmeta, false)?;
+            self.add(root, &cpath, crel, &cmeta, &mut names, false)?;
         }
         Ok(true)
-    }
-
-    /// Checks `rel` as the receiver will and, if it passes, records it so that
-    /// later entries are checked against it.
-    fn check_name(&mut self, rel: &[u8], is_dir: bool) -> std::result::Result<(), Refusal> {
-        if rel.len() > MAX_PATH {
-            // SafePath refuses this too; kept so the wire limit holds on its own.
-            return Err(Refusal::Name(format!("path longer than {MAX_PATH} bytes")));
-        }
-        let p = SafePath::parse(rel).map_err(|e| Refusal::Name(reason_of(e)))?;
-        self.seen.insert(&p, is_dir).map_err(|e| Refusal::Collision(reason_of(e)))
     }
 
     fn warn(&mut self, msg: String) {
         self.src.warnings.push(msg);
     }
+}
+
+/// Checks `rel` as the receiver will and, if it passes, records its last
+/// component in `siblings` so that later names in the same folder are
+/// checked against it. (The receiver checks whole paths over the whole
+/// transfer; on a walk, paths can only clash where their last components
+/// do, so checking each folder's names against each other finds the same.)
+fn check_name(rel: &[u8], is_dir: bool, siblings: &mut CollisionSet) -> std::result::Result<(), Refusal> {
+    if rel.len() > MAX_PATH {
+        // SafePath refuses this too; kept so the wire limit holds on its own.
+        return Err(Refusal::Name(format!("path longer than {MAX_PATH} bytes")));
+    }
+    let p = SafePath::parse(rel).map_err(|e| Refusal::Name(reason_of(e)))?;
+    let name = SafePath::parse(p.file_name().as_bytes()).map_err(|e| Refusal::Name(reason_of(e)))?;
+    siblings.insert(&name, is_dir).map_err(|e| Refusal::Collision(reason_of(e)))
 }
 
 /// Why an entry is skipped.
@@ -344,6 +401,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_entry_stays_small() {
+        // 1,000,000 entries must fit the sender's 64 MiB with their paths.
+        assert_eq!(std::mem::size_of::<SourceEntry>(), 28);
+    }
+
+    #[test]
     fn walks_a_tree_in_order_and_skips_symlinks() {
         let d = tempfile::tempdir().unwrap();
         let top = d.path().join("top");
@@ -353,7 +416,7 @@ mod tests {
         #[cfg(unix)]
         std::os::unix::fs::symlink("/etc/passwd", top.join("link")).unwrap();
         let s = walk(&[top]).unwrap();
-        let names: Vec<_> = s.entries.iter().map(|e| String::from_utf8(e.entry.path.clone()).unwrap()).collect();
+        let names: Vec<_> = s.entries.iter().map(|e| String::from_utf8(s.rel(e).to_vec()).unwrap()).collect();
         assert_eq!(names, ["top", "top/a.txt", "top/b", "top/b/c.bin", "top/b/empty"]);
         assert_eq!((s.files, s.dirs, s.bytes), (2, 3, 15));
         assert_eq!(s.preview, vec![b"top".to_vec()]);
@@ -363,7 +426,7 @@ mod tests {
     }
 
     fn paths(s: &Source) -> Vec<String> {
-        s.entries.iter().map(|e| String::from_utf8(e.entry.path.clone()).unwrap()).collect()
+        s.entries.iter().map(|e| String::from_utf8(s.rel(e).to_vec()).unwrap()).collect()
     }
 
     /// Checks `s` the way the receiver does: consecutive indexes, counts and
@@ -372,19 +435,20 @@ mod tests {
     fn assert_receivable(s: &Source) {
         let mut seen = CollisionSet::new(DEFAULT_MAX_ENTRIES);
         let (mut files, mut dirs, mut bytes) = (0, 0, 0);
-        for (i, e) in s.entries.iter().enumerate() {
-            assert_eq!(e.entry.index, i as u64);
-            match e.entry.kind {
+        for i in 0..s.entries.len() {
+            let e = s.entry(i);
+            assert_eq!(e.index, i as u64);
+            match e.kind {
                 EntryKind::File => {
                     files += 1;
-                    bytes += e.entry.size;
+                    bytes += e.size;
                 }
                 EntryKind::Dir => dirs += 1,
             }
-            let top = e.entry.path.split(|&b| b == b'/').next().unwrap();
+            let top = e.path.split(|&b| b == b'/').next().unwrap();
             assert!(s.preview.len() >= MAX_PREVIEW || s.preview.iter().any(|n| n == top), "{} not in the preview", escape(top));
-            let p = SafePath::parse(&e.entry.path).unwrap();
-            seen.insert(&p, e.entry.kind == EntryKind::Dir).unwrap();
+            let p = SafePath::parse(&e.path).unwrap();
+            seen.insert(&p, e.kind == EntryKind::Dir).unwrap();
         }
         assert_eq!((s.files, s.dirs, s.bytes), (files, dirs, bytes));
     }
@@ -448,7 +512,7 @@ mod tests {
         let args: Vec<_> = ["a/x", "b/x", "c/X", "e/y", "f/y", "a/x"].iter().map(|a| d.path().join(a)).collect();
         let s = walk(&args).unwrap();
         assert_eq!(paths(&s), ["x", "x/in", "x/in/f", "y", "y/in", "y/in/f"]);
-        assert_eq!(s.entries[2].root, 0);
+        assert_eq!(s.entries[2].root(), 0);
         assert_eq!(s.path_of(&s.entries[2]), d.path().join("a/x/in/f"));
         assert_eq!(s.path_of(&s.entries[5]), d.path().join("e/y/in/f"));
         assert_eq!((s.files, s.dirs, s.bytes), (2, 4, 2));
@@ -501,7 +565,7 @@ mod tests {
         std::fs::write(tree.join("sub/f"), b"inside").expect("write");
         std::fs::write(outside.join("f"), b"SECRET").expect("write");
         let src = walk(std::slice::from_ref(&tree)).expect("walk");
-        let e = src.entries.iter().find(|e| e.entry.path == b"tree/sub/f").expect("entry");
+        let e = src.entries.iter().find(|e| src.rel(e) == b"tree/sub/f").expect("entry");
         let mut data = String::new();
         std::io::Read::read_to_string(&mut TreeOpener::default().open(&src, e).expect("open"), &mut data).expect("read");
         assert_eq!(data, "inside");

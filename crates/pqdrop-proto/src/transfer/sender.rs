@@ -90,8 +90,9 @@ pub struct Sender {
     out: Vec<u8>,
     close: bool,
     cursor: usize,
-    /// Size of each file entry announced so far (`None` for folders).
-    sizes: Vec<Option<u64>>,
+    /// Size of each file entry announced so far ([`FOLDER`] for folders): 8
+    /// bytes an entry, for transfers of a million entries.
+    sizes: Vec<u64>,
     files: u64,
     dirs: u64,
     bytes: u64,
@@ -105,6 +106,9 @@ pub struct Sender {
     remaining: u64,
     stream_len: u64,
 }
+
+/// The `sizes` mark of a folder (no file is 2^64 - 1 bytes long).
+const FOLDER: u64 = u64::MAX;
 
 fn violation(msg: &str) -> Error {
     Error::Violation(msg.into())
@@ -189,15 +193,23 @@ impl Sender {
         if e.index != self.sizes.len() as u64 {
             return Err(Error::Misuse("entries must be numbered from 0 without gaps"));
         }
+        if self.sizes.is_empty() {
+            // Sized once from the offer, which bounds the manifest.
+            let n = self.offer.files.saturating_add(self.offer.dirs);
+            self.sizes.reserve_exact(usize::try_from(n).unwrap_or(0).min(1 << 24));
+        }
         match e.kind {
             EntryKind::File => {
+                if e.size == FOLDER {
+                    return Err(Error::Misuse("a file of 2^64 - 1 bytes"));
+                }
                 self.files += 1;
                 self.bytes = self.bytes.saturating_add(e.size);
-                self.sizes.push(Some(e.size));
+                self.sizes.push(e.size);
             }
             EntryKind::Dir => {
                 self.dirs += 1;
-                self.sizes.push(None);
+                self.sizes.push(FOLDER);
             }
         }
         if self.files > self.offer.files || self.dirs > self.offer.dirs || self.bytes > self.offer.bytes {
@@ -260,7 +272,7 @@ impl Sender {
         if self.skipped.contains(&index) {
             return Err(Error::Misuse("the receiver asked to skip this file"));
         }
-        let size = usize::try_from(index).ok().and_then(|i| self.sizes.get(i)).copied().flatten();
+        let size = usize::try_from(index).ok().and_then(|i| self.sizes.get(i)).copied().filter(|&s| s != FOLDER);
         match size {
             Some(size) if index >= self.next_file => {
                 self.next_file = index + 1;
@@ -371,7 +383,7 @@ impl Sender {
                 SenderEvent::Refused
             }
             (S::Manifest | S::AwaitReady, TransferMsg::Have { index, len, hash }) => {
-                let size = usize::try_from(index).ok().and_then(|i| self.sizes.get(i)).copied().flatten();
+                let size = usize::try_from(index).ok().and_then(|i| self.sizes.get(i)).copied().filter(|&s| s != FOLDER);
                 if !self.config.resume {
                     return Err(violation("a resume claim, but resume was not agreed"));
                 }
@@ -384,7 +396,7 @@ impl Sender {
                 SenderEvent::Claim { index, len, hash }
             }
             (S::Manifest | S::AwaitReady, TransferMsg::Skip { index }) => {
-                let is_file = usize::try_from(index).ok().and_then(|i| self.sizes.get(i)).copied().flatten().is_some();
+                let is_file = usize::try_from(index).ok().and_then(|i| self.sizes.get(i)).copied().is_some_and(|s| s != FOLDER);
                 if !self.config.skip {
                     return Err(violation("a skip, but skip was not agreed"));
                 }

@@ -560,6 +560,16 @@ measure() {
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 IPERF_MBS=()
 listening() { command -v ss >/dev/null && [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
+wait_listening() { # wait_listening PORT: until an iperf3 server listens (5 s at most; 1 s without ss)
+  local i
+  for ((i = 0; i < 100; i++)); do
+    listening "$1" && return
+    command -v ss >/dev/null || { sleep 1; return; }
+    sleep 0.05
+  done
+}
+# received_bps: the receiver's bits per second from iperf3 -J on stdin.
+received_bps() { awk '/"sum_received"/ { f = 1 } f && /"bits_per_second"/ { gsub(/[^0-9.eE+]/, "", $2); print $2; exit }'; }
 if command -v iperf3 >/dev/null; then
   for ((r = 1; r <= RUNS; r++)); do
     port=$(free_tcp_port)
@@ -567,13 +577,9 @@ if command -v iperf3 >/dev/null; then
     timeout 60 iperf3 -s -B 127.0.0.1 -p "$port" >"$WORK/logs/iperf3-server.log" 2>&1 &
     srv=$!
     BG_PIDS+=("$srv")
-    for ((i = 0; i < 100; i++)); do
-      listening "$port" && break
-      command -v ss >/dev/null || { sleep 1; break; }
-      sleep 0.05
-    done
+    wait_listening "$port"
     bps=$(timeout 60 iperf3 -c 127.0.0.1 -p "$port" -t 5 -J 2>/dev/null |
-      awk '/"sum_received"/ { f = 1 } f && /"bits_per_second"/ { gsub(/[^0-9.eE+]/, "", $2); print $2; exit }')
+      received_bps)
     kill_tree "$srv"
     wait "$srv" 2>/dev/null
     [[ -n $bps ]] || die "iperf3 gave no result"
@@ -593,13 +599,9 @@ if want big && command -v iperf3 >/dev/null; then
     timeout 300 iperf3 -s -1 -B 127.0.0.1 -p "$port" -F "$sink" >"$WORK/logs/iperf3-F-server.log" 2>&1 &
     srv=$!
     BG_PIDS+=("$srv")
-    for ((i = 0; i < 100; i++)); do
-      listening "$port" && break
-      command -v ss >/dev/null || { sleep 1; break; }
-      sleep 0.05
-    done
+    wait_listening "$port"
     bps=$(timeout 300 iperf3 -c 127.0.0.1 -p "$port" -F "$WORK/src/$BIGNAME" -n "$BIG" -J 2>/dev/null |
-      awk '/"sum_received"/ { f = 1 } f && /"bits_per_second"/ { gsub(/[^0-9.eE+]/, "", $2); print $2; exit }')
+      received_bps)
     wait "$srv" 2>/dev/null
     [[ -n $bps ]] || die "iperf3 -F gave no result"
     # iperf3's server stops at the end of the test, a little before the last

@@ -263,10 +263,17 @@ fn class7_rename_policy_picks_first_free_name() {
     // Placing under Rename reports the name it chose (for the summary and --json).
     let mut w = out.begin_file(&sp("a.txt"), 3, None).expect("begin");
     w.write(b"new").expect("write");
-    assert_eq!(w.finish(blake3::hash(b"new").as_bytes(), false, 0, ConflictPolicy::Rename).expect("finish"), Some("a (2).txt".into()));
+    assert_eq!(
+        w.finish(blake3::hash(b"new").as_bytes(), false, 0, ConflictPolicy::Rename).expect("finish").renamed,
+        Some("a (2).txt".into())
+    );
     let mut w = out.begin_file(&sp("b.txt"), 1, None).expect("begin");
     w.write(b"b").expect("write");
-    assert_eq!(w.finish(blake3::hash(b"b").as_bytes(), false, 0, ConflictPolicy::Rename).expect("finish"), None, "a free name is kept");
+    assert_eq!(
+        w.finish(blake3::hash(b"b").as_bytes(), false, 0, ConflictPolicy::Rename).expect("finish").renamed,
+        None,
+        "a free name is kept"
+    );
     assert_eq!(fs::read(out_path(&tmp, "a (2).txt")).expect("a2"), b"new");
 }
 

@@ -243,13 +243,11 @@ fn apply(
         }
         Op::Finish(f) => {
             let (dir, w) = current.take().ok_or_else(missing)?;
-            let offered = w.shown().to_owned();
-            let (path, size) = (w.entry().0.clone(), w.entry().1);
             let placed = w.finish(&f.hash, f.executable, f.mtime, f.policy)?;
-            dir.record_placed(&path, size, &f.hash);
-            if let Some(chosen) = placed {
+            dir.record_placed(&placed.path, placed.size, &f.hash);
+            if let Some(chosen) = placed.renamed {
                 if let Ok(mut r) = renamed.lock() {
-                    r.push((offered, chosen));
+                    r.push((placed.shown, chosen));
                 }
             }
             Ok(())

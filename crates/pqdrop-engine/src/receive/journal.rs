@@ -44,7 +44,9 @@ pub(crate) fn key(path: &SafePath, size: u64) -> [u8; 16] {
 pub(crate) struct Journal {
     name: String,
     /// Opened at the first record, so a transfer that places nothing leaves
-    /// nothing behind.
+    /// nothing behind. Unbuffered: a line must survive the receiver being
+    /// killed right after the file was placed (one small write per file,
+    /// beside the file's own create, link and unlink).
     file: Option<File>,
     earlier: HashMap<[u8; 16], [u8; 32]>,
 }

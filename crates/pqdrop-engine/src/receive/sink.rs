@@ -402,16 +402,6 @@ pub struct FileWriter {
 }
 
 impl FileWriter {
-    /// The file's path as shown to the user (escaped).
-    pub fn shown(&self) -> &str {
-        &self.display
-    }
-
-    /// The entry's path and size.
-    pub fn entry(&self) -> (&SafePath, u64) {
-        (&self.path, self.size)
-    }
-
     /// Appends bytes and hashes them. Refuses to go past the announced size
     /// with [`Error::PeerViolation`], writing nothing of that chunk.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
@@ -448,8 +438,8 @@ impl FileWriter {
     /// false, [`Error::Exists`] (the verified partial stays for a later run);
     /// with `overwrite` an existing file or symlink is replaced (the link
     /// itself, never its target). A directory at the target is an error.
-    /// Returns the escaped path it was placed under when that is a new name.
-    pub fn finish(self, expected: &[u8; 32], executable: bool, mtime: i64, policy: ConflictPolicy) -> Result<Option<String>> {
+    /// Returns what was placed, and where.
+    pub fn finish(self, expected: &[u8; 32], executable: bool, mtime: i64, policy: ConflictPolicy) -> Result<Placed> {
         let FileWriter { dir, temp, name, path, display: shown, file, size, written, hasher } = self;
         // blake3::Hash == [u8; 32] is constant-time.
         if written != size || hasher.finalize() != *expected {
@@ -472,9 +462,12 @@ impl FileWriter {
                     return Err(is_a_directory_named(&shown));
                 }
                 dir.rename(&temp, &dir, &name).map_err(|e| Error::io(&shown, e))?;
-                Ok(None)
+                Ok(Placed { path, size, shown, renamed: None })
             }
-            ConflictPolicy::Refuse | ConflictPolicy::Skip => place_new(&dir, &temp, &name, &shown).map(|()| None),
+            ConflictPolicy::Refuse | ConflictPolicy::Skip => {
+                place_new(&dir, &temp, &name, &shown)?;
+                Ok(Placed { path, size, shown, renamed: None })
+            }
             // The free name is chosen here, at the moment of placing, so two
             // entries can never be given the same one.
             ConflictPolicy::Rename => {
@@ -484,14 +477,29 @@ impl FileWriter {
                         Err(Error::Exists(_)) => continue,
                         Err(Error::Io { err, .. }) if err.kind() == io::ErrorKind::IsADirectory => continue,
                         Err(e) => return Err(e),
-                        Ok(()) if n == 0 => return Ok(None),
-                        Ok(()) => return Ok(Some(path.with_suffix(n).display())),
+                        Ok(()) => {
+                            let renamed = (n > 0).then(|| path.with_suffix(n).display());
+                            return Ok(Placed { path, size, shown, renamed });
+                        }
                     }
                 }
                 Err(Error::Exists(shown))
             }
         }
     }
+}
+
+/// A file [`FileWriter::finish`] put in place.
+#[derive(Debug)]
+pub struct Placed {
+    /// The entry's path and size.
+    pub path: SafePath,
+    /// Its announced size.
+    pub size: u64,
+    /// The entry's path as shown to the user (escaped).
+    pub shown: String,
+    /// The escaped path it was placed under, when that is a new name (`Rename`).
+    pub renamed: Option<String>,
 }
 
 /// Puts the verified temp file in place under `name` unless something is

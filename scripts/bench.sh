@@ -653,7 +653,7 @@ BYTES[$BIG_KEY]=$BIG
 # ------------------------------------------------------------------ local floor for folders
 # tar cf - DIR | tar xf - -C OUT on the same file system: what any tool that
 # reads and writes the tree costs, with no network and no crypto.
-declare -A FLOOR
+declare -A FLOOR=()
 for key in "$FILES_KEY" "$EMPTY_KEY"; do
   want "$([[ $key == "$FILES_KEY" ]] && echo files || echo empty)" || continue
   src=$(src_of "$key")

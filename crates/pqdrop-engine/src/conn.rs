@@ -16,23 +16,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::{Error, Result};
 
-/// How long the whole handshake may take once the peer is connected.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the other side may send nothing before this side gives up, when
-/// both send KeepAlive (capability 0x40): a side with nothing else to send
-/// (waiting for its user, or for the other side) sends one every
-/// [`keepalive_interval`], so silence this long means the peer or the path
-/// is gone.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// The same limit with a peer that does not send KeepAlive, and for writes
-/// (a peer that stops reading for this long is gone).
-pub const LEGACY_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+// The liveness rules (limits, KeepAlive timing) live in the protocol core
+// as timers that are given the time; this module only feeds them a clock.
+pub use pqdrop_proto::liveness::{keepalive_interval, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, LEGACY_IDLE_TIMEOUT};
+use pqdrop_proto::liveness::{IdleTimer, KeepAliveTimer, Reading, Side, KEEPALIVE_RECORD};
+use pqdrop_proto::msg::Agreed;
 
-/// How often an idle side sends KeepAlive for a peer that waits at most
-/// `idle`: a quarter of it, at most 15 s.
-pub fn keepalive_interval(idle: Duration) -> Duration {
-    (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(15))
-}
 /// Target plaintext size of a record: large enough for the AEAD's peak speed and
 /// few syscalls, small enough to keep memory low.
 pub const RECORD_TARGET: usize = 512 * 1024;
@@ -41,10 +30,6 @@ pub const RECORD_TARGET: usize = 512 * 1024;
 pub(crate) fn proto_err(e: pqdrop_proto::Error) -> Error {
     Error::from(e)
 }
-
-/// The transfer message type of KeepAlive (PROTOCOL.md §8), a record's whole
-/// plaintext when the sealer sends one.
-const KEEPALIVE_TYPE: u8 = 17;
 
 /// Tunes a TCP connection for transfers: no Nagle delay for the small
 /// handshake messages, and TCP keepalive so a peer that vanished is noticed
@@ -211,17 +196,63 @@ fn silent(d: Duration) -> Error {
     Error::PeerGone(format!("the other side sent nothing for {shown} s"))
 }
 
-/// Awaits `f`, with a time limit when `limit` is given.
-async fn limited<T>(limit: Option<Duration>, f: impl std::future::Future<Output = std::io::Result<T>>) -> Result<T> {
-    match limit {
-        Some(d) => tokio::time::timeout(d, f).await.map_err(|_| silent(d))?.map_err(net_err),
-        None => f.await.map_err(net_err),
+/// The reading half of liveness: the core's [`IdleTimer`] on the clock of
+/// this connection. Every read of the peer's records goes through it, so a
+/// silent peer is noticed however busy the logic thread is.
+#[derive(Debug)]
+pub struct IdleWatch {
+    origin: std::time::Instant,
+    timer: IdleTimer,
+}
+
+impl IdleWatch {
+    /// The watch for `side` of a session that agreed `agreed`, with this
+    /// side's `idle` limit, starting now.
+    pub fn new(agreed: &Agreed, side: Side, idle: Duration) -> Self {
+        IdleWatch { origin: std::time::Instant::now(), timer: IdleTimer::new(agreed, side, idle, Duration::ZERO) }
+    }
+
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    /// The reader is about to read again after its consumer held it off: the
+    /// time nobody read does not count against the peer.
+    pub fn resumed(&mut self) {
+        let now = self.now();
+        self.timer.on_receive(now);
+    }
+
+    /// One read into `buf`, within the timer's deadline for `reading`.
+    async fn read<R: AsyncRead + Unpin>(&mut self, r: &mut R, buf: &mut [u8], reading: Reading) -> Result<usize> {
+        loop {
+            let n = match self.timer.poll_timeout(reading) {
+                None => r.read(buf).await,
+                Some(deadline) => {
+                    let at = tokio::time::Instant::from_std(self.origin + deadline);
+                    // `read` is cancel-safe: a read cut short lost no bytes.
+                    match tokio::time::timeout_at(at, r.read(buf)).await {
+                        Ok(res) => res,
+                        Err(_) => match self.timer.handle_timeout(self.now(), reading) {
+                            Some(limit) => return Err(silent(limit)),
+                            None => continue,
+                        },
+                    }
+                }
+            }
+            .map_err(net_err)?;
+            if n > 0 {
+                let now = self.now();
+                self.timer.on_receive(now);
+            }
+            return Ok(n);
+        }
     }
 }
 
 /// Reads one frame. `Ok(None)` at a clean end of stream between frames.
-/// `limit` bounds each read when the peer is expected to be sending.
-pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, body: Vec<u8>, limit: Option<Duration>) -> Result<Option<RawFrame>> {
+/// `watch` bounds the peer's silence (PROTOCOL.md §8).
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, body: Vec<u8>, watch: &mut IdleWatch) -> Result<Option<RawFrame>> {
     let mut head = [0u8; RECORD_HEADROOM + 4];
     let mut have = 0;
     let h = loop {
@@ -231,7 +262,8 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, body: Vec<u8>, limit: O
         if have == head.len() {
             return Err(Error::PeerViolation("frame header too long".into()));
         }
-        let n = limited(limit, r.read(&mut head[have..have + 1])).await?;
+        let reading = if have == 0 { Reading::BetweenRecords } else { Reading::MidRecord };
+        let n = watch.read(r, &mut head[have..have + 1], reading).await?;
         if n == 0 {
             return if have == 0 { Ok(None) } else { Err(Error::PeerGone("the connection closed mid-record".into())) };
         }
@@ -240,21 +272,20 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, body: Vec<u8>, limit: O
     if h.msg_type != MsgType::RECORD && h.msg_type != MsgType::RECORD_FINAL {
         return Err(Error::PeerViolation("expected an encrypted record".into()));
     }
-    // Reuse the buffer without clearing it: read_exact overwrites what we keep.
+    // Reuse the buffer without clearing it: the reads overwrite what we keep.
     let mut body = body;
     if body.len() < h.body_len {
         body.resize(h.body_len, 0);
     } else {
         body.truncate(h.body_len);
     }
-    let limit = limit.unwrap_or(LEGACY_IDLE_TIMEOUT);
-    match tokio::time::timeout(limit, r.read_exact(&mut body)).await {
-        Err(_) => return Err(silent(limit)),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            return Err(Error::PeerGone("the connection closed mid-record".into()))
+    let mut got = 0;
+    while got < body.len() {
+        let n = watch.read(r, &mut body[got..], Reading::MidRecord).await?;
+        if n == 0 {
+            return Err(Error::PeerGone("the connection closed mid-record".into()));
         }
-        Ok(Err(e)) => return Err(net_err(e)),
-        Ok(Ok(_)) => {}
+        got += n;
     }
     Ok(Some(RawFrame { msg_type: h.msg_type, body }))
 }
@@ -286,40 +317,49 @@ pub struct Outbound {
 impl Outbound {
     /// Starts the sealer thread and the writer task (on the current tokio
     /// runtime). Returns the pipeline and the writer task's handle, whose
-    /// result holds the real cause when the connection fails. With
-    /// `keepalive`, a KeepAlive record goes out whenever nothing else did for
-    /// that long (only when the peer agreed to KEEPALIVE).
+    /// result holds the real cause when the connection fails. The sealer
+    /// thread runs the sending half of liveness: when the session agreed
+    /// KeepAlive, it seals one whenever nothing else went out for
+    /// [`keepalive_interval`] of the peer's `idle` limit, even while the
+    /// logic thread is blocked (on its user, its disk or its output).
     pub fn start<W: AsyncWrite + Unpin + Send + 'static>(
         w: W,
         mut sealer: RecordSealer,
-        keepalive: Option<Duration>,
+        agreed: &Agreed,
+        idle: Duration,
     ) -> (Self, tokio::task::JoinHandle<Result<()>>) {
         let (to_sealer, from_builder) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize, bool)>(2);
         let (to_writer, from_sealer) = tokio::sync::mpsc::channel::<OutFrame>(2);
         let (spare_tx, spare) = std::sync::mpsc::channel();
         let writer = tokio::spawn(writer_task(w, from_sealer, spare_tx));
         let overhead = sealer.cipher().overhead();
+        let origin = std::time::Instant::now();
+        let mut keepalive = KeepAliveTimer::new(agreed, idle, Duration::ZERO);
         let sealer_thread = std::thread::Builder::new()
             .name("pqdrop-seal".into())
             .spawn(move || {
                 use std::sync::mpsc::RecvTimeoutError;
-                // Without a record to seal for `keepalive`, seal a KeepAlive
-                // (PROTOCOL.md §8); this thread owns the sealer, so the
-                // order of records is kept and nothing follows the final one.
-                let wait = keepalive.unwrap_or(Duration::from_secs(3600));
+                // This thread owns the sealer, so a KeepAlive (PROTOCOL.md
+                // §8) keeps the order of records and nothing follows the
+                // final one.
                 loop {
+                    let wait = keepalive.poll_timeout().map_or(Duration::from_secs(3600), |due| due.saturating_sub(origin.elapsed()));
                     let (mut buf, len, last) = match from_builder.recv_timeout(wait) {
                         Ok(job) => job,
-                        Err(RecvTimeoutError::Timeout) if keepalive.is_some() => {
-                            let len = RECORD_HEADROOM + 1;
+                        Err(RecvTimeoutError::Timeout) if keepalive.handle_timeout(origin.elapsed()) => {
+                            let len = RECORD_HEADROOM + KEEPALIVE_RECORD.len();
                             let mut buf = vec![0u8; len + overhead];
-                            buf[RECORD_HEADROOM] = KEEPALIVE_TYPE;
+                            buf[RECORD_HEADROOM..len].copy_from_slice(&KEEPALIVE_RECORD);
                             (buf, len, false)
                         }
                         Err(RecvTimeoutError::Timeout) => continue,
                         Err(RecvTimeoutError::Disconnected) => return Ok(()),
                     };
                     let range = sealer.seal(&mut buf[..len + overhead], len - RECORD_HEADROOM, last).map_err(proto_err)?;
+                    keepalive.on_transmit(origin.elapsed());
+                    if last {
+                        keepalive.finish();
+                    }
                     let frame = OutFrame { buf, start: range.start, end: range.end };
                     if to_writer.blocking_send(frame).is_err() {
                         return Err(Error::PeerGone("the connection closed".into()));

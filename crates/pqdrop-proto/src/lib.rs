@@ -11,6 +11,8 @@
 //! - `cpace`: CPace (draft-irtf-cfrg-cpace-21, CPACE-X25519-SHA512) over the RFC 9380 Elligator2 map.
 //! - [`handshake`]: the hybrid CPace + ML-KEM-768 handshake state machine and key schedule.
 //! - [`record`]: the STREAM-style chunked AEAD record layer.
+//! - [`transfer`]: the transfer machines ([`transfer::Sender`], [`transfer::Receiver`]) and the path rules.
+//! - [`liveness`]: idle timeouts and KeepAlive, as timers that are given the time.
 //! - [`keys`]: the deterministic key hierarchy from one 32-byte seed.
 //! - [`code`]: transfer codes (`7-ocean-tiger`) and the word list.
 //! - `primitives`: thin, typed wrappers over aws-lc-rs and x25519-dalek.
@@ -30,6 +32,7 @@ mod error;
 pub mod handshake;
 pub mod keys;
 mod labels;
+pub mod liveness;
 pub mod msg;
 mod primitives;
 pub mod record;

@@ -2,6 +2,9 @@
 //! (`pqdrop_proto::testing::Pair`): real handshake and records, simulated
 //! disks, injected faults. Each runs in milliseconds.
 
+use std::time::Duration;
+
+use pqdrop_proto::liveness::{keepalive_interval, IDLE_TIMEOUT, LEGACY_IDLE_TIMEOUT};
 use pqdrop_proto::msg::Capabilities;
 use pqdrop_proto::testing::{End, Fault, Pair, SimOptions, Tree};
 use pqdrop_proto::transfer::StopCode;
@@ -153,11 +156,85 @@ fn dropped_duplicated_or_reordered_records_are_refused() {
     }
 }
 
+/// Capabilities without KeepAlive (0x40): a peer that predates it.
+fn no_keepalive() -> Capabilities {
+    Capabilities(SimOptions::default().caps.0 .0 & !Capabilities::KEEPALIVE)
+}
+
 #[test]
-fn a_stalled_link_ends_the_run_without_a_false_success() {
+fn a_stalled_link_times_out_after_the_idle_limit_without_a_false_success() {
     let o = Pair::files(tree()).fault(Fault::StallAfter(2)).run();
-    assert_eq!(o.receiver, End::Stalled, "{o:?}");
+    assert_eq!(o.receiver, End::TimedOut(IDLE_TIMEOUT), "{o:?}");
+    // Everything else happened at time 0, so the receiver gave up exactly
+    // one idle limit after the last record arrived, and the sender then saw
+    // the connection close.
+    assert_eq!(o.elapsed, IDLE_TIMEOUT);
+    assert_eq!(o.sender, End::Closed);
     assert!(o.out.data("docs/big.bin").is_none());
+    // The sender's KeepAlives were lost in the stall; the receiver's reached
+    // the sender and kept it from timing out first.
+    assert!(o.keepalives.0 >= 3, "{:?}", o.keepalives);
+}
+
+#[test]
+fn without_keepalive_a_stalled_sender_is_given_ten_minutes() {
+    for caps in [(no_keepalive(), SimOptions::default().caps.1), (SimOptions::default().caps.0, no_keepalive())] {
+        let o = Pair::files(tree()).options(SimOptions { caps, ..SimOptions::default() }).fault(Fault::StallAfter(2)).run();
+        assert_eq!(o.receiver, End::TimedOut(LEGACY_IDLE_TIMEOUT), "{o:?}");
+        assert_eq!(o.elapsed, LEGACY_IDLE_TIMEOUT);
+        assert_eq!(o.keepalives, (0, 0), "no KeepAlive to a peer that did not agree to it");
+    }
+}
+
+#[test]
+fn a_silent_receiver_times_the_sender_out() {
+    // The receiver's Accept gets through, then nothing more (not Ready, not
+    // its KeepAlives): the sender gives up one idle limit later.
+    let o = Pair::files(tree()).fault(Fault::StallRepliesAfter(1)).run();
+    assert_eq!(o.sender, End::TimedOut(IDLE_TIMEOUT), "{o:?}");
+    assert_eq!(o.elapsed, IDLE_TIMEOUT);
+    assert_eq!(o.receiver, End::Closed);
+    assert!(o.out.data("docs/big.bin").is_none());
+}
+
+#[test]
+fn a_user_deciding_for_ten_minutes_does_not_cut_the_transfer() {
+    let t = tree();
+    let wait = Duration::from_secs(600);
+    let o = Pair::files(t.clone()).options(SimOptions { consent_after: wait, ..SimOptions::default() }).run();
+    assert_eq!((o.sender.clone(), o.receiver.clone()), (End::Done, End::Done), "{o:?}");
+    assert!(o.out.same_content(&t));
+    assert_eq!(o.elapsed, wait, "the transfer itself takes no virtual time");
+    // Both sides proved they were there every 5 s while the user decided.
+    let every = keepalive_interval(IDLE_TIMEOUT);
+    assert_eq!(every, Duration::from_secs(5));
+    let due = (wait.as_secs() / every.as_secs()) - 1;
+    assert!(o.keepalives.0 >= due && o.keepalives.1 >= due, "{:?}", o.keepalives);
+}
+
+#[test]
+fn a_short_idle_limit_still_survives_a_long_decision() {
+    // `--idle-timeout 2`: KeepAlive every 0.5 s keeps both sides up for 5 min.
+    let opts = SimOptions { idle: Duration::from_secs(2), consent_after: Duration::from_secs(300), ..SimOptions::default() };
+    let o = Pair::files(tree()).options(opts).run();
+    assert_eq!((o.sender.clone(), o.receiver.clone()), (End::Done, End::Done), "{o:?}");
+    assert!(o.keepalives.0 >= 599, "{:?}", o.keepalives);
+}
+
+#[test]
+fn without_keepalive_the_sender_waits_for_the_user_and_the_receiver_ten_minutes() {
+    let caps = (no_keepalive(), SimOptions::default().caps.1);
+    // The sender has no limit while the receiver's user decides ...
+    let nine = SimOptions { caps, consent_after: Duration::from_secs(540), ..SimOptions::default() };
+    let o = Pair::files(tree()).options(nine).run();
+    assert_eq!((o.sender.clone(), o.receiver.clone()), (End::Done, End::Done), "{o:?}");
+    assert_eq!(o.keepalives, (0, 0));
+    // ... but the receiver hears nothing from such a sender meanwhile, and
+    // gives up after its legacy limit (PROTOCOL.md §8).
+    let eleven = SimOptions { caps, consent_after: Duration::from_secs(660), ..SimOptions::default() };
+    let o = Pair::files(tree()).options(eleven).run();
+    assert_eq!(o.receiver, End::TimedOut(LEGACY_IDLE_TIMEOUT), "{o:?}");
+    assert_eq!(o.sender, End::Closed);
 }
 
 #[test]

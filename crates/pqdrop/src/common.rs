@@ -130,9 +130,9 @@ pub struct NetArgs {
     #[arg(long)]
     pub cascade: bool,
     /// Give up when the other side sends nothing for this many seconds after
-    /// the handshake (both sides send a keepalive every 15 s while idle, so
-    /// a person deciding at a prompt does not count).
-    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    /// the handshake (both sides send a keepalive at least every 5 s while
+    /// idle, so a person deciding at a prompt does not count; at least 10).
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(10..=86_400))]
     pub idle_timeout: u64,
 }
 

@@ -25,10 +25,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use self::disk::{Batch, Begin, Disk, Finish, Op, MAX_OPS};
-use crate::conn::{self, local_capabilities, open_frame, read_frame, Outbound, RawFrame};
+use crate::conn::{self, local_capabilities, open_frame, read_frame, IdleWatch, Outbound, RawFrame};
 use crate::names::{escape, SafePath};
 use crate::sink::{ConflictPolicy, OutputDir, Probe};
 use crate::{Error, Result};
+use pqdrop_proto::liveness::Side;
 
 /// Largest text message accepted (text is held in memory until verified).
 pub use pqdrop_proto::transfer::MAX_TEXT;
@@ -157,11 +158,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (session, leftover) = conn::handshake(&mut stream, Role::Requester, code, local_capabilities(opts.cascade)).await?;
-    let (idle, keepalive) = if session.agreed.keepalive {
-        (opts.idle_timeout, Some(conn::keepalive_interval(opts.idle_timeout)))
-    } else {
-        (conn::LEGACY_IDLE_TIMEOUT, None)
-    };
+    // Without KeepAlive from the sender, its silence is bounded by the
+    // longer legacy limit (PROTOCOL.md §8).
+    let mut watch = IdleWatch::new(&session.agreed, Side::Receiver, opts.idle_timeout);
+    let agreed = session.agreed;
     let config = ReceiverConfig { max_entries: opts.max_entries, ..ReceiverConfig::agreed(&session.agreed) };
     let (rd, wr) = tokio::io::split(stream);
     // Buffered, so the small frame-header reads do not each cost a syscall.
@@ -171,14 +171,15 @@ where
     let reader = tokio::spawn(async move {
         loop {
             let body = ret_rx.try_recv().unwrap_or_default();
-            let f = read_frame(&mut rd, body, Some(idle)).await;
+            let f = read_frame(&mut rd, body, &mut watch).await;
             let stop = !matches!(f, Ok(Some(_)));
             if in_tx.send(f).await.is_err() || stop {
                 break;
             }
+            watch.resumed();
         }
     });
-    let (out, writer) = Outbound::start(wr, session.sealer, keepalive);
+    let (out, writer) = Outbound::start(wr, session.sealer, &agreed, opts.idle_timeout);
     let opener = session.opener;
     let logic = tokio::task::spawn_blocking(move || {
         let disk = Disk::start(ret_tx)?;

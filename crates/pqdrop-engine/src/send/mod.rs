@@ -16,9 +16,10 @@ use pqdrop_proto::transfer::{Offer, OfferKind, Sender, SenderConfig, SenderEvent
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
-use crate::conn::{self, local_capabilities, open_frame, read_frame, Outbound};
+use crate::conn::{self, local_capabilities, open_frame, read_frame, IdleWatch, Outbound};
 use crate::source::{walk, Source};
 use crate::{Error, Result};
+use pqdrop_proto::liveness::Side;
 
 /// What to send.
 #[derive(Debug, Clone)]
@@ -102,18 +103,13 @@ const INCOMING: usize = 8;
 
 /// Reads and decrypts the receiver's records. The machine on the logic thread
 /// judges what they say.
-async fn reader_task<R: AsyncRead + Unpin>(
-    mut r: R,
-    mut opener: RecordOpener,
-    tx: mpsc::Sender<Incoming>,
-    idle: Option<std::time::Duration>,
-) {
+async fn reader_task<R: AsyncRead + Unpin>(mut r: R, mut opener: RecordOpener, tx: mpsc::Sender<Incoming>, mut watch: IdleWatch) {
     let mut body = Vec::new();
     let end = loop {
         // With KeepAlive agreed the receiver is never silent for long, even
         // while its user decides; without it, a dead peer is detected by TCP
         // keepalive, or by the relay.
-        let mut frame = match read_frame(&mut r, std::mem::take(&mut body), idle).await {
+        let mut frame = match read_frame(&mut r, std::mem::take(&mut body), &mut watch).await {
             Ok(Some(f)) => f,
             Ok(None) if opener.is_finished() => break None,
             Ok(None) => break Some(Error::PeerGone("the receiver closed the connection".into())),
@@ -126,6 +122,7 @@ async fn reader_task<R: AsyncRead + Unpin>(
         if tx.send(Incoming::Record(pt)).await.is_err() {
             return;
         }
+        watch.resumed();
         body = frame.body;
         if opener.is_finished() {
             break None;
@@ -174,11 +171,10 @@ where
     let rd = tokio::io::BufReader::with_capacity(64 * 1024, std::io::Cursor::new(leftover).chain_reader(rd));
     // The receiver's silence is bounded only when it sends KeepAlive: an
     // older receiver is silent while its user decides.
-    let (idle, keepalive) =
-        if session.agreed.keepalive { (Some(opts.idle_timeout), Some(conn::keepalive_interval(opts.idle_timeout))) } else { (None, None) };
+    let watch = IdleWatch::new(&session.agreed, Side::Sender, opts.idle_timeout);
     let (ctl_tx, ctl_rx) = mpsc::channel(INCOMING);
-    let reader = tokio::spawn(reader_task(rd, session.opener, ctl_tx, idle));
-    let (out, writer) = Outbound::start(wr, session.sealer, keepalive);
+    let reader = tokio::spawn(reader_task(rd, session.opener, ctl_tx, watch));
+    let (out, writer) = Outbound::start(wr, session.sealer, &session.agreed, opts.idle_timeout);
     let logic = tokio::task::spawn_blocking(move || {
         let offer = match (&payload, &source) {
             (_, Some(s)) => Offer { kind: OfferKind::Files, files: s.files, dirs: s.dirs, bytes: s.bytes, preview: s.preview.clone() },

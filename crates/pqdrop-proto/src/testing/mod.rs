@@ -5,6 +5,7 @@
 //!
 //! Nothing here is for production use: the RNG is a fixed stream.
 
+mod link;
 mod pair;
 mod tree;
 

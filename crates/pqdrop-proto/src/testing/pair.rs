@@ -6,36 +6,27 @@
 //! duplicate or reorder. Each side's "disk" is a [`Tree`] plus, on the
 //! receiver, its partial files, so an interrupted run can be resumed by a
 //! second `Pair` over what survived.
+//!
+//! Time is virtual. Moving frames takes none; when nothing can move, the
+//! clock jumps to the earliest deadline of the sides' liveness timers
+//! ([`crate::liveness`]) or of the receiver's user, so a ten-minute consent
+//! or a one-minute stall runs in microseconds and ends at an exact time.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
+pub use super::link::Fault;
+use super::link::Link;
 use super::tree::{Node, Tree};
 use crate::code::Code;
 use crate::handshake::Established;
+use crate::liveness::{IdleTimer, KeepAliveTimer, Reading, Side, IDLE_TIMEOUT, KEEPALIVE_RECORD};
 use crate::msg::{parse_frame_header, Capabilities, MsgType};
 use crate::transfer::{
     Entry, EntryKind, Event, FileState, Offer, OfferKind, Receiver, ReceiverConfig, Sender, SenderConfig, SenderEvent, StopCode,
     TransferMsg, MAX_CHUNK,
 };
 use crate::Error;
-
-/// A fault on the sender-to-receiver link, positioned in bytes or frames
-/// after the handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// The connection ends after this many bytes (both directions).
-    CutAt(u64),
-    /// The byte at this offset is inverted.
-    FlipByte(u64),
-    /// This frame (counting from 0) is lost.
-    DropFrame(usize),
-    /// This frame arrives twice.
-    DuplicateFrame(usize),
-    /// This frame arrives after the next one.
-    SwapFrame(usize),
-    /// Nothing more arrives after this many frames, and the link stays open.
-    StallAfter(usize),
-}
 
 /// How the simulated sides behave.
 #[derive(Debug, Clone)]
@@ -48,6 +39,10 @@ pub struct SimOptions {
     pub chunk: usize,
     /// The receiver consents to the offer.
     pub consent: bool,
+    /// How long the receiver's user takes to answer the offer.
+    pub consent_after: Duration,
+    /// Each side's idle limit (used when KeepAlive is agreed).
+    pub idle: Duration,
     /// The receiver may replace existing files.
     pub overwrite: bool,
     /// The receiver keeps existing files and asks the sender to skip them.
@@ -61,13 +56,20 @@ pub struct SimOptions {
 impl Default for SimOptions {
     fn default() -> Self {
         let all = Capabilities(
-            Capabilities::CHACHA20_POLY1305 | Capabilities::RESUME | Capabilities::ZSTD | Capabilities::STOP_CODES | Capabilities::SKIP,
+            Capabilities::CHACHA20_POLY1305
+                | Capabilities::RESUME
+                | Capabilities::ZSTD
+                | Capabilities::STOP_CODES
+                | Capabilities::KEEPALIVE
+                | Capabilities::SKIP,
         );
         SimOptions {
             caps: (all, all),
             compress: false,
             chunk: 64 << 10,
             consent: true,
+            consent_after: Duration::ZERO,
+            idle: IDLE_TIMEOUT,
             keep_existing: false,
             overwrite: false,
             record: 128 << 10,
@@ -87,8 +89,11 @@ pub enum End {
     Local(String),
     /// The link ended before this side finished.
     Closed,
-    /// Nothing more happened (a stall).
+    /// Nothing more happened, and no timer was left to end the wait.
     Stalled,
+    /// The other side sent nothing for this long, so this side gave up
+    /// (and closed the connection).
+    TimedOut(Duration),
 }
 
 /// What a run produced.
@@ -108,6 +113,10 @@ pub struct Outcome {
     pub sent: u64,
     /// File bytes the receiver already held.
     pub resumed: u64,
+    /// Virtual time when the run ended.
+    pub elapsed: Duration,
+    /// KeepAlive records each side sealed (receiver, sender).
+    pub keepalives: (u64, u64),
 }
 
 enum Payload {
@@ -194,6 +203,8 @@ impl Pair {
             end: None,
             overwrite: opts.overwrite,
             consent: opts.consent,
+            consent_after: opts.consent_after,
+            answer_at: None,
         };
         let parse = |c: &str| Code::parse(c).expect("a valid code");
         let (rc, sc) = (parse(&codes.0), parse(&codes.1));
@@ -208,26 +219,34 @@ impl Pair {
                     stdout: Vec::new(),
                     sent: 0,
                     resumed: 0,
+                    elapsed: Duration::ZERO,
+                    keepalives: (0, 0),
                 }
             }
         };
+        let (mut rclock, mut sclock) = (Clock::new(&rs, Side::Receiver, opts.idle), Clock::new(&ss, Side::Sender, opts.idle));
         let mut tx = SimSender::new(payload, ss, &opts);
         rx.start(rs);
-        let mut link = Link { faults, sent_bytes: 0, frames: 0, held: None, cut: false, stalled: false };
-        // Bounded: every round moves at least one frame or ends the run.
+        let mut link = Link::new(faults);
+        let mut now = Duration::ZERO;
+        // Bounded: every round moves a frame, fires a timer or ends the run.
         for _ in 0..1_000_000 {
             let frames = tx.step();
+            sclock.sent(now, frames.len(), tx.session.sealer.is_finished());
             let mut moved = !frames.is_empty();
             for f in link.carry(frames) {
-                rx.on_frame(&f);
+                rclock.idle.on_receive(now);
+                rx.on_frame(&f, now);
             }
             if link.cut && rx.end.is_none() {
                 rx.end = Some(End::Closed);
             }
             let replies = rx.take_frames();
+            rclock.sent(now, replies.len(), rx.session.as_ref().is_some_and(|s| s.sealer.is_finished()));
             moved |= !replies.is_empty();
             if !link.cut {
-                for f in replies {
+                for f in link.carry_back(replies) {
+                    sclock.idle.on_receive(now);
                     tx.on_frame(&f);
                 }
             } else if tx.end.is_none() {
@@ -236,10 +255,43 @@ impl Pair {
             if tx.end.is_some() && rx.end.is_some() {
                 break;
             }
-            if !moved && !tx.busy() {
+            if moved || tx.busy() {
+                continue;
+            }
+            // Nothing moves now: go to the next deadline.
+            let next = [sclock.deadline(tx.end.is_none()), rclock.deadline(rx.end.is_none()), rx.answer_at.filter(|_| rx.end.is_none())]
+                .into_iter()
+                .flatten()
+                .min();
+            let Some(at) = next else {
                 tx.end.get_or_insert(End::Stalled);
                 rx.end.get_or_insert(End::Stalled);
                 break;
+            };
+            now = now.max(at);
+            // What is due goes out first; an arrival at a deadline is in time.
+            let mut fired = false;
+            if tx.end.is_none() && sclock.keepalive.handle_timeout(now) {
+                tx.keepalive();
+                sclock.keepalives += 1;
+                fired = true;
+            }
+            if rx.end.is_none() && rclock.keepalive.handle_timeout(now) {
+                rx.keepalive();
+                rclock.keepalives += 1;
+                fired = true;
+            }
+            fired |= rx.answer(now);
+            if fired {
+                continue;
+            }
+            for (clock, end) in [(&mut sclock, &mut tx.end), (&mut rclock, &mut rx.end)] {
+                if end.is_none() {
+                    if let Some(limit) = clock.idle.handle_timeout(now, Reading::BetweenRecords) {
+                        *end = Some(End::TimedOut(limit));
+                        link.cut = true;
+                    }
+                }
             }
         }
         let resumed = rx.m.as_ref().map_or(0, Receiver::bytes_resumed);
@@ -251,64 +303,46 @@ impl Pair {
             stdout: rx.stdout,
             sent: tx.sent,
             resumed,
+            elapsed: now,
+            keepalives: (rclock.keepalives, sclock.keepalives),
         }
     }
 }
 
-struct Link {
-    faults: Vec<Fault>,
-    sent_bytes: u64,
-    frames: usize,
-    held: Option<Vec<u8>>,
-    cut: bool,
-    stalled: bool,
+/// One side's liveness timers, on the simulator's virtual clock. The whole
+/// frames of the simulated link are never read halfway, so the reader is
+/// always between records.
+struct Clock {
+    idle: IdleTimer,
+    keepalive: KeepAliveTimer,
+    keepalives: u64,
 }
 
-impl Link {
-    fn carry(&mut self, frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        for mut f in frames {
-            let n = self.frames;
-            self.frames += 1;
-            if self.cut || self.stalled {
-                continue;
-            }
-            let start = self.sent_bytes;
-            self.sent_bytes += f.len() as u64;
-            for fault in &self.faults {
-                match *fault {
-                    Fault::CutAt(at) if at < self.sent_bytes => {
-                        f.truncate((at.saturating_sub(start)) as usize);
-                        self.cut = true;
-                    }
-                    Fault::FlipByte(at) if (start..self.sent_bytes).contains(&at) => f[(at - start) as usize] ^= 0xFF,
-                    Fault::StallAfter(k) if n >= k => self.stalled = true,
-                    _ => {}
-                }
-            }
-            if self.stalled {
-                continue;
-            }
-            if self.cut {
-                // A partial frame is read as a truncated stream.
-                break;
-            }
-            if self.faults.contains(&Fault::DropFrame(n)) {
-                continue;
-            }
-            if self.faults.contains(&Fault::SwapFrame(n)) {
-                self.held = Some(f);
-                continue;
-            }
-            if self.faults.contains(&Fault::DuplicateFrame(n)) {
-                out.push(f.clone());
-            }
-            out.push(f);
-            if let Some(h) = self.held.take() {
-                out.push(h);
-            }
+impl Clock {
+    fn new(session: &Established, side: Side, idle: Duration) -> Self {
+        Clock {
+            idle: IdleTimer::new(&session.agreed, side, idle, Duration::ZERO),
+            keepalive: KeepAliveTimer::new(&session.agreed, idle, Duration::ZERO),
+            keepalives: 0,
         }
-        out
+    }
+
+    /// The side sealed `frames` frames at `now`.
+    fn sent(&mut self, now: Duration, frames: usize, finished: bool) {
+        if frames > 0 {
+            self.keepalive.on_transmit(now);
+        }
+        if finished {
+            self.keepalive.finish();
+        }
+    }
+
+    /// The earliest deadline of a side still running.
+    fn deadline(&self, running: bool) -> Option<Duration> {
+        if !running {
+            return None;
+        }
+        [self.keepalive.poll_timeout(), self.idle.poll_timeout(Reading::BetweenRecords)].into_iter().flatten().min()
     }
 }
 
@@ -401,6 +435,14 @@ impl SimSender {
             self.frames.push(frame);
         }
         self.pt.clear();
+    }
+
+    /// Seals a KeepAlive record (the timer said one is due).
+    fn keepalive(&mut self) {
+        let mut frame = Vec::new();
+        if !self.session.sealer.is_finished() && self.session.sealer.seal_to_vec(&KEEPALIVE_RECORD, false, &mut frame).is_ok() {
+            self.frames.push(frame);
+        }
     }
 
     fn drain(&mut self) {
@@ -542,6 +584,9 @@ struct SimReceiver {
     end: Option<End>,
     overwrite: bool,
     consent: bool,
+    consent_after: Duration,
+    /// An offer waits for the user, who answers at this time.
+    answer_at: Option<Duration>,
 }
 
 impl SimReceiver {
@@ -568,7 +613,35 @@ impl SimReceiver {
         }
     }
 
-    fn on_frame(&mut self, frame: &[u8]) {
+    /// Seals a KeepAlive record (the timer said one is due).
+    fn keepalive(&mut self) {
+        let Some(s) = self.session.as_mut() else { return };
+        let mut frame = Vec::new();
+        if !s.sealer.is_finished() && s.sealer.seal_to_vec(&KEEPALIVE_RECORD, false, &mut frame).is_ok() {
+            self.frames.push(frame);
+        }
+    }
+
+    /// The user answers a waiting offer, if it is time; `true` if they did.
+    fn answer(&mut self, now: Duration) -> bool {
+        if self.end.is_some() || self.answer_at.is_none_or(|t| now < t) {
+            return false;
+        }
+        self.answer_at = None;
+        let Some(m) = self.m.as_mut() else { return false };
+        if let Err(e) = if self.consent { m.accept() } else { m.refuse() } {
+            self.end = Some(End::Failed(e));
+            return true;
+        }
+        let close = m.wants_close();
+        self.seal(close);
+        if close {
+            self.end = Some(End::Local("refused".into()));
+        }
+        true
+    }
+
+    fn on_frame(&mut self, frame: &[u8], now: Duration) {
         if self.end.is_some() {
             return;
         }
@@ -580,7 +653,7 @@ impl SimReceiver {
         });
         let r = opened.map_err(End::Failed).and_then(|body| {
             let mut m = self.m.take().ok_or(End::Closed)?;
-            let r = self.on_record(&mut m, &body);
+            let r = self.on_record(&mut m, &body, now);
             self.m = Some(m);
             r
         });
@@ -607,10 +680,11 @@ impl SimReceiver {
         }
     }
 
-    fn on_record(&mut self, m: &mut Receiver, pt: &[u8]) -> Result<(), End> {
+    fn on_record(&mut self, m: &mut Receiver, pt: &[u8], now: Duration) -> Result<(), End> {
         m.start_record();
         while let Some(ev) = m.poll_event(pt).map_err(End::Failed)? {
             match ev {
+                Event::Offer(_) if !self.consent_after.is_zero() => self.answer_at = Some(now + self.consent_after),
                 Event::Offer(_) if self.consent => m.accept().map_err(End::Failed)?,
                 Event::Offer(_) => m.refuse().map_err(End::Failed)?,
                 Event::Folder { path, mtime } => {

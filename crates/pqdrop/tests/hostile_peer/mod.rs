@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pqdrop_engine::conn::{handshake, local_capabilities, open_frame, read_frame};
+use pqdrop_engine::conn::{handshake, local_capabilities, open_frame, read_frame, IdleWatch};
 use pqdrop_proto::code::Code;
 use pqdrop_proto::handshake::Role;
 use pqdrop_proto::record::RecordOpener;

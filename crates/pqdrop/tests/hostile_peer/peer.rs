@@ -211,7 +211,10 @@ impl Peer {
         if self.ended {
             return Reply::Closed;
         }
-        let frame = match tokio::time::timeout(PEER_TIMEOUT, read_frame(&mut self.rd, Vec::new(), None)).await {
+        // PEER_TIMEOUT bounds the wait; the watch adds no limit of its own.
+        let none = pqdrop_proto::msg::Agreed::negotiate(pqdrop_proto::msg::Capabilities(0), pqdrop_proto::msg::Capabilities(0));
+        let mut watch = IdleWatch::new(&none, pqdrop_proto::liveness::Side::Sender, PEER_TIMEOUT);
+        let frame = match tokio::time::timeout(PEER_TIMEOUT, read_frame(&mut self.rd, Vec::new(), &mut watch)).await {
             Err(_) => return Reply::Error("no reply in time".into()),
             Ok(Err(e)) => {
                 self.ended = true;

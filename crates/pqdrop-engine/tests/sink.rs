@@ -168,6 +168,36 @@ fn class3_parent_swapped_during_write_keeps_the_file_inside() {
 }
 
 #[test]
+fn class3_parent_swapped_between_files_keeps_the_next_file_inside() {
+    // The writer keeps the last folder it walked to open; a folder swapped
+    // for a symlink after one file was written there is never followed.
+    let (tmp, out) = setup(ConflictPolicy::Refuse);
+    write_file(&out, &sp("d/x"), b"1", false).expect("first file");
+    fs::rename(out_path(&tmp, "d"), out_path(&tmp, "moved")).expect("move");
+    symlink(tmp.path().join("elsewhere"), out_path(&tmp, "d")).expect("symlink");
+    assert!(matches!(out.probe_file(&sp("d/y"), 1), Err(Error::Hostile { .. })), "the check walks again");
+    let _ = write_file(&out, &sp("d/y"), b"2", false);
+    assert_untouched(&tmp.path().join("elsewhere"));
+}
+
+#[test]
+fn a_file_made_by_someone_else_in_a_new_folder_is_not_replaced() {
+    // A folder this run created is not looked into before each file (it
+    // holds only what the transfer put there), so a file another program
+    // made there meanwhile is found when placing, and kept.
+    let (tmp, out) = setup(ConflictPolicy::Refuse);
+    out.create_dir(&sp("new")).expect("dir");
+    fs::write(out_path(&tmp, "new/f"), b"theirs").expect("their file");
+    assert!(matches!(out.probe_file(&sp("new/f"), 4), Ok(Probe::Fresh)));
+    assert!(matches!(write_file(&out, &sp("new/f"), b"ours", false), Err(Error::Exists(_))));
+    assert_eq!(fs::read(out_path(&tmp, "new/f")).expect("f"), b"theirs");
+    // In a folder that existed before, the check finds it at once.
+    fs::create_dir(out_path(&tmp, "old")).expect("old");
+    fs::write(out_path(&tmp, "old/f"), b"theirs").expect("their file");
+    assert!(matches!(out.probe_file(&sp("old/f"), 4), Err(Error::Exists(_))));
+}
+
+#[test]
 fn class4_names_are_escaped_for_display() {
     assert_eq!(escape(b"\x1b[31mred\x1b[0m"), "\\e[31mred\\e[0m");
     assert_eq!(escape(b"\x1b]0;title\x07"), "\\e]0;title\\x07");

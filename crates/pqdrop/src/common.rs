@@ -287,6 +287,10 @@ pub fn advance(pb: &indicatif::ProgressBar, done: u64) {
 /// Shows `shown` (an escaped path) as the bar's current file. A path wider
 /// than the terminal keeps its end, where the file's own name is.
 pub fn show_file(pb: &indicatif::ProgressBar, shown: &str) {
+    if pb.is_hidden() {
+        // No terminal: skip asking its width, once per file.
+        return;
+    }
     // One column short of the width, so the terminal never wraps the line.
     let width = console::Term::stderr().size_checked().map_or(80, |(_, cols)| usize::from(cols)).max(8);
     pb.set_message(keep_end(shown, width - 1));

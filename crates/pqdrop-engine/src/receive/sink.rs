@@ -7,8 +7,9 @@
 //! symlink inside the output directory is ever followed: a symlinked parent is
 //! an error, a symlink at a file's name is only ever replaced (with consent),
 //! never written through. A parent swapped for a symlink between calls is
-//! caught by the next walk; one swapped after [`OutputDir::begin_file`] does not
-//! matter, because the writer keeps the handle of the directory it opened.
+//! caught by the next walk from the root; where a walk reuses a folder handle
+//! it kept (below), or after [`OutputDir::begin_file`], a swap does not
+//! matter: the handle is the directory itself, not its name.
 //!
 //! Data goes to `.NAME.pqdrop-partial` next to the target and only reaches the
 //! target name by a rename after length and BLAKE3 verification, so a partial
@@ -16,11 +17,21 @@
 //! ending `.pqdrop-partial` are refused by [`SafePath::parse`], so a received
 //! file can never clash with these state files.
 //!
+//! Entries arrive folder by folder, so each of the two threads that use the
+//! folder (the logic thread checks names, the disk thread writes) keeps the
+//! last folder it walked to open and starts there while the next entry is in
+//! the same folder. That is safe because the receiver never removes or
+//! renames a folder: the handle stays the folder it was walked to. A folder
+//! this run created itself holds nothing the sender did not send, so checking
+//! a name in it needs no lookup (a name the transfer uses twice is refused by
+//! the protocol machine, and placing never replaces without consent).
+//!
 //! The API is synchronous; the engine calls it from a blocking thread.
 
 use std::fs::{File, FileTimes};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, SystemTimeSpec};
@@ -98,7 +109,26 @@ pub struct OutputDir {
     path: PathBuf,
     policy: ConflictPolicy,
     /// What this receiver put in place in earlier runs of the transfer.
-    journal: std::sync::Mutex<Option<Journal>>,
+    journal: Mutex<Option<Journal>>,
+    /// The last folder the checks (probe, create_dir) walked to.
+    checked: Mutex<LastDir>,
+    /// The last folder `begin_file` walked to.
+    writing: Mutex<LastDir>,
+}
+
+/// A folder one thread walked to last, kept open.
+#[derive(Debug, Default)]
+struct LastDir {
+    components: Vec<String>,
+    dir: Option<Arc<Dir>>,
+    /// This run created it (and everything in it).
+    fresh: bool,
+}
+
+/// A folder reached by [`OutputDir::walk`].
+struct Walked {
+    dir: Arc<Dir>,
+    fresh: bool,
 }
 
 /// Checks, without creating anything, that `path` can be an output folder:
@@ -129,7 +159,14 @@ impl OutputDir {
     pub fn open(path: &Path, policy: ConflictPolicy) -> Result<Self> {
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
         let root = Dir::open_ambient_dir(path, ambient_authority()).map_err(|e| Error::io(path, e))?;
-        Ok(OutputDir { root, path: path.to_path_buf(), policy, journal: std::sync::Mutex::new(None) })
+        Ok(OutputDir {
+            root,
+            path: path.to_path_buf(),
+            policy,
+            journal: Mutex::new(None),
+            checked: Mutex::default(),
+            writing: Mutex::default(),
+        })
     }
 
     /// Starts (or continues) the resume journal of transfer `id` (see
@@ -187,7 +224,7 @@ impl OutputDir {
     /// symlinks. A symlink or non-directory at any component is an
     /// [`Error::Hostile`]. An existing directory is fine.
     pub fn create_dir(&self, p: &SafePath) -> Result<()> {
-        self.walk(p.components(), true, p)?;
+        self.walk(&self.checked, p.components(), true, p)?;
         Ok(())
     }
 
@@ -201,9 +238,12 @@ impl OutputDir {
     /// counts as stale: `Fresh` is returned and [`OutputDir::begin_file`]
     /// replaces it.
     pub fn probe_file(&self, p: &SafePath, size: u64) -> Result<Probe> {
-        let Some(dir) = self.walk(p.parent_components(), false, p)? else {
+        let Some(Walked { dir, fresh }) = self.walk(&self.checked, p.parent_components(), false, p)? else {
             return Ok(Probe::Fresh);
         };
+        if fresh {
+            return Ok(Probe::Fresh);
+        }
         let name = p.file_name();
         match dir.symlink_metadata(name) {
             Ok(md) if md.is_file() && md.len() == size => {
@@ -232,8 +272,8 @@ impl OutputDir {
     /// learns after a `Complete` probe that the existing file is a different
     /// one. Same outcomes as the conflict case of [`OutputDir::probe_file`].
     pub fn resolve_conflict(&self, p: &SafePath) -> Result<Probe> {
-        match self.walk(p.parent_components(), false, p)? {
-            Some(dir) => self.conflict_in(&dir, p),
+        match self.walk(&self.checked, p.parent_components(), false, p)? {
+            Some(w) => self.conflict_in(&w.dir, p),
             None => Ok(Probe::Fresh),
         }
     }
@@ -273,7 +313,7 @@ impl OutputDir {
     /// changed meanwhile, [`FileWriter::finish`] catches it). Otherwise any
     /// stale partial is removed and a new one created exclusively.
     pub fn begin_file(&self, p: &SafePath, size: u64, resume: Option<(u64, blake3::Hasher)>) -> Result<FileWriter> {
-        let dir = self.walk(p.parent_components(), true, p)?.ok_or_else(|| io_err(p, io::ErrorKind::NotFound.into()))?;
+        let dir = self.walk(&self.writing, p.parent_components(), true, p)?.ok_or_else(|| io_err(p, io::ErrorKind::NotFound.into()))?.dir;
         let name = p.file_name();
         let temp = partial_name(name);
         let (file, written, hasher) = match resume {
@@ -299,11 +339,6 @@ impl OutputDir {
                 (file, len, hasher)
             }
             None => {
-                match dir.remove_file_or_symlink(&temp) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_err(p, e)),
-                }
                 let mut options = OpenOptions::new();
                 options.write(true).create_new(true).follow(FollowSymlinks::No);
                 #[cfg(unix)]
@@ -312,8 +347,16 @@ impl OutputDir {
                     use cap_std::fs::OpenOptionsExt;
                     options.mode(0o600);
                 }
-                let file = dir.open_with(&temp, &options).map_err(|e| io_err(p, e))?.into_std();
-                (file, 0, blake3::Hasher::new())
+                // A stale partial (or a link in its place) is removed, then
+                // the file created again; usually there is none.
+                let file = match dir.open_with(&temp, &options) {
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        dir.remove_file_or_symlink(&temp).map_err(|e| io_err(p, e))?;
+                        dir.open_with(&temp, &options)
+                    }
+                    other => other,
+                };
+                (file.map_err(|e| io_err(p, e))?.into_std(), 0, blake3::Hasher::new())
             }
         };
         Ok(FileWriter { dir, temp, name: name.to_owned(), path: p.clone(), display: p.display(), file, size, written, hasher })
@@ -323,7 +366,7 @@ impl OutputDir {
     /// symlinks. Call it after everything inside was written (writing changes
     /// it again). Best effort: callers may ignore the error.
     pub fn set_dir_times(&self, p: &SafePath, mtime: i64) -> Result<()> {
-        let dir = self.walk(p.parent_components(), false, p)?.ok_or_else(|| io_err(p, io::ErrorKind::NotFound.into()))?;
+        let dir = self.walk(&self.checked, p.parent_components(), false, p)?.ok_or_else(|| io_err(p, io::ErrorKind::NotFound.into()))?.dir;
         let md = dir.symlink_metadata(p.file_name()).map_err(|e| io_err(p, e))?;
         if !md.is_dir() {
             return Err(io_err(p, io::ErrorKind::NotADirectory.into()));
@@ -338,29 +381,42 @@ impl OutputDir {
     /// Opens the directory `components` below the root, one component at a
     /// time without following symlinks, creating missing ones when `create`.
     /// `Ok(None)` when something is missing and `create` is false.
-    fn walk(&self, components: &[String], create: bool, p: &SafePath) -> Result<Option<Dir>> {
+    ///
+    /// `last` is the calling thread's last walk: a walk to the same folder
+    /// starts, and ends, there.
+    fn walk(&self, last: &Mutex<LastDir>, components: &[String], create: bool, p: &SafePath) -> Result<Option<Walked>> {
+        let mut last = last.lock().map_err(|_| Error::Bug("a thread failed while walking the output folder".into()))?;
+        if let Some(dir) = last.dir.as_ref().filter(|_| last.components == components) {
+            return Ok(Some(Walked { dir: Arc::clone(dir), fresh: last.fresh }));
+        }
         let mut current = self.root.try_clone().map_err(|e| Error::io(&self.path, e))?;
+        let mut fresh = false;
         for name in components {
             let next = match current.open_dir_nofollow(name) {
-                Ok(dir) => dir,
+                Ok(dir) => {
+                    fresh = false;
+                    dir
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     if !create {
                         return Ok(None);
                     }
-                    match current.create_dir(name) {
-                        Ok(()) => {}
-                        // Created concurrently, or a dangling symlink: the open
-                        // below tells which.
-                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    // Created concurrently, or a dangling symlink: the open
+                    // below tells which.
+                    fresh = match current.create_dir(name) {
+                        Ok(()) => true,
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
                         Err(e) => return Err(io_err(p, e)),
-                    }
+                    };
                     current.open_dir_nofollow(name).map_err(|e| in_the_way(&current, name, e, p))?
                 }
                 Err(e) => return Err(in_the_way(&current, name, e, p)),
             };
             current = next;
         }
-        Ok(Some(current))
+        let dir = Arc::new(current);
+        *last = LastDir { components: components.to_vec(), dir: Some(Arc::clone(&dir)), fresh };
+        Ok(Some(Walked { dir, fresh }))
     }
 }
 
@@ -389,7 +445,7 @@ fn in_the_way(dir: &Dir, name: &str, error: io::Error, p: &SafePath) -> Error {
 pub struct FileWriter {
     /// The parent directory as opened by `begin_file`; later renames use this
     /// handle, so a parent swapped for a symlink afterwards is irrelevant.
-    dir: Dir,
+    dir: Arc<Dir>,
     temp: String,
     name: String,
     /// The entry's path, for `name (n).ext` when the policy is Rename.
@@ -506,6 +562,20 @@ pub struct Placed {
 /// already there. A hard link is an atomic "create unless it exists": it fails
 /// if anything (even a symlink) appeared at the name since the check.
 fn place_new(dir: &Dir, temp: &str, name: &str, shown: &str) -> Result<()> {
+    // One atomic step where the kernel can: rename unless the name is taken.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    match rustix::fs::renameat_with(dir, temp, dir, name, rustix::fs::RenameFlags::NOREPLACE) {
+        Ok(()) => return Ok(()),
+        Err(rustix::io::Errno::EXIST) => {
+            return Err(match dir.symlink_metadata(name) {
+                Ok(md) if md.is_dir() => is_a_directory_named(shown),
+                _ => Error::Exists(shown.to_owned()),
+            })
+        }
+        // Not supported by this file system or kernel: link, then unlink.
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP) => {}
+        Err(e) => return Err(Error::io(shown, e.into())),
+    }
     match dir.symlink_metadata(name) {
         Ok(md) if md.is_dir() => return Err(is_a_directory_named(shown)),
         Ok(_) => return Err(Error::Exists(shown.to_owned())),

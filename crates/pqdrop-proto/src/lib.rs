@@ -14,6 +14,7 @@
 //! - [`transfer`]: the transfer machines ([`transfer::Sender`], [`transfer::Receiver`]) and the path rules.
 //! - [`liveness`]: idle timeouts and KeepAlive, as timers that are given the time.
 //! - [`keys`]: the deterministic key hierarchy from one 32-byte seed.
+//! - [`identity`]: an identity on that hierarchy: its public keys and fingerprint, the sealed identity file, the recovery phrase.
 //! - [`code`]: transfer codes (`7-ocean-tiger`) and the word list.
 //! - `primitives`: thin, typed wrappers over aws-lc-rs and x25519-dalek.
 //!
@@ -30,6 +31,7 @@ mod cpace;
 mod elligator;
 mod error;
 pub mod handshake;
+pub mod identity;
 pub mod keys;
 mod labels;
 pub mod liveness;

@@ -76,7 +76,8 @@ pub fn local_capabilities(cascade: bool) -> Capabilities {
         | Capabilities::ZSTD
         | Capabilities::STOP_CODES
         | Capabilities::KEEPALIVE
-        | Capabilities::SKIP;
+        | Capabilities::SKIP
+        | Capabilities::UNHASHED_FRESH;
     if has_aes_hardware() {
         c |= Capabilities::AES_256_GCM;
     }

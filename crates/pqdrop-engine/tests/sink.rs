@@ -38,7 +38,7 @@ fn write_file(out: &OutputDir, p: &SafePath, data: &[u8], overwrite: bool) -> pq
     let mut w = out.begin_file(p, size, None)?;
     w.write(data)?;
     let policy = if overwrite { ConflictPolicy::Overwrite } else { ConflictPolicy::Refuse };
-    w.finish(blake3::hash(data).as_bytes(), false, 1_600_000_000, policy).map(|_| ())
+    w.finish(Some(blake3::hash(data).as_bytes()), false, 1_600_000_000, policy).map(|_| ())
 }
 
 #[test]
@@ -162,7 +162,7 @@ fn class3_parent_swapped_during_write_keeps_the_file_inside() {
     w.write(b"hi").expect("write");
     fs::rename(out_path(&tmp, "d"), out_path(&tmp, "moved")).expect("move");
     symlink(tmp.path().join("elsewhere"), out_path(&tmp, "d")).expect("symlink");
-    w.finish(blake3::hash(b"hi").as_bytes(), false, 0, ConflictPolicy::Refuse).expect("finish");
+    w.finish(Some(blake3::hash(b"hi").as_bytes()), false, 0, ConflictPolicy::Refuse).expect("finish");
     assert_untouched(&tmp.path().join("elsewhere"));
     assert_eq!(fs::read(out_path(&tmp, "moved/x")).expect("x"), b"hi");
 }
@@ -294,13 +294,13 @@ fn class7_rename_policy_picks_first_free_name() {
     let mut w = out.begin_file(&sp("a.txt"), 3, None).expect("begin");
     w.write(b"new").expect("write");
     assert_eq!(
-        w.finish(blake3::hash(b"new").as_bytes(), false, 0, ConflictPolicy::Rename).expect("finish").renamed,
+        w.finish(Some(blake3::hash(b"new").as_bytes()), false, 0, ConflictPolicy::Rename).expect("finish").renamed,
         Some("a (2).txt".into())
     );
     let mut w = out.begin_file(&sp("b.txt"), 1, None).expect("begin");
     w.write(b"b").expect("write");
     assert_eq!(
-        w.finish(blake3::hash(b"b").as_bytes(), false, 0, ConflictPolicy::Rename).expect("finish").renamed,
+        w.finish(Some(blake3::hash(b"b").as_bytes()), false, 0, ConflictPolicy::Rename).expect("finish").renamed,
         None,
         "a free name is kept"
     );
@@ -312,7 +312,7 @@ fn existing_identical_size_file_is_probed_complete() {
     let (tmp, out) = setup(ConflictPolicy::Refuse);
     fs::write(out_path(&tmp, "same"), b"12345").expect("write");
     match out.probe_file(&sp("same"), 5).expect("probe") {
-        Probe::Complete { hash } => assert_eq!(&hash, blake3::hash(b"12345").as_bytes()),
+        Probe::Complete { hash, .. } => assert_eq!(&hash, blake3::hash(b"12345").as_bytes()),
         other => panic!("{other:?}"),
     }
     // Same size but a different file: the policy decides.
@@ -326,7 +326,7 @@ fn class9_integrity_mismatch_deletes_temp_and_errors() {
     let mut w = out.begin_file(&p, 4, None).expect("begin");
     w.write(b"abcd").expect("write");
     let wrong = blake3::hash(b"abce");
-    assert!(matches!(w.finish(wrong.as_bytes(), false, 0, ConflictPolicy::Refuse), Err(Error::Integrity(_))));
+    assert!(matches!(w.finish(Some(wrong.as_bytes()), false, 0, ConflictPolicy::Refuse), Err(Error::Integrity(_))));
     assert!(!out_path(&tmp, "f.bin").exists());
     assert!(!out_path(&tmp, ".f.bin.pqdrop-partial").exists());
 
@@ -334,7 +334,7 @@ fn class9_integrity_mismatch_deletes_temp_and_errors() {
     let mut w = out.begin_file(&p, 4, None).expect("begin");
     w.write(b"abc").expect("write");
     let right = blake3::hash(b"abc");
-    assert!(matches!(w.finish(right.as_bytes(), false, 0, ConflictPolicy::Refuse), Err(Error::Integrity(_))));
+    assert!(matches!(w.finish(Some(right.as_bytes()), false, 0, ConflictPolicy::Refuse), Err(Error::Integrity(_))));
     assert!(!out_path(&tmp, "f.bin").exists());
 }
 
@@ -347,7 +347,7 @@ fn class9_writing_past_the_announced_size_errors() {
     assert_eq!(w.written(), 3);
     w.write(b"d").expect("exactly the size");
     assert!(matches!(w.write(b"e"), Err(Error::PeerViolation(_))));
-    w.finish(blake3::hash(b"abcd").as_bytes(), false, 0, ConflictPolicy::Refuse).expect("finish");
+    w.finish(Some(blake3::hash(b"abcd").as_bytes()), false, 0, ConflictPolicy::Refuse).expect("finish");
     assert_eq!(fs::read(out_path(&tmp, "f")).expect("f"), b"abcd");
 }
 
@@ -372,7 +372,7 @@ fn resume_continues_a_partial_file() {
     let mut w = out.begin_file(&p, size, Some((len, hasher))).expect("resume");
     assert_eq!(w.written(), len);
     w.write(&data[n..]).expect("rest");
-    w.finish(blake3::hash(&data).as_bytes(), true, 1_234_567_890, ConflictPolicy::Refuse).expect("finish");
+    w.finish(Some(blake3::hash(&data).as_bytes()), true, 1_234_567_890, ConflictPolicy::Refuse).expect("finish");
     assert_eq!(fs::read(out_path(&tmp, "dir/big.bin")).expect("read"), data);
     let md = fs::metadata(out_path(&tmp, "dir/big.bin")).expect("md");
     assert_eq!(md.permissions().mode() & 0o777, 0o777 & !umask());
@@ -393,7 +393,7 @@ fn resume_from_a_shorter_offset_truncates_the_partial() {
     hasher.update(&data[..6]);
     let mut w = out.begin_file(&sp("f"), 16, Some((6, hasher))).expect("resume");
     w.write(&data[6..]).expect("rest");
-    w.finish(blake3::hash(data).as_bytes(), false, 0, ConflictPolicy::Refuse).expect("finish");
+    w.finish(Some(blake3::hash(data).as_bytes()), false, 0, ConflictPolicy::Refuse).expect("finish");
     let md = fs::metadata(out_path(&tmp, "f")).expect("md");
     assert_eq!(md.permissions().mode() & 0o777, 0o666 & !umask());
     assert_eq!(fs::read(out_path(&tmp, "f")).expect("f"), data);
@@ -431,4 +431,33 @@ fn out_path(tmp: &tempfile::TempDir, rel: &str) -> std::path::PathBuf {
 fn umask() -> u32 {
     let status = fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     status.lines().find_map(|l| l.strip_prefix("Umask:").and_then(|v| u32::from_str_radix(v.trim(), 8).ok())).expect("a Umask line")
+}
+
+#[test]
+fn a_file_written_without_hashing_is_known_by_its_stamp() {
+    // UNHASHED_FRESH: the writer checks only the length; the journal keeps a
+    // stamp of the placed inode, and a later probe recognises exactly that.
+    let (tmp, out) = setup(ConflictPolicy::Refuse);
+    out.start_journal(&[7; 32]).expect("journal");
+    let p = sp("big");
+    let mut w = out.begin_file(&p, 4, None).expect("begin").without_hash();
+    w.write(b"data").expect("write");
+    let placed = w.finish(None, false, 1_600_000_000, ConflictPolicy::Refuse).expect("finish");
+    assert_ne!(&placed.hash, blake3::hash(b"data").as_bytes(), "a stamp, not a content hash");
+    out.record_placed(&placed.path, placed.size, &placed.hash);
+    // The next run of the same transfer reads the journal back.
+    let out = OutputDir::open(&tmp.path().join("out"), ConflictPolicy::Refuse).expect("open");
+    out.start_journal(&[7; 32]).expect("journal");
+    let ours = |out: &OutputDir| match out.probe_file(&p, 4).expect("probe") {
+        Probe::Complete { hash, stamp } => out.placed_earlier(&p, 4, &hash, &stamp),
+        other => panic!("{other:?}"),
+    };
+    assert!(ours(&out), "the file placed earlier is claimed");
+    // Rewritten in place (same inode and size, new time): not ours any more.
+    fs::write(out_path(&tmp, "big"), b"DATA").expect("rewrite");
+    assert!(!ours(&out));
+    // A hash to check with nothing hashed cannot be confirmed.
+    let mut w = out.begin_file(&sp("other"), 1, None).expect("begin").without_hash();
+    w.write(b"x").expect("write");
+    assert!(matches!(w.finish(Some(blake3::hash(b"x").as_bytes()), false, 0, ConflictPolicy::Refuse), Err(Error::Integrity(_))));
 }

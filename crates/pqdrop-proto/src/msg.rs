@@ -91,6 +91,9 @@ impl Capabilities {
     /// The receiver may ask the sender to skip an entry (transfer message 18),
     /// to keep a file it already has without proving anything about it.
     pub const SKIP: u64 = 1 << 7;
+    /// A file sent from its first byte ends with an empty FileEnd hash: the
+    /// record layer's authentication is its integrity check (PROTOCOL.md §8).
+    pub const UNHASHED_FRESH: u64 = 1 << 8;
     /// What an absent capabilities field means.
     pub const DEFAULTS: Self = Self(Self::CHACHA20_POLY1305);
 
@@ -115,6 +118,8 @@ pub struct Agreed {
     pub keepalive: bool,
     /// The receiver may send Skip (18).
     pub skip: bool,
+    /// FileEnd of a file sent from offset 0 carries no hash.
+    pub unhashed_fresh: bool,
 }
 
 /// The cipher the record layer uses.
@@ -147,6 +152,7 @@ impl Agreed {
             stop_codes: a.has(Capabilities::STOP_CODES) && b.has(Capabilities::STOP_CODES),
             keepalive: a.has(Capabilities::KEEPALIVE) && b.has(Capabilities::KEEPALIVE),
             skip: a.has(Capabilities::SKIP) && b.has(Capabilities::SKIP),
+            unhashed_fresh: a.has(Capabilities::UNHASHED_FRESH) && b.has(Capabilities::UNHASHED_FRESH),
         }
     }
 }

@@ -97,7 +97,7 @@ fn an_honest_sequence_gives_the_expected_events() {
         vec![
             TransferMsg::FileStart { entry: e[1].clone(), offset: 0 },
             TransferMsg::Chunk { compressed: false, data: b"abc" },
-            TransferMsg::FileEnd { hash: [1; 32] },
+            TransferMsg::FileEnd { hash: Some([1; 32]) },
             TransferMsg::Done,
         ],
     );
@@ -108,7 +108,7 @@ fn an_honest_sequence_gives_the_expected_events() {
     assert_eq!(ev[3], Event::ManifestDone { to_come: 3 });
     assert!(matches!(ev[4], Event::FileStart { offset: 0, conflict: false, .. }));
     assert!(matches!(&ev[5], Event::Data(r) if r.len() == 3));
-    assert!(matches!(ev[6], Event::FileEnd { hash, .. } if hash == [1; 32]));
+    assert!(matches!(ev[6], Event::FileEnd { hash, .. } if hash == Some([1; 32])));
     assert_eq!(ev[7], Event::Done);
 }
 
@@ -185,7 +185,7 @@ fn data_phase_order_is_enforced() {
     let e = [file(0, "a", 3), file(1, "b", 3)];
     let start = |i: usize, offset| TransferMsg::FileStart { entry: e[i].clone(), offset };
     let chunk = TransferMsg::Chunk { compressed: false, data: b"abc" };
-    let end = TransferMsg::FileEnd { hash: [0; 32] };
+    let end = TransferMsg::FileEnd { hash: Some([0; 32]) };
     let cases: Vec<(&str, Vec<TransferMsg>, &str)> = vec![
         ("second file first, then the first", vec![start(1, 0), chunk.clone(), end.clone(), start(0, 0)], "not in the manifest, or twice"),
         ("a file twice", vec![start(0, 0), chunk.clone(), end.clone(), start(0, 0)], "not in the manifest, or twice"),
@@ -306,7 +306,7 @@ fn nothing_is_accepted_after_the_end() {
         &e,
         vec![
             TransferMsg::FileStart { entry: e[0].clone(), offset: 0 },
-            TransferMsg::FileEnd { hash: [0; 32] },
+            TransferMsg::FileEnd { hash: Some([0; 32]) },
             TransferMsg::Done,
             TransferMsg::Done,
         ],
@@ -368,4 +368,71 @@ fn a_skipped_file_must_not_be_sent() {
     TransferMsg::FileStart { entry: e[0].clone(), offset: 0 }.encode(&mut data);
     rx.start_record();
     assert!(violation(rx.poll_event(&data).map(|_| ())).contains("asked it to skip"));
+}
+
+#[test]
+fn a_file_may_end_without_its_hash_only_when_sent_whole_with_unhashed_fresh_agreed() {
+    let e = [file(0, "a", 3)];
+    let data = || {
+        vec![
+            TransferMsg::FileStart { entry: e[0].clone(), offset: 0 },
+            TransferMsg::Chunk { compressed: false, data: b"abc" },
+            TransferMsg::FileEnd { hash: None },
+            TransferMsg::Done,
+        ]
+    };
+    // Not agreed: the hash is owed.
+    assert!(violation(run(&e, data()).1).contains("ended without its hash"));
+    // Agreed, from offset 0: the event says there is none to check.
+    let manifest = vec![TransferMsg::Entry(e[0].clone()), TransferMsg::ManifestEnd];
+    let agreed = ReceiverConfig { unhashed_fresh: true, ..ReceiverConfig::default() };
+    let (ev, r) = feed(agreed, &[vec![TransferMsg::Offer(offer_for(&e))], manifest, data()]);
+    r.unwrap();
+    assert!(ev.iter().any(|ev| matches!(ev, Event::FileEnd { hash: None, .. })), "{ev:?}");
+    // Agreed, but resumed: the whole file's hash binds the earlier bytes.
+    let mut rx = Receiver::new(agreed);
+    let pt = offer_and_manifest(&e);
+    rx.start_record();
+    while let Some(ev) = rx.poll_event(&pt).unwrap() {
+        match ev {
+            Event::Offer(_) => rx.accept().unwrap(),
+            Event::CheckFile { .. } => rx.file_checked(0, FileState::Partial { len: 1, hash: [0; 32] }).unwrap(),
+            Event::ManifestDone { .. } => rx.ready().unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut rest = Vec::new();
+    for m in [
+        TransferMsg::FileStart { entry: e[0].clone(), offset: 1 },
+        TransferMsg::Chunk { compressed: false, data: b"bc" },
+        TransferMsg::FileEnd { hash: None },
+    ] {
+        m.encode(&mut rest);
+    }
+    rx.start_record();
+    let r = (|| {
+        while rx.poll_event(&rest)?.is_some() {}
+        Ok(())
+    })();
+    assert!(violation(r).contains("ended without its hash"));
+    // A hash field of any other length is malformed.
+    let mut bad = vec![10u8, 5];
+    bad.extend_from_slice(&[0; 5]);
+    assert!(pqdrop_proto::transfer::Messages::new(&bad).next().is_err());
+}
+
+#[test]
+fn under_unhashed_fresh_a_file_sent_whole_must_not_carry_a_hash() {
+    // The receiver decides at FileStart whether it will hash; a hash it was
+    // told not to expect could not be checked.
+    let e = [file(0, "a", 3)];
+    let manifest = vec![TransferMsg::Entry(e[0].clone()), TransferMsg::ManifestEnd];
+    let data = vec![
+        TransferMsg::FileStart { entry: e[0].clone(), offset: 0 },
+        TransferMsg::Chunk { compressed: false, data: b"abc" },
+        TransferMsg::FileEnd { hash: Some([1; 32]) },
+    ];
+    let agreed = ReceiverConfig { unhashed_fresh: true, ..ReceiverConfig::default() };
+    let r = feed(agreed, &[vec![TransferMsg::Offer(offer_for(&e))], manifest, data]).1;
+    assert!(violation(r).contains("ended with a hash"));
 }

@@ -72,12 +72,16 @@ pub(crate) struct Begin {
     /// Boxed: a BLAKE3 hasher is about 1.9 KB, and a batch holds up to
     /// [`MAX_OPS`] of these, most of them without one.
     pub resume: Option<(u64, Box<blake3::Hasher>)>,
+    /// Hash what is written (false only for a file sent whole without a
+    /// FileEnd hash; see [`FileWriter::without_hash`]).
+    pub hash: bool,
 }
 
 /// What [`Op::Finish`] needs.
 pub(crate) struct Finish {
-    /// The sender's BLAKE3 of the whole file.
-    pub hash: [u8; 32],
+    /// The sender's BLAKE3 of the whole file (`None`: the sender sent the
+    /// file whole under UNHASHED_FRESH, and the record layer authenticated it).
+    pub hash: Option<[u8; 32]>,
     /// The executable bit.
     pub executable: bool,
     /// Modification time.
@@ -233,6 +237,7 @@ fn apply(
         // files works under `ulimit -n 64`.
         Op::Begin(b) => {
             let w = b.dir.begin_file(&b.path, b.size, b.resume.map(|(len, h)| (len, *h)))?;
+            let w = if b.hash { w } else { w.without_hash() };
             *current = Some((b.dir, Box::new(w)));
             Ok(())
         }
@@ -243,8 +248,8 @@ fn apply(
         }
         Op::Finish(f) => {
             let (dir, w) = current.take().ok_or_else(missing)?;
-            let placed = w.finish(&f.hash, f.executable, f.mtime, f.policy)?;
-            dir.record_placed(&placed.path, placed.size, &f.hash);
+            let placed = w.finish(f.hash.as_ref(), f.executable, f.mtime, f.policy)?;
+            dir.record_placed(&placed.path, placed.size, &placed.hash);
             if let Some(chosen) = placed.renamed {
                 if let Ok(mut r) = renamed.lock() {
                     r.push((placed.shown, chosen));

@@ -39,6 +39,54 @@ pub(crate) fn key(path: &SafePath, size: u64) -> [u8; 16] {
     k
 }
 
+/// The stamp of a file this receiver placed without hashing it: its inode,
+/// size and modification time, so a file replaced or rewritten since no
+/// longer matches.
+pub(crate) fn stamp(md: &impl MetadataStamp) -> [u8; 32] {
+    let (ino, size, sec, nsec) = md.stamp_fields();
+    let mut h = blake3::Hasher::new_derive_key("pqdrop resume journal v1 stamp");
+    h.update(&ino.to_le_bytes());
+    h.update(&size.to_le_bytes());
+    h.update(&sec.to_le_bytes());
+    h.update(&nsec.to_le_bytes());
+    *h.finalize().as_bytes()
+}
+
+/// The metadata a [`stamp`] covers, from std's or cap-std's metadata.
+pub(crate) trait MetadataStamp {
+    /// (inode, size, mtime seconds, mtime nanoseconds).
+    fn stamp_fields(&self) -> (u64, u64, i64, u32);
+}
+
+fn since_epoch(t: io::Result<std::time::SystemTime>) -> (i64, u32) {
+    match t.ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()) {
+        Some(d) => (i64::try_from(d.as_secs()).unwrap_or(i64::MAX), d.subsec_nanos()),
+        None => (0, 0),
+    }
+}
+
+impl MetadataStamp for std::fs::Metadata {
+    fn stamp_fields(&self) -> (u64, u64, i64, u32) {
+        #[cfg(unix)]
+        let ino = std::os::unix::fs::MetadataExt::ino(self);
+        #[cfg(not(unix))]
+        let ino = 0;
+        let (sec, nsec) = since_epoch(self.modified());
+        (ino, self.len(), sec, nsec)
+    }
+}
+
+impl MetadataStamp for cap_std::fs::Metadata {
+    fn stamp_fields(&self) -> (u64, u64, i64, u32) {
+        #[cfg(unix)]
+        let ino = cap_std::fs::MetadataExt::ino(self);
+        #[cfg(not(unix))]
+        let ino = 0;
+        let (sec, nsec) = since_epoch(self.modified().map(|t| t.into_std()));
+        (ino, self.len(), sec, nsec)
+    }
+}
+
 /// The open journal of one transfer.
 #[derive(Debug)]
 pub(crate) struct Journal {
@@ -79,8 +127,10 @@ impl Journal {
     }
 
     /// Whether an earlier run of this transfer put this very file in place.
-    pub fn placed_earlier(&self, key: &[u8; 16], hash: &[u8; 32]) -> bool {
-        self.earlier.get(key) == Some(hash)
+    /// A line holds the file's BLAKE3 or, for a file written without hashing,
+    /// its [`stamp`]; either matching what is on disk now says it is ours.
+    pub fn placed_earlier(&self, key: &[u8; 16], hash: &[u8; 32], stamp: &[u8; 32]) -> bool {
+        self.earlier.get(key).is_some_and(|v| v == hash || v == stamp)
     }
 
     /// Records a file just put in place.

@@ -35,6 +35,11 @@ use pqdrop_proto::liveness::Side;
 pub use pqdrop_proto::transfer::MAX_TEXT;
 /// Folders whose modification times are restored (beyond this, best effort is skipped).
 const MAX_DIR_TIMES: usize = 100_000;
+
+/// Files smaller than this are hashed as they are written even when their
+/// FileEnd carries no hash: for them a BLAKE3 costs less than the `fstat`
+/// the resume journal's metadata stamp would need instead.
+const HASH_SMALL_FILES: u64 = 1 << 20;
 /// Default cap on entries in one transfer.
 pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
 
@@ -429,10 +434,10 @@ impl Driver {
             Event::CheckFile { index, path, size } => {
                 let out = self.out_dir()?;
                 let mut probe = out.probe_file(&path, size)?;
-                if let Probe::Complete { hash } = probe {
+                if let Probe::Complete { hash, stamp } = probe {
                     // A file this receiver did not put there itself is never
                     // proven (no hash oracle): it is a taken name.
-                    if !out.placed_earlier(&path, size, &hash) {
+                    if !out.placed_earlier(&path, size, &hash, &stamp) {
                         probe = out.resolve_conflict(&path)?;
                     }
                 }
@@ -455,7 +460,7 @@ impl Driver {
                         self.hashers.insert(index, Box::new(hasher));
                         FileState::Partial { len, hash: prefix_hash }
                     }
-                    Probe::Complete { hash } => FileState::Complete { hash },
+                    Probe::Complete { hash, .. } => FileState::Complete { hash },
                     // Overwrite or Rename: decided when the file is put in place.
                     Probe::Conflict { .. } => FileState::Fresh,
                 };
@@ -499,7 +504,11 @@ impl Driver {
                 };
                 let dir = Arc::clone(self.out_dir()?);
                 self.ui.file(&path.display());
-                self.ops.push(Op::Begin(Box::new(Begin { dir, path, size: entry.size, resume })));
+                // A file whose FileEnd carries no hash is not hashed here
+                // either, unless it is small enough that hashing costs less
+                // than the metadata stamp the journal would need instead.
+                let hash = self.rx.file_hashed() || entry.size < HASH_SMALL_FILES;
+                self.ops.push(Op::Begin(Box::new(Begin { dir, path, size: entry.size, resume, hash })));
                 self.policy = self.chosen.get(&entry.index).copied().unwrap_or(self.opts.policy);
                 self.ui.progress(self.rx.bytes_received() + self.rx.bytes_resumed(), total);
             }
@@ -522,10 +531,15 @@ impl Driver {
                 let hasher = self.hashers.remove(&entry.index).ok_or_else(|| Error::PeerViolation("no partial file".into()))?;
                 let hash = *hasher.finalize().as_bytes();
                 let dir = Arc::clone(self.out_dir()?);
-                let begin = Begin { dir, path, size: entry.size, resume: Some((entry.size, hasher)) };
+                let begin = Begin { dir, path, size: entry.size, resume: Some((entry.size, hasher)), hash: true };
                 let mtime = i64::try_from(entry.mtime).unwrap_or(i64::MAX);
                 self.ops.push(Op::Begin(Box::new(begin)));
-                self.ops.push(Op::Finish(Box::new(Finish { hash, executable: entry.executable, mtime, policy: self.opts.policy })));
+                self.ops.push(Op::Finish(Box::new(Finish {
+                    hash: Some(hash),
+                    executable: entry.executable,
+                    mtime,
+                    policy: self.opts.policy,
+                })));
             }
             Event::StreamData(range) => {
                 self.ui.output(pt.get(range).unwrap_or_default())?;

@@ -86,6 +86,9 @@ pub enum Probe {
     Complete {
         /// BLAKE3 of the existing file.
         hash: [u8; 32],
+        /// Its metadata stamp (inode, size, modification time), which the
+        /// journal holds for a file written without hashing.
+        stamp: [u8; 32],
     },
     /// The target exists and is different, and the policy allows going on:
     /// `renamed` is the new target under [`ConflictPolicy::Rename`], `None`
@@ -183,8 +186,10 @@ impl OutputDir {
     /// Whether an earlier run of this transfer put file `p` of `size` bytes,
     /// whose content hashes to `hash`, in place: only then may the receiver
     /// prove it has it.
-    pub fn placed_earlier(&self, p: &SafePath, size: u64, hash: &[u8; 32]) -> bool {
-        self.journal.lock().ok().and_then(|j| j.as_ref().map(|j| j.placed_earlier(&journal::key(p, size), hash))).unwrap_or(false)
+    /// `stamp` is the file's metadata stamp ([`Probe::Complete`]), what the
+    /// journal holds for a file that was written without hashing.
+    pub fn placed_earlier(&self, p: &SafePath, size: u64, hash: &[u8; 32], stamp: &[u8; 32]) -> bool {
+        self.journal.lock().ok().and_then(|j| j.as_ref().map(|j| j.placed_earlier(&journal::key(p, size), hash, stamp))).unwrap_or(false)
     }
 
     /// Records that file `p` was put in place. A journal that cannot be
@@ -249,7 +254,7 @@ impl OutputDir {
             Ok(md) if md.is_file() && md.len() == size => {
                 let file = open_read_nofollow(&dir, name).map_err(|e| io_err(p, e))?;
                 let (_, hasher) = hash_prefix(file, size).map_err(|e| io_err(p, e))?;
-                return Ok(Probe::Complete { hash: *hasher.finalize().as_bytes() });
+                return Ok(Probe::Complete { hash: *hasher.finalize().as_bytes(), stamp: journal::stamp(&md) });
             }
             Ok(_) => return self.conflict_in(&dir, p),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -359,7 +364,17 @@ impl OutputDir {
                 (file.map_err(|e| io_err(p, e))?.into_std(), 0, blake3::Hasher::new())
             }
         };
-        Ok(FileWriter { dir, temp, name: name.to_owned(), path: p.clone(), display: p.display(), file, size, written, hasher })
+        Ok(FileWriter {
+            dir,
+            temp,
+            name: name.to_owned(),
+            path: p.clone(),
+            display: p.display(),
+            file,
+            size,
+            written,
+            hasher: Some(hasher),
+        })
     }
 
     /// Sets a directory entry's modification time, without following
@@ -454,10 +469,22 @@ pub struct FileWriter {
     file: File,
     size: u64,
     written: u64,
-    hasher: blake3::Hasher,
+    /// `None` once [`FileWriter::without_hash`] said no hash is needed.
+    hasher: Option<blake3::Hasher>,
 }
 
 impl FileWriter {
+    /// Stops hashing this file: the sender sent it whole under
+    /// UNHASHED_FRESH, so there is no hash to check it against and the
+    /// record layer already authenticated it (PROTOCOL.md §8). A resumed
+    /// file keeps hashing (its FileEnd hash covers the earlier bytes too).
+    pub fn without_hash(mut self) -> Self {
+        if self.written == 0 {
+            self.hasher = None;
+        }
+        self
+    }
+
     /// Appends bytes and hashes them. Refuses to go past the announced size
     /// with [`Error::PeerViolation`], writing nothing of that chunk.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
@@ -468,7 +495,9 @@ impl FileWriter {
             .filter(|&total| total <= self.size)
             .ok_or_else(|| Error::PeerViolation(format!("sender sent more bytes than announced for {}", self.display)))?;
         self.file.write_all(data).map_err(|e| Error::io(&self.display, e))?;
-        self.hasher.update(data);
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(data);
+        }
         self.written = total;
         Ok(())
     }
@@ -495,10 +524,17 @@ impl FileWriter {
     /// with `overwrite` an existing file or symlink is replaced (the link
     /// itself, never its target). A directory at the target is an error.
     /// Returns what was placed, and where.
-    pub fn finish(self, expected: &[u8; 32], executable: bool, mtime: i64, policy: ConflictPolicy) -> Result<Placed> {
+    pub fn finish(self, expected: Option<&[u8; 32]>, executable: bool, mtime: i64, policy: ConflictPolicy) -> Result<Placed> {
         let FileWriter { dir, temp, name, path, display: shown, file, size, written, hasher } = self;
-        // blake3::Hash == [u8; 32] is constant-time.
-        if written != size || hasher.finalize() != *expected {
+        let ours = hasher.map(|h| h.finalize());
+        // blake3::Hash == [u8; 32] is constant-time. A hash to check with
+        // nothing hashed is refused too (it cannot be confirmed).
+        let differs = match (expected, ours) {
+            (Some(e), Some(h)) => h != *e,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if written != size || differs {
             drop(file);
             if let Err(e) = dir.remove_file(&temp) {
                 tracing::warn!(file = %shown, error = %e, "could not delete a corrupt partial file");
@@ -511,6 +547,12 @@ impl FileWriter {
                 tracing::debug!(file = %shown, error = %e, "could not set the modification time");
             }
         }
+        // What the journal keeps: the content hash, or for a file written
+        // without one, a stamp of the inode as it is now.
+        let journal = match ours {
+            Some(h) => *h.as_bytes(),
+            None => journal::stamp(&file.metadata().map_err(|e| Error::io(&shown, e))?),
+        };
         drop(file);
         match policy {
             ConflictPolicy::Overwrite => {
@@ -518,11 +560,11 @@ impl FileWriter {
                     return Err(is_a_directory_named(&shown));
                 }
                 dir.rename(&temp, &dir, &name).map_err(|e| Error::io(&shown, e))?;
-                Ok(Placed { path, size, shown, renamed: None })
+                Ok(Placed { path, size, shown, renamed: None, hash: journal })
             }
             ConflictPolicy::Refuse | ConflictPolicy::Skip => {
                 place_new(&dir, &temp, &name, &shown)?;
-                Ok(Placed { path, size, shown, renamed: None })
+                Ok(Placed { path, size, shown, renamed: None, hash: journal })
             }
             // The free name is chosen here, at the moment of placing, so two
             // entries can never be given the same one.
@@ -535,7 +577,7 @@ impl FileWriter {
                         Err(e) => return Err(e),
                         Ok(()) => {
                             let renamed = (n > 0).then(|| path.with_suffix(n).display());
-                            return Ok(Placed { path, size, shown, renamed });
+                            return Ok(Placed { path, size, shown, renamed, hash: journal });
                         }
                     }
                 }
@@ -556,6 +598,9 @@ pub struct Placed {
     pub shown: String,
     /// The escaped path it was placed under, when that is a new name (`Rename`).
     pub renamed: Option<String>,
+    /// What the resume journal records for it: its BLAKE3, or its metadata
+    /// stamp when it was written without hashing.
+    pub hash: [u8; 32],
 }
 
 /// Puts the verified temp file in place under `name` unless something is

@@ -446,6 +446,9 @@ impl SenderLogic {
             self.ui.file(&pqdrop_proto::transfer::names::escape(&e.path));
             self.m.file_start(e, offset)?;
             self.drain()?;
+            // A file sent whole needs no hash when the receiver agreed to
+            // trust the record layer's authentication (UNHASHED_FRESH).
+            let mut hasher = self.m.hashes().then_some(hasher);
             let mut remaining = e.size - offset;
             let mut compress = match self.zstd {
                 Zstd::Off => false,
@@ -458,7 +461,9 @@ impl SenderLogic {
                 if compress {
                     scratch.resize(want, 0);
                     f.read_exact(&mut scratch).map_err(|err| Error::io(&path, err))?;
-                    hasher.update(&scratch);
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(&scratch);
+                    }
                     zbuf.resize(zstd::zstd_safe::compress_bound(want), 0);
                     let n = compressor.compress_to_buffer(&scratch[..], &mut zbuf[..]).map_err(Error::from)?;
                     if first && self.zstd == Zstd::Auto && n * 10 > want * 9 {
@@ -472,7 +477,7 @@ impl SenderLogic {
                     }
                 } else {
                     self.m.chunk(want, false)?;
-                    self.push_raw_chunk(&mut f, want, &mut hasher, &path)?;
+                    self.push_raw_chunk(&mut f, want, hasher.as_mut(), &path)?;
                 }
                 first = false;
                 remaining -= want as u64;
@@ -480,7 +485,7 @@ impl SenderLogic {
                 self.report.bytes_sent += want as u64;
                 self.ui.progress(done, total);
             }
-            self.m.file_end(*hasher.finalize().as_bytes())?;
+            self.m.file_end(hasher.map(|h| *h.finalize().as_bytes()))?;
             self.drain()?;
         }
         Ok(())
@@ -488,11 +493,19 @@ impl SenderLogic {
 
     /// Reads `want` bytes of file data straight into the record buffer, behind a
     /// chunk header: no intermediate copy.
-    fn push_raw_chunk(&mut self, f: &mut std::fs::File, want: usize, hasher: &mut blake3::Hasher, path: &std::path::Path) -> Result<()> {
+    fn push_raw_chunk(
+        &mut self,
+        f: &mut std::fs::File,
+        want: usize,
+        hasher: Option<&mut blake3::Hasher>,
+        path: &std::path::Path,
+    ) -> Result<()> {
         debug_assert!(want <= MAX_CHUNK);
         let slot = self.out.chunk_slot(want)?;
         f.read_exact(slot).map_err(|err| Error::io(path, err))?;
-        hasher.update(slot);
+        if let Some(h) = hasher {
+            h.update(slot);
+        }
         self.out.maybe_ship()
     }
 

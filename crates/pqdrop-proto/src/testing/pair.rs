@@ -61,7 +61,8 @@ impl Default for SimOptions {
                 | Capabilities::ZSTD
                 | Capabilities::STOP_CODES
                 | Capabilities::KEEPALIVE
-                | Capabilities::SKIP,
+                | Capabilities::SKIP
+                | Capabilities::UNHASHED_FRESH,
         );
         SimOptions {
             caps: (all, all),
@@ -502,7 +503,9 @@ impl SimSender {
                     for c in data[offset as usize..].chunks(self.chunk) {
                         self.chunk_out(c, true)?;
                     }
-                    self.m.file_end(*blake3::hash(data).as_bytes())?;
+                    // Hashed only when the machine says the FileEnd needs it.
+                    let hash = self.m.hashes().then(|| *blake3::hash(data).as_bytes());
+                    self.m.file_end(hash)?;
                     self.drain();
                 }
                 self.m.done()
@@ -736,7 +739,7 @@ impl SimReceiver {
                 Event::FileEnd { hash, executable, mtime } => {
                     let (p, size) = self.current.take().ok_or(End::Local("no file".into()))?;
                     let data = self.partials.remove(&p).unwrap_or_default();
-                    if data.len() as u64 != size || *blake3::hash(&data).as_bytes() != hash {
+                    if data.len() as u64 != size || hash.is_some_and(|h| *blake3::hash(&data).as_bytes() != h) {
                         return Err(End::Local(format!("integrity check failed for {p}")));
                     }
                     self.out.0.insert(p, Node::File { data, executable, mtime });

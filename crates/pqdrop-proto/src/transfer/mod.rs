@@ -162,10 +162,12 @@ pub enum TransferMsg<'a> {
         /// Payload.
         data: &'a [u8],
     },
-    /// 10: S→R, end of the current file and the BLAKE3 of the whole file.
+    /// 10: S→R, end of the current file and the BLAKE3 of the whole file
+    /// (empty for a file sent from offset 0 when both agreed
+    /// `UNHASHED_FRESH`).
     FileEnd {
-        /// BLAKE3 of the complete file.
-        hash: [u8; 32],
+        /// BLAKE3 of the complete file, or `None` (encoded as empty bytes).
+        hash: Option<[u8; 32]>,
     },
     /// 11: S→R, the receiver's copy of this entry was verified complete; nothing to send.
     FileSkip {
@@ -286,7 +288,7 @@ impl TransferMsg<'_> {
             }
             TransferMsg::FileEnd { hash } => {
                 put_varuint(out, 10);
-                put_bytes(out, hash);
+                put_bytes(out, hash.as_ref().map_or(&[][..], |h| &h[..]));
             }
             TransferMsg::FileSkip { index } => {
                 put_varuint(out, 11);
@@ -415,7 +417,12 @@ impl<'a> Messages<'a> {
                 };
                 TransferMsg::Chunk { compressed, data: r.bytes("chunk.data", MAX_CHUNK)? }
             }
-            10 => TransferMsg::FileEnd { hash: r.array("fileEnd.hash")? },
+            10 => TransferMsg::FileEnd {
+                hash: match r.bytes("fileEnd.hash", 32)? {
+                    [] => None,
+                    h => Some(h.try_into().map_err(|_| Error::Decode { what: "fileEnd.hash", why: "neither 32 bytes nor empty" })?),
+                },
+            },
             11 => TransferMsg::FileSkip { index: r.varuint("fileSkip.index")? },
             12 => TransferMsg::Done,
             13 => TransferMsg::DoneAck,
@@ -472,7 +479,7 @@ mod tests {
             (arb_entry(), any::<u64>()).prop_map(|(entry, offset)| TransferMsg::FileStart { entry, offset }),
             (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..100))
                 .prop_map(|(compressed, d)| TransferMsg::Chunk { compressed, data: Box::leak(d.into_boxed_slice()) }),
-            any::<[u8; 32]>().prop_map(|hash| TransferMsg::FileEnd { hash }),
+            proptest::option::of(any::<[u8; 32]>()).prop_map(|hash| TransferMsg::FileEnd { hash }),
             any::<u64>().prop_map(|index| TransferMsg::FileSkip { index }),
             Just(TransferMsg::Done),
             Just(TransferMsg::DoneAck),

@@ -42,6 +42,8 @@ pub struct ReceiverConfig {
     pub stop_codes: bool,
     /// Skip was agreed: [`FileState::Keep`] may be answered.
     pub skip: bool,
+    /// `UNHASHED_FRESH` was agreed: a file sent from offset 0 ends without a hash.
+    pub unhashed_fresh: bool,
 }
 
 impl ReceiverConfig {
@@ -52,6 +54,7 @@ impl ReceiverConfig {
             zstd: agreed.zstd,
             stop_codes: agreed.stop_codes,
             skip: agreed.skip,
+            unhashed_fresh: agreed.unhashed_fresh,
             ..ReceiverConfig::default()
         }
     }
@@ -66,6 +69,7 @@ impl Default for ReceiverConfig {
             zstd: true,
             stop_codes: true,
             skip: true,
+            unhashed_fresh: false,
         }
     }
 }
@@ -154,9 +158,12 @@ pub enum Event {
     },
     /// The current file ended. Verify its length (the announced size) and
     /// `hash`, and put it in place; a short or different file is refused.
+    /// `hash` is `None` only for a file that started at offset 0 with
+    /// `UNHASHED_FRESH` agreed ([`Receiver::hashes`] said so at its start):
+    /// the record layer already authenticated every byte.
     FileEnd {
         /// The sender's BLAKE3 of the whole file.
-        hash: [u8; 32],
+        hash: Option<[u8; 32]>,
         /// The executable bit.
         executable: bool,
         /// Modification time (Unix seconds).
@@ -249,7 +256,9 @@ pub struct Receiver {
     files_done: u64,
     next_file: u64,
     /// The file being received and the bytes it still has to get.
-    current: Option<(Entry, u64)>,
+    /// The file being received: its entry, the bytes still owed, and
+    /// whether its FileEnd must carry a hash.
+    current: Option<(Entry, u64, bool)>,
     stream_hash: blake3::Hasher,
     stream_len: u64,
     text: Vec<u8>,
@@ -455,6 +464,13 @@ impl Receiver {
         self.cursor = 0;
     }
 
+    /// Whether the current file's FileEnd will carry a hash: `false` only
+    /// for a file sent from offset 0 with `UNHASHED_FRESH` agreed. Valid
+    /// from its [`Event::FileStart`] to its [`Event::FileEnd`].
+    pub fn file_hashed(&self) -> bool {
+        self.current.as_ref().is_none_or(|c| c.2)
+    }
+
     /// The next event of `record` (the plaintext of the current record),
     /// `None` when the record is used up. An error leaves the machine failed:
     /// the caller sends [`Receiver::abort`] and stops.
@@ -513,7 +529,13 @@ impl Receiver {
             (S::InFile, TransferMsg::FileEnd { hash }) => {
                 // A file that ended short fails the caller's check of its
                 // length, like one whose hash differs.
-                let (entry, _remaining) = self.current.take().ok_or_else(|| violation("file end outside a file"))?;
+                let (entry, _remaining, hashed) = self.current.take().ok_or_else(|| violation("file end outside a file"))?;
+                if hashed && hash.is_none() {
+                    return Err(violation("a resumed file, or one without UNHASHED_FRESH agreed, ended without its hash"));
+                }
+                if !hashed && hash.is_some() {
+                    return Err(violation("a file sent whole under UNHASHED_FRESH ended with a hash"));
+                }
                 self.files_done += 1;
                 self.state = S::ExpectFile;
                 Ok(Some(Event::FileEnd { hash, executable: entry.executable, mtime: entry.mtime }))
@@ -628,7 +650,7 @@ impl Receiver {
         };
         let remaining = entry.size - offset;
         self.resumed += offset;
-        self.current = Some((entry.clone(), remaining));
+        self.current = Some((entry.clone(), remaining, !(self.config.unhashed_fresh && offset == 0)));
         self.state = State::InFile;
         Ok(Event::FileStart { entry, path, offset, conflict })
     }
@@ -664,7 +686,7 @@ impl Receiver {
         }
         match self.kind() {
             OfferKind::Files => {
-                let (entry, remaining) = self.current.as_mut().ok_or_else(|| violation("data outside a file"))?;
+                let (entry, remaining, _) = self.current.as_mut().ok_or_else(|| violation("data outside a file"))?;
                 // Counted before anything is decompressed or queued: a zstd
                 // chunk declares its size in its frame header.
                 let len = chunk_data_len(compressed, data).map_err(|e| match e {

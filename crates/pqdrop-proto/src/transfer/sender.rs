@@ -28,12 +28,20 @@ pub struct SenderConfig {
     pub stop_codes: bool,
     /// Skip was agreed: the receiver may ask to skip entries.
     pub skip: bool,
+    /// `UNHASHED_FRESH` was agreed: a file sent from offset 0 ends without a hash.
+    pub unhashed_fresh: bool,
 }
 
 impl SenderConfig {
     /// What the handshake agreed.
     pub fn agreed(agreed: &crate::msg::Agreed) -> Self {
-        SenderConfig { resume: agreed.resume, zstd: agreed.zstd, stop_codes: agreed.stop_codes, skip: agreed.skip }
+        SenderConfig {
+            resume: agreed.resume,
+            zstd: agreed.zstd,
+            stop_codes: agreed.stop_codes,
+            skip: agreed.skip,
+            unhashed_fresh: agreed.unhashed_fresh,
+        }
     }
 }
 
@@ -104,6 +112,8 @@ pub struct Sender {
     files_sent: u64,
     /// Bytes the current file still has to get.
     remaining: u64,
+    /// The current file's FileEnd must carry its hash.
+    hashed: bool,
     stream_len: u64,
 }
 
@@ -134,6 +144,7 @@ impl Sender {
             next_file: 0,
             files_sent: 0,
             remaining: 0,
+            hashed: true,
             stream_len: 0,
         };
         s.send(&TransferMsg::Offer(offer));
@@ -250,9 +261,17 @@ impl Sender {
             return Err(Error::Misuse("file_start() from an offset the receiver did not claim"));
         }
         self.remaining = entry.size.checked_sub(offset).ok_or(Error::Misuse("offset beyond the file"))?;
+        self.hashed = !(self.config.unhashed_fresh && offset == 0);
         self.send(&TransferMsg::FileStart { entry: entry.clone(), offset });
         self.state = State::InFile;
         Ok(())
+    }
+
+    /// Whether the current file's [`Sender::file_end`] needs the BLAKE3 of
+    /// the whole file: always, except for a file sent from offset 0 when
+    /// `UNHASHED_FRESH` was agreed. A caller hashes only when it does.
+    pub fn hashes(&self) -> bool {
+        self.hashed
     }
 
     /// Skips file `index`: the receiver claimed all of it and the caller
@@ -305,10 +324,13 @@ impl Sender {
     }
 
     /// Ends the current file with the BLAKE3 of all of it.
-    pub fn file_end(&mut self, hash: [u8; 32]) -> Result<()> {
+    pub fn file_end(&mut self, hash: Option<[u8; 32]>) -> Result<()> {
         self.expect(State::InFile, "file_end() outside a file")?;
         if self.remaining != 0 {
             return Err(Error::Misuse("file_end() before all of the file was sent"));
+        }
+        if self.hashed && hash.is_none() {
+            return Err(Error::Misuse("file_end() without the hash this file needs"));
         }
         self.send(&TransferMsg::FileEnd { hash });
         self.files_sent += 1;

@@ -65,11 +65,10 @@ impl Peer {
             .await
             .map_err(|_| "the relay did not pair us in time".to_string())?
             .map_err(|e| format!("relay: {e}"))?;
-        let (session, leftover) =
-            tokio::time::timeout(PEER_TIMEOUT, handshake(&mut stream, Role::Accepter, &code, local_capabilities(false)))
-                .await
-                .map_err(|_| "the handshake timed out".to_string())?
-                .map_err(|e| format!("handshake: {e}"))?;
+        let (session, leftover) = tokio::time::timeout(PEER_TIMEOUT, handshake(&mut stream, Role::Accepter, &code, peer_capabilities()))
+            .await
+            .map_err(|_| "the handshake timed out".to_string())?
+            .map_err(|e| format!("handshake: {e}"))?;
         let (rd, wr) = stream.into_split();
         let rd = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(leftover), rd);
         Ok(Peer {
@@ -140,7 +139,7 @@ impl Peer {
 
     /// Queues the end of a file.
     pub fn file_end(&mut self, hash: [u8; 32]) -> &mut Self {
-        self.push(&TransferMsg::FileEnd { hash })
+        self.push(&TransferMsg::FileEnd { hash: Some(hash) })
     }
 
     /// Queues a whole, honest file: header, data (in chunks of at most
@@ -335,4 +334,13 @@ impl Peer {
         self.manifest_end();
         self.flush().await
     }
+}
+
+/// What the test peer offers: pqdrop's own capabilities except
+/// UNHASHED_FRESH, so every FileEnd it sends carries a hash for the receiver
+/// to check (the rule for hashless FileEnds is tested on the machine itself,
+/// in pqdrop-proto's sim_hostile.rs).
+fn peer_capabilities() -> pqdrop_proto::msg::Capabilities {
+    let all = local_capabilities(false);
+    pqdrop_proto::msg::Capabilities(all.0 & !pqdrop_proto::msg::Capabilities::UNHASHED_FRESH)
 }

@@ -445,6 +445,7 @@ fn a_file_written_without_hashing_is_known_by_its_stamp() {
     let placed = w.finish(None, false, 1_600_000_000, ConflictPolicy::Refuse).expect("finish");
     assert_ne!(&placed.hash, blake3::hash(b"data").as_bytes(), "a stamp, not a content hash");
     out.record_placed(&placed.path, placed.size, &placed.hash);
+    out.flush_journal();
     // The next run of the same transfer reads the journal back.
     let out = OutputDir::open(&tmp.path().join("out"), ConflictPolicy::Refuse).expect("open");
     out.start_journal(&[7; 32]).expect("journal");

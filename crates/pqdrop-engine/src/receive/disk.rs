@@ -188,6 +188,8 @@ fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>, share
     let mut current: Option<(Arc<OutputDir>, Box<FileWriter>)> = None;
     let mut failed = false;
     let mut zstd = Zstd::default();
+    // The folder whose journal has lines to write (one output folder per transfer).
+    let mut journal: Option<Arc<OutputDir>> = None;
     for msg in rx {
         let batch = match msg {
             Msg::Sync(reply) => {
@@ -205,6 +207,9 @@ fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>, share
                 Op::Zstd { size, .. } => u64::from(*size),
                 _ => 0,
             };
+            if let (Op::Finish(_), Some((dir, _))) = (&op, &current) {
+                journal.get_or_insert_with(|| Arc::clone(dir));
+            }
             if let Err(e) = apply(op, &batch.body, &mut current, &mut zstd, &shared.renamed) {
                 failed = true;
                 // An unfinished file stays as its partial temp file, for resume.
@@ -213,6 +218,10 @@ fn run(rx: Receiver<Msg>, errors: Sender<Error>, returns: Sender<Vec<u8>>, share
             } else {
                 shared.written.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
             }
+        }
+        // The files placed by this batch go into the journal in one write.
+        if let Some(dir) = &journal {
+            dir.flush_journal();
         }
         // The last batch of a record holds the last reference to its buffer.
         if let Ok(body) = Arc::try_unwrap(batch.body) {

@@ -91,11 +91,11 @@ impl MetadataStamp for cap_std::fs::Metadata {
 #[derive(Debug)]
 pub(crate) struct Journal {
     name: String,
-    /// Opened at the first record, so a transfer that places nothing leaves
-    /// nothing behind. Unbuffered: a line must survive the receiver being
-    /// killed right after the file was placed (one small write per file,
-    /// beside the file's own create, link and unlink).
+    /// Opened at the first flush, so a transfer that places nothing leaves
+    /// nothing behind.
     file: Option<File>,
+    /// Lines recorded and not yet written.
+    pending: Vec<u8>,
     earlier: HashMap<[u8; 16], [u8; 32]>,
 }
 
@@ -123,7 +123,7 @@ impl Journal {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        Ok(Journal { name, file: None, earlier })
+        Ok(Journal { name, file: None, pending: Vec::new(), earlier })
     }
 
     /// Whether an earlier run of this transfer put this very file in place.
@@ -133,8 +133,26 @@ impl Journal {
         self.earlier.get(key).is_some_and(|v| v == hash || v == stamp)
     }
 
-    /// Records a file just put in place.
-    pub fn record(&mut self, root: &Dir, key: &[u8; 16], hash: &[u8; 32]) -> io::Result<()> {
+    /// Records a file just put in place; [`Journal::flush`] writes it out.
+    pub fn record(&mut self, key: &[u8; 16], hash: &[u8; 32]) {
+        let mut hexed = [0u8; 64];
+        // Both lengths are exact, so encoding cannot fail.
+        let _ = hex::encode_to_slice(key, &mut hexed[..32]);
+        self.pending.extend_from_slice(&hexed[..32]);
+        self.pending.push(b' ');
+        let _ = hex::encode_to_slice(hash, &mut hexed);
+        self.pending.extend_from_slice(&hexed);
+        self.pending.push(b'\n');
+    }
+
+    /// Writes the lines recorded since the last flush, in one write. The
+    /// disk stage flushes after every record's worth of work, so a receiver
+    /// killed at any moment loses at most the lines of files placed during
+    /// the record it was writing (they then count as taken names).
+    pub fn flush(&mut self, root: &Dir) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
         let file = match &mut self.file {
             Some(f) => f,
             none => {
@@ -148,12 +166,9 @@ impl Journal {
                 none.insert(root.open_with(&self.name, &write)?.into_std())
             }
         };
-        let mut line = String::with_capacity(LINE);
-        line.push_str(&hex::encode(key));
-        line.push(' ');
-        line.push_str(&hex::encode(hash));
-        line.push('\n');
-        file.write_all(line.as_bytes())
+        let r = file.write_all(&self.pending);
+        self.pending.clear();
+        r
     }
 
     /// The transfer completed: the journal goes.

@@ -192,12 +192,23 @@ impl OutputDir {
         self.journal.lock().ok().and_then(|j| j.as_ref().map(|j| j.placed_earlier(&journal::key(p, size), hash, stamp))).unwrap_or(false)
     }
 
-    /// Records that file `p` was put in place. A journal that cannot be
-    /// written costs only a later resume (the file then counts as existing).
+    /// Records that file `p` was put in place; [`OutputDir::flush_journal`]
+    /// writes it out.
     pub fn record_placed(&self, p: &SafePath, size: u64, hash: &[u8; 32]) {
         if let Ok(mut slot) = self.journal.lock() {
             if let Some(j) = slot.as_mut() {
-                if let Err(e) = j.record(&self.root, &journal::key(p, size), hash) {
+                j.record(&journal::key(p, size), hash);
+            }
+        }
+    }
+
+    /// Writes the journal lines recorded since the last flush. A journal
+    /// that cannot be written costs only a later resume (the files then
+    /// count as existing), so the error is logged and the journal dropped.
+    pub fn flush_journal(&self) {
+        if let Ok(mut slot) = self.journal.lock() {
+            if let Some(j) = slot.as_mut() {
+                if let Err(e) = j.flush(&self.root) {
                     tracing::warn!(error = %e, "could not write the resume journal");
                     *slot = None;
                 }

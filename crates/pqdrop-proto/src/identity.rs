@@ -411,36 +411,17 @@ pub fn seed_from_phrase(phrase: &str) -> core::result::Result<Seed, PhraseError>
 mod tests {
     use super::*;
 
-    struct Counter(u8);
-    impl RngCore for Counter {
-        fn next_u32(&mut self) -> u32 {
-            rand_core::impls::next_u32_via_fill(self)
-        }
-        fn next_u64(&mut self) -> u64 {
-            rand_core::impls::next_u64_via_fill(self)
-        }
-        fn fill_bytes(&mut self, dest: &mut [u8]) {
-            for b in dest {
-                self.0 = self.0.wrapping_add(1);
-                *b = self.0;
-            }
-        }
-        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> core::result::Result<(), rand_core::Error> {
-            self.fill_bytes(dest);
-            Ok(())
-        }
-    }
-    impl CryptoRng for Counter {}
+    use crate::testing::DetRng;
 
     const CHEAP: KdfCost = KdfCost { m_kib: 64, t: 1, p: 1 };
 
     #[test]
     fn files_round_trip_and_refuse_what_is_wrong() {
         let seed = Seed::from_bytes([9; 32]);
-        let plain = seal_file(&seed, Protection::None, None, &mut Counter(0)).unwrap();
+        let plain = seal_file(&seed, Protection::None, None, &mut DetRng::new("identity tests")).unwrap();
         assert_eq!(plain.len(), FILE_LEN);
         assert_eq!(open_file(&plain, None).unwrap(), seed);
-        let locked = seal_file(&seed, Protection::Passphrase(CHEAP), Some(b"correct horse"), &mut Counter(0)).unwrap();
+        let locked = seal_file(&seed, Protection::Passphrase(CHEAP), Some(b"correct horse"), &mut DetRng::new("identity tests")).unwrap();
         assert_eq!(file_protection(&locked), Ok(Protection::Passphrase(CHEAP)));
         assert_eq!(open_file(&locked, Some(b"correct horse")).unwrap(), seed);
         assert_eq!(open_file(&locked, None).unwrap_err(), OpenError::NeedsPassphrase);
@@ -461,7 +442,7 @@ mod tests {
     #[test]
     fn hostile_costs_are_refused_before_any_work() {
         let seed = Seed::from_bytes([1; 32]);
-        let mut f = seal_file(&seed, Protection::Passphrase(CHEAP), Some(b"x"), &mut Counter(0)).unwrap();
+        let mut f = seal_file(&seed, Protection::Passphrase(CHEAP), Some(b"x"), &mut DetRng::new("identity tests")).unwrap();
         f[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(matches!(open_file(&f, Some(b"x")), Err(OpenError::Damaged(_))));
     }

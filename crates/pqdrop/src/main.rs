@@ -24,6 +24,7 @@ macro_rules! say {
     }};
 }
 
+mod cmd_id;
 mod cmd_keys;
 mod cmd_receive;
 mod cmd_relay;
@@ -67,6 +68,8 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Your identity: make it, show it, back it up and restore it.
+    Id(cmd_id::IdArgs),
     /// Print the man page (roff), e.g. `pqdrop man > pqdrop.1`.
     Man,
     /// Work with the deterministic key hierarchy derived from a 32-byte seed.
@@ -98,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Receive(args) => rt()?.block_on(common::until_interrupted("receiver", cmd_receive::run(args))),
         Command::Relay(args) => rt()?.block_on(cmd_relay::run(args)),
         Command::Keys(args) => cmd_keys::run(args),
+        Command::Id(args) => cmd_id::run(args),
         Command::Completions { shell } => print_generated(|out| {
             // Into memory first: the generator panics on a failed write.
             let mut script = Vec::new();

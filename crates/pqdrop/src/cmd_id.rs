@@ -1,0 +1,363 @@
+//! `pqdrop id`: your identity, one 32-byte seed (PROTOCOL.md §13.1–13.3).
+//!
+//! The seed lives in `identity` in the per-user config folder, sealed with a
+//! passphrase (Argon2id) or, if the user chose none, only checked against
+//! damage. The folder is made 0700 and the file 0600 before any byte of it
+//! is written; a new file replaces an old one only by a rename, and only with
+//! `--force`, which keeps the old one beside it. Secrets come from standard
+//! input, a file or the terminal, never from argv, and are zeroized.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use pqdrop_proto::identity::{self, Identity, KdfCost, OpenError, Protection, IDENTITY_VARIANT};
+use pqdrop_proto::keys::Seed;
+use zeroize::Zeroizing;
+
+/// Most bytes read from a passphrase file or a recovery phrase on stdin.
+const MAX_SECRET_INPUT: u64 = 4096;
+
+/// Arguments of `pqdrop id`.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    #[command(subcommand)]
+    command: IdCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum IdCommand {
+    /// Make a new identity (asks for a passphrase on a terminal).
+    Init(InitArgs),
+    /// Print your public identity and its fingerprint.
+    Show(ShowArgs),
+    /// Print the seed, as a recovery phrase (default) or hex, for a backup.
+    Export(ExportArgs),
+    /// Restore an identity from a recovery phrase or hex on standard input.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+struct Protect {
+    /// Read the passphrase from the first line of this file (for scripts).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_passphrase")]
+    passphrase_file: Option<PathBuf>,
+    /// Keep the seed without a passphrase (the file's permissions alone protect it).
+    #[arg(long)]
+    no_passphrase: bool,
+    /// Replace an existing identity (the old file is kept as identity.replaced-TIME).
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    #[command(flatten)]
+    protect: Protect,
+}
+
+#[derive(Debug, Args)]
+struct Unlock {
+    /// Read the passphrase from the first line of this file (for scripts).
+    #[arg(long, value_name = "PATH")]
+    passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ShowArgs {
+    /// Print one JSON object (lowercase hex values).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    unlock: Unlock,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// 24 BIP-39 English words (the last one carries a checksum)
+    Phrase,
+    /// 64 hexadecimal characters, the input of `pqdrop keys derive --variant enclave`
+    Hex,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// How to write the seed.
+    #[arg(long, value_enum, default_value_t = Format::Phrase)]
+    format: Format,
+    #[command(flatten)]
+    unlock: Unlock,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// What standard input holds (default: hex if it is 64 hex digits, else a phrase).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    #[command(flatten)]
+    protect: Protect,
+}
+
+/// Runs `pqdrop id ...`.
+pub fn run(args: IdArgs) -> anyhow::Result<()> {
+    let path = identity_path()?;
+    match args.command {
+        IdCommand::Init(a) => {
+            let id = Identity::generate(&mut rand_core::OsRng).context("making the identity")?;
+            store(&path, &id, &a.protect)?;
+            say!("Made a new identity: {}", id.public().fingerprint());
+            say!("Back it up with `pqdrop id export` (24 words); without them a lost file cannot be recovered.");
+            Ok(())
+        }
+        IdCommand::Show(a) => {
+            let (id, protection) = load(&path, &a.unlock)?;
+            print_stdout(&if a.json { show_json(&id, protection, &path) } else { show_text(&id, protection, &path) })
+        }
+        IdCommand::Export(a) => {
+            let (id, _) = load(&path, &a.unlock)?;
+            if io::stdout().is_terminal() {
+                say!("This is your identity's secret: whoever has it can act as you. Keep it offline.");
+            }
+            let text = match a.format {
+                Format::Phrase => Zeroizing::new(format!("{}\n", &*identity::recovery_phrase(id.seed()))),
+                Format::Hex => Zeroizing::new(format!("{}\n", hex::encode(id.seed().as_bytes()))),
+            };
+            print_stdout(&text)
+        }
+        IdCommand::Import(a) => {
+            let seed = read_backup(a.format)?;
+            let id = Identity::from_seed(seed).context("deriving the identity")?;
+            store(&path, &id, &a.protect)?;
+            say!("Imported the identity {}", id.public().fingerprint());
+            Ok(())
+        }
+    }
+}
+
+/// `identity` in the config folder (`$XDG_CONFIG_HOME/pqdrop` or `~/.config/pqdrop`).
+fn identity_path() -> anyhow::Result<PathBuf> {
+    let config = crate::common::config_path().context("no config folder: set HOME or XDG_CONFIG_HOME")?;
+    let dir = config.parent().context("the config path has no folder")?;
+    Ok(dir.join("identity"))
+}
+
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing to standard output"),
+    }
+}
+
+fn show_text(id: &Identity, protection: Protection, path: &Path) -> String {
+    let p = id.public();
+    format!(
+        "Fingerprint:           {}\nSeed exchange (key 1): {}\nI/O exchange (key 2):  {}\nI/O ML-KEM-768 key:    {} bytes (in full with --json)\nProtection:            {}\nFile:                  {}\n",
+        p.fingerprint(),
+        hex::encode(p.seed_exchange),
+        hex::encode(p.io_exchange),
+        p.io_kem.len(),
+        describe(protection),
+        path.display()
+    )
+}
+
+fn show_json(id: &Identity, protection: Protection, path: &Path) -> String {
+    let p = id.public();
+    let v = serde_json::json!({
+        "variant": IDENTITY_VARIANT.as_str(),
+        "fingerprint": p.fingerprint().to_string(),
+        "seed_exchange_public": hex::encode(p.seed_exchange),
+        "io_exchange_public": hex::encode(p.io_exchange),
+        "io_kem_public": hex::encode(&p.io_kem),
+        "passphrase": matches!(protection, Protection::Passphrase(_)),
+        "file": path.display().to_string(),
+    });
+    format!("{v}\n")
+}
+
+fn describe(p: Protection) -> String {
+    match p {
+        Protection::None => "none (the file's permissions alone protect the seed)".into(),
+        Protection::Passphrase(c) => format!("passphrase (Argon2id, {} MiB, {} passes, {} lanes)", c.m_kib / 1024, c.t, c.p),
+    }
+}
+
+/// Reads and opens the identity file.
+fn load(path: &Path, unlock: &Unlock) -> anyhow::Result<(Identity, Protection)> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            bail!("there is no identity yet ({}): make one with `pqdrop id init`", path.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read the identity file {}", path.display())),
+    };
+    let damaged =
+        |e: OpenError| anyhow::anyhow!("{e} ({}); restore it from your recovery phrase with `pqdrop id import --force`", path.display());
+    let protection = identity::file_protection(&bytes).map_err(damaged)?;
+    let pass = match protection {
+        Protection::None => None,
+        Protection::Passphrase(_) => Some(passphrase_for_opening(unlock)?),
+    };
+    let seed = identity::open_file(&bytes, pass.as_ref().map(|p| p.as_bytes())).map_err(|e| match e {
+        OpenError::WrongPassphrase => anyhow::anyhow!("wrong passphrase for {} (or the file was changed)", path.display()),
+        other => damaged(other),
+    })?;
+    Ok((Identity::from_seed(seed).context("deriving the identity")?, protection))
+}
+
+fn passphrase_for_opening(unlock: &Unlock) -> anyhow::Result<Zeroizing<String>> {
+    if let Some(f) = &unlock.passphrase_file {
+        return read_passphrase_file(f);
+    }
+    if !has_terminal() {
+        bail!("the identity is protected by a passphrase: give it with --passphrase-file, or run this at a terminal");
+    }
+    Ok(Zeroizing::new(rpassword::prompt_password("Passphrase of your pqdrop identity: ").context("reading the passphrase")?))
+}
+
+/// Passphrases are asked on the controlling terminal (`/dev/tty`), so they
+/// can be typed while standard input is a pipe.
+fn has_terminal() -> bool {
+    File::open("/dev/tty").is_ok()
+}
+
+/// The passphrase for a new file: `None` for none.
+fn passphrase_for_sealing(p: &Protect) -> anyhow::Result<Option<Zeroizing<String>>> {
+    if p.no_passphrase {
+        return Ok(None);
+    }
+    if let Some(f) = &p.passphrase_file {
+        let pass = read_passphrase_file(f)?;
+        return Ok((!pass.is_empty()).then_some(pass));
+    }
+    if !has_terminal() {
+        say!("No terminal to ask for a passphrase: the identity is kept without one (the file's permissions alone protect it).");
+        say!("To add one later, run `pqdrop id export | pqdrop id import --force` at a terminal.");
+        return Ok(None);
+    }
+    for _ in 0..3 {
+        let first = Zeroizing::new(
+            rpassword::prompt_password("Passphrase for your identity (empty for none): ").context("reading the passphrase")?,
+        );
+        if first.is_empty() {
+            say!("No passphrase: the file's permissions alone protect the seed.");
+            return Ok(None);
+        }
+        let again = Zeroizing::new(rpassword::prompt_password("The same passphrase again: ").context("reading the passphrase")?);
+        if *first == *again {
+            return Ok(Some(first));
+        }
+        say!("The two did not match; try again.");
+    }
+    bail!("the passphrases did not match three times; nothing was written")
+}
+
+fn read_passphrase_file(path: &Path) -> anyhow::Result<Zeroizing<String>> {
+    let text = read_capped(&mut File::open(path).with_context(|| format!("cannot open the passphrase file {}", path.display()))?)
+        .with_context(|| format!("passphrase file {}", path.display()))?;
+    let line = text.lines().next().unwrap_or_default();
+    Ok(Zeroizing::new(line.to_owned()))
+}
+
+/// Reads at most [`MAX_SECRET_INPUT`] bytes of UTF-8 into a zeroized string.
+fn read_capped(r: &mut dyn Read) -> anyhow::Result<Zeroizing<String>> {
+    let mut buf = Zeroizing::new(Vec::new());
+    r.take(MAX_SECRET_INPUT + 1).read_to_end(&mut buf).context("reading")?;
+    if buf.len() as u64 > MAX_SECRET_INPUT {
+        bail!("more than {MAX_SECRET_INPUT} bytes: this is not a passphrase or a recovery phrase");
+    }
+    let text = std::str::from_utf8(&buf).map_err(|_| anyhow::anyhow!("not UTF-8 text"))?;
+    Ok(Zeroizing::new(text.to_owned()))
+}
+
+/// The seed of a backup on standard input (or typed at the terminal).
+fn read_backup(format: Option<Format>) -> anyhow::Result<Seed> {
+    let stdin = io::stdin();
+    let text = if stdin.is_terminal() {
+        say!("Type your 24 words (or 64 hex characters) and press Enter:");
+        let mut line = Zeroizing::new(String::new());
+        io::BufRead::read_line(&mut stdin.lock().take(MAX_SECRET_INPUT), &mut line).context("reading the backup")?;
+        line
+    } else {
+        read_capped(&mut stdin.lock()).context("the backup on standard input")?
+    };
+    let trimmed = text.trim();
+    let hex_like = trimmed.len() == 64 && trimmed.bytes().all(|b| b.is_ascii_hexdigit());
+    match format.unwrap_or(if hex_like { Format::Hex } else { Format::Phrase }) {
+        Format::Hex => Seed::from_hex(trimmed).map_err(|e| anyhow::anyhow!("the hex backup: {e}")),
+        Format::Phrase => identity::seed_from_phrase(trimmed).map_err(|e| anyhow::anyhow!("{e}; nothing was written")),
+    }
+}
+
+/// Seals `id` and puts it at `path`: folder 0700, file 0600 from its first
+/// byte, written in full and synced under a temporary name, then renamed.
+fn store(path: &Path, id: &Identity, p: &Protect) -> anyhow::Result<()> {
+    let dir = path.parent().context("the identity path has no folder")?;
+    make_private_dir(dir)?;
+    let exists = path.symlink_metadata().is_ok();
+    if exists && !p.force {
+        bail!(
+            "an identity exists already ({}); nothing was changed. `pqdrop id show` prints it; pass --force to replace it (the old file is kept)",
+            path.display()
+        );
+    }
+    let pass = passphrase_for_sealing(p)?;
+    let protection = if pass.is_some() { Protection::Passphrase(KdfCost::DEFAULT) } else { Protection::None };
+    let sealed = identity::seal_file(id.seed(), protection, pass.as_ref().map(|s| s.as_bytes()), &mut rand_core::OsRng)
+        .context("sealing the identity")?;
+    let temp = dir.join(format!(".identity.{}.tmp", std::process::id()));
+    let write = || -> io::Result<()> {
+        let mut f = private_file(&temp)?;
+        f.write_all(&sealed)?;
+        f.sync_all()
+    };
+    if let Err(e) = write() {
+        let _ = fs::remove_file(&temp);
+        return Err(e).with_context(|| format!("cannot write the identity to {}", dir.display()));
+    }
+    if exists {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let old = dir.join(format!("identity.replaced-{secs}"));
+        fs::hard_link(path, &old).with_context(|| format!("cannot keep the old identity as {}", old.display()))?;
+        say!("The old identity is kept as {}", old.display());
+    }
+    fs::rename(&temp, path).with_context(|| format!("cannot put the identity in place at {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create the config folder {}", dir.display())),
+    }
+    let mode = fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        // An existing folder others can enter: the identity goes in a private one.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private (chmod 700)", dir.display()))?;
+        say!("Made {} private to you (it was mode {:o}).", dir.display(), mode & 0o777);
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create the config folder {}", dir.display()))
+}
+
+/// A new file, readable and writable by its owner only from its first byte.
+fn private_file(path: &Path) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    o.open(path)
+}

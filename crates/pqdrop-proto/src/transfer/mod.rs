@@ -561,6 +561,23 @@ mod tests {
     }
 
     #[test]
+    fn file_end_encodings_match_protocol_md() {
+        let mut b = Vec::new();
+        TransferMsg::FileEnd { hash: None }.encode(&mut b);
+        assert_eq!(hex::encode(&b), "0a00");
+        assert_eq!(Messages::new(&b).next().unwrap(), Some(TransferMsg::FileEnd { hash: None }));
+        b.clear();
+        TransferMsg::FileEnd { hash: Some([0xab; 32]) }.encode(&mut b);
+        assert_eq!(hex::encode(&b), format!("0a20{}", "ab".repeat(32)));
+        // Any length but 0 and 32 is refused.
+        for n in [1u8, 31, 33] {
+            let mut bad = vec![10, n];
+            bad.resize(2 + n as usize, 0);
+            assert!(Messages::new(&bad).next().is_err(), "{n}");
+        }
+    }
+
+    #[test]
     fn stop_encoding_matches_protocol_md() {
         let mut b = Vec::new();
         TransferMsg::Stop { code: StopCode::EXISTS, reason: "a.txt already exists".into() }.encode(&mut b);

@@ -30,6 +30,10 @@ use crate::{Error, Result};
 /// under 10 MB however small the files are, and still amortises the queue.
 pub(crate) const MAX_OPS: usize = 4 * 1024;
 
+/// Files of this size or more have their journal line written before they
+/// are placed; smaller ones at the end of their batch.
+const JOURNAL_AT_ONCE: u64 = 1 << 20;
+
 /// Batches queued ahead of the disk thread, at most.
 const QUEUE: usize = 4;
 
@@ -257,8 +261,18 @@ fn apply(
         }
         Op::Finish(f) => {
             let (dir, w) = current.take().ok_or_else(missing)?;
-            let placed = w.finish(f.hash.as_ref(), f.executable, f.mtime, f.policy)?;
-            dir.record_placed(&placed.path, placed.size, &placed.hash);
+            let (path, size) = (w.path().clone(), w.size());
+            // The line goes into the journal before the file takes its name.
+            // A big file's line is written at once (one write beside
+            // megabytes); small files' lines wait for the end of the batch,
+            // so a receiver killed meanwhile may later treat a few of them
+            // as taken names (PROTOCOL.md §8).
+            let placed = w.finish_with(f.hash.as_ref(), f.executable, f.mtime, f.policy, &mut |line| {
+                dir.record_placed(&path, size, line);
+                if size >= JOURNAL_AT_ONCE {
+                    dir.flush_journal();
+                }
+            })?;
             if let Some(chosen) = placed.renamed {
                 if let Ok(mut r) = renamed.lock() {
                     r.push((placed.shown, chosen));

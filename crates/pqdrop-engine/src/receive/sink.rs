@@ -518,6 +518,11 @@ impl FileWriter {
         self.written
     }
 
+    /// The entry's path.
+    pub fn path(&self) -> &SafePath {
+        &self.path
+    }
+
     /// The announced size.
     pub fn size(&self) -> u64 {
         self.size
@@ -536,6 +541,21 @@ impl FileWriter {
     /// itself, never its target). A directory at the target is an error.
     /// Returns what was placed, and where.
     pub fn finish(self, expected: Option<&[u8; 32]>, executable: bool, mtime: i64, policy: ConflictPolicy) -> Result<Placed> {
+        self.finish_with(expected, executable, mtime, policy, &mut |_| {})
+    }
+
+    /// [`FileWriter::finish`], calling `before_place` with what the resume
+    /// journal should record once the file is verified and just before it
+    /// takes its name, so a journal line is never missing for a file that
+    /// is in place.
+    pub fn finish_with(
+        self,
+        expected: Option<&[u8; 32]>,
+        executable: bool,
+        mtime: i64,
+        policy: ConflictPolicy,
+        before_place: &mut dyn FnMut(&[u8; 32]),
+    ) -> Result<Placed> {
         let FileWriter { dir, temp, name, path, display: shown, file, size, written, hasher } = self;
         let ours = hasher.map(|h| h.finalize());
         // blake3::Hash == [u8; 32] is constant-time. A hash to check with
@@ -565,6 +585,7 @@ impl FileWriter {
             None => journal::stamp(&file.metadata().map_err(|e| Error::io(&shown, e))?),
         };
         drop(file);
+        before_place(&journal);
         match policy {
             ConflictPolicy::Overwrite => {
                 if dir.symlink_metadata(&name).is_ok_and(|md| md.is_dir()) {

@@ -308,15 +308,28 @@ fn class7_rename_policy_picks_first_free_name() {
 }
 
 #[test]
-fn existing_identical_size_file_is_probed_complete() {
+fn an_existing_file_is_probed_complete_only_if_the_journal_says_it_is_ours() {
     let (tmp, out) = setup(ConflictPolicy::Refuse);
     fs::write(out_path(&tmp, "same"), b"12345").expect("write");
-    match out.probe_file(&sp("same"), 5).expect("probe") {
+    // Somebody else's file of the offered size: a taken name, never read.
+    assert!(matches!(out.probe_file(&sp("same"), 5), Err(Error::Exists(_))));
+    // One this receiver placed in an earlier run of the transfer.
+    out.start_journal(&[1; 32]).expect("journal");
+    let w = out.begin_file(&sp("mine"), 5, None).expect("begin");
+    let mut w = w;
+    w.write(b"12345").expect("write");
+    let placed = w.finish(Some(blake3::hash(b"12345").as_bytes()), false, 0, ConflictPolicy::Refuse).expect("finish");
+    out.record_placed(&placed.path, placed.size, &placed.hash);
+    out.flush_journal();
+    let again = OutputDir::open(&out_path(&tmp, ""), ConflictPolicy::Refuse).expect("open");
+    again.start_journal(&[1; 32]).expect("journal");
+    match again.probe_file(&sp("mine"), 5).expect("probe") {
         Probe::Complete { hash, .. } => assert_eq!(&hash, blake3::hash(b"12345").as_bytes()),
         other => panic!("{other:?}"),
     }
+    assert!(matches!(again.probe_file(&sp("same"), 5), Err(Error::Exists(_))));
     // Same size but a different file: the policy decides.
-    assert!(matches!(out.resolve_conflict(&sp("same")), Err(Error::Exists(_))));
+    assert!(matches!(again.resolve_conflict(&sp("same")), Err(Error::Exists(_))));
 }
 
 #[test]

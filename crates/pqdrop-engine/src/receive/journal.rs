@@ -126,6 +126,11 @@ impl Journal {
         Ok(Journal { name, file: None, pending: Vec::new(), earlier })
     }
 
+    /// Whether an earlier run recorded anything for this entry.
+    pub fn mentions(&self, key: &[u8; 16]) -> bool {
+        self.earlier.contains_key(key)
+    }
+
     /// Whether an earlier run of this transfer put this very file in place.
     /// A line holds the file's BLAKE3 or, for a file written without hashing,
     /// its [`stamp`]; either matching what is on disk now says it is ours.

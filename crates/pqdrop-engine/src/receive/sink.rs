@@ -192,6 +192,11 @@ impl OutputDir {
         self.journal.lock().ok().and_then(|j| j.as_ref().map(|j| j.placed_earlier(&journal::key(p, size), hash, stamp))).unwrap_or(false)
     }
 
+    /// Whether the journal has a line for file `p` of `size` bytes at all.
+    fn journal_mentions(&self, p: &SafePath, size: u64) -> bool {
+        self.journal.lock().ok().and_then(|j| j.as_ref().map(|j| j.mentions(&journal::key(p, size)))).unwrap_or(false)
+    }
+
     /// Records that file `p` was put in place; [`OutputDir::flush_journal`]
     /// writes it out.
     pub fn record_placed(&self, p: &SafePath, size: u64, hash: &[u8; 32]) {
@@ -263,6 +268,11 @@ impl OutputDir {
         let name = p.file_name();
         match dir.symlink_metadata(name) {
             Ok(md) if md.is_file() && md.len() == size => {
+                // Somebody else's file is a taken name: never read it (and a
+                // big one would keep the user waiting for nothing).
+                if !self.journal_mentions(p, size) {
+                    return self.conflict_in(&dir, p);
+                }
                 let file = open_read_nofollow(&dir, name).map_err(|e| io_err(p, e))?;
                 let (_, hasher) = hash_prefix(file, size).map_err(|e| io_err(p, e))?;
                 return Ok(Probe::Complete { hash: *hasher.finalize().as_bytes(), stamp: journal::stamp(&md) });

@@ -139,65 +139,20 @@ fn receive_on_a_terminal(h: &Harness, args: &[&str], answers: &[&str]) -> (Optio
 
 /// [`receive_on_a_terminal`] with the terminal `cols` columns wide.
 fn receive_on_a_terminal_of(h: &Harness, cols: Option<u16>, args: &[&str], answers: &[&str]) -> (Option<i32>, String) {
-    use std::io::{Read, Write};
-    use std::sync::{Arc, Mutex};
+    use common::terminal::{shell_quote, Terminal};
     let mut cmd = vec![BIN.to_string(), "receive".into(), "--relay".into(), h.relay_addr().expect("relay").to_string()];
     cmd.extend(args.iter().map(|a| a.to_string()));
-    let mut line = cmd.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect::<Vec<_>>().join(" ");
+    let mut line = cmd.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ");
     if let Some(cols) = cols {
         line = format!("stty cols {cols} rows 24 && exec {line}");
     }
-    let mut child = Command::new("script")
-        .args(["-qfec", &line, "/dev/null"])
-        .env_remove("PQDROP_RELAY")
-        .env("XDG_CONFIG_HOME", "/nonexistent-pqdrop-test")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux runs the receiver on a pseudo-terminal");
-    let shown = Arc::new(Mutex::new(String::new()));
-    let mut out = child.stdout.take().expect("stdout");
-    let sink = shown.clone();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap_or_else(|e| e.into_inner()).push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let mut stdin = child.stdin.take().expect("stdin");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let envs: [(&str, &std::ffi::OsStr); 2] = [("XDG_CONFIG_HOME", "/nonexistent-pqdrop-test".as_ref()), ("NO_COLOR", "1".as_ref())];
+    let mut t = Terminal::spawn(&line, &envs, &["PQDROP_RELAY"], Duration::from_secs(60));
     for (i, answer) in answers.iter().enumerate() {
-        loop {
-            let asked = shown.lock().unwrap_or_else(|e| e.into_inner()).matches("already exists here").count();
-            if asked > i {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "question {} never came:\n{}",
-                i + 1,
-                shown.lock().unwrap_or_else(|e| e.into_inner())
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        stdin.write_all(format!("{answer}\n").as_bytes()).expect("answer");
+        t.wait_for("already exists here", i + 1);
+        t.type_text(&format!("{answer}\n"));
     }
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(std::time::Instant::now() < deadline, "receiver did not finish:\n{}", shown.lock().unwrap_or_else(|e| e.into_inner()));
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    drop(stdin);
-    let _ = reader.join();
-    let text = shown.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    (status.code(), text)
+    t.finish()
 }
 
 #[test]

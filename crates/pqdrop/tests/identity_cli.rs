@@ -9,6 +9,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+mod common;
+
 struct Home {
     dir: tempfile::TempDir,
 }
@@ -190,48 +192,18 @@ fn a_config_folder_others_can_enter_is_made_private() {
 
 #[test]
 fn at_a_terminal_init_asks_twice_for_a_passphrase_without_echo() {
-    use std::io::Read;
-    use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
+    use common::terminal::{shell_quote, Terminal};
     let h = Home::new();
-    let line = format!("exec '{}' id init", env!("CARGO_BIN_EXE_pqdrop"));
-    let mut child = Command::new("script")
-        .args(["-qfec", &line, "/dev/null"])
-        .env("HOME", h.dir.path())
-        .env("XDG_CONFIG_HOME", h.config())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux runs pqdrop on a pseudo-terminal");
-    let shown = Arc::new(Mutex::new(String::new()));
-    let mut out = child.stdout.take().expect("stdout");
-    let sink = shown.clone();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let mut stdin = child.stdin.take().expect("stdin");
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let line = format!("exec {} id init", shell_quote(env!("CARGO_BIN_EXE_pqdrop")));
+    let config = h.config();
+    let envs: [(&str, &std::ffi::OsStr); 2] = [("HOME", h.dir.path().as_os_str()), ("XDG_CONFIG_HOME", config.as_os_str())];
+    let mut t = Terminal::spawn(&line, &envs, &[], std::time::Duration::from_secs(60));
     for prompt in ["Passphrase for your identity", "The same passphrase again"] {
-        while !shown.lock().unwrap().contains(prompt) {
-            assert!(Instant::now() < deadline, "no prompt {prompt:?}; the terminal showed:\n{}", shown.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        stdin.write_all(b"tty-secret-42\r").expect("type");
-        stdin.flush().expect("flush");
-        std::thread::sleep(Duration::from_millis(100));
+        t.wait_for(prompt, 1);
+        t.type_text("tty-secret-42\r");
     }
-    let status = child.wait().expect("wait");
-    drop(stdin);
-    reader.join().expect("reader");
-    let shown = shown.lock().unwrap().clone();
-    assert!(status.success(), "{shown}");
+    let (code, shown) = t.finish();
+    assert_eq!(code, Some(0), "{shown}");
     assert!(shown.contains("Made a new identity"), "{shown}");
     assert!(!shown.contains("tty-secret-42"), "the passphrase was echoed:\n{shown}");
     let pass = h.write("pass", "tty-secret-42\n");

@@ -29,6 +29,8 @@
 //! ```
 #![allow(dead_code)]
 
+pub mod terminal;
+
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;

@@ -475,3 +475,23 @@ fn a_file_written_without_hashing_is_known_by_its_stamp() {
     w.write(b"x").expect("write");
     assert!(matches!(w.finish(Some(blake3::hash(b"x").as_bytes()), false, 0, ConflictPolicy::Refuse), Err(Error::Integrity(_))));
 }
+
+#[test]
+fn a_later_journal_line_takes_a_claim_back() {
+    // The disk stage writes a line just before placing a big file; if the
+    // placing then fails, a line with a value nothing hashes to follows.
+    let (tmp, out) = setup(ConflictPolicy::Refuse);
+    out.start_journal(&[2; 32]).expect("journal");
+    let mut w = out.begin_file(&sp("f"), 3, None).expect("begin");
+    w.write(b"abc").expect("write");
+    let placed = w.finish(Some(blake3::hash(b"abc").as_bytes()), false, 0, ConflictPolicy::Refuse).expect("finish");
+    out.record_placed(&placed.path, placed.size, &placed.hash);
+    out.record_placed(&placed.path, placed.size, &[0; 32]);
+    out.flush_journal();
+    let again = OutputDir::open(&out_path(&tmp, ""), ConflictPolicy::Refuse).expect("open");
+    again.start_journal(&[2; 32]).expect("journal");
+    match again.probe_file(&sp("f"), 3).expect("probe") {
+        Probe::Complete { hash, stamp } => assert!(!again.placed_earlier(&sp("f"), 3, &hash, &stamp)),
+        other => panic!("{other:?}"),
+    }
+}

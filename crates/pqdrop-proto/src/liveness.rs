@@ -91,8 +91,10 @@ impl IdleTimer {
     /// user sends nothing, so a sender waits between records without limit
     /// (TCP keepalive and the relay still notice a dead path); a receiver
     /// whose sender is slow to read its disk waits [`LEGACY_IDLE_TIMEOUT`].
-    /// A record that has started must finish within `idle` (KeepAlive agreed)
-    /// or [`LEGACY_IDLE_TIMEOUT`].
+    /// Inside a record that has started, the limit is between any two of its
+    /// bytes: `idle` (KeepAlive agreed) or [`LEGACY_IDLE_TIMEOUT`]. A slow link
+    /// may take longer than that for a whole record; a peer that trickles
+    /// holds only the one record buffer it would hold anyway.
     pub fn new(agreed: &Agreed, side: Side, idle: Duration, now: Duration) -> Self {
         let (between, mid) = match (agreed.keepalive, side) {
             (true, _) => (Some(idle), idle),

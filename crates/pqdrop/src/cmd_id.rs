@@ -122,7 +122,15 @@ pub fn run(args: IdArgs) -> anyhow::Result<()> {
             }
             let text = match a.format {
                 Format::Phrase => Zeroizing::new(format!("{}\n", &*identity::recovery_phrase(id.seed()))),
-                Format::Hex => Zeroizing::new(format!("{}\n", hex::encode(id.seed().as_bytes()))),
+                Format::Hex => {
+                    let mut hexed = Zeroizing::new([0u8; 64]);
+                    // Exact lengths: encoding cannot fail.
+                    let _ = hex::encode_to_slice(id.seed().as_bytes(), &mut hexed[..]);
+                    let mut line = Zeroizing::new(String::with_capacity(65));
+                    line.extend(hexed.iter().map(|&b| char::from(b)));
+                    line.push('\n');
+                    line
+                }
             };
             print_stdout(&text)
         }
@@ -187,7 +195,13 @@ fn describe(p: Protection) -> String {
 
 /// Reads and opens the identity file.
 fn load(path: &Path, unlock: &Unlock) -> anyhow::Result<(Identity, Protection)> {
-    let bytes = match fs::read(path) {
+    // An identity file is 100 bytes: read at most one more, whatever is there.
+    let read = File::open(path).and_then(|f| {
+        let mut b = Zeroizing::new(Vec::with_capacity(identity::FILE_LEN + 1));
+        f.take(identity::FILE_LEN as u64 + 1).read_to_end(&mut b)?;
+        Ok(b)
+    });
+    let bytes = match read {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             bail!("there is no identity yet ({}): make one with `pqdrop id init`", path.display())
@@ -231,7 +245,10 @@ fn passphrase_for_sealing(p: &Protect) -> anyhow::Result<Option<Zeroizing<String
     }
     if let Some(f) = &p.passphrase_file {
         let pass = read_passphrase_file(f)?;
-        return Ok((!pass.is_empty()).then_some(pass));
+        if pass.is_empty() {
+            bail!("the passphrase file {} starts with an empty line; for no passphrase say --no-passphrase", f.display());
+        }
+        return Ok(Some(pass));
     }
     if !has_terminal() {
         say!("No terminal to ask for a passphrase: the identity is kept without one (the file's permissions alone protect it).");
@@ -264,7 +281,8 @@ fn read_passphrase_file(path: &Path) -> anyhow::Result<Zeroizing<String>> {
 
 /// Reads at most [`MAX_SECRET_INPUT`] bytes of UTF-8 into a zeroized string.
 fn read_capped(r: &mut dyn Read) -> anyhow::Result<Zeroizing<String>> {
-    let mut buf = Zeroizing::new(Vec::new());
+    // Room for all of it up front: growing would leave copies behind.
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_SECRET_INPUT as usize + 1));
     r.take(MAX_SECRET_INPUT + 1).read_to_end(&mut buf).context("reading")?;
     if buf.len() as u64 > MAX_SECRET_INPUT {
         bail!("more than {MAX_SECRET_INPUT} bytes: this is not a passphrase or a recovery phrase");
@@ -278,7 +296,7 @@ fn read_backup(format: Option<Format>) -> anyhow::Result<Seed> {
     let stdin = io::stdin();
     let text = if stdin.is_terminal() {
         say!("Type your 24 words (or 64 hex characters) and press Enter:");
-        let mut line = Zeroizing::new(String::new());
+        let mut line = Zeroizing::new(String::with_capacity(MAX_SECRET_INPUT as usize));
         io::BufRead::read_line(&mut stdin.lock().take(MAX_SECRET_INPUT), &mut line).context("reading the backup")?;
         line
     } else {
@@ -318,14 +336,31 @@ fn store(path: &Path, id: &Identity, p: &Protect) -> anyhow::Result<()> {
         let _ = fs::remove_file(&temp);
         return Err(e).with_context(|| format!("cannot write the identity to {}", dir.display()));
     }
-    if exists {
-        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let old = dir.join(format!("identity.replaced-{secs}"));
-        fs::hard_link(path, &old).with_context(|| format!("cannot keep the old identity as {}", old.display()))?;
-        say!("The old identity is kept as {}", old.display());
+    let placed = place(path, &temp, dir, exists);
+    // Whatever happened, no second copy of the sealed seed stays behind.
+    let _ = fs::remove_file(&temp);
+    placed
+}
+
+/// Puts the written `temp` at `path`: a new identity never replaces one made
+/// meanwhile by another run (it is linked, which fails if the name is
+/// taken); a replaced one is kept beside it first.
+fn place(path: &Path, temp: &Path, dir: &Path, exists: bool) -> anyhow::Result<()> {
+    if !exists {
+        return match fs::hard_link(temp, path) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                bail!("an identity was made meanwhile ({}); nothing was changed", path.display())
+            }
+            Ok(()) => Ok(()),
+            // A file system without hard links: a plain rename.
+            Err(_) => fs::rename(temp, path).with_context(|| format!("cannot put the identity in place at {}", path.display())),
+        };
     }
-    fs::rename(&temp, path).with_context(|| format!("cannot put the identity in place at {}", path.display()))?;
-    Ok(())
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let old = dir.join(format!("identity.replaced-{stamp}"));
+    fs::hard_link(path, &old).with_context(|| format!("cannot keep the old identity as {}", old.display()))?;
+    say!("The old identity is kept as {}", old.display());
+    fs::rename(temp, path).with_context(|| format!("cannot put the identity in place at {}", path.display()))
 }
 
 #[cfg(unix)]

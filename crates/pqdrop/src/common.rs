@@ -131,7 +131,8 @@ pub struct NetArgs {
     pub cascade: bool,
     /// Give up when the other side sends nothing for this many seconds after
     /// the handshake (both sides send a keepalive at least every 5 s while
-    /// idle, so a person deciding at a prompt does not count; at least 10).
+    /// idle, so a person deciding at a prompt does not count; at least 10, and
+    /// 60 or more with a pqdrop older than 2026-12, which sends one every 15 s).
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(10..=86_400))]
     pub idle_timeout: u64,
 }

@@ -209,3 +209,14 @@ fn at_a_terminal_init_asks_twice_for_a_passphrase_without_echo() {
     let pass = h.write("pass", "tty-secret-42\n");
     assert_eq!(h.show(&["--passphrase-file", pass.to_str().unwrap()])["passphrase"], true);
 }
+
+#[test]
+fn an_empty_passphrase_file_is_refused_rather_than_taken_for_no_passphrase() {
+    let h = Home::new();
+    let empty = h.write("empty", "\n");
+    let err = h.fails(&["id", "init", "--passphrase-file", empty.to_str().unwrap()], b"");
+    assert!(err.contains("--no-passphrase"), "{err}");
+    assert!(!h.identity().exists());
+    let leftovers: Vec<_> = std::fs::read_dir(h.identity().parent().unwrap()).unwrap().collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

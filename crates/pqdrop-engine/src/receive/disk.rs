@@ -267,12 +267,27 @@ fn apply(
             // megabytes); small files' lines wait for the end of the batch,
             // so a receiver killed meanwhile may later treat a few of them
             // as taken names (PROTOCOL.md §8).
+            let mut recorded = false;
             let placed = w.finish_with(f.hash.as_ref(), f.executable, f.mtime, f.policy, &mut |line| {
                 dir.record_placed(&path, size, line);
+                recorded = true;
                 if size >= JOURNAL_AT_ONCE {
                     dir.flush_journal();
                 }
-            })?;
+            });
+            let placed = match placed {
+                Ok(p) => p,
+                Err(e) => {
+                    // Not placed after all (the name was taken meanwhile):
+                    // a later line with a value nothing hashes to takes the
+                    // claim back, so what is there is never proven.
+                    if recorded {
+                        dir.record_placed(&path, size, &[0; 32]);
+                        dir.flush_journal();
+                    }
+                    return Err(e);
+                }
+            };
             if let Some(chosen) = placed.renamed {
                 if let Ok(mut r) = renamed.lock() {
                     r.push((placed.shown, chosen));

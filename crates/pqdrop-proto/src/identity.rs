@@ -21,8 +21,8 @@ use core::fmt;
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
-use crate::keys::{self, derive, index, Hierarchy, Seed, Variant, HALVING_SALT, KEY_LEN};
-use crate::primitives::{hkdf_sha256, sha256, AeadAlg, AeadKey, MlKemDecapsulationKey};
+use crate::keys::{self, derive, Hierarchy, Seed, Variant, KEY_LEN};
+use crate::primitives::{sha256, AeadAlg, AeadKey, MlKemDecapsulationKey};
 use crate::{Error, Result};
 
 /// The derivation every identity uses.
@@ -114,11 +114,8 @@ impl PublicIdentity {
 /// The 64-byte ML-KEM key-generation seed at `index`:
 /// `HKDF-SHA256(salt = HALVING_SALT, ikm = seed || u32_be(index), info = "seed", L = 64)`.
 pub fn derive_wide(seed: &Seed, index: u32) -> Result<Zeroizing<[u8; 64]>> {
-    let mut ikm = Zeroizing::new([0u8; KEY_LEN + 4]);
-    ikm[..KEY_LEN].copy_from_slice(seed.as_bytes());
-    ikm[KEY_LEN..].copy_from_slice(&index.to_be_bytes());
     let mut out = Zeroizing::new([0u8; 64]);
-    hkdf_sha256(&HALVING_SALT, &ikm[..], &[b"seed"], &mut out[..])?;
+    keys::derive_into(seed, IDENTITY_VARIANT, index, &mut out[..])?;
     Ok(out)
 }
 
@@ -164,9 +161,6 @@ impl Identity {
         derive(&self.seed, IDENTITY_VARIANT, n)
     }
 }
-
-/// Makes sure the constant in [`index`] and the identity agree.
-const _: () = assert!(index::IO_EXCHANGE == 2);
 
 // ---------------------------------------------------------------------------
 // The identity file (PROTOCOL.md §13.3)

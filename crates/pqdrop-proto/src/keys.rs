@@ -214,6 +214,14 @@ impl Eq for DerivedKey {}
 /// The spec variant encodes `index` in one byte, so it fails with
 /// [`Error::Misuse`] for `index > 255` rather than silently truncating.
 pub fn derive(seed: &Seed, variant: Variant, index: u32) -> Result<DerivedKey> {
+    let mut key = DerivedKey([0u8; KEY_LEN]);
+    derive_into(seed, variant, index, &mut key.0)?;
+    Ok(key)
+}
+
+/// The hierarchy's formula with `L = out.len()` (an identity's 64-byte
+/// ML-KEM seed uses it; PROTOCOL.md §13.1). `derive` is the `L = 32` case.
+pub(crate) fn derive_into(seed: &Seed, variant: Variant, index: u32, out: &mut [u8]) -> Result<()> {
     // seed || index, at most 32 + 4 bytes; wiped after use since it holds the seed.
     let mut ikm = Zeroizing::new([0u8; KEY_LEN + 4]);
     ikm[..KEY_LEN].copy_from_slice(&seed.0);
@@ -228,9 +236,7 @@ pub fn derive(seed: &Seed, variant: Variant, index: u32) -> Result<DerivedKey> {
             (KEY_LEN + 4, &[ENCLAVE_INFO])
         }
     };
-    let mut key = DerivedKey([0u8; KEY_LEN]);
-    hkdf_sha256(&HALVING_SALT, &ikm[..ikm_len], info, &mut key.0)?;
-    Ok(key)
+    hkdf_sha256(&HALVING_SALT, &ikm[..ikm_len], info, out)
 }
 
 /// The named keys of the hierarchy (indices 1 to 4) and the two public keys.

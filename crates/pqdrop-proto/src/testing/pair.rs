@@ -347,6 +347,14 @@ impl Clock {
     }
 }
 
+/// Seals a KeepAlive record into `frames`, unless the final record went out.
+fn seal_keepalive(session: &mut Established, frames: &mut Vec<Vec<u8>>) {
+    let mut frame = Vec::new();
+    if !session.sealer.is_finished() && session.sealer.seal_to_vec(&KEEPALIVE_RECORD, false, &mut frame).is_ok() {
+        frames.push(frame);
+    }
+}
+
 /// Splits one frame into its type and body.
 fn split_frame(frame: &[u8]) -> Result<(MsgType, Vec<u8>), Error> {
     let h = parse_frame_header(frame)?.ok_or(Error::Decode { what: "frame", why: "truncated" })?;
@@ -440,10 +448,7 @@ impl SimSender {
 
     /// Seals a KeepAlive record (the timer said one is due).
     fn keepalive(&mut self) {
-        let mut frame = Vec::new();
-        if !self.session.sealer.is_finished() && self.session.sealer.seal_to_vec(&KEEPALIVE_RECORD, false, &mut frame).is_ok() {
-            self.frames.push(frame);
-        }
+        seal_keepalive(&mut self.session, &mut self.frames);
     }
 
     fn drain(&mut self) {
@@ -618,10 +623,8 @@ impl SimReceiver {
 
     /// Seals a KeepAlive record (the timer said one is due).
     fn keepalive(&mut self) {
-        let Some(s) = self.session.as_mut() else { return };
-        let mut frame = Vec::new();
-        if !s.sealer.is_finished() && s.sealer.seal_to_vec(&KEEPALIVE_RECORD, false, &mut frame).is_ok() {
-            self.frames.push(frame);
+        if let Some(s) = self.session.as_mut() {
+            seal_keepalive(s, &mut self.frames);
         }
     }
 

@@ -612,9 +612,11 @@ async fn random_input_never_breaks_the_relay() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         // Still serving.
+        // A is told it waits before B connects: the relay handles each hello
+        // in its own task, so B's could otherwise be seen first.
         let mut a = raw(relay.addr, "7", Role::Sender, b"").await;
-        let mut b = raw(relay.addr, "7", Role::Receiver, b"").await;
         assert_eq!(status(&mut a).await, 0);
+        let mut b = raw(relay.addr, "7", Role::Receiver, b"").await;
         assert_eq!(status(&mut b).await, 1);
         assert_eq!(status(&mut a).await, 1);
         relay.stop(Duration::from_secs(5)).await;

@@ -77,7 +77,8 @@ pub fn local_capabilities(cascade: bool) -> Capabilities {
         | Capabilities::STOP_CODES
         | Capabilities::KEEPALIVE
         | Capabilities::SKIP
-        | Capabilities::UNHASHED_FRESH;
+        | Capabilities::UNHASHED_FRESH
+        | Capabilities::IDENTITY;
     if has_aes_hardware() {
         c |= Capabilities::AES_256_GCM;
     }

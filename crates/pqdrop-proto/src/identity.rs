@@ -1,6 +1,6 @@
 //! A pqdrop identity: one 32-byte seed, the keys the hierarchy of [`crate::keys`]
 //! derives from it, the public identity others keep, and the two forms the
-//! seed takes outside memory (PROTOCOL.md §13.2 to §13.4):
+//! seed takes outside memory (PROTOCOL.md §13.1 to §13.3):
 //!
 //! - the **identity file**, the seed sealed with ChaCha20-Poly1305 under a key
 //!   from the user's passphrase (Argon2id, RFC 9106), or under no secret at
@@ -34,6 +34,8 @@ pub const IO_KEM_INDEX: u32 = 16;
 
 /// Length of an encoded ML-KEM-768 encapsulation key.
 pub const MLKEM768_PUBLIC_LEN: usize = 1184;
+/// Length of an encoded public identity: two X25519 keys and the ML-KEM key.
+pub const PUBLIC_LEN: usize = 2 * KEY_LEN + MLKEM768_PUBLIC_LEN;
 
 /// The keys of one identity. The private parts zeroize themselves on drop.
 pub struct Identity {
@@ -101,6 +103,36 @@ impl fmt::Debug for Fingerprint {
 }
 
 impl PublicIdentity {
+    /// The encoding of PROTOCOL.md §13.1: `seed_exchange || io_exchange || ek`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(PUBLIC_LEN);
+        out.extend_from_slice(&self.seed_exchange);
+        out.extend_from_slice(&self.io_exchange);
+        out.extend_from_slice(&self.io_kem);
+        out
+    }
+
+    /// Reads the encoding of [`Self::to_bytes`] from someone else. Refused:
+    /// any other length, an X25519 key of low order (all its shared secrets
+    /// would be zero), and an ML-KEM key that fails FIPS 203's modulus check.
+    pub fn from_bytes(b: &[u8]) -> Result<Self> {
+        if b.len() != PUBLIC_LEN {
+            return Err(Error::BadKeyLength { what: "public identity", expected: PUBLIC_LEN, got: b.len() });
+        }
+        let mut seed_exchange = [0u8; KEY_LEN];
+        seed_exchange.copy_from_slice(&b[..KEY_LEN]);
+        let mut io_exchange = [0u8; KEY_LEN];
+        io_exchange.copy_from_slice(&b[KEY_LEN..2 * KEY_LEN]);
+        for k in [&seed_exchange, &io_exchange] {
+            // A fixed non-zero scalar: a point of small order gives all zeros.
+            crate::primitives::x25519_checked(&[0x5a; 32], k)
+                .map_err(|_| Error::InvalidPublicValue("a public identity's X25519 key is of low order"))?;
+        }
+        let io_kem = b[2 * KEY_LEN..].to_vec();
+        crate::primitives::mlkem768_check_encapsulation_key(&io_kem)?;
+        Ok(PublicIdentity { seed_exchange, io_exchange, io_kem })
+    }
+
     /// `SHA-256("pqdrop identity fingerprint v1" || seed_exchange || io_exchange || io_kem)`, cut to 100 bits.
     pub fn fingerprint(&self) -> Fingerprint {
         let h = sha256(&[b"pqdrop identity fingerprint v1", &self.seed_exchange, &self.io_exchange, &self.io_kem]);
@@ -163,7 +195,7 @@ impl Identity {
 }
 
 // ---------------------------------------------------------------------------
-// The identity file (PROTOCOL.md §13.3)
+// The identity file (PROTOCOL.md §13.2)
 
 /// The first 8 bytes of an identity file.
 pub const FILE_MAGIC: &[u8; 8] = b"PQDROPID";
@@ -339,7 +371,7 @@ pub fn open_file(file: &[u8], passphrase: Option<&[u8]>) -> core::result::Result
 }
 
 // ---------------------------------------------------------------------------
-// The recovery phrase (PROTOCOL.md §13.4)
+// The recovery phrase (PROTOCOL.md §13.3)
 
 /// Number of words in a recovery phrase.
 pub const PHRASE_WORDS: usize = 24;

@@ -27,6 +27,7 @@
 
 pub mod code;
 pub mod codec;
+pub mod contacts;
 mod cpace;
 mod elligator;
 mod error;

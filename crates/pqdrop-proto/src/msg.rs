@@ -94,6 +94,10 @@ impl Capabilities {
     /// A file sent from its first byte ends with an empty FileEnd hash: the
     /// record layer's authentication is its integrity check (PROTOCOL.md §8).
     pub const UNHASHED_FRESH: u64 = 1 << 8;
+    /// Identity messages (transfer message 19): a side may tell the other its
+    /// public identity inside the session, so either can save the other as a
+    /// contact (PROTOCOL.md §8, §13.4).
+    pub const IDENTITY: u64 = 1 << 9;
     /// What an absent capabilities field means.
     pub const DEFAULTS: Self = Self(Self::CHACHA20_POLY1305);
 
@@ -120,6 +124,8 @@ pub struct Agreed {
     pub skip: bool,
     /// FileEnd of a file sent from offset 0 carries no hash.
     pub unhashed_fresh: bool,
+    /// Either side may send its public identity (Identity, 19).
+    pub identity: bool,
 }
 
 /// The cipher the record layer uses.
@@ -153,6 +159,7 @@ impl Agreed {
             keepalive: a.has(Capabilities::KEEPALIVE) && b.has(Capabilities::KEEPALIVE),
             skip: a.has(Capabilities::SKIP) && b.has(Capabilities::SKIP),
             unhashed_fresh: a.has(Capabilities::UNHASHED_FRESH) && b.has(Capabilities::UNHASHED_FRESH),
+            identity: a.has(Capabilities::IDENTITY) && b.has(Capabilities::IDENTITY),
         }
     }
 }

@@ -265,6 +265,15 @@ pub fn mlkem768_encapsulate(ek: &[u8]) -> Result<(Vec<u8>, KemSecret)> {
     mlkem768_encapsulate_deterministic(ek, &m)
 }
 
+/// Checks an ML-KEM-768 encapsulation key as FIPS 203 §7.2 asks before use:
+/// its length and that every coefficient is reduced modulo q.
+pub fn mlkem768_check_encapsulation_key(ek: &[u8]) -> Result<()> {
+    let key = ml_kem::Key::<ml_kem::ml_kem_768::EncapsulationKey>::try_from(ek)
+        .map_err(|_| Error::InvalidPublicValue("ML-KEM-768 encapsulation key has the wrong length"))?;
+    ml_kem::ml_kem_768::EncapsulationKey::new(&key).map_err(|_| Error::InvalidPublicValue("ML-KEM-768 encapsulation key"))?;
+    Ok(())
+}
+
 /// FIPS 203 `ML-KEM.Encaps_internal(ek, m)`: encapsulation with the caller's
 /// 32 uniformly random bytes `m`, which must never be reused. For vectors and
 /// the deterministic test KEM; the protocol uses [`mlkem768_encapsulate`].

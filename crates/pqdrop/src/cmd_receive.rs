@@ -244,6 +244,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         max_entries: DEFAULT_MAX_ENTRIES,
         cascade: args.net.cascade,
         idle_timeout: args.net.idle(),
+        identity: None,
     };
     let ui = Arc::new(Ui {
         yes: args.yes,

@@ -145,6 +145,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         },
         cascade: args.net.cascade,
         idle_timeout: args.net.idle(),
+        identity: None,
     };
     let multiple = args.multiple;
     if multiple > 1 && matches!(payload, Payload::Stdin) {

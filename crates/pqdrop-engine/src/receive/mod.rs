@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use pqdrop_proto::code::Code;
 use pqdrop_proto::handshake::Role;
+use pqdrop_proto::identity::PublicIdentity;
 use pqdrop_proto::record::RecordOpener;
 use pqdrop_proto::transfer::{Event, FileState, OfferKind, Receiver, ReceiverConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -59,6 +60,9 @@ pub struct OfferSummary {
     /// Where the sender connects from, when that is the sender itself (LAN
     /// mode; through a relay it is the relay's address, so `None`).
     pub from: Option<std::net::SocketAddr>,
+    /// The sender's public identity, if it told it (inside the session, so
+    /// it is whoever holds the code).
+    pub peer: Option<PublicIdentity>,
 }
 
 /// Callbacks to the user interface, called from the logic thread.
@@ -107,6 +111,9 @@ pub struct ReceiveOptions {
     /// How long the sender may send nothing before we give up (with a sender
     /// that sends KeepAlive; otherwise [`conn::LEGACY_IDLE_TIMEOUT`]).
     pub idle_timeout: std::time::Duration,
+    /// This side's public identity, told to the sender inside the session
+    /// (when it understands Identity messages), so it can save us as a contact.
+    pub identity: Option<PublicIdentity>,
 }
 
 /// Outcome of a successful receive.
@@ -126,6 +133,8 @@ pub struct ReceiveReport {
     pub kept: Listed<String>,
     /// Files that existed and were received under a new name: (offered, chosen), escaped.
     pub renamed: Listed<(String, String)>,
+    /// The sender's public identity, if it told it.
+    pub peer: Option<PublicIdentity>,
 }
 
 /// A list that keeps its first [`Listed::MAX`] items and counts them all, so a
@@ -289,12 +298,17 @@ impl Driver {
         incoming: mpsc::Receiver<Result<Option<RawFrame>>>,
     ) -> Self {
         let policy = opts.policy;
+        let mut rx = Receiver::new(config);
+        if let Some(id) = &opts.identity {
+            // A fresh machine always takes it; nothing is sent unless agreed.
+            let _ = rx.share_identity(id);
+        }
         Driver {
             opts,
             ui,
             out,
             disk,
-            rx: Receiver::new(config),
+            rx,
             ops: Vec::new(),
             opener,
             incoming,
@@ -394,6 +408,7 @@ impl Driver {
     fn on_event(&mut self, ev: Event, pt: &[u8]) -> Result<()> {
         let total = self.rx.offer().map_or(0, |o| o.bytes);
         match ev {
+            Event::PeerIdentity(id) => self.report.peer = Some(id),
             Event::Offer(o) => {
                 let summary = OfferSummary {
                     kind: o.kind,
@@ -402,6 +417,7 @@ impl Driver {
                     bytes: o.bytes,
                     preview: o.preview.iter().map(|p| escape(p)).collect(),
                     from: self.opts.sender_addr,
+                    peer: self.report.peer.clone(),
                 };
                 // A folder we could not write to is said now, before the
                 // user is asked and before the sender's code is used up.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use pqdrop_proto::code::Code;
 use pqdrop_proto::handshake::Role;
+use pqdrop_proto::identity::PublicIdentity;
 use pqdrop_proto::record::RecordOpener;
 use pqdrop_proto::transfer::{Offer, OfferKind, Sender, SenderConfig, SenderEvent, TransferMsg, MAX_CHUNK};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -53,11 +54,14 @@ pub struct SendOptions {
     /// How long the receiver may send nothing before we give up (with a
     /// receiver that sends KeepAlive; otherwise no limit).
     pub idle_timeout: std::time::Duration,
+    /// This side's public identity, told to the receiver inside the session
+    /// (when it understands Identity messages), so it can save us as a contact.
+    pub identity: Option<PublicIdentity>,
 }
 
 impl Default for SendOptions {
     fn default() -> Self {
-        Self { zstd: Zstd::Auto, cascade: false, idle_timeout: conn::IDLE_TIMEOUT }
+        Self { zstd: Zstd::Auto, cascade: false, idle_timeout: conn::IDLE_TIMEOUT, identity: None }
     }
 }
 
@@ -85,6 +89,8 @@ pub struct SendReport {
     pub bytes_sent: u64,
     /// Bytes the receiver already had (resume).
     pub bytes_skipped: u64,
+    /// The receiver's public identity, if it told it.
+    pub peer: Option<PublicIdentity>,
 }
 
 /// What the reader task hands the logic thread.
@@ -182,7 +188,7 @@ where
             _ => Offer { kind: OfferKind::Stream, files: 0, dirs: 0, bytes: 0, preview: Vec::new() },
         };
         let mut s = SenderLogic {
-            m: Sender::new(offer, config),
+            m: Sender::sharing(offer, config, opts.identity.as_ref()),
             out,
             ctl: ctl_rx,
             record: None,
@@ -359,7 +365,12 @@ impl SenderLogic {
         let offer = self.m.offer().clone();
         self.ui.connected(&offer);
         self.flush()?;
-        match self.event()? {
+        let mut answer = self.event()?;
+        if let SenderEvent::PeerIdentity(id) = answer {
+            self.report.peer = Some(id);
+            answer = self.event()?;
+        }
+        match answer {
             SenderEvent::Accepted => {}
             SenderEvent::Refused => {
                 self.drain()?;

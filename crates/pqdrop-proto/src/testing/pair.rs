@@ -20,6 +20,7 @@ use super::link::Link;
 use super::tree::{Node, Tree};
 use crate::code::Code;
 use crate::handshake::Established;
+use crate::identity::PublicIdentity;
 use crate::liveness::{IdleTimer, KeepAliveTimer, Reading, Side, IDLE_TIMEOUT, KEEPALIVE_RECORD};
 use crate::msg::{parse_frame_header, Capabilities, MsgType};
 use crate::transfer::{
@@ -51,6 +52,8 @@ pub struct SimOptions {
     pub record: usize,
     /// Seed of the fixed randomness.
     pub seed: String,
+    /// The public identity each side shares (receiver, sender).
+    pub identities: (Option<PublicIdentity>, Option<PublicIdentity>),
 }
 
 impl Default for SimOptions {
@@ -62,7 +65,8 @@ impl Default for SimOptions {
                 | Capabilities::STOP_CODES
                 | Capabilities::KEEPALIVE
                 | Capabilities::SKIP
-                | Capabilities::UNHASHED_FRESH,
+                | Capabilities::UNHASHED_FRESH
+                | Capabilities::IDENTITY,
         );
         SimOptions {
             caps: (all, all),
@@ -75,6 +79,7 @@ impl Default for SimOptions {
             overwrite: false,
             record: 128 << 10,
             seed: "pair".into(),
+            identities: (None, None),
         }
     }
 }
@@ -118,6 +123,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// KeepAlive records each side sealed (receiver, sender).
     pub keepalives: (u64, u64),
+    /// The identity each side learnt of the other (receiver, sender).
+    pub identities: (Option<PublicIdentity>, Option<PublicIdentity>),
 }
 
 enum Payload {
@@ -206,6 +213,8 @@ impl Pair {
             consent: opts.consent,
             consent_after: opts.consent_after,
             answer_at: None,
+            identity: opts.identities.0.clone(),
+            peer: None,
         };
         let parse = |c: &str| Code::parse(c).expect("a valid code");
         let (rc, sc) = (parse(&codes.0), parse(&codes.1));
@@ -222,6 +231,7 @@ impl Pair {
                     resumed: 0,
                     elapsed: Duration::ZERO,
                     keepalives: (0, 0),
+                    identities: (None, None),
                 }
             }
         };
@@ -306,6 +316,7 @@ impl Pair {
             resumed,
             elapsed: now,
             keepalives: (rclock.keepalives, sclock.keepalives),
+            identities: (rx.peer, tx.peer),
         }
     }
 }
@@ -378,6 +389,8 @@ struct SimSender {
     queued: bool,
     end: Option<End>,
     sent: u64,
+    /// The receiver's identity, once told.
+    peer: Option<PublicIdentity>,
 }
 
 impl SimSender {
@@ -414,7 +427,7 @@ impl SimSender {
         };
         let config = SenderConfig::agreed(&session.agreed);
         SimSender {
-            m: Sender::new(offer, config),
+            m: Sender::sharing(offer, config, opts.identities.1.as_ref()),
             compress: opts.compress && session.agreed.zstd,
             session,
             payload,
@@ -427,6 +440,7 @@ impl SimSender {
             queued: false,
             end: None,
             sent: 0,
+            peer: None,
         }
     }
 
@@ -567,6 +581,7 @@ impl SimSender {
                     }
                     SenderEvent::Ready => self.go = true,
                     SenderEvent::Claim { .. } | SenderEvent::Skip { .. } => {}
+                    SenderEvent::PeerIdentity(id) => self.peer = Some(id),
                     SenderEvent::Refused => self.end = Some(End::Local("refused".into())),
                     SenderEvent::DoneAck => self.end = Some(End::Done),
                 }
@@ -595,12 +610,18 @@ struct SimReceiver {
     consent_after: Duration,
     /// An offer waits for the user, who answers at this time.
     answer_at: Option<Duration>,
+    /// This side's identity, shared when agreed, and the sender's.
+    identity: Option<PublicIdentity>,
+    peer: Option<PublicIdentity>,
 }
 
 impl SimReceiver {
     fn start(&mut self, session: Established) {
-        let config = ReceiverConfig::agreed(&session.agreed);
-        self.m = Some(Receiver::new(config));
+        let mut m = Receiver::new(ReceiverConfig::agreed(&session.agreed));
+        if let Some(id) = &self.identity {
+            m.share_identity(id).expect("a fresh receiver shares");
+        }
+        self.m = Some(m);
         self.session = Some(session);
     }
 
@@ -690,6 +711,7 @@ impl SimReceiver {
         m.start_record();
         while let Some(ev) = m.poll_event(pt).map_err(End::Failed)? {
             match ev {
+                Event::PeerIdentity(id) => self.peer = Some(id),
                 Event::Offer(_) if !self.consent_after.is_zero() => self.answer_at = Some(now + self.consent_after),
                 Event::Offer(_) if self.consent => m.accept().map_err(End::Failed)?,
                 Event::Offer(_) => m.refuse().map_err(End::Failed)?,

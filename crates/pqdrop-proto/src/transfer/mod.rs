@@ -199,6 +199,13 @@ pub enum TransferMsg<'a> {
     /// 17: either way, "still here" while a side has nothing else to send
     /// (only when both set the KEEPALIVE capability). Ignored by the machines.
     KeepAlive,
+    /// 19: either way, the public identity of the side that sends it (only
+    /// when both set the IDENTITY capability; at most once, as the first
+    /// message of its direction).
+    Identity {
+        /// The encoded public identity ([`crate::identity::PUBLIC_LEN`] bytes).
+        public: &'a [u8],
+    },
     /// 16: either way, like Abort with a reason code (only when both sides
     /// set the STOP_CODES capability).
     Stop {
@@ -310,6 +317,10 @@ impl TransferMsg<'_> {
             TransferMsg::Skip { index } => {
                 put_varuint(out, 18);
                 put_varuint(out, *index);
+            }
+            TransferMsg::Identity { public } => {
+                put_varuint(out, 19);
+                put_bytes(out, public);
             }
             TransferMsg::Stop { code, reason } => {
                 put_varuint(out, 16);
@@ -430,6 +441,13 @@ impl<'a> Messages<'a> {
             15 => TransferMsg::StreamEnd { len: r.varuint("streamEnd.len")?, hash: r.array("streamEnd.hash")? },
             17 => TransferMsg::KeepAlive,
             18 => TransferMsg::Skip { index: r.varuint("skip.index")? },
+            19 => {
+                let public = r.bytes("identity", crate::identity::PUBLIC_LEN)?;
+                if public.len() != crate::identity::PUBLIC_LEN {
+                    return Err(Error::Decode { what: "identity", why: "a public identity is 1248 bytes" });
+                }
+                TransferMsg::Identity { public }
+            }
             16 => TransferMsg::Stop {
                 code: StopCode(r.varuint("stop.code")?),
                 reason: String::from_utf8_lossy(r.bytes("stop.reason", MAX_REASON)?).into_owned(),
@@ -485,6 +503,7 @@ mod tests {
             Just(TransferMsg::DoneAck),
             Just(TransferMsg::KeepAlive),
             any::<u64>().prop_map(|index| TransferMsg::Skip { index }),
+            any::<u8>().prop_map(|b| TransferMsg::Identity { public: Box::leak(vec![b; crate::identity::PUBLIC_LEN].into_boxed_slice()) }),
             "[a-z ]{0,40}".prop_map(|reason| TransferMsg::Abort { reason }),
             (any::<u64>(), any::<[u8; 32]>()).prop_map(|(len, hash)| TransferMsg::StreamEnd { len, hash }),
             (any::<u64>(), "[a-z ]{0,40}").prop_map(|(code, reason)| TransferMsg::Stop { code: StopCode(code), reason }),

@@ -21,6 +21,7 @@ use std::ops::Range;
 use super::names::{escape, CollisionSet, SafePath};
 use super::{chunk_data_len, next_message, Entry, EntryKind, Offer, OfferKind, StopCode, TransferMsg, MAX_PREVIEW};
 use crate::primitives::ct_eq;
+use crate::identity::PublicIdentity;
 use crate::{Error, Result};
 
 /// Largest text a receiver takes by default (it is held in memory until
@@ -44,6 +45,8 @@ pub struct ReceiverConfig {
     pub skip: bool,
     /// `UNHASHED_FRESH` was agreed: a file sent from offset 0 ends without a hash.
     pub unhashed_fresh: bool,
+    /// `IDENTITY` was agreed: either side may send its public identity.
+    pub identity: bool,
 }
 
 impl ReceiverConfig {
@@ -55,6 +58,7 @@ impl ReceiverConfig {
             stop_codes: agreed.stop_codes,
             skip: agreed.skip,
             unhashed_fresh: agreed.unhashed_fresh,
+            identity: agreed.identity,
             ..ReceiverConfig::default()
         }
     }
@@ -70,6 +74,7 @@ impl Default for ReceiverConfig {
             stop_codes: true,
             skip: true,
             unhashed_fresh: false,
+            identity: false,
         }
     }
 }
@@ -102,6 +107,10 @@ pub enum FileState {
 /// passed to the [`Receiver::poll_event`] call that returned the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// The sender's public identity (only with `IDENTITY` agreed, at most
+    /// once, before the offer). It came inside the code-authenticated
+    /// session, so it is the identity of whoever holds the code.
+    PeerIdentity(PublicIdentity),
     /// The offer: show it and ask for consent, then call
     /// [`Receiver::accept`] or [`Receiver::refuse`]. Nothing else arrives
     /// before that.
@@ -266,6 +275,10 @@ pub struct Receiver {
     received: u64,
     /// Bytes the caller already held (resumed).
     resumed: u64,
+    /// The sender's Identity came.
+    peer_identity: bool,
+    /// This side answered the offer or sent its identity.
+    answered: bool,
 }
 
 fn violation(msg: &str) -> Error {
@@ -307,6 +320,8 @@ impl Receiver {
             text: Vec::new(),
             received: 0,
             resumed: 0,
+            peer_identity: false,
+            answered: false,
         }
     }
 
@@ -365,11 +380,26 @@ impl Receiver {
         m.encode(&mut self.out);
     }
 
+    /// Tells the sender this side's public identity (an Identity message),
+    /// when `IDENTITY` was agreed; without it, nothing is sent. Only before
+    /// the offer is answered, and only once.
+    pub fn share_identity(&mut self, identity: &PublicIdentity) -> Result<()> {
+        if self.answered || !matches!(self.state, State::ExpectOffer | State::AwaitConsent) {
+            return Err(Error::Misuse("share_identity() after the offer was answered, or twice"));
+        }
+        self.answered = true;
+        if self.config.identity {
+            self.send(&TransferMsg::Identity { public: &identity.to_bytes() });
+        }
+        Ok(())
+    }
+
     /// Consent given to [`Event::Offer`].
     pub fn accept(&mut self) -> Result<()> {
         if self.state != State::AwaitConsent {
             return Err(Error::Misuse("accept() without an offer waiting"));
         }
+        self.answered = true;
         self.send(&TransferMsg::Accept);
         if let Some(o) = self.offer.as_ref().filter(|o| o.kind == OfferKind::Files) {
             // Sized once from the offer's counts (already capped at
@@ -399,6 +429,7 @@ impl Receiver {
             return Err(Error::Misuse(misuse));
         }
         self.send(&m);
+        self.answered = true;
         self.close |= matches!(to, State::Refused | State::Finished);
         self.state = to;
         Ok(())
@@ -504,6 +535,11 @@ impl Receiver {
             (_, TransferMsg::Stop { code, reason }) => Err(Error::PeerStopped { code: Some(code), reason: escape(reason.as_bytes()) }),
             // The peer's engine sends it when idle; it only proves the peer is there.
             (_, TransferMsg::KeepAlive) => Ok(None),
+            (S::ExpectOffer, TransferMsg::Identity { public }) if self.config.identity && !self.peer_identity => {
+                self.peer_identity = true;
+                let id = PublicIdentity::from_bytes(public).map_err(|_| violation("the sender's public identity is not valid"))?;
+                Ok(Some(Event::PeerIdentity(id)))
+            }
             (S::ExpectOffer, TransferMsg::Offer(o)) => self.on_offer(o).map(Some),
             (S::ExpectOffer, _) => Err(violation("expected an offer")),
             (S::ExpectEntry, TransferMsg::Entry(e)) => self.on_entry(e).map(Some),

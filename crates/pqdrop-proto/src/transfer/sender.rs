@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use super::names::escape;
 use super::{next_message, Entry, EntryKind, Offer, OfferKind, StopCode, TransferMsg, MAX_CHUNK};
+use crate::identity::PublicIdentity;
 use crate::{Error, Result};
 
 /// Capabilities agreed in the handshake that change what the sender may do.
@@ -30,6 +31,8 @@ pub struct SenderConfig {
     pub skip: bool,
     /// `UNHASHED_FRESH` was agreed: a file sent from offset 0 ends without a hash.
     pub unhashed_fresh: bool,
+    /// `IDENTITY` was agreed: either side may send its public identity.
+    pub identity: bool,
 }
 
 impl SenderConfig {
@@ -41,6 +44,7 @@ impl SenderConfig {
             stop_codes: agreed.stop_codes,
             skip: agreed.skip,
             unhashed_fresh: agreed.unhashed_fresh,
+            identity: agreed.identity,
         }
     }
 }
@@ -48,6 +52,10 @@ impl SenderConfig {
 /// What the receiver said, for the caller to act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SenderEvent {
+    /// The receiver's public identity (only with `IDENTITY` agreed, at most
+    /// once, before its answer). It came inside the code-authenticated
+    /// session, so it is the identity of whoever holds the code.
+    PeerIdentity(PublicIdentity),
     /// The receiver accepted the offer: send the manifest (files), or the
     /// data (text, stream).
     Accepted,
@@ -115,6 +123,8 @@ pub struct Sender {
     /// The current file's FileEnd must carry its hash.
     hashed: bool,
     stream_len: u64,
+    /// The receiver's Identity came.
+    peer_identity: bool,
 }
 
 /// The `sizes` mark of a folder (no file is 2^64 - 1 bytes long).
@@ -127,6 +137,13 @@ fn violation(msg: &str) -> Error {
 impl Sender {
     /// A sender of `offer`; the Offer message is queued at once.
     pub fn new(offer: Offer, config: SenderConfig) -> Self {
+        Self::sharing(offer, config, None)
+    }
+
+    /// [`Sender::new`] that first tells the receiver this side's public
+    /// identity (an Identity message before the Offer), when `IDENTITY` was
+    /// agreed; without it `identity` is not sent.
+    pub fn sharing(offer: Offer, config: SenderConfig, identity: Option<&PublicIdentity>) -> Self {
         let mut s = Sender {
             config,
             offer: offer.clone(),
@@ -146,7 +163,11 @@ impl Sender {
             remaining: 0,
             hashed: true,
             stream_len: 0,
+            peer_identity: false,
         };
+        if let Some(id) = identity.filter(|_| config.identity) {
+            s.send(&TransferMsg::Identity { public: &id.to_bytes() });
+        }
         s.send(&TransferMsg::Offer(offer));
         s
     }
@@ -395,6 +416,11 @@ impl Sender {
             }
             // The peer's engine sends it when idle; it only proves the peer is there.
             (_, TransferMsg::KeepAlive) => return Ok(None),
+            (S::AwaitAnswer, TransferMsg::Identity { public }) if self.config.identity && !self.peer_identity => {
+                self.peer_identity = true;
+                let id = PublicIdentity::from_bytes(public).map_err(|_| violation("the receiver's public identity is not valid"))?;
+                SenderEvent::PeerIdentity(id)
+            }
             (S::AwaitAnswer, TransferMsg::Accept) => {
                 self.state = if self.offer.kind == OfferKind::Files { S::Manifest } else { S::Stream };
                 SenderEvent::Accepted

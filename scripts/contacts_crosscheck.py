@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Independent implementation of pqdrop's contact state (PROTOCOL.md §8 Identity, §13.4).
+
+Python's `cryptography` package only (through scripts/identity_crosscheck.py,
+which derives the public identities), nothing shared with the Rust code. It
+produces vectors/contacts.json, which crates/pqdrop-proto/tests/contacts_vectors.rs
+checks the Rust implementation against:
+
+    Identity message = 0x13 || IxiBytes(public identity, 1248 bytes)
+    book key         = HKDF-SHA256(salt = "", ikm = state_ikm (key 3), info = "pqdrop contact book v1", L = 32)
+    contact book     = "PQDROPCB" || 01 00 00 00 || nonce(12) || ChaCha20-Poly1305(book key, nonce, plaintext, aad = first 24 bytes)
+    plaintext        = IxiVarUInt(n) || n x (IxiBytes(name) || IxiBytes(identity) || IxiVarUInt(added) || IxiVarUInt(source))
+    safety number    = 12 groups of 5 digits from SHA-512("pqdrop safety number v1" || lo || hi)
+
+Usage:
+    python3 scripts/contacts_crosscheck.py            # compare vectors/contacts.json with a fresh computation
+    python3 scripts/contacts_crosscheck.py --write    # (re)write it
+
+Exit status: 0 when everything matches, 1 on any mismatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import struct
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import identity_crosscheck as idx  # noqa: E402  (the derivations of §13.1)
+
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305  # noqa: E402
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: E402
+
+ROOT = idx.ROOT
+VECTORS = ROOT / "vectors" / "contacts.json"
+OWNER = bytes(32)  # the all-zero seed owns the book
+NONCE = bytes(range(0x60, 0x6C))
+CONTACTS = [
+    # (name, seed of their identity, added, source)
+    ("alice", bytes(range(32)), 1_764_633_600, 1),
+    ("Bob Smith", bytes.fromhex("c64a28d4e6049d36d57ae13f80c1932ca3a374add6a1a3ddac9b1686d7f2a615"), 1_764_720_000, 2),
+]
+
+
+def varuint(v: int) -> bytes:
+    if v <= 0xF7:
+        return bytes([v])
+    if v <= 0xFFFF:
+        return b"\xfc" + struct.pack("<H", v)
+    if v <= 0xFFFF_FFFF:
+        return b"\xfd" + struct.pack("<I", v)
+    return b"\xfe" + struct.pack("<Q", v)
+
+
+def ixibytes(b: bytes) -> bytes:
+    return varuint(len(b)) + b
+
+
+def public_identity(seed: bytes) -> bytes:
+    v = idx.vector("", seed)
+    return bytes.fromhex(v["seed_exchange_public"] + v["io_exchange_public"] + v["io_kem_public"])
+
+
+def book(owner: bytes, contacts: list, nonce: bytes) -> bytes:
+    state_ikm = idx.key(owner, 3)
+    k = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"", info=b"pqdrop contact book v1").derive(state_ikm)
+    plain = varuint(len(contacts))
+    for name, seed, added, source in contacts:
+        plain += ixibytes(name.encode()) + ixibytes(public_identity(seed)) + varuint(added) + varuint(source)
+    header = b"PQDROPCB" + bytes([1, 0, 0, 0]) + nonce
+    return header + ChaCha20Poly1305(k).encrypt(nonce, plain, header)
+
+
+def safety_number(a: bytes, b: bytes) -> str:
+    lo, hi = sorted([a, b])
+    d = hashlib.sha512(b"pqdrop safety number v1" + lo + hi).digest()
+    return " ".join(f"{int.from_bytes(d[5 * i : 5 * i + 5], 'big') % 100000:05d}" for i in range(12))
+
+
+def compute() -> dict:
+    owner = public_identity(OWNER)
+    full = book(OWNER, CONTACTS, NONCE)
+    return {
+        "description": "pqdrop contact vectors (PROTOCOL.md §8 Identity message, §13.4 contact book and safety number). "
+        "The book belongs to the identity of the all-zero seed; contacts are given by the seeds of their identities. "
+        "Byte values lowercase hex; the book and messages as SHA-256 and in full.",
+        "generator": "scripts/contacts_crosscheck.py (Python cryptography)",
+        "owner_seed": OWNER.hex(),
+        "nonce": NONCE.hex(),
+        "contacts": [{"name": n, "seed": s.hex(), "added": a, "source": src} for n, s, a, src in CONTACTS],
+        "book": full.hex(),
+        "empty_book": book(OWNER, [], NONCE).hex(),
+        "identity_message_of_owner_sha256": hashlib.sha256(b"\x13" + ixibytes(owner)).hexdigest(),
+        "identity_message_prefix": (b"\x13" + varuint(len(owner))).hex(),
+        "safety_numbers": [
+            {"a": OWNER.hex(), "b": s.hex(), "safety_number": safety_number(owner, public_identity(s))} for _, s, _, _ in CONTACTS
+        ],
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--write", action="store_true", help="(re)write vectors/contacts.json")
+    args = ap.parse_args()
+    fresh = compute()
+    if args.write:
+        VECTORS.write_text(json.dumps(fresh, indent=2) + "\n")
+        print(f"wrote {VECTORS.relative_to(ROOT)}")
+        return 0
+    stored = json.loads(VECTORS.read_text())
+    bad = [k for k in fresh if k not in ("generator", "description") and stored.get(k) != fresh[k]]
+    for k in bad:
+        print(f"MISMATCH {k}")
+    if bad:
+        return 1
+    print("contact vectors: the book, the Identity message and the safety numbers match an independent computation")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -54,6 +54,7 @@ async fn a_person_deciding_longer_than_the_idle_timeout_does_not_cut_the_transfe
         max_entries: 10,
         cascade: false,
         idle_timeout: idle,
+        identity: None,
     };
     let rx_code = code.clone();
     let rx_ui = ui.clone();

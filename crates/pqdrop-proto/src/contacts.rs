@@ -67,7 +67,7 @@ impl ContactName {
 
 impl fmt::Display for ContactName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -347,7 +347,12 @@ mod tests {
     }
 
     fn contact(name: &str, b: u8) -> Contact {
-        Contact { name: ContactName::new(name).unwrap(), identity: id(b).public().clone(), added: 1_700_000_000, source: Source::CodeTransfer }
+        Contact {
+            name: ContactName::new(name).unwrap(),
+            identity: id(b).public().clone(),
+            added: 1_700_000_000,
+            source: Source::CodeTransfer,
+        }
     }
 
     #[test]

@@ -5,10 +5,10 @@
 
 use pqdrop_proto::contacts::{open_book, safety_number, seal_book_with, Book, Contact, ContactName, Source};
 use pqdrop_proto::identity::Identity;
+use pqdrop_proto::internal::primitives::sha256;
 use pqdrop_proto::keys::Seed;
 use pqdrop_proto::transfer::TransferMsg;
 use serde_json::Value;
-use pqdrop_proto::internal::primitives::sha256;
 
 fn load() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../vectors/contacts.json");

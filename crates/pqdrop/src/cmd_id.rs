@@ -7,18 +7,17 @@
 //! `--force`, which keeps the old one beside it. Secrets come from standard
 //! input, a file or the terminal, never from argv, and are zeroized.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
-use pqdrop_proto::identity::{self, Identity, KdfCost, OpenError, Protection, IDENTITY_VARIANT};
+use pqdrop_proto::identity::{self, Identity, KdfCost, Protection, IDENTITY_VARIANT};
 use pqdrop_proto::keys::Seed;
 use zeroize::Zeroizing;
 
-/// Most bytes read from a passphrase file or a recovery phrase on stdin.
-const MAX_SECRET_INPUT: u64 = 4096;
+use crate::store::{self, has_terminal, make_private_dir, private_file, read_capped, read_passphrase_file, Unlock, MAX_SECRET_INPUT};
 
 /// Arguments of `pqdrop id`.
 #[derive(Debug, Args)]
@@ -58,11 +57,20 @@ struct InitArgs {
     protect: Protect,
 }
 
+/// The passphrase of an identity that has one.
 #[derive(Debug, Args)]
-struct Unlock {
-    /// Read the passphrase from the first line of this file (for scripts).
+pub struct UnlockArgs {
+    /// Read the passphrase from the first line of this file (for scripts;
+    /// also $PQDROP_PASSPHRASE_FILE).
     #[arg(long, value_name = "PATH")]
     passphrase_file: Option<PathBuf>,
+}
+
+impl UnlockArgs {
+    /// Where the passphrase comes from.
+    pub fn unlock(&self) -> Unlock {
+        Unlock::or_env(self.passphrase_file.clone())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -71,7 +79,7 @@ struct ShowArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    unlock: Unlock,
+    unlock: UnlockArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -88,7 +96,7 @@ struct ExportArgs {
     #[arg(long, value_enum, default_value_t = Format::Phrase)]
     format: Format,
     #[command(flatten)]
-    unlock: Unlock,
+    unlock: UnlockArgs,
 }
 
 #[derive(Debug, Args)]
@@ -102,7 +110,7 @@ struct ImportArgs {
 
 /// Runs `pqdrop id ...`.
 pub fn run(args: IdArgs) -> anyhow::Result<()> {
-    let path = identity_path()?;
+    let path = store::identity_path()?;
     match args.command {
         IdCommand::Init(a) => {
             let id = Identity::generate(&mut rand_core::OsRng).context("making the identity")?;
@@ -112,11 +120,11 @@ pub fn run(args: IdArgs) -> anyhow::Result<()> {
             Ok(())
         }
         IdCommand::Show(a) => {
-            let (id, protection) = load(&path, &a.unlock)?;
+            let (id, protection) = store::load_identity(&path, &a.unlock.unlock())?;
             print_stdout(&if a.json { show_json(&id, protection, &path) } else { show_text(&id, protection, &path) })
         }
         IdCommand::Export(a) => {
-            let (id, _) = load(&path, &a.unlock)?;
+            let (id, _) = store::load_identity(&path, &a.unlock.unlock())?;
             if io::stdout().is_terminal() {
                 say!("This is your identity's secret: whoever has it can act as you. Keep it offline.");
             }
@@ -144,14 +152,7 @@ pub fn run(args: IdArgs) -> anyhow::Result<()> {
     }
 }
 
-/// `identity` in the config folder (`$XDG_CONFIG_HOME/pqdrop` or `~/.config/pqdrop`).
-fn identity_path() -> anyhow::Result<PathBuf> {
-    let config = crate::common::config_path().context("no config folder: set HOME or XDG_CONFIG_HOME")?;
-    let dir = config.parent().context("the config path has no folder")?;
-    Ok(dir.join("identity"))
-}
-
-fn print_stdout(text: &str) -> anyhow::Result<()> {
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
@@ -193,51 +194,6 @@ fn describe(p: Protection) -> String {
     }
 }
 
-/// Reads and opens the identity file.
-fn load(path: &Path, unlock: &Unlock) -> anyhow::Result<(Identity, Protection)> {
-    // An identity file is 100 bytes: read at most one more, whatever is there.
-    let read = File::open(path).and_then(|f| {
-        let mut b = Zeroizing::new(Vec::with_capacity(identity::FILE_LEN + 1));
-        f.take(identity::FILE_LEN as u64 + 1).read_to_end(&mut b)?;
-        Ok(b)
-    });
-    let bytes = match read {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            bail!("there is no identity yet ({}): make one with `pqdrop id init`", path.display())
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot read the identity file {}", path.display())),
-    };
-    let damaged =
-        |e: OpenError| anyhow::anyhow!("{e} ({}); restore it from your recovery phrase with `pqdrop id import --force`", path.display());
-    let protection = identity::file_protection(&bytes).map_err(damaged)?;
-    let pass = match protection {
-        Protection::None => None,
-        Protection::Passphrase(_) => Some(passphrase_for_opening(unlock)?),
-    };
-    let seed = identity::open_file(&bytes, pass.as_ref().map(|p| p.as_bytes())).map_err(|e| match e {
-        OpenError::WrongPassphrase => anyhow::anyhow!("wrong passphrase for {} (or the file was changed)", path.display()),
-        other => damaged(other),
-    })?;
-    Ok((Identity::from_seed(seed).context("deriving the identity")?, protection))
-}
-
-fn passphrase_for_opening(unlock: &Unlock) -> anyhow::Result<Zeroizing<String>> {
-    if let Some(f) = &unlock.passphrase_file {
-        return read_passphrase_file(f);
-    }
-    if !has_terminal() {
-        bail!("the identity is protected by a passphrase: give it with --passphrase-file, or run this at a terminal");
-    }
-    Ok(Zeroizing::new(rpassword::prompt_password("Passphrase of your pqdrop identity: ").context("reading the passphrase")?))
-}
-
-/// Passphrases are asked on the controlling terminal (`/dev/tty`), so they
-/// can be typed while standard input is a pipe.
-fn has_terminal() -> bool {
-    File::open("/dev/tty").is_ok()
-}
-
 /// The passphrase for a new file: `None` for none.
 fn passphrase_for_sealing(p: &Protect) -> anyhow::Result<Option<Zeroizing<String>>> {
     if p.no_passphrase {
@@ -270,25 +226,6 @@ fn passphrase_for_sealing(p: &Protect) -> anyhow::Result<Option<Zeroizing<String
         say!("The two did not match; try again.");
     }
     bail!("the passphrases did not match three times; nothing was written")
-}
-
-fn read_passphrase_file(path: &Path) -> anyhow::Result<Zeroizing<String>> {
-    let text = read_capped(&mut File::open(path).with_context(|| format!("cannot open the passphrase file {}", path.display()))?)
-        .with_context(|| format!("passphrase file {}", path.display()))?;
-    let line = text.lines().next().unwrap_or_default();
-    Ok(Zeroizing::new(line.to_owned()))
-}
-
-/// Reads at most [`MAX_SECRET_INPUT`] bytes of UTF-8 into a zeroized string.
-fn read_capped(r: &mut dyn Read) -> anyhow::Result<Zeroizing<String>> {
-    // Room for all of it up front: growing would leave copies behind.
-    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_SECRET_INPUT as usize + 1));
-    r.take(MAX_SECRET_INPUT + 1).read_to_end(&mut buf).context("reading")?;
-    if buf.len() as u64 > MAX_SECRET_INPUT {
-        bail!("more than {MAX_SECRET_INPUT} bytes: this is not a passphrase or a recovery phrase");
-    }
-    let text = std::str::from_utf8(&buf).map_err(|_| anyhow::anyhow!("not UTF-8 text"))?;
-    Ok(Zeroizing::new(text.to_owned()))
 }
 
 /// The seed of a backup on standard input (or typed at the terminal).
@@ -339,7 +276,8 @@ fn store(path: &Path, id: &Identity, p: &Protect) -> anyhow::Result<()> {
     let placed = place(path, &temp, dir, exists);
     // Whatever happened, no second copy of the sealed seed stays behind.
     let _ = fs::remove_file(&temp);
-    placed
+    placed?;
+    store::write_public(dir, id.public())
 }
 
 /// Puts the written `temp` at `path`: a new identity never replaces one made
@@ -361,38 +299,4 @@ fn place(path: &Path, temp: &Path, dir: &Path, exists: bool) -> anyhow::Result<(
     fs::hard_link(path, &old).with_context(|| format!("cannot keep the old identity as {}", old.display()))?;
     say!("The old identity is kept as {}", old.display());
     fs::rename(temp, path).with_context(|| format!("cannot put the identity in place at {}", path.display()))
-}
-
-#[cfg(unix)]
-fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot create the config folder {}", dir.display())),
-    }
-    let mode = fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?.permissions().mode();
-    if mode & 0o077 != 0 {
-        // An existing folder others can enter: the identity goes in a private one.
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot make {} private (chmod 700)", dir.display()))?;
-        say!("Made {} private to you (it was mode {:o}).", dir.display(), mode & 0o777);
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("cannot create the config folder {}", dir.display()))
-}
-
-/// A new file, readable and writable by its owner only from its first byte.
-fn private_file(path: &Path) -> io::Result<File> {
-    let mut o = OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-    }
-    o.open(path)
 }

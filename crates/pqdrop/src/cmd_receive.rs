@@ -46,6 +46,8 @@ pub struct ReceiveArgs {
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub lan_timeout: u64,
     #[command(flatten)]
+    pub contact: crate::cmd_contacts::ContactArgs,
+    #[command(flatten)]
     pub net: NetArgs,
 }
 
@@ -92,7 +94,7 @@ impl ReceiveUi for Ui {
             OfferKind::Stream => "a stream of unknown size (it will be written to standard output)".into(),
         };
         if self.json {
-            self.emit(json!({"event": "offer", "kind": format!("{:?}", o.kind).to_lowercase(), "files": o.files, "dirs": o.dirs, "bytes": o.bytes, "names": o.preview}));
+            self.emit(json!({"event": "offer", "kind": format!("{:?}", o.kind).to_lowercase(), "files": o.files, "dirs": o.dirs, "bytes": o.bytes, "names": o.preview, "peer": crate::cmd_contacts::peer_json(o.peer.as_ref())}));
         } else {
             match o.from {
                 Some(addr) => say!("The sender at {} offers {what}:", addr.ip()),
@@ -103,6 +105,9 @@ impl ReceiveUi for Ui {
             }
             if (o.files + o.dirs) as usize > o.preview.len() && o.kind == OfferKind::Files {
                 say!("  (and the contents of the folders above)");
+            }
+            if let Some(p) = &o.peer {
+                say!("{}", crate::cmd_contacts::describe(p, "sender"));
             }
         }
         if self.yes {
@@ -223,6 +228,7 @@ fn read_code(arg: Option<&str>) -> anyhow::Result<Code> {
 
 /// Runs `pqdrop receive`.
 pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
+    args.contact.check()?;
     let code = read_code(args.code.as_deref())?;
     let policy = if args.overwrite {
         ConflictPolicy::Overwrite
@@ -244,7 +250,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         max_entries: DEFAULT_MAX_ENTRIES,
         cascade: args.net.cascade,
         idle_timeout: args.net.idle(),
-        identity: None,
+        identity: args.contact.mine(),
     };
     let ui = Arc::new(Ui {
         yes: args.yes,
@@ -279,7 +285,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
             "bytes_resumed": report.bytes_resumed, "text": text, "elapsed_s": secs, "rate_bytes_per_s": rate,
             "kept": report.kept.items, "kept_count": report.kept.total,
             "renamed": report.renamed.items.iter().map(|(from, to)| json!({"offered": from, "saved_as": to})).collect::<Vec<_>>(),
-            "renamed_count": report.renamed.total,
+            "renamed_count": report.renamed.total, "peer": crate::cmd_contacts::peer_json(report.peer.as_ref()),
         }));
     } else if report.kind == Some(OfferKind::Files) {
         let resumed =
@@ -312,5 +318,5 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    args.contact.after(report.peer.as_ref(), "sender", !args.net.json && common::stderr_is_tty())
 }

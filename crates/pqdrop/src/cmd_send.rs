@@ -44,11 +44,13 @@ pub struct SendArgs {
     /// Serve the same files to N receivers, one after the other, with the
     /// same code. Each runs its own handshake; after 3 wrong codes the code
     /// is retired.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000), conflicts_with = "save_contact")]
     pub multiple: u32,
     /// Compression: auto (only when a sample compresses), on or off.
     #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
     pub zstd: String,
+    #[command(flatten)]
+    pub contact: crate::cmd_contacts::ContactArgs,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -145,8 +147,9 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         },
         cascade: args.net.cascade,
         idle_timeout: args.net.idle(),
-        identity: None,
+        identity: args.contact.mine(),
     };
+    args.contact.check()?;
     let multiple = args.multiple;
     if multiple > 1 && matches!(payload, Payload::Stdin) {
         return Err(crate::common::Usage("--multiple cannot send standard input (it can be read only once)".into()).into());
@@ -211,7 +214,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
             json_event(json!({
                 "event": "result", "ok": true, "files": report.files, "bytes_sent": report.bytes_sent,
                 "bytes_skipped": report.bytes_skipped, "elapsed_s": secs, "rate_bytes_per_s": rate,
-                "receiver": served, "receivers": multiple,
+                "receiver": served, "receivers": multiple, "peer": crate::cmd_contacts::peer_json(report.peer.as_ref()),
             }));
         } else if report.bytes_skipped > 0 {
             say!(
@@ -223,6 +226,10 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         } else {
             say!("Done{of}: sent {} in {}.", human(report.bytes_sent), common::human_time_rate(secs, rate));
         }
+        if let (Some(p), false, None) = (&report.peer, json, &args.contact.save_contact) {
+            say!("{}", crate::cmd_contacts::describe(p, "receiver"));
+        }
+        args.contact.after(report.peer.as_ref(), "receiver", !json && multiple == 1 && common::stderr_is_tty())?;
     }
     Ok(())
 }

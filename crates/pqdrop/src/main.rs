@@ -24,6 +24,7 @@ macro_rules! say {
     }};
 }
 
+mod cmd_contacts;
 mod cmd_id;
 mod cmd_keys;
 mod cmd_receive;
@@ -32,6 +33,7 @@ mod cmd_send;
 mod common;
 mod heap;
 mod prompt;
+mod store;
 
 /// Post-quantum, code-authenticated file transfer.
 #[derive(Debug, Parser)]
@@ -70,6 +72,8 @@ enum Command {
     },
     /// Your identity: make it, show it, back it up and restore it.
     Id(cmd_id::IdArgs),
+    /// People you saved after a transfer: list, show, rename, remove.
+    Contacts(cmd_contacts::ContactsArgs),
     /// Print the man page (roff), e.g. `pqdrop man > pqdrop.1`.
     Man,
     /// Work with the deterministic key hierarchy derived from a 32-byte seed.
@@ -102,6 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Relay(args) => rt()?.block_on(cmd_relay::run(args)),
         Command::Keys(args) => cmd_keys::run(args),
         Command::Id(args) => cmd_id::run(args),
+        Command::Contacts(args) => cmd_contacts::run(args),
         Command::Completions { shell } => print_generated(|out| {
             // Into memory first: the generator panics on a failed write.
             let mut script = Vec::new();

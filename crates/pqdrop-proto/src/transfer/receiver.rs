@@ -20,8 +20,8 @@ use std::ops::Range;
 
 use super::names::{escape, CollisionSet, SafePath};
 use super::{chunk_data_len, next_message, Entry, EntryKind, Offer, OfferKind, StopCode, TransferMsg, MAX_PREVIEW};
-use crate::primitives::ct_eq;
 use crate::identity::PublicIdentity;
+use crate::primitives::ct_eq;
 use crate::{Error, Result};
 
 /// Largest text a receiver takes by default (it is held in memory until

@@ -1,0 +1,265 @@
+//! Contacts through the real binary: two users with separate config folders
+//! make identities, transfer with a code and save each other
+//! (`--save-contact`), on the LAN and through a relay; then `pqdrop
+//! contacts` lists, shows, renames and removes, a changed identity under a
+//! saved name is refused, and the book is sealed (a tampered one is
+//! refused, never overwritten).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod common;
+use common::{exit, temp_dir, wait_all, Harness, Net};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// One user: a config folder of their own inside the harness.
+struct User {
+    config: tempfile::TempDir,
+    /// `$PQDROP_PASSPHRASE_FILE` for this user's transfers.
+    passphrase_file: Option<PathBuf>,
+}
+
+impl User {
+    fn new() -> Self {
+        User { config: temp_dir("pqdrop-user-"), passphrase_file: None }
+    }
+
+    fn env(&self) -> [(&'static str, std::ffi::OsString); 2] {
+        let pf = self.passphrase_file.as_ref().map_or_else(std::ffi::OsString::new, |p| p.clone().into_os_string());
+        [("XDG_CONFIG_HOME", self.config.path().into()), ("PQDROP_PASSPHRASE_FILE", pf)]
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.config.path().join("pqdrop")
+    }
+
+    fn run(&self, h: &Harness, args: &[&str]) -> common::Finished {
+        let mut p = h.command(args[0]).args(&args[1..]).env("XDG_CONFIG_HOME", self.config.path()).without_terminal().spawn(args[0]);
+        p.wait(WAIT)
+    }
+
+    fn ok(&self, h: &Harness, args: &[&str]) -> (String, String) {
+        let f = self.run(h, args);
+        f.assert_code(exit::OK);
+        (f.stdout_text(), f.stderr.clone())
+    }
+
+    fn fingerprint(&self, h: &Harness) -> String {
+        let (out, _) = self.ok(h, &["id", "show", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("id show --json");
+        v["fingerprint"].as_str().expect("fingerprint").to_owned()
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 temp path")
+}
+
+/// A code transfer of one small file from `a` to `b`, with extra arguments
+/// on each side; both finish.
+fn transfer(h: &Harness, a: &User, b: &User, code: &str, send_extra: &[&str], recv_extra: &[&str]) -> [common::Finished; 2] {
+    let src = temp_dir("pqdrop-src-");
+    let out = temp_dir("pqdrop-out-");
+    let file = src.path().join("hello.txt");
+    std::fs::write(&file, b"hello contact").unwrap();
+    let mut s = h
+        .send()
+        .args(["--code", code])
+        .args(send_extra)
+        .arg(&file)
+        .env(a.env()[0].0, &a.env()[0].1)
+        .env(a.env()[1].0, &a.env()[1].1)
+        .without_terminal()
+        .spawn("sender");
+    let mut r = h
+        .receive()
+        .args(["--yes", "-o", path_str(out.path())])
+        .args(recv_extra)
+        .arg(code)
+        .env(b.env()[0].0, &b.env()[0].1)
+        .env(b.env()[1].0, &b.env()[1].1)
+        .without_terminal()
+        .spawn("receiver");
+    let done = wait_all([&mut s, &mut r], WAIT);
+    if done.iter().all(|f| f.code() == Some(exit::OK)) {
+        assert_eq!(std::fs::read(out.path().join("hello.txt")).unwrap(), b"hello contact");
+    }
+    done
+}
+
+fn save_each_other(net: Net) {
+    let h = Harness::new(net);
+    let (alice, bob) = (User::new(), User::new());
+    alice.ok(&h, &["id", "init", "--no-passphrase"]);
+    bob.ok(&h, &["id", "init", "--no-passphrase"]);
+    let (fa, fb) = (alice.fingerprint(&h), bob.fingerprint(&h));
+
+    let [s, r] = transfer(&h, &alice, &bob, "21-lemon-tiger", &["--save-contact", "bob"], &["--save-contact", "alice", "--json"]);
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    let serr = s.stderr.clone();
+    assert!(serr.contains(&format!("Saved the receiver as the contact bob ({fb})")), "{serr}");
+    // The receiver's offer event names the sender's identity, not yet a contact.
+    let offer = r.json_lines().into_iter().find(|l| l["event"] == "offer").expect("an offer event");
+    assert_eq!(offer["peer"]["fingerprint"], fa.as_str(), "{offer}");
+    assert!(offer["peer"]["contact"].is_null(), "{offer}");
+
+    // Both books hold the other, with the same safety number on each side.
+    let (list, _) = alice.ok(&h, &["contacts", "list", "--json"]);
+    let a_view: serde_json::Value = serde_json::from_str(list.trim()).expect("one contact");
+    assert_eq!((a_view["name"].as_str(), a_view["fingerprint"].as_str()), (Some("bob"), Some(fb.as_str())));
+    let (show, _) = bob.ok(&h, &["contacts", "show", "ALICE", "--json"]);
+    let b_view: serde_json::Value = serde_json::from_str(&show).expect("show --json");
+    assert_eq!(b_view["fingerprint"], fa.as_str());
+    assert_eq!(b_view["safety_number"], a_view["safety_number"], "the same safety number on both sides");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(alice.dir().join("contacts")).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    // A second transfer: the receiver now sees a saved contact in the offer.
+    let [s, r] = transfer(&h, &alice, &bob, "22-lemon-tiger", &[], &["--json"]);
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    let offer = r.json_lines().into_iter().find(|l| l["event"] == "offer").expect("an offer event");
+    assert_eq!(offer["peer"]["contact"], "alice", "{offer}");
+    let sres = s.stderr.clone();
+    assert!(sres.contains("The receiver is your contact bob"), "{sres}");
+}
+
+#[test]
+fn lan_users_save_each_other() {
+    save_each_other(Net::Lan);
+}
+
+#[test]
+fn relay_users_save_each_other() {
+    save_each_other(Net::Relay);
+}
+
+#[test]
+fn a_new_identity_under_a_saved_name_is_refused_and_nothing_changes() {
+    let h = Harness::new(Net::Lan);
+    let (alice, bob, mallory) = (User::new(), User::new(), User::new());
+    for u in [&alice, &bob, &mallory] {
+        u.ok(&h, &["id", "init", "--no-passphrase"]);
+    }
+    let [s, r] = transfer(&h, &bob, &alice, "23-lemon-tiger", &[], &["--save-contact", "bob"]);
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    let book = std::fs::read(alice.dir().join("contacts")).unwrap();
+
+    // Someone else, with their own identity, claims to be bob.
+    let [s, r] = transfer(&h, &mallory, &alice, "24-lemon-tiger", &[], &["--save-contact", "bob"]);
+    s.assert_code(exit::OK);
+    assert_ne!(r.code(), Some(exit::OK), "a changed identity must not be saved quietly");
+    let err = r.stderr.clone();
+    assert!(err.contains("WARNING: the contact bob is saved with a different identity"), "{err}");
+    assert!(err.contains(&mallory.fingerprint(&h)) && err.contains(&bob.fingerprint(&h)), "{err}");
+    assert!(err.contains("the transfer itself completed"), "{err}");
+    assert_eq!(std::fs::read(alice.dir().join("contacts")).unwrap(), book, "the book is unchanged");
+
+    // The same identity under a second name: kept under the first.
+    let [_, r] = transfer(&h, &bob, &alice, "25-lemon-tiger", &[], &["--save-contact", "robert"]);
+    r.assert_code(exit::OK);
+    assert!(r.stderr.clone().contains("already saved as bob"), "{}", r.stderr.clone());
+
+    // Rename, then remove.
+    alice.ok(&h, &["contacts", "rename", "bob", "Bob Smith"]);
+    let (list, _) = alice.ok(&h, &["contacts", "list"]);
+    assert!(list.starts_with("Bob Smith "), "{list}");
+    alice.ok(&h, &["contacts", "remove", "bob smith"]);
+    let (list, _) = alice.ok(&h, &["contacts", "list", "--json"]);
+    assert_eq!(list, "");
+    let f = alice.run(&h, &["contacts", "show", "bob"]);
+    assert_ne!(f.code(), Some(exit::OK));
+    assert!(f.stderr.clone().contains("no contact is named \"bob\""), "{}", f.stderr.clone());
+}
+
+#[test]
+fn without_an_identity_on_the_other_side_nothing_is_saved_and_the_reason_is_given() {
+    let h = Harness::new(Net::Lan);
+    let (alice, bob) = (User::new(), User::new());
+    bob.ok(&h, &["id", "init", "--no-passphrase"]);
+    // Alice has no identity; then she withholds one she has.
+    for (code, extra) in [("26-lemon-tiger", &[][..]), ("27-lemon-tiger", &["--no-identity"][..])] {
+        if code == "27-lemon-tiger" {
+            alice.ok(&h, &["id", "init", "--no-passphrase"]);
+        }
+        let [s, r] = transfer(&h, &alice, &bob, code, extra, &["--save-contact", "alice"]);
+        s.assert_code(exit::OK);
+        assert_ne!(r.code(), Some(exit::OK));
+        assert!(r.stderr.clone().contains("the sender did not share an identity"), "{}", r.stderr.clone());
+        assert!(!bob.dir().join("contacts").exists());
+    }
+    // A name that breaks the rules fails before anyone waits.
+    let f = bob.run(&h, &["receive", "--save-contact", "-rf", "28-lemon-tiger"]);
+    f.assert_code(2);
+}
+
+#[test]
+fn a_tampered_contact_book_is_refused_and_left_alone() {
+    let h = Harness::new(Net::Lan);
+    let (alice, bob) = (User::new(), User::new());
+    alice.ok(&h, &["id", "init", "--no-passphrase"]);
+    bob.ok(&h, &["id", "init", "--no-passphrase"]);
+    let [_, r] = transfer(&h, &alice, &bob, "29-lemon-tiger", &[], &["--save-contact", "alice"]);
+    r.assert_code(exit::OK);
+    let path = bob.dir().join("contacts");
+    let mut book = std::fs::read(&path).unwrap();
+    let last = book.len() - 1;
+    book[last] ^= 1;
+    std::fs::write(&path, &book).unwrap();
+    let f = bob.run(&h, &["contacts", "list"]);
+    assert_ne!(f.code(), Some(exit::OK));
+    assert!(f.stderr.clone().contains("cannot be read"), "{}", f.stderr.clone());
+    // Saving someone else does not replace the damaged book either.
+    let carol = User::new();
+    carol.ok(&h, &["id", "init", "--no-passphrase"]);
+    let [_, r] = transfer(&h, &carol, &bob, "30-lemon-tiger", &[], &["--save-contact", "carol"]);
+    assert_ne!(r.code(), Some(exit::OK));
+    assert_eq!(std::fs::read(&path).unwrap(), book);
+}
+
+#[test]
+fn a_passphrase_protected_identity_shares_without_asking_and_saves_with_its_passphrase() {
+    let h = Harness::new(Net::Lan);
+    let (mut alice, bob) = (User::new(), User::new());
+    let pass = temp_dir("pqdrop-pass-");
+    let pf = pass.path().join("pass");
+    std::fs::write(&pf, "a long passphrase\n").unwrap();
+    alice.ok(&h, &["id", "init", "--passphrase-file", path_str(&pf)]);
+    bob.ok(&h, &["id", "init", "--no-passphrase"]);
+    // Alice shares her public identity (identity.pub) with no passphrase at hand.
+    let [s, r] = transfer(&h, &alice, &bob, "31-lemon-tiger", &[], &["--save-contact", "alice"]);
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    // Saving needs her book key: without the passphrase it says how to give it.
+    let [s, r] = transfer(&h, &alice, &bob, "32-lemon-tiger", &["--save-contact", "bob"], &[]);
+    r.assert_code(exit::OK);
+    assert_ne!(s.code(), Some(exit::OK));
+    assert!(s.stderr.clone().contains("PQDROP_PASSPHRASE_FILE"), "{}", s.stderr.clone());
+    let mut p = h
+        .command("contacts")
+        .args(["list", "--json", "--passphrase-file", path_str(&pf)])
+        .env("XDG_CONFIG_HOME", alice.config.path())
+        .without_terminal()
+        .spawn("contacts");
+    let f = p.wait(WAIT);
+    f.assert_code(exit::OK);
+    assert_eq!(f.stdout_text(), "", "nothing saved without the passphrase");
+    // With it, from $PQDROP_PASSPHRASE_FILE (a path; never the passphrase in argv).
+    alice.passphrase_file = Some(pf.clone());
+    let [s, r] = transfer(&h, &alice, &bob, "33-lemon-tiger", &["--save-contact", "bob"], &[]);
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    let mut p = h
+        .command("contacts")
+        .args(["list", "--json"])
+        .env("XDG_CONFIG_HOME", alice.config.path())
+        .env("PQDROP_PASSPHRASE_FILE", &pf)
+        .without_terminal()
+        .spawn("contacts");
+    let f = p.wait(WAIT);
+    f.assert_code(exit::OK);
+    assert!(f.stdout_text().contains("\"name\":\"bob\""), "{}", f.stdout_text());
+}

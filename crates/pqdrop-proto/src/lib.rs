@@ -39,6 +39,7 @@ pub mod liveness;
 pub mod msg;
 mod primitives;
 pub mod record;
+pub mod sealed;
 pub mod session;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -81,6 +81,10 @@ pub enum Error {
     /// The offer goes beyond a limit this side sets.
     #[error("{0}")]
     Limit(String),
+    /// A sealed file failed its checks: it was changed, cut short, reordered
+    /// or extended. What completed before the damage was verified and kept.
+    #[error("the sealed file is damaged: {0}; files completed before the damage are in place, nothing else was kept")]
+    Damaged(String),
     /// The output folder has less free space than the transfer still needs.
     #[error("{}", no_space_message(dir, *need, *free, *kept))]
     NoSpace {

@@ -17,7 +17,7 @@ use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
 use crate::identity::{Identity, PublicIdentity, PUBLIC_LEN};
-use crate::msg::DataCipher;
+use crate::msg::{Agreed, DataCipher};
 use crate::primitives::{
     hkdf_sha256, mlkem768_encapsulate_deterministic, sha256, x25519_base, x25519_checked, AeadAlg, AeadKey, MLKEM768_CT_LEN,
 };
@@ -35,6 +35,21 @@ const SENDER_AT: usize = C_AT + MLKEM768_CT_LEN;
 /// Length of the header: fixed fields, E, C and the sealed sender identity.
 pub const HEADER_LEN: usize = SENDER_AT + PUBLIC_LEN + 16;
 const SALT: &[u8] = b"pqdrop sealed v1";
+
+/// What the transfer inside a sealed file runs as if agreed: zstd and
+/// unhashed fresh files (the records authenticate every byte in order, and
+/// nothing resumes), ChaCha20-Poly1305, and nothing that needs the other
+/// side to answer.
+pub const AGREED: Agreed = Agreed {
+    cipher: DataCipher::ChaCha20Poly1305,
+    resume: false,
+    zstd: true,
+    stop_codes: false,
+    keepalive: false,
+    skip: false,
+    unhashed_fresh: true,
+    identity: false,
+};
 
 /// The secrets of one header, zeroized on drop.
 struct Secrets {

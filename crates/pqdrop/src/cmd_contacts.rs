@@ -163,7 +163,7 @@ fn contact_json(c: &Contact, me: &Identity) -> serde_json::Value {
 }
 
 /// The book of `me` in `dir` (empty if there is none yet).
-fn read_book(dir: &Path, me: &Identity) -> anyhow::Result<Book> {
+pub fn read_book(dir: &Path, me: &Identity) -> anyhow::Result<Book> {
     let path = dir.join(BOOK);
     let mut bytes = Vec::new();
     match std::fs::File::open(&path) {

@@ -51,8 +51,10 @@ pub struct ReceiveArgs {
     pub net: NetArgs,
 }
 
-struct Ui {
+pub(crate) struct Ui {
     yes: bool,
+    /// Opening a sealed file: the offer is what the file holds.
+    sealed: bool,
     json: bool,
     pb: Mutex<Option<indicatif::ProgressBar>>,
     /// The file being received, for the bar once it appears.
@@ -64,6 +66,25 @@ struct Ui {
 }
 
 impl Ui {
+    /// The receiver's interface; `sealed` when opening a sealed file.
+    pub(crate) fn new(yes: bool, json: bool, sealed: bool) -> Arc<Ui> {
+        Arc::new(Ui {
+            yes,
+            sealed,
+            json,
+            pb: Mutex::new(None),
+            current: Mutex::new(String::new()),
+            last: Mutex::new(Instant::now()),
+            text: Mutex::new(None),
+            stream_to_stdout: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The progress bar, for the caller to finish.
+    pub(crate) fn bar(&self) -> &Mutex<Option<indicatif::ProgressBar>> {
+        &self.pb
+    }
+
     fn streaming(&self) -> bool {
         self.stream_to_stdout.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -97,6 +118,7 @@ impl ReceiveUi for Ui {
             self.emit(json!({"event": "offer", "kind": format!("{:?}", o.kind).to_lowercase(), "files": o.files, "dirs": o.dirs, "bytes": o.bytes, "names": o.preview, "peer": crate::cmd_contacts::peer_json(o.peer.as_ref())}));
         } else {
             match o.from {
+                _ if self.sealed => say!("The file holds {what}:"),
                 Some(addr) => say!("The sender at {} offers {what}:", addr.ip()),
                 None => say!("The sender offers {what}:"),
             }
@@ -252,15 +274,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         idle_timeout: args.net.idle(),
         identity: args.contact.mine(),
     };
-    let ui = Arc::new(Ui {
-        yes: args.yes,
-        json: args.net.json,
-        pb: Mutex::new(None),
-        current: Mutex::new(String::new()),
-        last: Mutex::new(Instant::now()),
-        text: Mutex::new(None),
-        stream_to_stdout: std::sync::atomic::AtomicBool::new(false),
-    });
+    let ui = Ui::new(args.yes, args.net.json, false);
     let json = args.net.json;
     let route = args.net.route()?;
     let report = pqdrop_engine::receive::receive_from(&route, &code, Duration::from_secs(args.lan_timeout), opts, ui.clone(), |w| {

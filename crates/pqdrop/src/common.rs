@@ -97,7 +97,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         Some(E::PeerGone(_) | E::HandshakeTimeout { .. }) => exit::PEER_GONE,
         Some(E::Io { .. } | E::NoSpace { .. } | E::OutputDir { .. }) => exit::IO,
         Some(E::Exists(_)) => exit::EXISTS,
-        Some(E::Proto(_) | E::Hostile { .. } | E::Integrity(_) | E::PeerViolation(_) | E::Limit(_)) => exit::PROTOCOL,
+        Some(E::Proto(_) | E::Hostile { .. } | E::Integrity(_) | E::PeerViolation(_) | E::Limit(_) | E::Damaged(_)) => exit::PROTOCOL,
         // The other side stopped for a reason of its own: its reason, not ours.
         Some(E::Stopped { code: Some(code), .. }) => match *code {
             StopCode::EXISTS => exit::EXISTS,

@@ -29,6 +29,7 @@ mod cmd_id;
 mod cmd_keys;
 mod cmd_receive;
 mod cmd_relay;
+mod cmd_seal;
 mod cmd_send;
 mod common;
 mod heap;
@@ -74,6 +75,10 @@ enum Command {
     Id(cmd_id::IdArgs),
     /// People you saved after a transfer: list, show, rename, remove.
     Contacts(cmd_contacts::ContactsArgs),
+    /// Write files into one encrypted file that only a contact can open.
+    Seal(cmd_seal::SealArgs),
+    /// Open a sealed file made for you.
+    Open(cmd_seal::OpenArgs),
     /// Print the man page (roff), e.g. `pqdrop man > pqdrop.1`.
     Man,
     /// Work with the deterministic key hierarchy derived from a 32-byte seed.
@@ -107,6 +112,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(args) => cmd_keys::run(args),
         Command::Id(args) => cmd_id::run(args),
         Command::Contacts(args) => cmd_contacts::run(args),
+        Command::Seal(args) => rt()?.block_on(common::until_interrupted("sealer", cmd_seal::seal(args))),
+        Command::Open(args) => rt()?.block_on(common::until_interrupted("receiver", cmd_seal::open(args))),
         Command::Completions { shell } => print_generated(|out| {
             // Into memory first: the generator panics on a failed write.
             let mut script = Vec::new();

@@ -172,14 +172,54 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (session, leftover) = conn::handshake(&mut stream, Role::Requester, code, local_capabilities(opts.cascade)).await?;
+    let (rd, wr) = tokio::io::split(stream);
+    let rd = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(leftover), rd);
+    drive(rd, wr, session.agreed, session.sealer, session.opener, opts, ui, false).await
+}
+
+/// Receives what a sealed file holds (PROTOCOL.md §13.5): `rd` reads the
+/// records after its header, `opener` is what [`pqdrop_proto::sealed::open`]
+/// gave. The same machine and disk path as a live transfer, so the same
+/// rules apply to every name; the machine's replies go nowhere.
+pub async fn receive_sealed<R>(rd: R, opener: RecordOpener, opts: ReceiveOptions, ui: Arc<dyn ReceiveUi>) -> Result<ReceiveReport>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let unused = pqdrop_proto::record::RecordCipher::new(
+        pqdrop_proto::msg::DataCipher::ChaCha20Poly1305,
+        &zeroize::Zeroizing::new([0u8; 32]),
+        &zeroize::Zeroizing::new([0u8; 32]),
+    )?;
+    let sealer = pqdrop_proto::record::RecordSealer::new(unused);
+    drive(rd, tokio::io::sink(), pqdrop_proto::sealed::AGREED, sealer, opener, opts, ui, true).await.map_err(|e| match e {
+        Error::PeerGone(_) => Error::Damaged("it ends in the middle (cut short)".into()),
+        Error::Proto(_) => Error::Damaged("a part of it failed authentication (changed, reordered or cut)".into()),
+        Error::PeerViolation(why) => Error::Damaged(why),
+        other => other,
+    })
+}
+
+/// The transfer after the handshake: records in from `rd`, replies out to `wr`.
+async fn drive<R, W>(
+    rd: R,
+    wr: W,
+    agreed: pqdrop_proto::msg::Agreed,
+    sealer: pqdrop_proto::record::RecordSealer,
+    opener: RecordOpener,
+    opts: ReceiveOptions,
+    ui: Arc<dyn ReceiveUi>,
+    to_the_end: bool,
+) -> Result<ReceiveReport>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     // Without KeepAlive from the sender, its silence is bounded by the
     // longer legacy limit (PROTOCOL.md §8).
-    let mut watch = IdleWatch::new(&session.agreed, Side::Receiver, opts.idle_timeout);
-    let agreed = session.agreed;
-    let config = ReceiverConfig { max_entries: opts.max_entries, ..ReceiverConfig::agreed(&session.agreed) };
-    let (rd, wr) = tokio::io::split(stream);
+    let mut watch = IdleWatch::new(&agreed, Side::Receiver, opts.idle_timeout);
+    let config = ReceiverConfig { max_entries: opts.max_entries, ..ReceiverConfig::agreed(&agreed) };
     // Buffered, so the small frame-header reads do not each cost a syscall.
-    let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::AsyncReadExt::chain(std::io::Cursor::new(leftover), rd));
+    let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, rd);
     let (in_tx, in_rx) = mpsc::channel::<Result<Option<RawFrame>>>(8);
     let (ret_tx, ret_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let reader = tokio::spawn(async move {
@@ -193,12 +233,20 @@ where
             watch.resumed();
         }
     });
-    let (out, writer) = Outbound::start(wr, session.sealer, &agreed, opts.idle_timeout);
-    let opener = session.opener;
+    let (out, writer) = Outbound::start(wr, sealer, &agreed, opts.idle_timeout);
     let logic = tokio::task::spawn_blocking(move || {
         let disk = Disk::start(ret_tx)?;
         let mut r = Driver::new(opts, config, ui, out, disk, opener, in_rx);
+        r.to_the_end = to_the_end;
         let res = r.run().map_err(|e| r.explain(e).stopped_by("sender"));
+        if let (Err(_), true, Some(p)) = (&res, r.to_the_end, r.writing.take()) {
+            // A sealed file cannot resume: no partial file stays. Once the
+            // disk thread has done its queue, the file is no longer written.
+            let _ = r.disk.sync();
+            if let Some(dir) = &r.dir {
+                dir.remove_partial(&p);
+            }
+        }
         if let Err(e) = &res {
             if !matches!(e, Error::PeerGone(_) | Error::Refused) {
                 let (code, reason) = conn::abort_reason(e);
@@ -259,6 +307,11 @@ struct Driver {
     to_come: u64,
     /// The sender can skip entries (SKIP agreed).
     skip_agreed: bool,
+    /// A sealed file: after the transfer, its final record and its end
+    /// must follow, so nothing can be appended.
+    to_the_end: bool,
+    /// The file being written, while its data comes.
+    writing: Option<SafePath>,
     /// With `opts.ask`: the user's choice for each taken name so far, and the
     /// one for all the rest once given.
     chosen: HashMap<u64, ConflictPolicy>,
@@ -322,6 +375,8 @@ impl Driver {
             tx: Vec::new(),
             to_come: 0,
             skip_agreed: config.skip,
+            to_the_end: false,
+            writing: None,
         }
     }
 
@@ -361,6 +416,9 @@ impl Driver {
                 return Err(Error::PeerViolation("the sender ended the stream early".into()));
             }
         }
+        if self.to_the_end {
+            self.expect_end()?;
+        }
         self.report.kind = self.rx.offer().map(|o| o.kind);
         self.report.files = self.rx.files_done();
         self.report.dirs = self.rx.dirs_seen();
@@ -368,6 +426,28 @@ impl Driver {
         self.report.bytes_resumed = self.rx.bytes_resumed();
         self.report.renamed = self.disk.renamed();
         Ok(())
+    }
+
+    /// The rest of a sealed file after its Done: an empty final record, then
+    /// the end of the file.
+    fn expect_end(&mut self) -> Result<()> {
+        let damaged = |why: &str| Error::PeerViolation(format!("the sealed file {why}"));
+        if !self.opener.is_finished() {
+            let mut frame = match self.incoming.blocking_recv() {
+                Some(Ok(Some(f))) => f,
+                Some(Err(e)) => return Err(e),
+                _ => return Err(damaged("ends without its final record (cut short)")),
+            };
+            let n = open_frame(&mut self.opener, &mut frame)?.len();
+            if n != 0 || !self.opener.is_finished() {
+                return Err(damaged("has more after its transfer ended"));
+            }
+        }
+        match self.incoming.blocking_recv() {
+            Some(Ok(None)) | None => Ok(()),
+            Some(Err(e)) => Err(e),
+            Some(Ok(Some(_))) => Err(damaged("has bytes after its final record")),
+        }
     }
 
     /// A disk that filled up mid-transfer: say how much is still needed and
@@ -524,6 +604,9 @@ impl Driver {
                 // either, unless it is small enough that hashing costs less
                 // than the metadata stamp the journal would need instead.
                 let hash = self.rx.file_hashed() || entry.size < HASH_SMALL_FILES;
+                if self.to_the_end {
+                    self.writing = Some(path.clone());
+                }
                 self.ops.push(Op::Begin(Box::new(Begin { dir, path, size: entry.size, resume, hash })));
                 self.policy = self.chosen.get(&entry.index).copied().unwrap_or(self.opts.policy);
                 self.ui.progress(self.rx.bytes_received() + self.rx.bytes_resumed(), total);
@@ -537,6 +620,7 @@ impl Driver {
                 self.ui.progress(self.rx.bytes_received() + self.rx.bytes_resumed(), total);
             }
             Event::FileEnd { hash, executable, mtime } => {
+                self.writing = None;
                 let mtime = i64::try_from(mtime).unwrap_or(i64::MAX);
                 self.ops.push(Op::Finish(Box::new(Finish { hash, executable, mtime, policy: self.policy })));
             }

@@ -333,6 +333,14 @@ impl OutputDir {
     /// Opens the temp file `.NAME.pqdrop-partial` in the parent directory
     /// (created as needed, never through a symlink).
     ///
+    /// Removes the partial file of `p`, if any: for a sealed file, which
+    /// cannot resume, what did not complete leaves nothing behind.
+    pub fn remove_partial(&self, p: &SafePath) {
+        if let Ok(Some(w)) = self.walk(&self.writing, p.parent_components(), false, p) {
+            let _ = w.dir.remove_file(partial_name(p.file_name()));
+        }
+    }
+
     /// With `resume = Some((len, hasher))` (from [`Probe::Partial`]) the
     /// existing partial is opened without following symlinks, cut to `len`
     /// and appended to; the hasher continues from its state (if the bytes

@@ -168,10 +168,7 @@ pub async fn send<S>(mut stream: S, code: &Code, prepared: Prepared, opts: SendO
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Prepared { payload, source } = prepared;
     let (session, leftover) = conn::handshake(&mut stream, Role::Accepter, code, local_capabilities(opts.cascade)).await?;
-    let zstd_ok = session.agreed.zstd;
-    let config = SenderConfig::agreed(&session.agreed);
     let (rd, wr) = tokio::io::split(stream);
     // Buffered, so the small frame-header reads do not each cost a syscall.
     let rd = tokio::io::BufReader::with_capacity(64 * 1024, std::io::Cursor::new(leftover).chain_reader(rd));
@@ -180,7 +177,54 @@ where
     let watch = IdleWatch::new(&session.agreed, Side::Sender, opts.idle_timeout);
     let (ctl_tx, ctl_rx) = mpsc::channel(INCOMING);
     let reader = tokio::spawn(reader_task(rd, session.opener, ctl_tx, watch));
-    let (out, writer) = Outbound::start(wr, session.sealer, &session.agreed, opts.idle_timeout);
+    let r = drive(wr, session.agreed, session.sealer, ctl_rx, prepared, opts, ui).await;
+    reader.abort();
+    r
+}
+
+/// Writes `prepared` as the records of a sealed file (PROTOCOL.md §13.5)
+/// to `w`, after its header, which the caller wrote: the same machine and
+/// file pipeline as a live transfer, in constant memory. The receiver's
+/// answers are the ones every receiver gives (Accept, Ready, DoneAck).
+pub async fn send_sealed<W>(
+    w: W,
+    sealer: pqdrop_proto::record::RecordSealer,
+    prepared: Prepared,
+    opts: SendOptions,
+    ui: Arc<dyn SendUi>,
+) -> Result<SendReport>
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (ctl_tx, ctl_rx) = mpsc::channel(INCOMING);
+    for m in [TransferMsg::Accept, TransferMsg::Ready, TransferMsg::DoneAck] {
+        let mut pt = Vec::new();
+        m.encode(&mut pt);
+        ctl_tx.try_send(Incoming::Record(pt)).map_err(|_| Error::Bug("the sealed file's answers do not fit".into()))?;
+    }
+    drop(ctl_tx);
+    let opts = SendOptions { identity: None, ..opts };
+    drive(w, pqdrop_proto::sealed::AGREED, sealer, ctl_rx, prepared, opts, ui).await
+}
+
+/// The transfer after the handshake: records out to `wr`, the receiver's
+/// records in from `ctl`.
+async fn drive<W>(
+    wr: W,
+    agreed: pqdrop_proto::msg::Agreed,
+    sealer: pqdrop_proto::record::RecordSealer,
+    ctl_rx: mpsc::Receiver<Incoming>,
+    prepared: Prepared,
+    opts: SendOptions,
+    ui: Arc<dyn SendUi>,
+) -> Result<SendReport>
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let Prepared { payload, source } = prepared;
+    let zstd_ok = agreed.zstd;
+    let config = SenderConfig::agreed(&agreed);
+    let (out, writer) = Outbound::start(wr, sealer, &agreed, opts.idle_timeout);
     let logic = tokio::task::spawn_blocking(move || {
         let offer = match (&payload, &source) {
             (_, Some(s)) => Offer { kind: OfferKind::Files, files: s.files, dirs: s.dirs, bytes: s.bytes, preview: s.preview.clone() },
@@ -211,7 +255,6 @@ where
     });
     let result = logic.await.map_err(|e| Error::Bug(format!("the sender thread failed: {e}").into()))?;
     let w = writer.await.map_err(|e| Error::Bug(format!("the writer task failed: {e}").into()))?;
-    reader.abort();
     let report = result?;
     w?;
     Ok(report)

@@ -174,7 +174,8 @@ where
     let (session, leftover) = conn::handshake(&mut stream, Role::Requester, code, local_capabilities(opts.cascade)).await?;
     let (rd, wr) = tokio::io::split(stream);
     let rd = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(leftover), rd);
-    drive(rd, wr, session.agreed, session.sealer, session.opener, opts, ui, false).await
+    let records = Records { agreed: session.agreed, sealer: session.sealer, opener: session.opener, to_the_end: false };
+    drive(rd, wr, records, opts, ui).await
 }
 
 /// Receives what a sealed file holds (PROTOCOL.md §13.5): `rd` reads the
@@ -191,7 +192,8 @@ where
         &zeroize::Zeroizing::new([0u8; 32]),
     )?;
     let sealer = pqdrop_proto::record::RecordSealer::new(unused);
-    drive(rd, tokio::io::sink(), pqdrop_proto::sealed::AGREED, sealer, opener, opts, ui, true).await.map_err(|e| match e {
+    let records = Records { agreed: pqdrop_proto::sealed::AGREED, sealer, opener, to_the_end: true };
+    drive(rd, tokio::io::sink(), records, opts, ui).await.map_err(|e| match e {
         Error::PeerGone(_) => Error::Damaged("it ends in the middle (cut short)".into()),
         Error::Proto(_) => Error::Damaged("a part of it failed authentication (changed, reordered or cut)".into()),
         Error::PeerViolation(why) => Error::Damaged(why),
@@ -199,23 +201,24 @@ where
     })
 }
 
-/// The transfer after the handshake: records in from `rd`, replies out to `wr`.
-async fn drive<R, W>(
-    rd: R,
-    wr: W,
+/// The record layer of one transfer: what was agreed and both directions.
+struct Records {
     agreed: pqdrop_proto::msg::Agreed,
     sealer: pqdrop_proto::record::RecordSealer,
     opener: RecordOpener,
-    opts: ReceiveOptions,
-    ui: Arc<dyn ReceiveUi>,
+    /// A sealed file: its final record and its end must follow the transfer.
     to_the_end: bool,
-) -> Result<ReceiveReport>
+}
+
+/// The transfer after the handshake: records in from `rd`, replies out to `wr`.
+async fn drive<R, W>(rd: R, wr: W, records: Records, opts: ReceiveOptions, ui: Arc<dyn ReceiveUi>) -> Result<ReceiveReport>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     // Without KeepAlive from the sender, its silence is bounded by the
     // longer legacy limit (PROTOCOL.md §8).
+    let Records { agreed, sealer, opener, to_the_end } = records;
     let mut watch = IdleWatch::new(&agreed, Side::Receiver, opts.idle_timeout);
     let config = ReceiverConfig { max_entries: opts.max_entries, ..ReceiverConfig::agreed(&agreed) };
     // Buffered, so the small frame-header reads do not each cost a syscall.

@@ -31,8 +31,14 @@ fn path(name: &str) -> String {
 /// The transfer inside: a folder, a file in it, and Done.
 fn transfer() -> Vec<TransferMsg<'static>> {
     let dir = Entry { index: 0, kind: EntryKind::Dir, path: b"d".to_vec(), size: 0, executable: false, mtime: MTIME };
-    let file =
-        Entry { index: 1, kind: EntryKind::File, path: b"d/hello.txt".to_vec(), size: CONTENT.len() as u64, executable: false, mtime: MTIME };
+    let file = Entry {
+        index: 1,
+        kind: EntryKind::File,
+        path: b"d/hello.txt".to_vec(),
+        size: CONTENT.len() as u64,
+        executable: false,
+        mtime: MTIME,
+    };
     vec![
         TransferMsg::Offer(Offer { kind: OfferKind::Files, files: 1, dirs: 1, bytes: CONTENT.len() as u64, preview: vec![b"d".to_vec()] }),
         TransferMsg::Entry(dir),

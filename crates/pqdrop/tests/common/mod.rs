@@ -30,6 +30,7 @@
 #![allow(dead_code)]
 
 pub mod terminal;
+pub mod users;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -171,6 +172,7 @@ impl Harness {
             stdin: StdinSpec::Null,
             detach_terminal: false,
             nofile: None,
+            cwd: None,
         }
     }
 
@@ -210,9 +212,16 @@ pub struct Spawn {
     stdin: StdinSpec,
     detach_terminal: bool,
     nofile: Option<u64>,
+    cwd: Option<PathBuf>,
 }
 
 impl Spawn {
+    /// Runs the child in `dir`.
+    pub fn current_dir(mut self, dir: &Path) -> Spawn {
+        self.cwd = Some(dir.to_path_buf());
+        self
+    }
+
     /// Appends one argument.
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Spawn {
         self.args.push(a.as_ref().to_owned());
@@ -277,6 +286,9 @@ impl Spawn {
         }
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]);
+        if let Some(d) = &self.cwd {
+            cmd.current_dir(d);
+        }
         for k in &self.env_remove {
             cmd.env_remove(k);
         }

@@ -16,6 +16,7 @@
 
 pub mod conn;
 mod error;
+pub mod link;
 /// Entry names: validation, escaping, collisions (pure rules of the protocol core).
 pub use pqdrop_proto::transfer::names;
 pub mod receive;

@@ -508,3 +508,109 @@ mod tests {
         assert!(!format!("{id:?}").contains("seed"), "no secret in Debug");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Linking a device (PROTOCOL.md §13.6): the seed moves inside a
+// code-authenticated session, boxed once more to a key of index 1.
+
+/// Transfer message type of the new device's request: a fresh X25519 key.
+pub const LINK_REQUEST: u64 = 32;
+/// Transfer message type of the old device's answer: its seed-exchange
+/// public key and the boxed seed.
+pub const LINK_SEED: u64 = 33;
+/// Length of the boxed seed: the seed and a Poly1305 tag.
+pub const LINK_BOX_LEN: usize = KEY_LEN + 16;
+
+/// `HKDF-SHA256(salt = exporter, ikm = X25519 secret, info = "pqdrop link v1" || N || P1, L = 32)`.
+fn link_key(dh: &[u8; 32], exporter: &[u8; 32], n: &[u8; 32], p1: &[u8; 32]) -> Result<AeadKey> {
+    let mut k = Zeroizing::new([0u8; 32]);
+    crate::primitives::hkdf_sha256(exporter, dh, &[b"pqdrop link v1", n, p1], &mut k[..])?;
+    AeadKey::new(AeadAlg::ChaCha20Poly1305, &k[..])
+}
+
+/// Encodes LinkRequest: `IxiVarUInt(32) || IxiBytes[32](N)`.
+pub fn link_request(n_public: &[u8; 32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(34);
+    crate::codec::put_varuint(&mut out, LINK_REQUEST);
+    crate::codec::put_bytes(&mut out, n_public);
+    out
+}
+
+/// Reads a LinkRequest (and nothing after it): the new device's key.
+pub fn parse_link_request(b: &[u8]) -> Result<[u8; 32]> {
+    let mut r = crate::codec::Reader::new(b);
+    if r.varuint("message type")? != LINK_REQUEST {
+        return Err(Error::Decode { what: "link request", why: "the other side is not joining an identity" });
+    }
+    let n = r.array("link request key")?;
+    r.finish("link request")?;
+    Ok(n)
+}
+
+/// The old device's answer to a LinkRequest with key `n_public`, in a
+/// session with `exporter`: LinkSeed = `IxiVarUInt(33) || IxiBytes[32](P1)
+/// || IxiBytes[48](ChaCha20-Poly1305(k, 0^12, seed, aad = ""))`, where P1 is
+/// the seed-exchange public key and `k` [`link_key`] of `X25519(key 1, N)`.
+pub fn link_seed(id: &Identity, n_public: &[u8; 32], exporter: &[u8; 32]) -> Result<Zeroizing<Vec<u8>>> {
+    let p1 = id.public.seed_exchange;
+    let dh = Zeroizing::new(crate::primitives::x25519_checked(id.keys.seed_exchange_private.as_bytes(), n_public)?);
+    let mut boxed = Zeroizing::new(id.seed.as_bytes().to_vec());
+    let tag = link_key(&dh, exporter, n_public, &p1)?.seal_in_place([0; 12], &[], &mut boxed[..])?;
+    boxed.extend_from_slice(&tag);
+    let mut out = Zeroizing::new(Vec::with_capacity(2 + 33 + 1 + LINK_BOX_LEN));
+    crate::codec::put_varuint(&mut out, LINK_SEED);
+    crate::codec::put_bytes(&mut out, &p1);
+    crate::codec::put_bytes(&mut out, &boxed);
+    Ok(out)
+}
+
+/// The new device: opens LinkSeed with its fresh key `n_secret` and checks
+/// that the seed derives the seed-exchange public key that came with it.
+pub fn open_link_seed(b: &[u8], n_secret: &[u8; 32], exporter: &[u8; 32]) -> Result<Identity> {
+    let mut r = crate::codec::Reader::new(b);
+    if r.varuint("message type")? != LINK_SEED {
+        return Err(Error::Decode { what: "link answer", why: "the other side is not linking an identity" });
+    }
+    let p1: [u8; 32] = r.array("link seed-exchange key")?;
+    let boxed = r.bytes("link box", LINK_BOX_LEN)?;
+    r.finish("link answer")?;
+    if boxed.len() != LINK_BOX_LEN {
+        return Err(Error::Decode { what: "link box", why: "a boxed seed is 48 bytes" });
+    }
+    let n_public = crate::primitives::x25519_base(n_secret);
+    let dh = Zeroizing::new(crate::primitives::x25519_checked(n_secret, &p1)?);
+    let mut seed = Zeroizing::new(boxed.to_vec());
+    let len = link_key(&dh, exporter, &n_public, &p1)?.open_in_place([0; 12], &[], &mut seed[..])?;
+    let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+    bytes.copy_from_slice(&seed[..len]);
+    let id = Identity::from_seed(Seed::from_bytes(*bytes))?;
+    if !crate::primitives::ct_eq(&id.public.seed_exchange, &p1) {
+        return Err(Error::Violation("the seed received does not derive the seed-exchange key it came with".into()));
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn a_linked_seed_arrives_only_under_its_session_and_key() {
+        let old = Identity::from_seed(Seed::from_bytes([5; 32])).unwrap();
+        let n = [3u8; 32];
+        let n_pub = crate::primitives::x25519_base(&n);
+        assert_eq!(parse_link_request(&link_request(&n_pub)).unwrap(), n_pub);
+        let msg = link_seed(&old, &n_pub, &[4; 32]).unwrap();
+        let new = open_link_seed(&msg, &n, &[4; 32]).unwrap();
+        assert_eq!(new.public(), old.public());
+        // Another session, another key, a changed byte: refused.
+        assert!(open_link_seed(&msg, &n, &[9; 32]).is_err());
+        assert!(open_link_seed(&msg, &[6; 32], &[4; 32]).is_err());
+        for i in [2, 20, msg.len() - 1] {
+            let mut t = msg.to_vec();
+            t[i] ^= 1;
+            assert!(open_link_seed(&t, &n, &[4; 32]).is_err(), "byte {i}");
+        }
+        assert!(parse_link_request(&msg).is_err());
+    }
+}

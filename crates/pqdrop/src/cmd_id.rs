@@ -36,6 +36,31 @@ enum IdCommand {
     Export(ExportArgs),
     /// Restore an identity from a recovery phrase or hex on standard input.
     Import(ImportArgs),
+    /// Give this identity to a new device of yours (prints a code).
+    Link(LinkArgs),
+    /// Take the identity of your other device (with the code `id link` printed).
+    Join(JoinArgs),
+}
+
+#[derive(Debug, Args)]
+struct LinkArgs {
+    /// Use your own code instead of a generated one.
+    #[arg(long, value_name = "CODE")]
+    code: Option<String>,
+    #[command(flatten)]
+    unlock: UnlockArgs,
+    #[command(flatten)]
+    net: crate::common::NetArgs,
+}
+
+#[derive(Debug, Args)]
+struct JoinArgs {
+    /// The code from `pqdrop id link` (default: $PQDROP_CODE, else a prompt).
+    code: Option<String>,
+    #[command(flatten)]
+    protect: Protect,
+    #[command(flatten)]
+    net: crate::common::NetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +167,29 @@ pub fn run(args: IdArgs) -> anyhow::Result<()> {
             };
             print_stdout(&text)
         }
+        IdCommand::Link(a) => {
+            let (id, _) = store::load_identity(&path, &a.unlock.unlock())?;
+            let code = match &a.code {
+                Some(c) => Some(pqdrop_proto::code::Code::parse(c).map_err(|e| crate::common::Usage(format!("--code: {e}")))?),
+                None => None,
+            };
+            let route = a.net.route()?;
+            runtime()?.block_on(crate::common::until_interrupted("old device", link(&id, code, &route)))
+        }
+        IdCommand::Join(a) => {
+            let code = crate::cmd_receive::read_code(a.code.as_deref())?;
+            // Before anyone waits: no identity is replaced without --force,
+            // and the new one's passphrase is chosen now.
+            let (exists, pass) = prepare_store(&path, &a.protect)?;
+            let route = a.net.route()?;
+            let id = runtime()?.block_on(crate::common::until_interrupted("new device", async {
+                let lan = std::time::Duration::from_secs(60);
+                Ok(pqdrop_engine::link::join(&route, &code, lan, |_| say!("Looking for your other device...")).await?)
+            }))?;
+            store_with(&path, &id, exists, pass)?;
+            say!("Joined the identity {}. Check that your other device shows the same.", id.public().fingerprint());
+            Ok(())
+        }
         IdCommand::Import(a) => {
             let seed = read_backup(a.format)?;
             let id = Identity::from_seed(seed).context("deriving the identity")?;
@@ -247,9 +295,42 @@ fn read_backup(format: Option<Format>) -> anyhow::Result<Seed> {
     }
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// `pqdrop id link`: shows a code, then gives the identity to the device
+/// that joins with it.
+async fn link(id: &Identity, code: Option<pqdrop_proto::code::Code>, route: &crate::common::Route) -> anyhow::Result<()> {
+    let allocate = code.is_none();
+    let code = match code {
+        Some(c) => c,
+        None => pqdrop_proto::code::Code::generate(pqdrop_proto::code::DEFAULT_WORDS, &mut rand_core::OsRng)?,
+    };
+    let fp = id.public().fingerprint();
+    pqdrop_engine::link::offer(route, &code, allocate, id, |c, _| {
+        let relay = match route {
+            crate::common::Route::Relay(r) => format!("--relay {r} "),
+            crate::common::Route::Lan(_) => String::new(),
+        };
+        say!("On your new device, run:\n\n    pqdrop id join {relay}{}\n", &*c.expose());
+        say!("It must then show {fp}. Waiting for it...");
+    })
+    .await?;
+    say!("Linked: your new device now holds the identity {fp}.");
+    Ok(())
+}
+
 /// Seals `id` and puts it at `path`: folder 0700, file 0600 from its first
 /// byte, written in full and synced under a temporary name, then renamed.
 fn store(path: &Path, id: &Identity, p: &Protect) -> anyhow::Result<()> {
+    let (exists, pass) = prepare_store(path, p)?;
+    store_with(path, id, exists, pass)
+}
+
+/// Before a new identity is made: refuses to replace one without `--force`,
+/// and gets the passphrase. Returns whether one exists, and the passphrase.
+fn prepare_store(path: &Path, p: &Protect) -> anyhow::Result<(bool, Option<Zeroizing<String>>)> {
     let dir = path.parent().context("the identity path has no folder")?;
     make_private_dir(dir)?;
     let exists = path.symlink_metadata().is_ok();
@@ -259,7 +340,12 @@ fn store(path: &Path, id: &Identity, p: &Protect) -> anyhow::Result<()> {
             path.display()
         );
     }
-    let pass = passphrase_for_sealing(p)?;
+    Ok((exists, passphrase_for_sealing(p)?))
+}
+
+/// Writes `id` as [`prepare_store`] decided.
+fn store_with(path: &Path, id: &Identity, exists: bool, pass: Option<Zeroizing<String>>) -> anyhow::Result<()> {
+    let dir = path.parent().context("the identity path has no folder")?;
     let protection = if pass.is_some() { Protection::Passphrase(KdfCost::DEFAULT) } else { Protection::None };
     let sealed = identity::seal_file(id.seed(), protection, pass.as_ref().map(|s| s.as_bytes()), &mut rand_core::OsRng)
         .context("sealing the identity")?;

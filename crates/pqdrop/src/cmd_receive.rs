@@ -230,7 +230,7 @@ impl ReceiveUi for Ui {
 }
 
 /// Reads the code: argument, then $PQDROP_CODE, then a prompt with completion.
-fn read_code(arg: Option<&str>) -> anyhow::Result<Code> {
+pub(crate) fn read_code(arg: Option<&str>) -> anyhow::Result<Code> {
     if let Some(c) = arg {
         return Code::parse(c).map_err(|e| crate::common::Usage(format!("the code: {e}")).into());
     }

@@ -278,6 +278,19 @@ pub async fn send_to(
     ui: Arc<dyn SendUi>,
     on_ready: impl FnOnce(&Code, crate::transport::Waiting),
 ) -> Result<SendReport> {
+    let (stream, code) = rendezvous_as_accepter(route, code, allocate, on_ready).await?;
+    send(stream, &code, prepared, opts, ui).await
+}
+
+/// The accepter's side of the rendezvous (the side that made the code):
+/// the stream to the other side and the code as the relay numbered it.
+/// `on_ready` as for [`send_to`].
+pub(crate) async fn rendezvous_as_accepter(
+    route: &crate::transport::Route,
+    code: &Code,
+    allocate: bool,
+    on_ready: impl FnOnce(&Code, crate::transport::Waiting),
+) -> Result<(tokio::net::TcpStream, Code)> {
     let nameplate = *code.nameplate();
     let request = if allocate { crate::transport::Request::Allocate } else { crate::transport::Request::Claim };
     let mut on_ready = Some(on_ready);
@@ -301,7 +314,7 @@ pub async fn send_to(
             c
         }
     };
-    send(stream, &code, prepared, opts, ui).await
+    Ok((stream, code))
 }
 
 /// `code` under nameplate `np` (as the relay gave it).

@@ -11,6 +11,8 @@ checks the Rust implementation against:
     contact book     = "PQDROPCB" || 01 00 00 00 || nonce(12) || ChaCha20-Poly1305(book key, nonce, plaintext, aad = first 24 bytes)
     plaintext        = IxiVarUInt(n) || n x (IxiBytes(name) || IxiBytes(identity) || IxiVarUInt(added) || IxiVarUInt(source))
     safety number    = 12 groups of 5 digits from SHA-512("pqdrop safety number v1" || lo || hi)
+    LinkSeed         = 0x21 || IxiBytes(P1) || IxiBytes(ChaCha20-Poly1305(k, 0^12, seed)),
+                       k = HKDF-SHA256(salt = exporter, ikm = X25519(key 1, N), info = "pqdrop link v1" || N || P1)
 
 Usage:
     python3 scripts/contacts_crosscheck.py            # compare vectors/contacts.json with a fresh computation
@@ -81,6 +83,22 @@ def safety_number(a: bytes, b: bytes) -> str:
     return " ".join(f"{int.from_bytes(d[5 * i : 5 * i + 5], 'big') % 100000:05d}" for i in range(12))
 
 
+def link_seed(seed: bytes, n_secret: bytes, exporter: bytes) -> tuple[bytes, bytes]:
+    """LinkRequest and LinkSeed (PROTOCOL.md §13.6) for a fixed new-device key and session exporter."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives import serialization
+
+    n_pub = X25519PrivateKey.from_private_bytes(n_secret).public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    k1 = idx.key(seed, 1)
+    p1 = idx.x25519_public(k1)
+    dh = X25519PrivateKey.from_private_bytes(k1).exchange(X25519PublicKey.from_public_bytes(n_pub))
+    k = HKDF(algorithm=hashes.SHA256(), length=32, salt=exporter, info=b"pqdrop link v1" + n_pub + p1).derive(dh)
+    boxed = ChaCha20Poly1305(k).encrypt(bytes(12), seed, b"")
+    return varuint(32) + ixibytes(n_pub), varuint(33) + ixibytes(p1) + ixibytes(boxed)
+
+
 def compute() -> dict:
     owner = public_identity(OWNER)
     full = book(OWNER, CONTACTS, NONCE)
@@ -96,6 +114,13 @@ def compute() -> dict:
         "empty_book": book(OWNER, [], NONCE).hex(),
         "identity_message_of_owner_sha256": hashlib.sha256(b"\x13" + ixibytes(owner)).hexdigest(),
         "identity_message_prefix": (b"\x13" + varuint(len(owner))).hex(),
+        "link": {
+            "seed": OWNER.hex(),
+            "new_device_secret": (b"\x03" * 32).hex(),
+            "exporter": (b"\x04" * 32).hex(),
+            "request": link_seed(OWNER, b"\x03" * 32, b"\x04" * 32)[0].hex(),
+            "answer": link_seed(OWNER, b"\x03" * 32, b"\x04" * 32)[1].hex(),
+        },
         "safety_numbers": [
             {"a": OWNER.hex(), "b": s.hex(), "safety_number": safety_number(owner, public_identity(s))} for _, s, _, _ in CONTACTS
         ],
@@ -117,7 +142,7 @@ def main() -> int:
         print(f"MISMATCH {k}")
     if bad:
         return 1
-    print("contact vectors: the book, the Identity message and the safety numbers match an independent computation")
+    print("contact vectors: the book, the Identity message, the safety numbers and linking match an independent computation")
     return 0
 
 

@@ -4,7 +4,7 @@
 //! Identity transfer message and safety numbers (PROTOCOL.md §8, §13.4).
 
 use pqdrop_proto::contacts::{open_book, safety_number, seal_book_with, Book, Contact, ContactName, Source};
-use pqdrop_proto::identity::Identity;
+use pqdrop_proto::identity::{self, Identity};
 use pqdrop_proto::internal::primitives::sha256;
 use pqdrop_proto::keys::Seed;
 use pqdrop_proto::transfer::TransferMsg;
@@ -55,6 +55,17 @@ fn rust_matches_the_independent_vectors() {
     TransferMsg::Identity { public: &owner.public().to_bytes() }.encode(&mut msg);
     assert_eq!(hex::encode(&msg[..4]), s(&doc, "identity_message_prefix"));
     assert_eq!(hex::encode(sha256(&[&msg])), s(&doc, "identity_message_of_owner_sha256"));
+
+    // Linking a device (PROTOCOL.md §13.6).
+    let link = &doc["link"];
+    let arr = |k: &str| -> [u8; 32] { hex::decode(s(link, k)).unwrap().try_into().unwrap() };
+    let (n, exporter) = (arr("new_device_secret"), arr("exporter"));
+    let old = identity(s(link, "seed"));
+    let n_pub = pqdrop_proto::internal::primitives::x25519_base(&n);
+    assert_eq!(hex::encode(identity::link_request(&n_pub)), s(link, "request"));
+    let answer = identity::link_seed(&old, &n_pub, &exporter).unwrap();
+    assert_eq!(hex::encode(&answer[..]), s(link, "answer"));
+    assert_eq!(identity::open_link_seed(&hex::decode(s(link, "answer")).unwrap(), &n, &exporter).unwrap().public(), old.public());
 
     for v in doc["safety_numbers"].as_array().expect("safety numbers") {
         let (a, b) = (identity(s(v, "a")), identity(s(v, "b")));

@@ -184,3 +184,113 @@ fn a_passphrase_protected_identity_shares_without_asking_and_saves_with_its_pass
     f.assert_code(exit::OK);
     assert!(f.stdout_text().contains("\"name\":\"bob\""), "{}", f.stdout_text());
 }
+
+/// `pqdrop id link` on the old device and `pqdrop id join` on the new one.
+fn link(h: &Harness, old: &User, new: &User, code: &str, join_extra: &[&str]) -> [common::Finished; 2] {
+    let mut o = h
+        .command("id")
+        .args(["link", "--code", code])
+        .args(h_route(h))
+        .env("XDG_CONFIG_HOME", old.config.path())
+        .without_terminal()
+        .spawn("old device");
+    let mut n = h
+        .command("id")
+        .args(["join", "--no-passphrase"])
+        .args(join_extra)
+        .args(h_route(h))
+        .arg(code)
+        .env("XDG_CONFIG_HOME", new.config.path())
+        .without_terminal()
+        .spawn("new device");
+    common::wait_all([&mut o, &mut n], WAIT)
+}
+
+fn h_route(h: &Harness) -> Vec<String> {
+    match h.relay_addr() {
+        Some(a) => vec!["--relay".into(), a.to_string()],
+        None => vec!["--lan-bind".into(), "127.0.0.1".into()],
+    }
+}
+
+fn link_gives_the_same_identity(net: Net) {
+    let h = Harness::new(net);
+    let (laptop, phone) = (User::new(), User::new());
+    laptop.ok(&h, &["id", "init", "--no-passphrase"]);
+    let [o, n] = link(&h, &laptop, &phone, "51-lemon-tiger", &[]);
+    o.assert_code(exit::OK);
+    n.assert_code(exit::OK);
+    let fp = laptop.fingerprint(&h);
+    assert_eq!(phone.fingerprint(&h), fp);
+    assert!(o.stderr.contains(&format!("It must then show {fp}")), "{}", o.stderr);
+    assert!(n.stderr.contains(&format!("Joined the identity {fp}")), "{}", n.stderr);
+    // The same seed: export agrees, and the file is private.
+    assert_eq!(laptop.ok(&h, &["id", "export", "--format", "hex"]).0, phone.ok(&h, &["id", "export", "--format", "hex"]).0);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(phone.dir().join("identity")).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn lan_link_gives_the_same_identity() {
+    link_gives_the_same_identity(Net::Lan);
+}
+
+#[test]
+fn relay_link_gives_the_same_identity() {
+    link_gives_the_same_identity(Net::Relay);
+}
+
+#[test]
+fn join_keeps_an_existing_identity_and_refuses_what_is_not_a_link() {
+    let h = Harness::new(Net::Lan);
+    let (laptop, phone) = (User::new(), User::new());
+    laptop.ok(&h, &["id", "init", "--no-passphrase"]);
+    phone.ok(&h, &["id", "init", "--no-passphrase"]);
+    let before = phone.fingerprint(&h);
+    // An identity is never replaced without --force, and that is said before any wait.
+    let f = phone.run(&h, &["id", "join", "--no-passphrase", "52-lemon-tiger"]);
+    assert_ne!(f.code(), Some(exit::OK));
+    assert!(f.stderr.contains("an identity exists already"), "{}", f.stderr);
+    // With --force it is replaced, and the old one kept beside it.
+    let [o, n] = link(&h, &laptop, &phone, "53-lemon-tiger", &["--force"]);
+    o.assert_code(exit::OK);
+    n.assert_code(exit::OK);
+    assert_eq!(phone.fingerprint(&h), laptop.fingerprint(&h));
+    assert_ne!(before, laptop.fingerprint(&h));
+    assert!(std::fs::read_dir(phone.dir()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("identity.replaced-")));
+
+    // `id join` against a sender of files: a clear refusal on both sides, no identity written.
+    let fresh = User::new();
+    let src = temp_dir("pqdrop-src-");
+    std::fs::write(src.path().join("a.txt"), "x").unwrap();
+    let mut s = h.send().args(["--code", "54-lemon-tiger"]).arg(src.path().join("a.txt")).without_terminal().spawn("sender");
+    let mut n = h
+        .command("id")
+        .args(["join", "--no-passphrase", "--lan-bind", "127.0.0.1", "54-lemon-tiger"])
+        .env("XDG_CONFIG_HOME", fresh.config.path())
+        .without_terminal()
+        .spawn("new device");
+    let [s, n] = common::wait_all([&mut s, &mut n], WAIT);
+    assert_ne!(n.code(), Some(exit::OK));
+    assert!(n.stderr.contains("not linking an identity"), "{}", n.stderr);
+    assert_ne!(s.code(), Some(exit::OK));
+    assert!(!fresh.dir().join("identity").exists());
+
+    // A wrong code: nothing moves.
+    let mut o = h
+        .command("id")
+        .args(["link", "--code", "55-lemon-tiger", "--lan-bind", "127.0.0.1"])
+        .env("XDG_CONFIG_HOME", laptop.config.path())
+        .without_terminal()
+        .spawn("old");
+    let mut n = h
+        .command("id")
+        .args(["join", "--no-passphrase", "--lan-bind", "127.0.0.1", "55-lemon-tigers"])
+        .env("XDG_CONFIG_HOME", fresh.config.path())
+        .without_terminal()
+        .spawn("new");
+    let [o, n] = common::wait_all([&mut o, &mut n], WAIT);
+    o.assert_code(exit::WRONG_CODE);
+    n.assert_code(exit::WRONG_CODE);
+    assert!(!fresh.dir().join("identity").exists());
+}

@@ -296,6 +296,21 @@ pub fn seal_book_with(book: &Book, state_ikm: &[u8; 32], nonce: [u8; 12]) -> Res
     Ok(out)
 }
 
+/// Seals raw `plaintext` as a book body, so tests and fuzzing reach the
+/// decoder behind the tag.
+#[cfg(feature = "testing")]
+pub fn seal_plaintext(plaintext: &[u8], state_ikm: &[u8; 32], nonce: [u8; 12]) -> Result<Vec<u8>> {
+    let mut body = plaintext.to_vec();
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + 16);
+    out.extend_from_slice(BOOK_MAGIC);
+    out.extend_from_slice(&[BOOK_VERSION, 0, 0, 0]);
+    out.extend_from_slice(&nonce);
+    let tag = book_key(state_ikm)?.seal_in_place(nonce, &out[..HEADER_LEN], &mut body[..])?;
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
 /// Opens a contact book sealed under `state_ikm`. A book of another
 /// identity, a changed byte and a cut file are all refused.
 pub fn open_book(file: &[u8], state_ikm: &[u8; 32]) -> Result<Book> {

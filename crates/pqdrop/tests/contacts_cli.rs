@@ -294,3 +294,53 @@ fn join_keeps_an_existing_identity_and_refuses_what_is_not_a_link() {
     n.assert_code(exit::WRONG_CODE);
     assert!(!fresh.dir().join("identity").exists());
 }
+
+#[test]
+fn at_a_terminal_the_receiver_is_asked_whether_to_save_the_sender() {
+    use common::terminal::{shell_quote, Terminal};
+    let h = Harness::new(Net::Relay);
+    let (alice, bob) = (User::new(), User::new());
+    alice.ok(&h, &["id", "init", "--no-passphrase"]);
+    bob.ok(&h, &["id", "init", "--no-passphrase"]);
+    let src = temp_dir("pqdrop-src-");
+    std::fs::write(src.path().join("a.txt"), "x").unwrap();
+    let out = temp_dir("pqdrop-out-");
+    let relay = h.relay_addr().expect("relay").to_string();
+    for (code, answer, saved) in [("61-lemon-tiger", "", false), ("62-lemon-tiger", "Alice Doe", true)] {
+        let mut s = h
+            .send()
+            .args(["--code", code])
+            .arg(src.path().join("a.txt"))
+            .env("XDG_CONFIG_HOME", alice.config.path())
+            .without_terminal()
+            .spawn("sender");
+        let cmd = [common::BIN, "receive", "--relay", &relay, "--yes", "--overwrite", "-o", path_str(out.path()), code];
+        let line = cmd.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ");
+        let envs: [(&str, &std::ffi::OsStr); 2] = [("XDG_CONFIG_HOME", bob.config.path().as_os_str()), ("NO_COLOR", "1".as_ref())];
+        let mut t = Terminal::spawn(&line, &envs, &["PQDROP_RELAY", "PQDROP_CODE"], std::time::Duration::from_secs(60));
+        t.wait_for("as a contact? Type a name, or press Enter to skip", 1);
+        t.type_text(&format!("{answer}\n"));
+        let (rc, shown) = t.finish();
+        assert_eq!(rc, Some(0), "{shown}");
+        s.wait(WAIT).assert_code(exit::OK);
+        let (list, _) = bob.ok(&h, &["contacts", "list", "--json"]);
+        assert_eq!(list.contains("\"name\":\"Alice Doe\""), saved, "{list}\n{shown}");
+    }
+    // Now a contact: no question, and the offer names her.
+    let mut s = h
+        .send()
+        .args(["--code", "63-lemon-tiger"])
+        .arg(src.path().join("a.txt"))
+        .env("XDG_CONFIG_HOME", alice.config.path())
+        .without_terminal()
+        .spawn("sender");
+    let cmd = [common::BIN, "receive", "--relay", &relay, "--yes", "--overwrite", "-o", path_str(out.path()), "63-lemon-tiger"];
+    let line = cmd.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ");
+    let envs: [(&str, &std::ffi::OsStr); 2] = [("XDG_CONFIG_HOME", bob.config.path().as_os_str()), ("NO_COLOR", "1".as_ref())];
+    let t = Terminal::spawn(&line, &envs, &["PQDROP_RELAY", "PQDROP_CODE"], std::time::Duration::from_secs(60));
+    let (rc, shown) = t.finish();
+    assert_eq!(rc, Some(0), "{shown}");
+    assert!(shown.contains("The sender is your contact Alice Doe"), "{shown}");
+    assert!(!shown.contains("as a contact?"), "{shown}");
+    s.wait(WAIT).assert_code(exit::OK);
+}

@@ -46,6 +46,8 @@ mod store;
     after_help = "Examples:\n  \
         pqdrop send photo.jpg                 # prints a code such as 7-lemon-tiger\n  \
         pqdrop receive 7-lemon-tiger          # on the other computer\n  \
+        pqdrop send --save-contact bob f.pdf  # and save the receiver as a contact\n  \
+        pqdrop seal --to bob f.pdf            # a file only bob can open: pqdrop open f.pdf.pqdrop\n  \
         pqdrop relay --listen 0.0.0.0:4733    # self-hosted relay\n  \
         pqdrop completions bash > ~/.local/share/bash-completion/completions/pqdrop\n\n\
 Exit codes: 0 ok, 1 other error, 2 usage, 3 wrong code, 4 refused by the receiver,\n\
@@ -64,6 +66,14 @@ enum Command {
     Send(cmd_send::SendArgs),
     /// Receive with a code.
     Receive(cmd_receive::ReceiveArgs),
+    /// Write files into one encrypted file that only a contact can open.
+    Seal(cmd_seal::SealArgs),
+    /// Open a sealed file made for you.
+    Open(cmd_seal::OpenArgs),
+    /// Your identity: make it, show it, back it up, restore it, link a device.
+    Id(cmd_id::IdArgs),
+    /// People you saved after a transfer: list, show, rename, remove.
+    Contacts(cmd_contacts::ContactsArgs),
     /// Run a self-hostable relay.
     Relay(cmd_relay::RelayArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -71,14 +81,6 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Your identity: make it, show it, back it up and restore it.
-    Id(cmd_id::IdArgs),
-    /// People you saved after a transfer: list, show, rename, remove.
-    Contacts(cmd_contacts::ContactsArgs),
-    /// Write files into one encrypted file that only a contact can open.
-    Seal(cmd_seal::SealArgs),
-    /// Open a sealed file made for you.
-    Open(cmd_seal::OpenArgs),
     /// Print the man page (roff), e.g. `pqdrop man > pqdrop.1`.
     Man,
     /// Work with the deterministic key hierarchy derived from a 32-byte seed.

@@ -6,7 +6,8 @@ which derives the public identities), nothing shared with the Rust code. It
 produces vectors/contacts.json, which crates/pqdrop-proto/tests/contacts_vectors.rs
 checks the Rust implementation against:
 
-    Identity message = 0x13 || IxiBytes(public identity, 1248 bytes)
+    Identity message = 0x13 || IxiBytes(public identity, 1280 bytes) || IxiBytes(proof, 64 bytes),
+                       proof = Ed25519(key 17, "pqdrop identity proof v1" || u8(role) || transcript_hash)
     book key         = HKDF-SHA256(salt = "", ikm = state_ikm (key 3), info = "pqdrop contact book v1", L = 32)
     contact book     = "PQDROPCB" || 01 00 00 00 || nonce(12) || ChaCha20-Poly1305(book key, nonce, plaintext, aad = first 24 bytes)
     plaintext        = IxiVarUInt(n) || n x (IxiBytes(name) || IxiBytes(identity) || IxiVarUInt(added) || IxiVarUInt(source))
@@ -64,7 +65,7 @@ def ixibytes(b: bytes) -> bytes:
 
 def public_identity(seed: bytes) -> bytes:
     v = idx.vector("", seed)
-    return bytes.fromhex(v["seed_exchange_public"] + v["io_exchange_public"] + v["io_kem_public"])
+    return bytes.fromhex(v["seed_exchange_public"] + v["io_exchange_public"] + v["sign_public"] + v["io_kem_public"])
 
 
 def book(owner: bytes, contacts: list, nonce: bytes) -> bytes:
@@ -99,8 +100,18 @@ def link_seed(seed: bytes, n_secret: bytes, exporter: bytes) -> tuple[bytes, byt
     return varuint(32) + ixibytes(n_pub), varuint(33) + ixibytes(p1) + ixibytes(boxed)
 
 
+TRANSCRIPT = b"\x05" * 64  # a session's transcript hash, for the proof vector
+
+
+def identity_proof(seed: bytes, role: int, transcript: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.from_private_bytes(idx.key(seed, 17)).sign(b"pqdrop identity proof v1" + bytes([role]) + transcript)
+
+
 def compute() -> dict:
     owner = public_identity(OWNER)
+    proof = identity_proof(OWNER, 1, TRANSCRIPT)
     full = book(OWNER, CONTACTS, NONCE)
     return {
         "description": "pqdrop contact vectors (PROTOCOL.md §8 Identity message, §13.4 contact book and safety number). "
@@ -112,7 +123,9 @@ def compute() -> dict:
         "contacts": [{"name": n, "seed": s.hex(), "added": a, "source": src} for n, s, a, src in CONTACTS],
         "book": full.hex(),
         "empty_book": book(OWNER, [], NONCE).hex(),
-        "identity_message_of_owner_sha256": hashlib.sha256(b"\x13" + ixibytes(owner)).hexdigest(),
+        "identity_proof_transcript": TRANSCRIPT.hex(),
+        "identity_proof_of_owner_as_sender": proof.hex(),
+        "identity_message_of_owner_sha256": hashlib.sha256(b"\x13" + ixibytes(owner) + ixibytes(proof)).hexdigest(),
         "identity_message_prefix": (b"\x13" + varuint(len(owner))).hex(),
         "link": {
             "seed": OWNER.hex(),

@@ -9,8 +9,9 @@ crates/pqdrop-proto/tests/identity_vectors.rs checks the Rust code against.
 
     io_kem_seed = HKDF-SHA256(salt = HALVING_SALT, ikm = seed || u32_be(16), info = "seed", L = 64)
     ek          = ML-KEM-768 from the 64-byte seed io_kem_seed
+    sign_public = Ed25519 public key of the RFC 8032 seed key_17
     fingerprint = Crockford base 32 of the first 100 bits of
-                  SHA-256("pqdrop identity fingerprint v1" || seed_exchange_public || io_exchange_public || ek)
+                  SHA-256("pqdrop identity fingerprint v1" || seed_exchange_public || io_exchange_public || sign_public || ek)
     phrase      = BIP-39 English words of the 32-byte seed as entropy
     file        = the 100-byte identity file of §13.2
 
@@ -34,6 +35,7 @@ from pathlib import Path
 try:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
     from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
@@ -104,6 +106,9 @@ def identity_file(seed: bytes, passphrase: str | None) -> bytes:
 def vector(name: str, seed: bytes) -> dict:
     sx = x25519_public(key(seed, 1))
     io = x25519_public(key(seed, 2))
+    sign = Ed25519PrivateKey.from_private_bytes(key(seed, 17)).public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     kem_seed = hkdf(seed + struct.pack(">I", 16), b"seed", 64)
     ek = MLKEM768PrivateKey.from_seed_bytes(kem_seed).public_key().public_bytes_raw()
     assert len(ek) == 1184
@@ -112,9 +117,10 @@ def vector(name: str, seed: bytes) -> dict:
         "seed": seed.hex(),
         "seed_exchange_public": sx.hex(),
         "io_exchange_public": io.hex(),
+        "sign_public": sign.hex(),
         "io_kem_seed": kem_seed.hex(),
         "io_kem_public": ek.hex(),
-        "fingerprint": fingerprint(sx + io + ek),
+        "fingerprint": fingerprint(sx + io + sign + ek),
         "recovery_phrase": phrase(seed),
         "file_without_passphrase": identity_file(seed, None).hex(),
         "file_with_passphrase": identity_file(seed, PASSPHRASE).hex(),

@@ -44,7 +44,7 @@ ROOT = idx.ROOT
 RUST = ROOT / "vectors" / "sealed-rust.json"
 PYTHON = ROOT / "vectors" / "sealed-python.json"
 SALT = b"pqdrop sealed v1"
-HEADER_LEN = 12 + 32 + 1088 + 1248 + 16
+HEADER_LEN = 12 + 32 + 1088 + 1280 + 16
 
 
 class Keys:
@@ -54,7 +54,7 @@ class Keys:
         self.io_private = idx.key(seed, 2)
         self.dk = MLKEM768PrivateKey.from_seed_bytes(idx.hkdf(seed + struct.pack(">I", 16), b"seed", 64))
         v = idx.vector("", seed)
-        self.public = bytes.fromhex(v["seed_exchange_public"] + v["io_exchange_public"] + v["io_kem_public"])
+        self.public = bytes.fromhex(v["seed_exchange_public"] + v["io_exchange_public"] + v["sign_public"] + v["io_kem_public"])
         self.io_public = self.public[32:64]
 
 
@@ -117,7 +117,7 @@ def seal(sender: Keys, recipient: Keys, transfer: bytes) -> bytes:
     e = os.urandom(32)
     e_pub = X25519PrivateKey.from_private_bytes(e).public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     es = x25519(e, recipient.io_public)
-    kss, c = MLKEM768PublicKey.from_public_bytes(recipient.public[64:]).encapsulate()
+    kss, c = MLKEM768PublicKey.from_public_bytes(recipient.public[96:]).encapsulate()
     head = b"PQDROPSF" + bytes([1, 0, 0, 0]) + e_pub + c
     k_hdr = hkdf(es + kss, b"header" + e_pub + c + recipient.public)
     header = head + ChaCha20Poly1305(k_hdr).encrypt(bytes(12), sender.public, head)

@@ -34,14 +34,43 @@ pub const IO_KEM_INDEX: u32 = 16;
 
 /// Length of an encoded ML-KEM-768 encapsulation key.
 pub const MLKEM768_PUBLIC_LEN: usize = 1184;
-/// Length of an encoded public identity: two X25519 keys and the ML-KEM key.
-pub const PUBLIC_LEN: usize = 2 * KEY_LEN + MLKEM768_PUBLIC_LEN;
+/// pqdrop's index for the Ed25519 seed of the signing key, which proves
+/// in a live session that a side holds the identity it shows.
+pub const SIGN_INDEX: u32 = 17;
+
+/// Length of an encoded public identity: two X25519 keys, the Ed25519 key
+/// and the ML-KEM key.
+pub const PUBLIC_LEN: usize = 3 * KEY_LEN + MLKEM768_PUBLIC_LEN;
+/// Length of an identity proof (an Ed25519 signature).
+pub const PROOF_LEN: usize = 64;
+
+/// Which side of a session a proof is made for, so that one side's proof
+/// cannot be reflected as the other's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofRole {
+    /// The sender (the accepter of the handshake): byte 1.
+    Sender,
+    /// The receiver (the requester): byte 2.
+    Receiver,
+}
+
+fn proof_message(role: ProofRole, transcript_hash: &[u8; 64]) -> [u8; 24 + 1 + 64] {
+    let mut m = [0u8; 24 + 1 + 64];
+    m[..24].copy_from_slice(b"pqdrop identity proof v1");
+    m[24] = match role {
+        ProofRole::Sender => 1,
+        ProofRole::Receiver => 2,
+    };
+    m[25..].copy_from_slice(transcript_hash);
+    m
+}
 
 /// The keys of one identity. The private parts zeroize themselves on drop.
 pub struct Identity {
     seed: Seed,
     keys: Hierarchy,
     io_kem: MlKemDecapsulationKey,
+    signer: crate::primitives::SigningKey,
     public: PublicIdentity,
 }
 
@@ -59,6 +88,8 @@ pub struct PublicIdentity {
     pub seed_exchange: [u8; KEY_LEN],
     /// X25519 public key of index 2 (contact transfers, sealed files).
     pub io_exchange: [u8; KEY_LEN],
+    /// Ed25519 public key of index [`SIGN_INDEX`] (proofs in a session).
+    pub sign: [u8; KEY_LEN],
     /// ML-KEM-768 encapsulation key of index [`IO_KEM_INDEX`] (1184 bytes).
     pub io_kem: Vec<u8>,
 }
@@ -103,11 +134,12 @@ impl fmt::Debug for Fingerprint {
 }
 
 impl PublicIdentity {
-    /// The encoding of PROTOCOL.md §13.1: `seed_exchange || io_exchange || ek`.
+    /// The encoding of PROTOCOL.md §13.1: `seed_exchange || io_exchange || sign || ek`.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(PUBLIC_LEN);
         out.extend_from_slice(&self.seed_exchange);
         out.extend_from_slice(&self.io_exchange);
+        out.extend_from_slice(&self.sign);
         out.extend_from_slice(&self.io_kem);
         out
     }
@@ -128,14 +160,22 @@ impl PublicIdentity {
             crate::primitives::x25519_checked(&[0x5a; 32], k)
                 .map_err(|_| Error::InvalidPublicValue("a public identity's X25519 key is of low order"))?;
         }
-        let io_kem = b[2 * KEY_LEN..].to_vec();
+        let mut sign = [0u8; KEY_LEN];
+        sign.copy_from_slice(&b[2 * KEY_LEN..3 * KEY_LEN]);
+        let io_kem = b[3 * KEY_LEN..].to_vec();
         crate::primitives::mlkem768_check_encapsulation_key(&io_kem)?;
-        Ok(PublicIdentity { seed_exchange, io_exchange, io_kem })
+        Ok(PublicIdentity { seed_exchange, io_exchange, sign, io_kem })
     }
 
-    /// `SHA-256("pqdrop identity fingerprint v1" || seed_exchange || io_exchange || io_kem)`, cut to 100 bits.
+    /// Checks `proof`: the holder of this identity signed this session's
+    /// transcript hash for `role` ([`Identity::prove`]).
+    pub fn verify_proof(&self, role: ProofRole, transcript_hash: &[u8; 64], proof: &[u8]) -> Result<()> {
+        crate::primitives::ed25519_verify(&self.sign, &proof_message(role, transcript_hash), proof)
+    }
+
+    /// `SHA-256("pqdrop identity fingerprint v1" || the encoded public identity)`, cut to 100 bits.
     pub fn fingerprint(&self) -> Fingerprint {
-        let h = sha256(&[b"pqdrop identity fingerprint v1", &self.seed_exchange, &self.io_exchange, &self.io_kem]);
+        let h = sha256(&[b"pqdrop identity fingerprint v1", &self.to_bytes()]);
         let mut out = [0u8; 13];
         out.copy_from_slice(&h[..13]);
         out[12] &= 0xf0;
@@ -163,9 +203,11 @@ impl Identity {
     pub fn from_seed(seed: Seed) -> Result<Self> {
         let keys = keys::hierarchy(&seed, IDENTITY_VARIANT)?;
         let (io_kem, io_kem_public) = MlKemDecapsulationKey::from_seed(&*derive_wide(&seed, IO_KEM_INDEX)?);
+        let sign_seed = derive(&seed, IDENTITY_VARIANT, SIGN_INDEX)?;
+        let (signer, sign) = crate::primitives::SigningKey::from_seed(sign_seed.as_bytes())?;
         let public =
-            PublicIdentity { seed_exchange: keys.seed_exchange_public, io_exchange: keys.io_exchange_public, io_kem: io_kem_public };
-        Ok(Identity { seed, keys, io_kem, public })
+            PublicIdentity { seed_exchange: keys.seed_exchange_public, io_exchange: keys.io_exchange_public, sign, io_kem: io_kem_public };
+        Ok(Identity { seed, keys, io_kem, signer, public })
     }
 
     /// The seed (to seal it, or to show it as a recovery phrase).
@@ -186,6 +228,13 @@ impl Identity {
     /// The ML-KEM-768 decapsulation key paired with index 2.
     pub fn io_kem(&self) -> &MlKemDecapsulationKey {
         &self.io_kem
+    }
+
+    /// Proves, for `role` in the session whose transcript hash is given,
+    /// that this side holds this identity: an Ed25519 signature of
+    /// `"pqdrop identity proof v1" || u8(role) || transcript_hash`.
+    pub fn prove(&self, role: ProofRole, transcript_hash: &[u8; 64]) -> [u8; PROOF_LEN] {
+        self.signer.sign(&proof_message(role, transcript_hash))
     }
 
     /// Key `n` of the hierarchy (for a use not named in [`Hierarchy`]).

@@ -265,6 +265,34 @@ pub fn mlkem768_encapsulate(ek: &[u8]) -> Result<(Vec<u8>, KemSecret)> {
     mlkem768_encapsulate_deterministic(ek, &m)
 }
 
+/// An Ed25519 signing key (RFC 8032) from a 32-byte seed, in aws-lc-rs.
+pub struct SigningKey(aws_lc_rs::signature::Ed25519KeyPair);
+
+impl SigningKey {
+    /// The key of RFC 8032 seed `seed`, and its public key.
+    pub fn from_seed(seed: &[u8; 32]) -> Result<(Self, [u8; 32])> {
+        use aws_lc_rs::signature::KeyPair;
+        let kp = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| Error::Crypto)?;
+        let mut public = [0u8; 32];
+        public.copy_from_slice(kp.public_key().as_ref());
+        Ok((SigningKey(kp), public))
+    }
+
+    /// The 64-byte signature of `msg`.
+    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out.copy_from_slice(self.0.sign(msg).as_ref());
+        out
+    }
+}
+
+/// Verifies an Ed25519 signature (RFC 8032, strict about the encoding).
+pub fn ed25519_verify(public: &[u8; 32], msg: &[u8], sig: &[u8]) -> Result<()> {
+    aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ED25519, public)
+        .verify(msg, sig)
+        .map_err(|_| Error::InvalidPublicValue("an Ed25519 signature does not verify"))
+}
+
 /// Checks an ML-KEM-768 encapsulation key as FIPS 203 §7.2 asks before use:
 /// its length and that every coefficient is reduced modulo q.
 pub fn mlkem768_check_encapsulation_key(ek: &[u8]) -> Result<()> {

@@ -51,8 +51,12 @@ fn rust_matches_the_independent_vectors() {
     assert_eq!(open_book(&expected, ikm).unwrap(), book, "the book opened");
     assert_eq!(hex::encode(seal_book_with(&Book::default(), ikm, nonce).unwrap()), s(&doc, "empty_book"));
 
+    let th: [u8; 64] = hex::decode(s(&doc, "identity_proof_transcript")).unwrap().try_into().unwrap();
+    let proof = owner.prove(identity::ProofRole::Sender, &th);
+    assert_eq!(hex::encode(proof), s(&doc, "identity_proof_of_owner_as_sender"));
+    owner.public().verify_proof(identity::ProofRole::Sender, &th, &proof).unwrap();
     let mut msg = Vec::new();
-    TransferMsg::Identity { public: &owner.public().to_bytes() }.encode(&mut msg);
+    TransferMsg::Identity { public: &owner.public().to_bytes(), proof: &proof }.encode(&mut msg);
     assert_eq!(hex::encode(&msg[..4]), s(&doc, "identity_message_prefix"));
     assert_eq!(hex::encode(sha256(&[&msg])), s(&doc, "identity_message_of_owner_sha256"));
 

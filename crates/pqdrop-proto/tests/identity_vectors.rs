@@ -40,6 +40,7 @@ fn rust_matches_the_independent_vectors() {
         let p = id.public();
         assert_eq!(hex::encode(p.seed_exchange), s(v, "seed_exchange_public"), "{name}");
         assert_eq!(hex::encode(p.io_exchange), s(v, "io_exchange_public"), "{name}");
+        assert_eq!(hex::encode(p.sign), s(v, "sign_public"), "{name}");
         assert_eq!(hex::encode(*derive_wide(&seed, IO_KEM_INDEX).expect("wide")), s(v, "io_kem_seed"), "{name}");
         assert_eq!(hex::encode(&p.io_kem), s(v, "io_kem_public"), "{name}: ML-KEM-768 from the 64-byte seed");
         assert_eq!(p.fingerprint().to_string(), s(v, "fingerprint"), "{name}");

@@ -9,6 +9,7 @@
 
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -199,44 +200,36 @@ pub enum Known {
     Contact(ContactName),
     /// Not saved.
     Stranger,
-    /// The book cannot be read without the passphrase.
+    /// This side's identity is not open, so its book cannot be read.
     Locked,
 }
 
-/// Looks `peer` up in the book, if that needs no passphrase.
-pub fn known(peer: &PublicIdentity) -> Known {
-    let Ok(path) = store::identity_path() else { return Known::Locked };
-    match store::identity_without_asking(&path) {
-        Ok(Some(me)) => match path.parent().map(|d| read_book(d, &me)) {
-            Some(Ok(book)) => book.find(peer).map_or(Known::Stranger, |c| Known::Contact(c.name.clone())),
-            _ => Known::Locked,
-        },
+/// Looks `peer` up in `me`'s book.
+pub fn known(me: Option<&Identity>, peer: &PublicIdentity) -> Known {
+    let (Some(me), Ok(path)) = (me, store::identity_path()) else { return Known::Locked };
+    match path.parent().map(|d| read_book(d, me)) {
+        Some(Ok(book)) => book.find(peer).map_or(Known::Stranger, |c| Known::Contact(c.name.clone())),
         _ => Known::Locked,
     }
 }
 
-/// Saves the other side of a finished transfer as `name`. `who` is "sender"
-/// or "receiver", for the messages.
-pub fn save_peer(name: &str, peer: Option<&PublicIdentity>, who: &str) -> anyhow::Result<()> {
-    let name = ContactName::new(name).map_err(|e| anyhow::anyhow!("{name:?} was not saved as a contact: {e}"))?;
+/// Saves `peer`, the other side of a finished transfer, as `name` in `me`'s
+/// book. `who` is "sender" or "receiver", for the messages.
+fn save_peer(me: &Identity, name: &ContactName, peer: Option<&PublicIdentity>, who: &str) -> anyhow::Result<()> {
     let Some(peer) = peer else {
         bail!(
-            "the {who} did not share an identity (it has none, withheld it, or runs an older pqdrop), so {name} was not saved; \
+            "the {who} did not show an identity (it has none, withheld it, or runs an older pqdrop), so {name} was not saved; \
              the {who} can make one with `pqdrop id init`"
         )
     };
-    let path = store::identity_path()?;
-    if !path.exists() {
-        bail!("{name} was not saved: you have no identity yet. Make one with `pqdrop id init`, then transfer again with --save-contact");
-    }
-    let (me, _) = store::load_identity(&path, &Unlock::from_env())?;
     if *peer == *me.public() {
         bail!("{name} was not saved: the {who} holds your own identity (a linked device)");
     }
+    let path = store::identity_path()?;
     let dir = path.parent().context("the identity path has no folder")?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let contact = Contact { name: name.clone(), identity: peer.clone(), added: now, source: Source::CodeTransfer };
-    let added = change_book(dir, &me, |book| match book.add(contact) {
+    let added = change_book(dir, me, |book| match book.add(contact) {
         Ok(a) => Ok(a),
         Err(BookError::KeysChanged(old)) => {
             let was = book.get(old.as_str()).map(|c| c.identity.fingerprint().to_string()).unwrap_or_default();
@@ -252,7 +245,7 @@ pub fn save_peer(name: &str, peer: Option<&PublicIdentity>, who: &str) -> anyhow
     })?;
     match added {
         Added::New => say!("Saved the {who} as the contact {name} ({}).", peer.fingerprint()),
-        Added::AlreadySaved(n) if n.same(&name) => say!("The {who} is already your contact {n}."),
+        Added::AlreadySaved(n) if n.same(name) => say!("The {who} is already your contact {n}."),
         Added::AlreadySaved(n) => {
             say!("The {who} is already saved as {n}; nothing changed (`pqdrop contacts rename {n} {name}` to rename).")
         }
@@ -263,80 +256,113 @@ pub fn save_peer(name: &str, peer: Option<&PublicIdentity>, who: &str) -> anyhow
 /// The contact options of `send` and `receive`.
 #[derive(Debug, Clone, Args)]
 pub struct ContactArgs {
-    /// After the transfer, save the other side as the contact NAME (their
-    /// identity came inside the code-authenticated session).
+    /// After the transfer, save the other side as the contact NAME (it
+    /// proves in the session that the identity it shows is its own).
     #[arg(long, value_name = "NAME")]
     pub save_contact: Option<String>,
-    /// Do not tell the other side your public identity (then it cannot save
-    /// you as a contact).
+    /// Do not show the other side your identity (then it cannot save you as
+    /// a contact).
     #[arg(long, conflicts_with = "save_contact")]
     pub no_identity: bool,
 }
 
 impl ContactArgs {
-    /// The public identity to share, if any. A problem reading it is a
-    /// warning: the transfer does not need it.
-    pub fn mine(&self) -> Option<PublicIdentity> {
-        if self.no_identity {
-            return None;
-        }
-        match store::public_identity() {
-            Ok(p) => p,
-            Err(e) => {
-                say!("warning: your identity is not shared in this transfer: {e:#}");
-                None
-            }
-        }
-    }
-
-    /// Checks the name before anything moves, so a bad one fails at once.
-    pub fn check(&self) -> anyhow::Result<()> {
+    /// Before anyone waits: checks the name, and opens this side's identity
+    /// to show it (and to save the other side). A passphrase is asked for
+    /// only with `--save-contact`; otherwise a protected identity is shown
+    /// only when `$PQDROP_PASSPHRASE_FILE` gives its passphrase.
+    pub fn unlock(&self) -> anyhow::Result<Option<Arc<Identity>>> {
         if let Some(n) = &self.save_contact {
             ContactName::new(n).map_err(|e| crate::common::Usage(format!("--save-contact: {e}")))?;
         }
-        Ok(())
+        if self.no_identity {
+            return Ok(None);
+        }
+        let path = store::identity_path()?;
+        if !path.exists() {
+            if self.save_contact.is_some() {
+                return Err(crate::common::Usage(
+                    "--save-contact needs an identity of your own: make one with `pqdrop id init` (nothing was sent)".into(),
+                )
+                .into());
+            }
+            return Ok(None);
+        }
+        let unlock = Unlock::from_env();
+        if self.save_contact.is_none() && unlock.passphrase_file.is_none() {
+            return match store::identity_without_asking(&path) {
+                Ok(Some(id)) => Ok(Some(Arc::new(id))),
+                Ok(None) => {
+                    say!("Your identity has a passphrase, so it is not shown in this transfer (--save-contact asks for it; or set $PQDROP_PASSPHRASE_FILE).");
+                    Ok(None)
+                }
+                Err(e) => {
+                    say!("warning: your identity is not shown in this transfer: {e:#}");
+                    Ok(None)
+                }
+            };
+        }
+        Ok(Some(Arc::new(store::load_identity(&path, &unlock)?.0)))
     }
 
     /// After a finished transfer: saves the other side if asked, or, at a
-    /// terminal, offers to.
-    pub fn after(&self, peer: Option<&PublicIdentity>, who: &str, interactive: bool) -> anyhow::Result<()> {
+    /// terminal, offers to. Returns the name saved under, if any.
+    pub fn after(
+        &self,
+        me: Option<&Identity>,
+        peer: Option<&PublicIdentity>,
+        who: &str,
+        interactive: bool,
+    ) -> anyhow::Result<Option<String>> {
+        let Some(me) = me else { return Ok(None) };
         if let Some(name) = &self.save_contact {
-            return save_peer(name, peer, who).context("the transfer itself completed");
+            let name = ContactName::new(name).map_err(|e| crate::common::Usage(format!("--save-contact: {e}")))?;
+            save_peer(me, &name, peer, who).context("the transfer itself completed")?;
+            return Ok(Some(name.as_str().to_owned()));
         }
-        let Some(peer) = peer else { return Ok(()) };
-        if !interactive || !matches!(known(peer), Known::Stranger) {
-            return Ok(());
+        let Some(peer) = peer else { return Ok(None) };
+        if !interactive || !matches!(known(Some(me), peer), Known::Stranger) {
+            return Ok(None);
         }
-        let Ok(tty) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") else { return Ok(()) };
-        let mut w = &tty;
-        let _ = write!(w, "Save the {who} ({}) as a contact? Type a name, or press Enter to skip: ", peer.fingerprint());
-        let _ = w.flush();
-        let mut line = String::new();
-        let _ = io::BufRead::read_line(&mut io::BufReader::new(&tty).take(256), &mut line);
-        let name = line.trim();
-        if name.is_empty() {
-            return Ok(());
+        let Ok(tty) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") else { return Ok(None) };
+        for _ in 0..3 {
+            let mut w = &tty;
+            let _ = write!(w, "Save the {who} ({}) as a contact? Type a name, or press Enter to skip: ", peer.fingerprint());
+            let _ = w.flush();
+            let mut line = String::new();
+            let _ = io::BufRead::read_line(&mut io::BufReader::new(&tty).take(256), &mut line);
+            let typed = line.trim();
+            if typed.is_empty() {
+                return Ok(None);
+            }
+            match ContactName::new(typed) {
+                Ok(name) => {
+                    save_peer(me, &name, Some(peer), who).context("the transfer itself completed")?;
+                    return Ok(Some(name.as_str().to_owned()));
+                }
+                Err(e) => say!("{e}; try again."),
+            }
         }
-        save_peer(name, Some(peer), who).context("the transfer itself completed")
+        Ok(None)
     }
 }
 
 /// A line about the other side's identity, for the user.
-pub fn describe(peer: &PublicIdentity, who: &str) -> String {
-    match known(peer) {
+pub fn describe(me: Option<&Identity>, peer: &PublicIdentity, who: &str) -> String {
+    match known(me, peer) {
         Known::Contact(n) => format!("The {who} is your contact {n} ({}).", peer.fingerprint()),
-        Known::Stranger => format!("The {who} shared the identity {} (not one of your contacts).", peer.fingerprint()),
-        Known::Locked => format!("The {who} shared the identity {}.", peer.fingerprint()),
+        Known::Stranger => format!("The {who} proved the identity {} (not one of your contacts).", peer.fingerprint()),
+        Known::Locked => format!("The {who} proved the identity {}.", peer.fingerprint()),
     }
 }
 
 /// The other side's identity in JSON events.
-pub fn peer_json(peer: Option<&PublicIdentity>) -> serde_json::Value {
+pub fn peer_json(me: Option<&Identity>, peer: Option<&PublicIdentity>) -> serde_json::Value {
     match peer {
         None => serde_json::Value::Null,
         Some(p) => serde_json::json!({
             "fingerprint": p.fingerprint().to_string(),
-            "contact": match known(p) { Known::Contact(n) => Some(n.as_str().to_owned()), _ => None },
+            "contact": match known(me, p) { Known::Contact(n) => Some(n.as_str().to_owned()), _ => None },
         }),
     }
 }

@@ -362,8 +362,7 @@ fn store_with(path: &Path, id: &Identity, exists: bool, pass: Option<Zeroizing<S
     let placed = place(path, &temp, dir, exists);
     // Whatever happened, no second copy of the sealed seed stays behind.
     let _ = fs::remove_file(&temp);
-    placed?;
-    store::write_public(dir, id.public())
+    placed
 }
 
 /// Puts the written `temp` at `path`: a new identity never replaces one made

@@ -53,8 +53,11 @@ pub struct ReceiveArgs {
 
 pub(crate) struct Ui {
     yes: bool,
-    /// Opening a sealed file: the offer is what the file holds.
-    sealed: bool,
+    /// Opening a sealed file: the offer is what the file holds, and this
+    /// line says who sealed it (shown once the first record authenticated).
+    sealed: Option<String>,
+    /// This side's identity, to name the other side from its book.
+    me: Option<Arc<pqdrop_proto::identity::Identity>>,
     json: bool,
     pb: Mutex<Option<indicatif::ProgressBar>>,
     /// The file being received, for the bar once it appears.
@@ -67,10 +70,11 @@ pub(crate) struct Ui {
 
 impl Ui {
     /// The receiver's interface; `sealed` when opening a sealed file.
-    pub(crate) fn new(yes: bool, json: bool, sealed: bool) -> Arc<Ui> {
+    pub(crate) fn new(yes: bool, json: bool, sealed: Option<String>, me: Option<Arc<pqdrop_proto::identity::Identity>>) -> Arc<Ui> {
         Arc::new(Ui {
             yes,
             sealed,
+            me,
             json,
             pb: Mutex::new(None),
             current: Mutex::new(String::new()),
@@ -115,10 +119,13 @@ impl ReceiveUi for Ui {
             OfferKind::Stream => "a stream of unknown size (it will be written to standard output)".into(),
         };
         if self.json {
-            self.emit(json!({"event": "offer", "kind": format!("{:?}", o.kind).to_lowercase(), "files": o.files, "dirs": o.dirs, "bytes": o.bytes, "names": o.preview, "peer": crate::cmd_contacts::peer_json(o.peer.as_ref())}));
+            self.emit(json!({"event": "offer", "kind": format!("{:?}", o.kind).to_lowercase(), "files": o.files, "dirs": o.dirs, "bytes": o.bytes, "names": o.preview, "peer": crate::cmd_contacts::peer_json(self.me.as_deref(), o.peer.as_ref())}));
         } else {
+            if let Some(by) = &self.sealed {
+                say!("{by}");
+            }
             match o.from {
-                _ if self.sealed => say!("The file holds {what}:"),
+                _ if self.sealed.is_some() => say!("The file holds {what}:"),
                 Some(addr) => say!("The sender at {} offers {what}:", addr.ip()),
                 None => say!("The sender offers {what}:"),
             }
@@ -129,7 +136,7 @@ impl ReceiveUi for Ui {
                 say!("  (and the contents of the folders above)");
             }
             if let Some(p) = &o.peer {
-                say!("{}", crate::cmd_contacts::describe(p, "sender"));
+                say!("{}", crate::cmd_contacts::describe(self.me.as_deref(), p, "sender"));
             }
         }
         if self.yes {
@@ -152,10 +159,15 @@ impl ReceiveUi for Ui {
         let mut reader = std::io::BufReader::new(&tty);
         for _ in 0..5 {
             let mut w = &tty;
-            let _ = write!(
-                w,
-                "{shown} already exists here. [o]verwrite it, [r]ename the new one, [s]kip it, or [q]uit? (O, R, S: the same for every file that exists) "
-            );
+            // A sealed file holds the data anyway: skipping is not offered.
+            let _ = if self.sealed.is_some() {
+                write!(w, "{shown} already exists here. [o]verwrite it, [r]ename the new one, or [q]uit? (O, R: the same for every file that exists) ")
+            } else {
+                write!(
+                    w,
+                    "{shown} already exists here. [o]verwrite it, [r]ename the new one, [s]kip it, or [q]uit? (O, R, S: the same for every file that exists) "
+                )
+            };
             let _ = w.flush();
             let mut line = String::new();
             if reader.read_line(&mut line).ok()? == 0 {
@@ -164,10 +176,10 @@ impl ReceiveUi for Ui {
             match line.trim() {
                 "o" | "overwrite" => return Some((ConflictPolicy::Overwrite, false)),
                 "r" | "rename" => return Some((ConflictPolicy::Rename, false)),
-                "s" | "skip" => return Some((ConflictPolicy::Skip, false)),
+                "s" | "skip" if self.sealed.is_none() => return Some((ConflictPolicy::Skip, false)),
                 "O" => return Some((ConflictPolicy::Overwrite, true)),
                 "R" => return Some((ConflictPolicy::Rename, true)),
-                "S" => return Some((ConflictPolicy::Skip, true)),
+                "S" if self.sealed.is_none() => return Some((ConflictPolicy::Skip, true)),
                 "q" | "Q" | "quit" => return None,
                 _ => {}
             }
@@ -250,7 +262,8 @@ pub(crate) fn read_code(arg: Option<&str>) -> anyhow::Result<Code> {
 
 /// Runs `pqdrop receive`.
 pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
-    args.contact.check()?;
+    // Before anyone waits: the contact name, and this side's identity.
+    let me = args.contact.unlock()?;
     let code = read_code(args.code.as_deref())?;
     let policy = if args.overwrite {
         ConflictPolicy::Overwrite
@@ -272,9 +285,9 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         max_entries: DEFAULT_MAX_ENTRIES,
         cascade: args.net.cascade,
         idle_timeout: args.net.idle(),
-        identity: args.contact.mine(),
+        identity: me.clone(),
     };
-    let ui = Ui::new(args.yes, args.net.json, false);
+    let ui = Ui::new(args.yes, args.net.json, None, me.clone());
     let json = args.net.json;
     let route = args.net.route()?;
     let report = pqdrop_engine::receive::receive_from(&route, &code, Duration::from_secs(args.lan_timeout), opts, ui.clone(), |w| {
@@ -294,12 +307,15 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     let (secs, rate) = common::rate(report.bytes_received, elapsed);
     let text = ui.text.lock().ok().and_then(|mut t| t.take());
     if args.net.json {
+        // Saved first, so a failure to save is the one result printed.
+        let saved = args.contact.after(me.as_deref(), report.peer.as_ref(), "sender", false)?;
         ui.emit(json!({
             "event": "result", "ok": true, "files": report.files, "dirs": report.dirs, "bytes_received": report.bytes_received,
             "bytes_resumed": report.bytes_resumed, "text": text, "elapsed_s": secs, "rate_bytes_per_s": rate,
             "kept": report.kept.items, "kept_count": report.kept.total,
             "renamed": report.renamed.items.iter().map(|(from, to)| json!({"offered": from, "saved_as": to})).collect::<Vec<_>>(),
-            "renamed_count": report.renamed.total, "peer": crate::cmd_contacts::peer_json(report.peer.as_ref()),
+            "renamed_count": report.renamed.total, "peer": crate::cmd_contacts::peer_json(me.as_deref(), report.peer.as_ref()),
+            "contact_saved": saved,
         }));
     } else if report.kind == Some(OfferKind::Files) {
         let resumed =
@@ -332,5 +348,8 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
             }
         }
     }
-    args.contact.after(report.peer.as_ref(), "sender", !args.net.json && common::stderr_is_tty())
+    if !args.net.json {
+        args.contact.after(me.as_deref(), report.peer.as_ref(), "sender", common::stderr_is_tty())?;
+    }
+    Ok(())
 }

@@ -172,12 +172,19 @@ fn place(temp: &Path, out: &Path, force: bool) -> anyhow::Result<()> {
     if force {
         return std::fs::rename(temp, out).with_context(|| format!("cannot write {}", out.display()));
     }
+    // A link fails if the name is taken meanwhile, where a rename would
+    // replace it: without --force, only a link places the file.
     match std::fs::hard_link(temp, out) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             bail!("{} was created meanwhile; nothing was replaced (pass --force to replace it)", out.display())
         }
-        Err(_) => std::fs::rename(temp, out).with_context(|| format!("cannot write {}", out.display())),
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "cannot give the sealed file its name {} (this file system may not allow hard links; --force renames instead)",
+                out.display()
+            )
+        }),
     }
 }
 
@@ -197,11 +204,14 @@ pub async fn open(args: OpenArgs) -> anyhow::Result<()> {
     let (me, _) = store::load_identity(&path, &Unlock::or_env(args.passphrase_file.clone()))?;
     let (from, opener) = sealed::open(&me, &header).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let dir = path.parent().context("the identity path has no folder")?;
-    match crate::cmd_contacts::read_book(dir, &me).ok().and_then(|b| b.find(&from).map(|c| c.name.clone())) {
-        Some(n) => say!("Sealed by your contact {n} ({}).", from.fingerprint()),
-        None if from == *me.public() => say!("Sealed by you ({}).", from.fingerprint()),
-        None => say!("Sealed by {} (not one of your contacts).", from.fingerprint()),
-    }
+    let book = crate::cmd_contacts::read_book(dir, &me)?;
+    // Shown with the listing, once the first record authenticated: only
+    // then is the sender proven (PROTOCOL.md §13.5).
+    let sealed_by = match book.find(&from).map(|c| c.name.clone()) {
+        Some(n) => format!("Sealed by your contact {n} ({}).", from.fingerprint()),
+        None if from == *me.public() => format!("Sealed by you ({}).", from.fingerprint()),
+        None => format!("Sealed by {} (not one of your contacts).", from.fingerprint()),
+    };
     drop(me);
     let policy = if args.overwrite {
         ConflictPolicy::Overwrite
@@ -221,7 +231,7 @@ pub async fn open(args: OpenArgs) -> anyhow::Result<()> {
         idle_timeout: std::time::Duration::from_secs(600),
         identity: None,
     };
-    let ui = crate::cmd_receive::Ui::new(true, false, true);
+    let ui = crate::cmd_receive::Ui::new(true, false, Some(sealed_by), None);
     let report = pqdrop_engine::receive::receive_sealed(tokio::fs::File::from_std(f), opener, opts, ui.clone())
         .await
         .with_context(|| format!("opening {}", args.file.display()))?;

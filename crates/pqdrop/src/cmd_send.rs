@@ -139,6 +139,8 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         }
         None => Code::generate(usize::from(args.words), &mut rand_core::OsRng).context("generating a code")?,
     };
+    // Before anyone waits: the contact name, and this side's identity.
+    let me = args.contact.unlock()?;
     let opts = SendOptions {
         zstd: match args.zstd.as_str() {
             "on" => Zstd::On,
@@ -147,9 +149,8 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         },
         cascade: args.net.cascade,
         idle_timeout: args.net.idle(),
-        identity: args.contact.mine(),
+        identity: me.clone(),
     };
-    args.contact.check()?;
     let multiple = args.multiple;
     if multiple > 1 && matches!(payload, Payload::Stdin) {
         return Err(crate::common::Usage("--multiple cannot send standard input (it can be read only once)".into()).into());
@@ -211,10 +212,13 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         let (secs, rate) = common::rate(report.bytes_sent, elapsed);
         let of = if multiple > 1 { format!(" (receiver {served} of {multiple})") } else { String::new() };
         if json {
+            // Saved first, so a failure to save is the one result printed.
+            let saved = args.contact.after(me.as_deref(), report.peer.as_ref(), "receiver", false)?;
             json_event(json!({
                 "event": "result", "ok": true, "files": report.files, "bytes_sent": report.bytes_sent,
                 "bytes_skipped": report.bytes_skipped, "elapsed_s": secs, "rate_bytes_per_s": rate,
-                "receiver": served, "receivers": multiple, "peer": crate::cmd_contacts::peer_json(report.peer.as_ref()),
+                "receiver": served, "receivers": multiple, "peer": crate::cmd_contacts::peer_json(me.as_deref(), report.peer.as_ref()),
+                "contact_saved": saved,
             }));
         } else if report.bytes_skipped > 0 {
             say!(
@@ -226,10 +230,12 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         } else {
             say!("Done{of}: sent {} in {}.", human(report.bytes_sent), common::human_time_rate(secs, rate));
         }
-        if let (Some(p), false, None) = (&report.peer, json, &args.contact.save_contact) {
-            say!("{}", crate::cmd_contacts::describe(p, "receiver"));
+        if !json {
+            if let (Some(p), None) = (&report.peer, &args.contact.save_contact) {
+                say!("{}", crate::cmd_contacts::describe(me.as_deref(), p, "receiver"));
+            }
+            args.contact.after(me.as_deref(), report.peer.as_ref(), "receiver", multiple == 1 && common::stderr_is_tty())?;
         }
-        args.contact.after(report.peer.as_ref(), "receiver", !json && multiple == 1 && common::stderr_is_tty())?;
     }
     Ok(())
 }

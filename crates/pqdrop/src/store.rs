@@ -2,8 +2,6 @@
 //! or `~/.config/pqdrop`, mode 0700):
 //!
 //! - `identity`, the sealed seed (PROTOCOL.md §13.2);
-//! - `identity.pub`, its public identity (§13.1), so that a transfer can
-//!   share it without asking for the passphrase;
 //! - `contacts`, the contact book sealed under key 3 (§13.4), with
 //!   `contacts.lock` held while it is read and replaced.
 //!
@@ -15,7 +13,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use pqdrop_proto::identity::{self, Identity, OpenError, Protection, PublicIdentity, PUBLIC_LEN};
+use pqdrop_proto::identity::{self, Identity, OpenError, Protection};
 use zeroize::Zeroizing;
 
 /// Most bytes read from a passphrase file or a recovery phrase on stdin.
@@ -71,12 +69,6 @@ pub fn load_identity(path: &Path, unlock: &Unlock) -> anyhow::Result<(Identity, 
         other => damaged(other),
     })?;
     let id = Identity::from_seed(seed).context("deriving the identity")?;
-    // Keep the public part beside it, for transfers that only share it.
-    if read_public(path).ok().flatten().as_ref() != Some(id.public()) {
-        if let Some(dir) = path.parent() {
-            let _ = write_public(dir, id.public());
-        }
-    }
     Ok((id, protection))
 }
 
@@ -109,46 +101,6 @@ fn read_identity_file(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
         }
         Err(e) => Err(e).with_context(|| format!("cannot read the identity file {}", path.display())),
     }
-}
-
-/// The public identity to share in a transfer: from `identity.pub`, or from
-/// an identity without a passphrase. `None` when there is no identity, or
-/// when only a protected one without its public file exists (then the
-/// passphrase would be needed just to share it).
-pub fn public_identity() -> anyhow::Result<Option<PublicIdentity>> {
-    let path = identity_path()?;
-    if !path.exists() {
-        return Ok(None);
-    }
-    if let Some(p) = read_public(&path)? {
-        return Ok(Some(p));
-    }
-    Ok(identity_without_asking(&path)?.map(|id| id.public().clone()))
-}
-
-fn public_path(identity_path: &Path) -> PathBuf {
-    identity_path.with_file_name("identity.pub")
-}
-
-/// `identity.pub` beside `identity_path`, if it exists.
-fn read_public(identity_path: &Path) -> anyhow::Result<Option<PublicIdentity>> {
-    let path = public_path(identity_path);
-    let mut b = Vec::with_capacity(PUBLIC_LEN + 1);
-    match File::open(&path) {
-        Ok(f) => f.take(PUBLIC_LEN as u64 + 1).read_to_end(&mut b).with_context(|| format!("cannot read {}", path.display()))?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    match PublicIdentity::from_bytes(&b) {
-        Ok(p) => Ok(Some(p)),
-        // Damaged: it is only a copy, and the next opening rewrites it.
-        Err(_) => Ok(None),
-    }
-}
-
-/// Writes `identity.pub` in `dir`.
-pub fn write_public(dir: &Path, public: &PublicIdentity) -> anyhow::Result<()> {
-    replace_private(dir, "identity.pub", &public.to_bytes())
 }
 
 /// Writes `bytes` as `dir/name`, replacing it: a 0600 temporary file written

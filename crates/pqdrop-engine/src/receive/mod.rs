@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use pqdrop_proto::code::Code;
 use pqdrop_proto::handshake::Role;
-use pqdrop_proto::identity::PublicIdentity;
+use pqdrop_proto::identity::{Identity, PublicIdentity};
 use pqdrop_proto::record::RecordOpener;
 use pqdrop_proto::transfer::{Event, FileState, OfferKind, Receiver, ReceiverConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -111,9 +111,10 @@ pub struct ReceiveOptions {
     /// How long the sender may send nothing before we give up (with a sender
     /// that sends KeepAlive; otherwise [`conn::LEGACY_IDLE_TIMEOUT`]).
     pub idle_timeout: std::time::Duration,
-    /// This side's public identity, told to the sender inside the session
-    /// (when it understands Identity messages), so it can save us as a contact.
-    pub identity: Option<PublicIdentity>,
+    /// This side's identity, shown to the sender inside the session with a
+    /// proof that it is ours (when it understands Identity messages), so it
+    /// can save us as a contact.
+    pub identity: Option<Arc<Identity>>,
 }
 
 /// Outcome of a successful receive.
@@ -174,7 +175,8 @@ where
     let (session, leftover) = conn::handshake(&mut stream, Role::Requester, code, local_capabilities(opts.cascade)).await?;
     let (rd, wr) = tokio::io::split(stream);
     let rd = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(leftover), rd);
-    let records = Records { agreed: session.agreed, sealer: session.sealer, opener: session.opener, to_the_end: false };
+    let transcript = pqdrop_proto::transfer::SessionTranscript(session.transcript_hash);
+    let records = Records { agreed: session.agreed, transcript, sealer: session.sealer, opener: session.opener, to_the_end: false };
     drive(rd, wr, records, opts, ui).await
 }
 
@@ -192,7 +194,7 @@ where
         &zeroize::Zeroizing::new([0u8; 32]),
     )?;
     let sealer = pqdrop_proto::record::RecordSealer::new(unused);
-    let records = Records { agreed: pqdrop_proto::sealed::AGREED, sealer, opener, to_the_end: true };
+    let records = Records { agreed: pqdrop_proto::sealed::AGREED, transcript: Default::default(), sealer, opener, to_the_end: true };
     drive(rd, tokio::io::sink(), records, opts, ui).await.map_err(|e| match e {
         Error::PeerGone(_) => Error::Damaged("it ends in the middle (cut short)".into()),
         Error::Proto(_) => Error::Damaged("a part of it failed authentication (changed, reordered or cut)".into()),
@@ -204,6 +206,7 @@ where
 /// The record layer of one transfer: what was agreed and both directions.
 struct Records {
     agreed: pqdrop_proto::msg::Agreed,
+    transcript: pqdrop_proto::transfer::SessionTranscript,
     sealer: pqdrop_proto::record::RecordSealer,
     opener: RecordOpener,
     /// A sealed file: its final record and its end must follow the transfer.
@@ -218,9 +221,9 @@ where
 {
     // Without KeepAlive from the sender, its silence is bounded by the
     // longer legacy limit (PROTOCOL.md §8).
-    let Records { agreed, sealer, opener, to_the_end } = records;
+    let Records { agreed, transcript, sealer, opener, to_the_end } = records;
     let mut watch = IdleWatch::new(&agreed, Side::Receiver, opts.idle_timeout);
-    let config = ReceiverConfig { max_entries: opts.max_entries, ..ReceiverConfig::agreed(&agreed) };
+    let config = ReceiverConfig { max_entries: opts.max_entries, transcript, ..ReceiverConfig::agreed(&agreed) };
     // Buffered, so the small frame-header reads do not each cost a syscall.
     let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, rd);
     let (in_tx, in_rx) = mpsc::channel::<Result<Option<RawFrame>>>(8);
@@ -461,7 +464,8 @@ impl Driver {
                 dir: self.opts.out_dir.clone(),
                 need: self.to_come.saturating_sub(self.disk.written()).max(1),
                 free: crate::sink::free_space(&self.opts.out_dir).ok(),
-                kept: true,
+                // A sealed file does not resume, so nothing is kept for it.
+                kept: !self.to_the_end,
             },
             other => other,
         }
@@ -516,7 +520,10 @@ impl Driver {
                     // not a folder) and the user decides per file.
                     let probing = if self.asking() { ConflictPolicy::Overwrite } else { self.opts.policy };
                     let dir = OutputDir::open(&self.opts.out_dir, probing)?;
-                    dir.start_journal(&journal_id(&o))?;
+                    // A sealed file does not resume: no journal.
+                    if !self.to_the_end {
+                        dir.start_journal(&journal_id(&o))?;
+                    }
                     self.dir = Some(Arc::new(dir));
                 }
                 self.rx.accept()?;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use pqdrop_proto::code::Code;
 use pqdrop_proto::handshake::Role;
-use pqdrop_proto::identity::PublicIdentity;
+use pqdrop_proto::identity::{Identity, PublicIdentity};
 use pqdrop_proto::record::RecordOpener;
 use pqdrop_proto::transfer::{Offer, OfferKind, Sender, SenderConfig, SenderEvent, TransferMsg, MAX_CHUNK};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -54,9 +54,10 @@ pub struct SendOptions {
     /// How long the receiver may send nothing before we give up (with a
     /// receiver that sends KeepAlive; otherwise no limit).
     pub idle_timeout: std::time::Duration,
-    /// This side's public identity, told to the receiver inside the session
-    /// (when it understands Identity messages), so it can save us as a contact.
-    pub identity: Option<PublicIdentity>,
+    /// This side's identity, shown to the receiver inside the session with a
+    /// proof that it is ours (when it understands Identity messages), so it
+    /// can save us as a contact.
+    pub identity: Option<Arc<Identity>>,
 }
 
 impl Default for SendOptions {
@@ -176,8 +177,9 @@ where
     // older receiver is silent while its user decides.
     let watch = IdleWatch::new(&session.agreed, Side::Sender, opts.idle_timeout);
     let (ctl_tx, ctl_rx) = mpsc::channel(INCOMING);
+    let config = SenderConfig::session(&session);
     let reader = tokio::spawn(reader_task(rd, session.opener, ctl_tx, watch));
-    let r = drive(wr, session.agreed, session.sealer, ctl_rx, prepared, opts, ui).await;
+    let r = drive(wr, session.agreed, config, session.sealer, ctl_rx, prepared, opts, ui).await;
     reader.abort();
     r
 }
@@ -204,7 +206,8 @@ where
     }
     drop(ctl_tx);
     let opts = SendOptions { identity: None, ..opts };
-    drive(w, pqdrop_proto::sealed::AGREED, sealer, ctl_rx, prepared, opts, ui).await
+    let config = SenderConfig::agreed(&pqdrop_proto::sealed::AGREED);
+    drive(w, pqdrop_proto::sealed::AGREED, config, sealer, ctl_rx, prepared, opts, ui).await
 }
 
 /// The transfer after the handshake: records out to `wr`, the receiver's
@@ -212,6 +215,7 @@ where
 async fn drive<W>(
     wr: W,
     agreed: pqdrop_proto::msg::Agreed,
+    config: SenderConfig,
     sealer: pqdrop_proto::record::RecordSealer,
     ctl_rx: mpsc::Receiver<Incoming>,
     prepared: Prepared,
@@ -223,7 +227,6 @@ where
 {
     let Prepared { payload, source } = prepared;
     let zstd_ok = agreed.zstd;
-    let config = SenderConfig::agreed(&agreed);
     let (out, writer) = Outbound::start(wr, sealer, &agreed, opts.idle_timeout);
     let logic = tokio::task::spawn_blocking(move || {
         let offer = match (&payload, &source) {
@@ -232,7 +235,7 @@ where
             _ => Offer { kind: OfferKind::Stream, files: 0, dirs: 0, bytes: 0, preview: Vec::new() },
         };
         let mut s = SenderLogic {
-            m: Sender::sharing(offer, config, opts.identity.as_ref()),
+            m: Sender::sharing(offer, config, opts.identity.as_deref()),
             out,
             ctl: ctl_rx,
             record: None,

@@ -20,7 +20,12 @@ use super::link::Link;
 use super::tree::{Node, Tree};
 use crate::code::Code;
 use crate::handshake::Established;
-use crate::identity::PublicIdentity;
+use crate::identity::{Identity, PublicIdentity};
+
+/// The identity of `seed`, for a simulated side.
+fn sim_identity(seed: [u8; 32]) -> Identity {
+    Identity::from_seed(crate::keys::Seed::from_bytes(seed)).expect("an identity from any seed")
+}
 use crate::liveness::{IdleTimer, KeepAliveTimer, Reading, Side, IDLE_TIMEOUT, KEEPALIVE_RECORD};
 use crate::msg::{parse_frame_header, Capabilities, MsgType};
 use crate::transfer::{
@@ -52,8 +57,8 @@ pub struct SimOptions {
     pub record: usize,
     /// Seed of the fixed randomness.
     pub seed: String,
-    /// The public identity each side shares (receiver, sender).
-    pub identities: (Option<PublicIdentity>, Option<PublicIdentity>),
+    /// The seed of the identity each side shares (receiver, sender).
+    pub identities: (Option<[u8; 32]>, Option<[u8; 32]>),
 }
 
 impl Default for SimOptions {
@@ -213,7 +218,7 @@ impl Pair {
             consent: opts.consent,
             consent_after: opts.consent_after,
             answer_at: None,
-            identity: opts.identities.0.clone(),
+            identity: opts.identities.0.map(sim_identity),
             peer: None,
         };
         let parse = |c: &str| Code::parse(c).expect("a valid code");
@@ -425,9 +430,9 @@ impl SimSender {
             Payload::Text(t) => Offer { kind: OfferKind::Text, files: 0, dirs: 0, bytes: t.len() as u64, preview: Vec::new() },
             Payload::Stream(_) => Offer { kind: OfferKind::Stream, files: 0, dirs: 0, bytes: 0, preview: Vec::new() },
         };
-        let config = SenderConfig::agreed(&session.agreed);
+        let config = SenderConfig::session(&session);
         SimSender {
-            m: Sender::sharing(offer, config, opts.identities.1.as_ref()),
+            m: Sender::sharing(offer, config, opts.identities.1.map(sim_identity).as_ref()),
             compress: opts.compress && session.agreed.zstd,
             session,
             payload,
@@ -611,13 +616,13 @@ struct SimReceiver {
     /// An offer waits for the user, who answers at this time.
     answer_at: Option<Duration>,
     /// This side's identity, shared when agreed, and the sender's.
-    identity: Option<PublicIdentity>,
+    identity: Option<Identity>,
     peer: Option<PublicIdentity>,
 }
 
 impl SimReceiver {
     fn start(&mut self, session: Established) {
-        let mut m = Receiver::new(ReceiverConfig::agreed(&session.agreed));
+        let mut m = Receiver::new(ReceiverConfig::session(&session));
         if let Some(id) = &self.identity {
             m.share_identity(id).expect("a fresh receiver shares");
         }

@@ -70,6 +70,23 @@ impl StopCode {
     pub const INTERNAL: Self = Self(8);
 }
 
+/// The transcript hash of the session a transfer runs in (the handshake's
+/// `transcript_hash`), which identity proofs sign.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SessionTranscript(pub [u8; 64]);
+
+impl Default for SessionTranscript {
+    fn default() -> Self {
+        SessionTranscript([0; 64])
+    }
+}
+
+impl core::fmt::Debug for SessionTranscript {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "SessionTranscript({:02x}{:02x}..)", self.0[0], self.0[1])
+    }
+}
+
 /// What is being sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OfferKind {
@@ -205,6 +222,8 @@ pub enum TransferMsg<'a> {
     Identity {
         /// The encoded public identity ([`crate::identity::PUBLIC_LEN`] bytes).
         public: &'a [u8],
+        /// Its proof for this session ([`crate::identity::Identity::prove`]).
+        proof: &'a [u8],
     },
     /// 16: either way, like Abort with a reason code (only when both sides
     /// set the STOP_CODES capability).
@@ -318,9 +337,10 @@ impl TransferMsg<'_> {
                 put_varuint(out, 18);
                 put_varuint(out, *index);
             }
-            TransferMsg::Identity { public } => {
+            TransferMsg::Identity { public, proof } => {
                 put_varuint(out, 19);
                 put_bytes(out, public);
+                put_bytes(out, proof);
             }
             TransferMsg::Stop { code, reason } => {
                 put_varuint(out, 16);
@@ -443,10 +463,11 @@ impl<'a> Messages<'a> {
             18 => TransferMsg::Skip { index: r.varuint("skip.index")? },
             19 => {
                 let public = r.bytes("identity", crate::identity::PUBLIC_LEN)?;
-                if public.len() != crate::identity::PUBLIC_LEN {
-                    return Err(Error::Decode { what: "identity", why: "a public identity is 1248 bytes" });
+                let proof = r.bytes("identity proof", crate::identity::PROOF_LEN)?;
+                if public.len() != crate::identity::PUBLIC_LEN || proof.len() != crate::identity::PROOF_LEN {
+                    return Err(Error::Decode { what: "identity", why: "a public identity is 1280 bytes and its proof 64" });
                 }
-                TransferMsg::Identity { public }
+                TransferMsg::Identity { public, proof }
             }
             16 => TransferMsg::Stop {
                 code: StopCode(r.varuint("stop.code")?),
@@ -503,7 +524,10 @@ mod tests {
             Just(TransferMsg::DoneAck),
             Just(TransferMsg::KeepAlive),
             any::<u64>().prop_map(|index| TransferMsg::Skip { index }),
-            any::<u8>().prop_map(|b| TransferMsg::Identity { public: Box::leak(vec![b; crate::identity::PUBLIC_LEN].into_boxed_slice()) }),
+            any::<u8>().prop_map(|b| TransferMsg::Identity {
+                public: Box::leak(vec![b; crate::identity::PUBLIC_LEN].into_boxed_slice()),
+                proof: Box::leak(vec![b; crate::identity::PROOF_LEN].into_boxed_slice()),
+            }),
             "[a-z ]{0,40}".prop_map(|reason| TransferMsg::Abort { reason }),
             (any::<u64>(), any::<[u8; 32]>()).prop_map(|(len, hash)| TransferMsg::StreamEnd { len, hash }),
             (any::<u64>(), "[a-z ]{0,40}").prop_map(|(code, reason)| TransferMsg::Stop { code: StopCode(code), reason }),

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::names::{escape, CollisionSet, SafePath};
-use super::{chunk_data_len, next_message, Entry, EntryKind, Offer, OfferKind, StopCode, TransferMsg, MAX_PREVIEW};
-use crate::identity::PublicIdentity;
+use super::{chunk_data_len, next_message, Entry, EntryKind, Offer, OfferKind, SessionTranscript, StopCode, TransferMsg, MAX_PREVIEW};
+use crate::identity::{Identity, ProofRole, PublicIdentity};
 use crate::primitives::ct_eq;
 use crate::{Error, Result};
 
@@ -47,6 +47,8 @@ pub struct ReceiverConfig {
     pub unhashed_fresh: bool,
     /// `IDENTITY` was agreed: either side may send its public identity.
     pub identity: bool,
+    /// The session's transcript hash, which identity proofs sign.
+    pub transcript: SessionTranscript,
 }
 
 impl ReceiverConfig {
@@ -62,6 +64,11 @@ impl ReceiverConfig {
             ..ReceiverConfig::default()
         }
     }
+
+    /// The default limits with what the handshake of `session` agreed, and its transcript.
+    pub fn session(session: &crate::handshake::Established) -> Self {
+        ReceiverConfig { transcript: SessionTranscript(session.transcript_hash), ..Self::agreed(&session.agreed) }
+    }
 }
 
 impl Default for ReceiverConfig {
@@ -75,6 +82,7 @@ impl Default for ReceiverConfig {
             skip: true,
             unhashed_fresh: false,
             identity: false,
+            transcript: SessionTranscript::default(),
         }
     }
 }
@@ -383,13 +391,14 @@ impl Receiver {
     /// Tells the sender this side's public identity (an Identity message),
     /// when `IDENTITY` was agreed; without it, nothing is sent. Only before
     /// the offer is answered, and only once.
-    pub fn share_identity(&mut self, identity: &PublicIdentity) -> Result<()> {
+    pub fn share_identity(&mut self, identity: &Identity) -> Result<()> {
         if self.answered || !matches!(self.state, State::ExpectOffer | State::AwaitConsent) {
             return Err(Error::Misuse("share_identity() after the offer was answered, or twice"));
         }
         self.answered = true;
         if self.config.identity {
-            self.send(&TransferMsg::Identity { public: &identity.to_bytes() });
+            let proof = identity.prove(ProofRole::Receiver, &self.config.transcript.0);
+            self.send(&TransferMsg::Identity { public: &identity.public().to_bytes(), proof: &proof });
         }
         Ok(())
     }
@@ -535,9 +544,11 @@ impl Receiver {
             (_, TransferMsg::Stop { code, reason }) => Err(Error::PeerStopped { code: Some(code), reason: escape(reason.as_bytes()) }),
             // The peer's engine sends it when idle; it only proves the peer is there.
             (_, TransferMsg::KeepAlive) => Ok(None),
-            (S::ExpectOffer, TransferMsg::Identity { public }) if self.config.identity && !self.peer_identity => {
+            (S::ExpectOffer, TransferMsg::Identity { public, proof }) if self.config.identity && !self.peer_identity => {
                 self.peer_identity = true;
                 let id = PublicIdentity::from_bytes(public).map_err(|_| violation("the sender's public identity is not valid"))?;
+                id.verify_proof(ProofRole::Sender, &self.config.transcript.0, proof)
+                    .map_err(|_| violation("the sender showed an identity it cannot prove is its own"))?;
                 Ok(Some(Event::PeerIdentity(id)))
             }
             (S::ExpectOffer, TransferMsg::Offer(o)) => self.on_offer(o).map(Some),

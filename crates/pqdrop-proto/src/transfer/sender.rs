@@ -14,8 +14,8 @@
 use std::collections::HashMap;
 
 use super::names::escape;
-use super::{next_message, Entry, EntryKind, Offer, OfferKind, StopCode, TransferMsg, MAX_CHUNK};
-use crate::identity::PublicIdentity;
+use super::{next_message, Entry, EntryKind, Offer, OfferKind, SessionTranscript, StopCode, TransferMsg, MAX_CHUNK};
+use crate::identity::{Identity, ProofRole, PublicIdentity};
 use crate::{Error, Result};
 
 /// Capabilities agreed in the handshake that change what the sender may do.
@@ -33,6 +33,8 @@ pub struct SenderConfig {
     pub unhashed_fresh: bool,
     /// `IDENTITY` was agreed: either side may send its public identity.
     pub identity: bool,
+    /// The session's transcript hash, which identity proofs sign.
+    pub transcript: SessionTranscript,
 }
 
 impl SenderConfig {
@@ -45,7 +47,13 @@ impl SenderConfig {
             skip: agreed.skip,
             unhashed_fresh: agreed.unhashed_fresh,
             identity: agreed.identity,
+            transcript: SessionTranscript::default(),
         }
+    }
+
+    /// What the handshake of `session` agreed, and its transcript.
+    pub fn session(session: &crate::handshake::Established) -> Self {
+        SenderConfig { transcript: SessionTranscript(session.transcript_hash), ..Self::agreed(&session.agreed) }
     }
 }
 
@@ -141,9 +149,9 @@ impl Sender {
     }
 
     /// [`Sender::new`] that first tells the receiver this side's public
-    /// identity (an Identity message before the Offer), when `IDENTITY` was
-    /// agreed; without it `identity` is not sent.
-    pub fn sharing(offer: Offer, config: SenderConfig, identity: Option<&PublicIdentity>) -> Self {
+    /// identity, with its proof for this session (an Identity message before
+    /// the Offer), when `IDENTITY` was agreed; without it nothing is sent.
+    pub fn sharing(offer: Offer, config: SenderConfig, identity: Option<&Identity>) -> Self {
         let mut s = Sender {
             config,
             offer: offer.clone(),
@@ -166,7 +174,8 @@ impl Sender {
             peer_identity: false,
         };
         if let Some(id) = identity.filter(|_| config.identity) {
-            s.send(&TransferMsg::Identity { public: &id.to_bytes() });
+            let proof = id.prove(ProofRole::Sender, &config.transcript.0);
+            s.send(&TransferMsg::Identity { public: &id.public().to_bytes(), proof: &proof });
         }
         s.send(&TransferMsg::Offer(offer));
         s
@@ -416,9 +425,11 @@ impl Sender {
             }
             // The peer's engine sends it when idle; it only proves the peer is there.
             (_, TransferMsg::KeepAlive) => return Ok(None),
-            (S::AwaitAnswer, TransferMsg::Identity { public }) if self.config.identity && !self.peer_identity => {
+            (S::AwaitAnswer, TransferMsg::Identity { public, proof }) if self.config.identity && !self.peer_identity => {
                 self.peer_identity = true;
                 let id = PublicIdentity::from_bytes(public).map_err(|_| violation("the receiver's public identity is not valid"))?;
+                id.verify_proof(ProofRole::Receiver, &self.config.transcript.0, proof)
+                    .map_err(|_| violation("the receiver showed an identity it cannot prove is its own"))?;
                 SenderEvent::PeerIdentity(id)
             }
             (S::AwaitAnswer, TransferMsg::Accept) => {

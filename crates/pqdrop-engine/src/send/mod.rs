@@ -179,7 +179,7 @@ where
     let (ctl_tx, ctl_rx) = mpsc::channel(INCOMING);
     let config = SenderConfig::session(&session);
     let reader = tokio::spawn(reader_task(rd, session.opener, ctl_tx, watch));
-    let r = drive(wr, session.agreed, config, session.sealer, ctl_rx, prepared, opts, ui).await;
+    let r = drive(wr, Session { agreed: session.agreed, config, sealer: session.sealer }, ctl_rx, prepared, opts, ui).await;
     reader.abort();
     r
 }
@@ -207,16 +207,22 @@ where
     drop(ctl_tx);
     let opts = SendOptions { identity: None, ..opts };
     let config = SenderConfig::agreed(&pqdrop_proto::sealed::AGREED);
-    drive(w, pqdrop_proto::sealed::AGREED, config, sealer, ctl_rx, prepared, opts, ui).await
+    drive(w, Session { agreed: pqdrop_proto::sealed::AGREED, config, sealer }, ctl_rx, prepared, opts, ui).await
+}
+
+/// What the transfer runs under: the agreement, the machine's settings and
+/// the sending direction of the record layer.
+struct Session {
+    agreed: pqdrop_proto::msg::Agreed,
+    config: SenderConfig,
+    sealer: pqdrop_proto::record::RecordSealer,
 }
 
 /// The transfer after the handshake: records out to `wr`, the receiver's
 /// records in from `ctl`.
 async fn drive<W>(
     wr: W,
-    agreed: pqdrop_proto::msg::Agreed,
-    config: SenderConfig,
-    sealer: pqdrop_proto::record::RecordSealer,
+    session: Session,
     ctl_rx: mpsc::Receiver<Incoming>,
     prepared: Prepared,
     opts: SendOptions,
@@ -226,6 +232,7 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let Prepared { payload, source } = prepared;
+    let Session { agreed, config, sealer } = session;
     let zstd_ok = agreed.zstd;
     let (out, writer) = Outbound::start(wr, sealer, &agreed, opts.idle_timeout);
     let logic = tokio::task::spawn_blocking(move || {

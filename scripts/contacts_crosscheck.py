@@ -109,6 +109,12 @@ def identity_proof(seed: bytes, role: int, transcript: bytes) -> bytes:
     return Ed25519PrivateKey.from_private_bytes(idx.key(seed, 17)).sign(b"pqdrop identity proof v1" + bytes([role]) + transcript)
 
 
+def link_check(exporter: bytes) -> str:
+    """The check both devices show (PROTOCOL.md §13.6)."""
+    n = int.from_bytes(HKDF(algorithm=hashes.SHA256(), length=4, salt=exporter, info=b"pqdrop link check v1").derive(b""), "big") % 1_000_000
+    return f"{n // 1000:03d} {n % 1000:03d}"
+
+
 def compute() -> dict:
     owner = public_identity(OWNER)
     proof = identity_proof(OWNER, 1, TRANSCRIPT)
@@ -133,6 +139,7 @@ def compute() -> dict:
             "exporter": (b"\x04" * 32).hex(),
             "request": link_seed(OWNER, b"\x03" * 32, b"\x04" * 32)[0].hex(),
             "answer": link_seed(OWNER, b"\x03" * 32, b"\x04" * 32)[1].hex(),
+            "check": link_check(b"\x04" * 32),
         },
         "safety_numbers": [
             {"a": OWNER.hex(), "b": s.hex(), "safety_number": safety_number(owner, public_identity(s))} for _, s, _, _ in CONTACTS

@@ -81,6 +81,9 @@ pub enum Error {
     /// The offer goes beyond a limit this side sets.
     #[error("{0}")]
     Limit(String),
+    /// Linking a device did not finish; nothing was stored.
+    #[error("the identity was not linked: {0}; start again with `pqdrop id link`")]
+    LinkFailed(String),
     /// A sealed file failed its checks: it was changed, cut short, reordered
     /// or extended. What completed before the damage was verified and kept.
     #[error("the sealed file is damaged: {0}; files completed before the damage are in place, nothing else was kept")]

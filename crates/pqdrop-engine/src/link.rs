@@ -15,13 +15,23 @@ use crate::transport::{Route, Waiting};
 use crate::{Error, Result};
 use pqdrop_proto::liveness::Side;
 
-/// How long the other side may take to answer once the session is up.
-const ANSWER: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long the other side may take to answer once the session is up (the
+/// old device's user compares the check first).
+const ANSWER: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The old device: waits on `route` with `code` (a relay numbers it when
 /// `allocate`), then gives `id`'s seed to the device that holds the code.
-/// `on_ready` hears the code to show, as for [`crate::send::send_to`].
-pub async fn offer(route: &Route, code: &Code, allocate: bool, id: &Identity, on_ready: impl FnOnce(&Code, Waiting)) -> Result<()> {
+/// `on_ready` hears the code to show, as for [`crate::send::send_to`];
+/// `confirm` gets the check the joining device shows ([`identity::link_check`])
+/// and says whether the user saw the same there: only then does the seed move.
+pub async fn offer(
+    route: &Route,
+    code: &Code,
+    allocate: bool,
+    id: &Identity,
+    on_ready: impl FnOnce(&Code, Waiting),
+    confirm: impl FnOnce(&str) -> bool,
+) -> Result<()> {
     let (mut stream, code) = crate::send::rendezvous_as_accepter(route, code, allocate, on_ready).await?;
     let (mut session, leftover) = conn::handshake(&mut stream, Role::Accepter, &code, local_capabilities(false)).await?;
     let (rd, mut wr) = tokio::io::split(stream);
@@ -30,6 +40,10 @@ pub async fn offer(route: &Route, code: &Code, allocate: bool, id: &Identity, on
     let n = identity::parse_link_request(&request).map_err(|_| {
         Error::PeerViolation("the other side is not joining an identity (did it run `pqdrop receive` instead of `pqdrop id join`?)".into())
     })?;
+    let check = identity::link_check(&session.exporter)?;
+    if !tokio::task::block_in_place(|| confirm(&check)) {
+        return Err(Error::LinkFailed("the check was not confirmed, so nothing was sent".into()));
+    }
     let answer = identity::link_seed(id, &n, &session.exporter)?;
     let mut out = Zeroizing::new(Vec::new());
     session.sealer.seal_to_vec(&answer, true, &mut out).map_err(conn::proto_err)?;
@@ -44,12 +58,20 @@ pub async fn offer(route: &Route, code: &Code, allocate: bool, id: &Identity, on
 }
 
 fn gone(e: std::io::Error) -> Error {
-    Error::PeerGone(format!("the connection failed: {e}"))
+    Error::LinkFailed(format!("the connection failed: {e}"))
 }
 
 /// The new device: finds the old one over `route` with `code` and takes the
 /// identity it gives, checked against the seed-exchange key it came with.
-pub async fn join(route: &Route, code: &Code, lan_timeout: std::time::Duration, on_waiting: impl FnOnce(Waiting)) -> Result<Identity> {
+/// `on_check` gets the check to show the user, who compares it with the old
+/// device's before it sends anything.
+pub async fn join(
+    route: &Route,
+    code: &Code,
+    lan_timeout: std::time::Duration,
+    on_waiting: impl FnOnce(Waiting),
+    on_check: impl FnOnce(&str),
+) -> Result<Identity> {
     let mut stream =
         crate::transport::connect(route, *code.nameplate(), crate::transport::Side::Receiver { lan_timeout }, on_waiting).await?;
     let (mut session, leftover) = conn::handshake(&mut stream, Role::Requester, code, local_capabilities(false)).await?;
@@ -61,6 +83,7 @@ pub async fn join(route: &Route, code: &Code, lan_timeout: std::time::Duration, 
     session.sealer.seal_to_vec(&request, false, &mut out).map_err(conn::proto_err)?;
     wr.write_all(&out).await.map_err(gone)?;
     wr.flush().await.map_err(gone)?;
+    on_check(&identity::link_check(&session.exporter)?);
     let answer = Zeroizing::new(read_record(&mut rd, &mut session, "old device").await?);
     if !session.opener.is_finished() {
         return Err(Error::PeerViolation(
@@ -91,9 +114,11 @@ async fn read_record<R: AsyncRead + Unpin>(rd: &mut R, session: &mut pqdrop_prot
     let mut watch = IdleWatch::new(&session.agreed, Side::Sender, ANSWER);
     let read = tokio::time::timeout(ANSWER, read_frame(rd, Vec::new(), &mut watch)).await;
     let mut frame = match read {
-        Err(_) => return Err(Error::PeerGone(format!("the {who} did not answer within {} s", ANSWER.as_secs()))),
+        Err(_) => return Err(Error::LinkFailed(format!("the {who} did not answer within {} s", ANSWER.as_secs()))),
         Ok(Ok(Some(f))) => f,
-        Ok(Ok(None)) => return Err(Error::PeerGone(format!("the {who} closed the connection"))),
+        Ok(Ok(None)) => {
+            return Err(Error::LinkFailed(format!("the {who} closed the connection (on the old device: was the check refused?)")))
+        }
         Ok(Err(e)) => return Err(e),
     };
     if frame.msg_type != MsgType::RECORD && frame.msg_type != MsgType::RECORD_FINAL {

@@ -577,6 +577,17 @@ fn link_key(dh: &[u8; 32], exporter: &[u8; 32], n: &[u8; 32], p1: &[u8; 32]) -> 
     AeadKey::new(AeadAlg::ChaCha20Poly1305, &k[..])
 }
 
+/// The check both devices show before the seed moves, for the user to
+/// compare: `HKDF-SHA256(salt = exporter, ikm = "", info = "pqdrop link check v1", L = 4)`
+/// as a big-endian integer modulo 10^6, in two groups of three digits.
+/// Another session (someone else who holds the code) gives another check.
+pub fn link_check(exporter: &[u8; 32]) -> Result<String> {
+    let mut b = [0u8; 4];
+    crate::primitives::hkdf_sha256(exporter, &[], &[b"pqdrop link check v1"], &mut b)?;
+    let n = u32::from_be_bytes(b) % 1_000_000;
+    Ok(format!("{:03} {:03}", n / 1000, n % 1000))
+}
+
 /// Encodes LinkRequest: `IxiVarUInt(32) || IxiBytes[32](N)`.
 pub fn link_request(n_public: &[u8; 32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(34);

@@ -69,6 +69,7 @@ fn rust_matches_the_independent_vectors() {
     assert_eq!(hex::encode(identity::link_request(&n_pub)), s(link, "request"));
     let answer = identity::link_seed(&old, &n_pub, &exporter).unwrap();
     assert_eq!(hex::encode(&answer[..]), s(link, "answer"));
+    assert_eq!(identity::link_check(&exporter).unwrap(), s(link, "check"));
     assert_eq!(identity::open_link_seed(&hex::decode(s(link, "answer")).unwrap(), &n, &exporter).unwrap().public(), old.public());
 
     for v in doc["safety_numbers"].as_array().expect("safety numbers") {

@@ -47,6 +47,10 @@ struct LinkArgs {
     /// Use your own code instead of a generated one.
     #[arg(long, value_name = "CODE")]
     code: Option<String>,
+    /// Give the identity without comparing the check the new device shows
+    /// (only when no one else can have the code).
+    #[arg(short, long)]
+    yes: bool,
     #[command(flatten)]
     unlock: UnlockArgs,
     #[command(flatten)]
@@ -170,11 +174,20 @@ pub fn run(args: IdArgs) -> anyhow::Result<()> {
         IdCommand::Link(a) => {
             let (id, _) = store::load_identity(&path, &a.unlock.unlock())?;
             let code = match &a.code {
-                Some(c) => Some(pqdrop_proto::code::Code::parse(c).map_err(|e| crate::common::Usage(format!("--code: {e}")))?),
+                Some(c) => {
+                    let code = pqdrop_proto::code::Code::parse(c).map_err(|e| crate::common::Usage(format!("--code: {e}")))?;
+                    if code.is_weaker_than_generated() {
+                        say!(
+                            "warning: this code has about {:.0} bits of secret, less than a generated one; whoever guesses it can try to take your identity (the check below stops them)",
+                            code.entropy_bits()
+                        );
+                    }
+                    Some(code)
+                }
                 None => None,
             };
             let route = a.net.route()?;
-            runtime()?.block_on(crate::common::until_interrupted("old device", link(&id, code, &route)))
+            runtime()?.block_on(crate::common::until_interrupted("old device", link(&id, code, &route, a.yes)))
         }
         IdCommand::Join(a) => {
             let code = crate::cmd_receive::read_code(a.code.as_deref())?;
@@ -184,7 +197,15 @@ pub fn run(args: IdArgs) -> anyhow::Result<()> {
             let route = a.net.route()?;
             let id = runtime()?.block_on(crate::common::until_interrupted("new device", async {
                 let lan = std::time::Duration::from_secs(60);
-                Ok(pqdrop_engine::link::join(&route, &code, lan, |_| say!("Looking for your other device...")).await?)
+                let id = pqdrop_engine::link::join(
+                    &route,
+                    &code,
+                    lan,
+                    |_| say!("Looking for your other device..."),
+                    |check| say!("Check: {check}. Your other device shows the same and asks you to confirm it."),
+                )
+                .await?;
+                Ok(id)
             }))?;
             store_with(&path, &id, exists, pass)?;
             say!("Joined the identity {}. Check that your other device shows the same.", id.public().fingerprint());
@@ -301,24 +322,48 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// `pqdrop id link`: shows a code, then gives the identity to the device
 /// that joins with it.
-async fn link(id: &Identity, code: Option<pqdrop_proto::code::Code>, route: &crate::common::Route) -> anyhow::Result<()> {
+async fn link(id: &Identity, code: Option<pqdrop_proto::code::Code>, route: &crate::common::Route, yes: bool) -> anyhow::Result<()> {
     let allocate = code.is_none();
     let code = match code {
         Some(c) => c,
         None => pqdrop_proto::code::Code::generate(pqdrop_proto::code::DEFAULT_WORDS, &mut rand_core::OsRng)?,
     };
     let fp = id.public().fingerprint();
-    pqdrop_engine::link::offer(route, &code, allocate, id, |c, _| {
-        let relay = match route {
-            crate::common::Route::Relay(r) => format!("--relay {r} "),
-            crate::common::Route::Lan(_) => String::new(),
-        };
-        say!("On your new device, run:\n\n    pqdrop id join {relay}{}\n", &*c.expose());
-        say!("It must then show {fp}. Waiting for it...");
-    })
+    pqdrop_engine::link::offer(
+        route,
+        &code,
+        allocate,
+        id,
+        |c, _| {
+            let relay = match route {
+                crate::common::Route::Relay(r) => format!("--relay {r} "),
+                crate::common::Route::Lan(_) => String::new(),
+            };
+            say!("On your new device, run:\n\n    pqdrop id join {relay}{}\n", &*c.expose());
+            say!("It must then show {fp}. Waiting for it...");
+        },
+        |check| confirm_check(check, yes),
+    )
     .await?;
     say!("Linked: your new device now holds the identity {fp}.");
     Ok(())
+}
+
+/// Asks the user whether the new device shows `check` (PROTOCOL.md §13.6).
+fn confirm_check(check: &str, yes: bool) -> bool {
+    if yes {
+        return true;
+    }
+    let Ok(tty) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") else {
+        say!("No terminal to compare the check {check} with the new device's; run with --yes if no one else can have the code.");
+        return false;
+    };
+    let mut w = &tty;
+    let _ = write!(w, "A device joined. Does your new device show the check {check}? [y/N] ");
+    let _ = w.flush();
+    let mut line = String::new();
+    let _ = io::BufRead::read_line(&mut io::BufReader::new(&tty).take(64), &mut line);
+    matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
 }
 
 /// Seals `id` and puts it at `path`: folder 0700, file 0600 from its first

@@ -64,6 +64,11 @@ impl std::fmt::Display for Interrupted {
                 "interrupted (Ctrl-C). To resume, run the same command again: it prints a new code for the receiver, and what the receiver already has is not sent again",
             ),
             "prompt" => f.write_str("interrupted (Ctrl-C) at the code prompt; nothing was received"),
+            "sealer" => f.write_str("interrupted (Ctrl-C); no sealed file was written"),
+            "opener" => f.write_str(
+                "interrupted (Ctrl-C); the files completed so far are in place. Open the file again to finish (it replaces any partial file this left)",
+            ),
+            "old device" | "new device" => f.write_str("interrupted (Ctrl-C); the identity was not linked"),
             _ => f.write_str(
                 "interrupted (Ctrl-C). What already arrived is kept: to resume, the sender runs its command again (it prints a new code) and you receive with that code",
             ),
@@ -94,7 +99,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         Some(E::WrongCode) => exit::WRONG_CODE,
         Some(E::Refused) => exit::REFUSED,
         Some(E::Relay { .. } | E::LanNotFound { .. }) => exit::UNREACHABLE,
-        Some(E::PeerGone(_) | E::HandshakeTimeout { .. }) => exit::PEER_GONE,
+        Some(E::PeerGone(_) | E::HandshakeTimeout { .. } | E::LinkFailed(_)) => exit::PEER_GONE,
         Some(E::Io { .. } | E::NoSpace { .. } | E::OutputDir { .. }) => exit::IO,
         Some(E::Exists(_)) => exit::EXISTS,
         Some(E::Proto(_) | E::Hostile { .. } | E::Integrity(_) | E::PeerViolation(_) | E::Limit(_) | E::Damaged(_)) => exit::PROTOCOL,

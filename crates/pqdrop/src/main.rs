@@ -115,7 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Id(args) => cmd_id::run(args),
         Command::Contacts(args) => cmd_contacts::run(args),
         Command::Seal(args) => rt()?.block_on(common::until_interrupted("sealer", cmd_seal::seal(args))),
-        Command::Open(args) => rt()?.block_on(common::until_interrupted("receiver", cmd_seal::open(args))),
+        Command::Open(args) => rt()?.block_on(common::until_interrupted("opener", cmd_seal::open(args))),
         Command::Completions { shell } => print_generated(|out| {
             // Into memory first: the generator panics on a failed write.
             let mut script = Vec::new();

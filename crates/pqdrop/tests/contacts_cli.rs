@@ -182,7 +182,7 @@ fn a_passphrase_protected_identity_is_shown_only_when_unlocked() {
 fn link(h: &Harness, old: &User, new: &User, code: &str, join_extra: &[&str]) -> [common::Finished; 2] {
     let mut o = h
         .command("id")
-        .args(["link", "--code", code])
+        .args(["link", "--yes", "--code", code])
         .args(h_route(h))
         .env("XDG_CONFIG_HOME", old.config.path())
         .without_terminal()
@@ -217,6 +217,7 @@ fn link_gives_the_same_identity(net: Net) {
     assert_eq!(phone.fingerprint(&h), fp);
     assert!(o.stderr.contains(&format!("It must then show {fp}")), "{}", o.stderr);
     assert!(n.stderr.contains(&format!("Joined the identity {fp}")), "{}", n.stderr);
+    assert!(n.stderr.contains("Check: "), "{}", n.stderr);
     // The same seed: export agrees, and the file is private.
     assert_eq!(laptop.ok(&h, &["id", "export", "--format", "hex"]).0, phone.ok(&h, &["id", "export", "--format", "hex"]).0);
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(phone.dir().join("identity")).unwrap().permissions());
@@ -267,6 +268,25 @@ fn join_keeps_an_existing_identity_and_refuses_what_is_not_a_link() {
     assert_ne!(n.code(), Some(exit::OK));
     assert!(n.stderr.contains("not linking an identity"), "{}", n.stderr);
     assert_ne!(s.code(), Some(exit::OK));
+    assert!(!fresh.dir().join("identity").exists());
+
+    // Without --yes and without a terminal to compare the check, nothing moves.
+    let mut o = h
+        .command("id")
+        .args(["link", "--code", "56-lemon-tiger", "--lan-bind", "127.0.0.1"])
+        .env("XDG_CONFIG_HOME", laptop.config.path())
+        .without_terminal()
+        .spawn("old");
+    let mut n = h
+        .command("id")
+        .args(["join", "--no-passphrase", "--lan-bind", "127.0.0.1", "56-lemon-tiger"])
+        .env("XDG_CONFIG_HOME", fresh.config.path())
+        .without_terminal()
+        .spawn("new");
+    let [o, n] = common::wait_all([&mut o, &mut n], WAIT);
+    assert!(o.stderr.contains("No terminal to compare the check"), "{}", o.stderr);
+    assert_ne!(o.code(), Some(exit::OK));
+    assert!(n.stderr.contains("the identity was not linked"), "{}", n.stderr);
     assert!(!fresh.dir().join("identity").exists());
 
     // A wrong code: nothing moves.

@@ -77,7 +77,7 @@ pub async fn join(
     let (mut session, leftover) = conn::handshake(&mut stream, Role::Requester, code, local_capabilities(false)).await?;
     let (rd, mut wr) = tokio::io::split(stream);
     let mut rd = tokio::io::BufReader::new(tokio::io::AsyncReadExt::chain(std::io::Cursor::new(leftover), rd));
-    let n = Zeroizing::new(rand_secret()?);
+    let n = rand_secret()?;
     let request = identity::link_request(&pqdrop_proto::internal::primitives::x25519_base(&n));
     let mut out = Vec::new();
     session.sealer.seal_to_vec(&request, false, &mut out).map_err(conn::proto_err)?;
@@ -103,9 +103,9 @@ pub async fn join(
     Ok(id)
 }
 
-fn rand_secret() -> Result<[u8; 32]> {
-    let mut n = [0u8; 32];
-    rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, &mut n).map_err(|_| Error::Bug("the OS random generator failed".into()))?;
+fn rand_secret() -> Result<Zeroizing<[u8; 32]>> {
+    let mut n = Zeroizing::new([0u8; 32]);
+    rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, &mut n[..]).map_err(|_| Error::Bug("the OS random generator failed".into()))?;
     Ok(n)
 }
 

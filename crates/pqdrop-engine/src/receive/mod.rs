@@ -497,6 +497,9 @@ impl Driver {
         match ev {
             Event::PeerIdentity(id) => self.report.peer = Some(id),
             Event::Offer(o) => {
+                if self.to_the_end && o.kind != OfferKind::Files {
+                    return Err(Error::PeerViolation("it holds a text or a stream, and sealed files hold only files".into()));
+                }
                 let summary = OfferSummary {
                     kind: o.kind,
                     files: o.files,

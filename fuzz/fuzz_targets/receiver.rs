@@ -10,7 +10,17 @@ use pqdrop_proto::transfer::{Event, FileState, Receiver, ReceiverConfig};
 fuzz_target!(|data: &[u8]| {
     let mut c = Cursor::new(data);
     let flags = c.u8();
-    let config = ReceiverConfig { max_entries: 64, max_text: 4096, resume: flags & 1 != 0, zstd: flags & 2 != 0, stop_codes: flags & 4 != 0, skip: flags & 8 != 0, unhashed_fresh: flags & 16 != 0, identity: flags & 32 != 0, transcript: Default::default() };
+    let config = ReceiverConfig {
+        max_entries: 64,
+        max_text: 4096,
+        resume: flags & 1 != 0,
+        zstd: flags & 2 != 0,
+        stop_codes: flags & 4 != 0,
+        skip: flags & 8 != 0,
+        unhashed_fresh: flags & 16 != 0,
+        identity: flags & 32 != 0,
+        transcript: Default::default(),
+    };
     let mut rx = Receiver::new(config);
     let mut out = Vec::new();
     // The current file's announced size and what was reported of it.

@@ -105,7 +105,8 @@ pub async fn join(
 
 fn rand_secret() -> Result<Zeroizing<[u8; 32]>> {
     let mut n = Zeroizing::new([0u8; 32]);
-    rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, &mut n[..]).map_err(|_| Error::Bug("the OS random generator failed".into()))?;
+    rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, &mut n[..])
+        .map_err(|_| Error::Bug("the OS random generator failed".into()))?;
     Ok(n)
 }
 

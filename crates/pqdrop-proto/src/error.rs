@@ -55,6 +55,19 @@ pub enum Error {
     /// honest network this means the codes differ.
     #[error("key confirmation failed: the code is wrong (or someone tried to intercept the transfer)")]
     WrongCode,
+    /// Contact handshake: the other side could not prove it holds the private
+    /// keys of the identity it is expected to have (an impostor holding the
+    /// room, or a contact whose keys are not the ones saved).
+    #[error("the other side could not prove it holds the expected identity's keys")]
+    IdentityNotProven,
+    /// Contact handshake (initiator): the responder does not accept our
+    /// identity (we are not among its contacts, or not the one it waits for).
+    #[error("the other side does not accept this identity")]
+    NotAccepted,
+    /// Contact handshake (responder): the initiator's identity is valid but
+    /// not one this side accepts; carries its fingerprint.
+    #[error("an identity that is not accepted here tried to connect ({0})")]
+    StrangerIdentity(String),
     /// The peer aborted the handshake and told us why.
     #[error("peer aborted: {0}")]
     PeerAborted(u64),

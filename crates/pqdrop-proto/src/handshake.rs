@@ -135,7 +135,8 @@ fn expand32(prk: &HkdfPrk, info: &[&[u8]]) -> Result<Zeroizing<[u8; 32]>> {
     Ok(k)
 }
 
-/// The key schedule (PROTOCOL.md §5).
+/// The key schedule of the code handshake (PROTOCOL.md §6): the transcript
+/// hash over CI and the frames, and `ISK || ss` as the combined secret.
 fn key_schedule(
     ci: &[u8],
     transcript: &[u8],
@@ -145,15 +146,22 @@ fn key_schedule(
     chacha_salt: &[u8; 32],
     agreed: Agreed,
 ) -> Result<Keys> {
-    use labels::*;
-    let th = sha512(&[&cpace::lv_cat(&[TRANSCRIPT, ci]), transcript]);
+    let th = sha512(&[&cpace::lv_cat(&[labels::TRANSCRIPT, ci]), transcript]);
     // Ixian order: the (CPace) ECDH secret first, then the KEM secret.
     let mut combined = Zeroizing::new([0u8; 96]);
     combined[..64].copy_from_slice(isk);
     combined[64..].copy_from_slice(&kem_ss.0);
-    let prk_aes = HkdfPrk::extract(aes_salt, &combined[..]);
-    let prk_chacha = HkdfPrk::extract(chacha_salt, &combined[..]);
-    let prk_confirm = HkdfPrk::extract(&th, &combined[..]);
+    derive_keys(th, &combined[..], aes_salt, chacha_salt, agreed)
+}
+
+/// The part of the key schedule both handshakes share (PROTOCOL.md §6, from
+/// `prk_aes` on): traffic, confirmation and exporter keys from the
+/// transcript hash `th`, the combined secret and the two salts.
+fn derive_keys(th: [u8; 64], combined: &[u8], aes_salt: &[u8; 32], chacha_salt: &[u8; 32], agreed: Agreed) -> Result<Keys> {
+    use labels::*;
+    let prk_aes = HkdfPrk::extract(aes_salt, combined);
+    let prk_chacha = HkdfPrk::extract(chacha_salt, combined);
+    let prk_confirm = HkdfPrk::extract(&th, combined);
     Ok(Keys {
         aes_r2a: expand32(&prk_aes, &[AES_KEY, DIR_REQUESTER_TO_ACCEPTER, &th])?,
         aes_a2r: expand32(&prk_aes, &[AES_KEY, DIR_ACCEPTER_TO_REQUESTER, &th])?,
@@ -198,7 +206,7 @@ pub struct Handshake<K: Kem = MlKem768> {
     ci: Vec<u8>,
     caps: Capabilities,
     transcript: Vec<u8>,
-    inbuf: Vec<u8>,
+    frames: FrameBuf,
     outbuf: Vec<u8>,
     status: HandshakeStatus,
 }
@@ -236,7 +244,7 @@ impl<K: Kem> Handshake<K> {
             ci: channel_id(config.nameplate),
             caps: config.capabilities,
             transcript: Vec::with_capacity(2600),
-            inbuf: Vec::new(),
+            frames: FrameBuf::default(),
             outbuf: Vec::new(),
             status: HandshakeStatus(0),
         }
@@ -305,37 +313,13 @@ impl<K: Kem> Handshake<K> {
             if matches!(self.state, State::Failed) {
                 return Err(Error::Misuse("handshake already failed"));
             }
-            let need = match self.pending_header() {
-                Ok(Some(h)) => h.frame_len() - self.inbuf.len(),
-                // Read the header byte by byte so that we never take bytes
-                // beyond the last handshake frame.
-                Ok(None) => 1,
-                Err(e) => return self.fail(e, Some(AbortReason::PROTOCOL_ERROR)),
-            };
-            let take = need.min(data.len() - consumed);
-            self.inbuf.extend_from_slice(&data[consumed..consumed + take]);
-            consumed += take;
-            match self.pending_header() {
-                Ok(Some(h)) if self.inbuf.len() == h.frame_len() => {
-                    let frame = core::mem::take(&mut self.inbuf);
-                    self.handle_frame(h.msg_type, &frame, h.header_len)?;
-                }
-                Ok(_) => {}
+            match self.frames.feed(data, &mut consumed) {
+                Ok(Some((t, frame, header_len))) => self.handle_frame(t, &frame, header_len)?,
+                Ok(None) => {}
                 Err(e) => return self.fail(e, Some(AbortReason::PROTOCOL_ERROR)),
             }
         }
         Ok(consumed)
-    }
-
-    /// The header of the frame being buffered, once complete. Only handshake
-    /// types are allowed, so a peer cannot make us buffer a 1 MiB record early.
-    fn pending_header(&self) -> Result<Option<crate::msg::FrameHeader>> {
-        match parse_frame_header(&self.inbuf)? {
-            Some(h) if h.body_len > MAX_HANDSHAKE_BODY || h.msg_type.0 >= MsgType::RECORD.0 => {
-                Err(Error::UnexpectedMessage("record before the handshake completed"))
-            }
-            other => Ok(other),
-        }
     }
 
     fn fail<T>(&mut self, e: Error, abort: Option<AbortReason>) -> Result<T> {
@@ -462,24 +446,70 @@ impl<K: Kem> Handshake<K> {
         let State::Done { keys, version } = self.state else {
             return Err(Error::Misuse("handshake not complete"));
         };
-        let cipher = keys.agreed.cipher;
-        let r2a = RecordCipher::new(cipher, &keys.aes_r2a, &keys.chacha_r2a)?;
-        let a2r = RecordCipher::new(cipher, &keys.aes_a2r, &keys.chacha_a2r)?;
-        let (send, recv) = match self.role {
-            Role::Requester => (r2a, a2r),
-            Role::Accepter => (a2r, r2a),
-        };
-        Ok(Established {
-            role: self.role,
-            agreed: keys.agreed,
-            version,
-            sealer: RecordSealer::new(send),
-            opener: RecordOpener::new(recv),
-            transcript_hash: keys.th,
-            exporter: keys.exporter.clone(),
-        })
+        establish(self.role, &keys, version)
     }
 }
+
+/// The record layer of both directions from a completed key schedule: the
+/// requester sends with the `r2a` keys and receives with `a2r`.
+fn establish(role: Role, keys: &Keys, version: u64) -> Result<Established> {
+    let cipher = keys.agreed.cipher;
+    let r2a = RecordCipher::new(cipher, &keys.aes_r2a, &keys.chacha_r2a)?;
+    let a2r = RecordCipher::new(cipher, &keys.aes_a2r, &keys.chacha_a2r)?;
+    let (send, recv) = match role {
+        Role::Requester => (r2a, a2r),
+        Role::Accepter => (a2r, r2a),
+    };
+    Ok(Established {
+        role,
+        agreed: keys.agreed,
+        version,
+        sealer: RecordSealer::new(send),
+        opener: RecordOpener::new(recv),
+        transcript_hash: keys.th,
+        exporter: keys.exporter.clone(),
+    })
+}
+
+/// Cuts handshake frames out of the byte stream without ever taking a byte
+/// past the last handshake frame: what follows belongs to the record layer.
+#[derive(Default)]
+struct FrameBuf {
+    inbuf: Vec<u8>,
+}
+
+impl FrameBuf {
+    /// The header of the frame being buffered, once complete. Only handshake
+    /// types are allowed, so a peer cannot make us buffer a 1 MiB record early.
+    fn header(&self) -> Result<Option<crate::msg::FrameHeader>> {
+        match parse_frame_header(&self.inbuf)? {
+            Some(h) if h.body_len > MAX_HANDSHAKE_BODY || h.msg_type.0 >= MsgType::RECORD.0 => {
+                Err(Error::UnexpectedMessage("record before the handshake completed"))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Takes bytes from `data[*consumed..]` up to the end of the current
+    /// frame; returns the frame (type, whole frame, header length) once whole.
+    fn feed(&mut self, data: &[u8], consumed: &mut usize) -> Result<Option<(MsgType, Vec<u8>, usize)>> {
+        let need = match self.header()? {
+            Some(h) => h.frame_len() - self.inbuf.len(),
+            // Read the header byte by byte so that we never take bytes
+            // beyond the last handshake frame.
+            None => 1,
+        };
+        let take = need.min(data.len() - *consumed);
+        self.inbuf.extend_from_slice(&data[*consumed..*consumed + take]);
+        *consumed += take;
+        match self.header()? {
+            Some(h) if self.inbuf.len() == h.frame_len() => Ok(Some((h.msg_type, core::mem::take(&mut self.inbuf), h.header_len))),
+            _ => Ok(None),
+        }
+    }
+}
+
+pub mod contact;
 
 #[cfg(test)]
 mod tests;

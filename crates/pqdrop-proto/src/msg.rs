@@ -39,6 +39,10 @@ impl MsgType {
     pub const CONFIRM: Self = Self(43);
     /// The handshake was abandoned; carries an [`AbortReason`].
     pub const ABORT: Self = Self(44);
+    /// contactHello: a contact transfer's initiator opens the handshake (PROTOCOL.md §13.7).
+    pub const CONTACT_HELLO: Self = Self(45);
+    /// contactAnswer: the responder's ephemeral key and ML-KEM ciphertexts.
+    pub const CONTACT_ANSWER: Self = Self(46);
     /// An encrypted record that is not the last of its direction.
     pub const RECORD: Self = Self(50);
     /// The last encrypted record of its direction (STREAM's final chunk).
@@ -47,7 +51,13 @@ impl MsgType {
     /// The body cap for this type; `None` for an unknown type.
     pub fn body_cap(self) -> Option<usize> {
         match self {
-            Self::REQUEST_ADD2 | Self::ACCEPT_ADD2 | Self::KEYS2 | Self::CONFIRM | Self::ABORT => Some(MAX_HANDSHAKE_BODY),
+            Self::REQUEST_ADD2
+            | Self::ACCEPT_ADD2
+            | Self::KEYS2
+            | Self::CONFIRM
+            | Self::ABORT
+            | Self::CONTACT_HELLO
+            | Self::CONTACT_ANSWER => Some(MAX_HANDSHAKE_BODY),
             Self::RECORD | Self::RECORD_FINAL => Some(MAX_RECORD_BODY),
             _ => None,
         }
@@ -65,6 +75,9 @@ impl AbortReason {
     pub const INCOMPATIBLE_VERSION: Self = Self(2);
     /// The peer sent something malformed or out of order.
     pub const PROTOCOL_ERROR: Self = Self(3);
+    /// Contact handshake: the responder does not accept the initiator's
+    /// identity (not one of its contacts, or not the one it waits for).
+    pub const UNKNOWN_IDENTITY: Self = Self(4);
 }
 
 /// Capability bits, exchanged in acceptAdd2 and keys2. Unknown bits are ignored,
@@ -201,6 +214,45 @@ pub struct Keys2 {
     pub capabilities: Option<Capabilities>,
 }
 
+/// contactHello (45): the initiator of a contact transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactHello {
+    /// Highest protocol version the initiator speaks.
+    pub version: u64,
+    /// The initiator's fresh X25519 public key.
+    pub ecdh_pub_key: [u8; X25519_LEN],
+    /// ML-KEM-768 ciphertext to the responder's static encapsulation key.
+    pub mlkem_ciphertext: Vec<u8>,
+    /// A fresh ML-KEM-768 encapsulation key for this session only.
+    pub mlkem_pub_key: Vec<u8>,
+    /// 32 random bytes: HKDF salt of the ChaCha20-Poly1305 keys.
+    pub chacha_salt: [u8; 32],
+    /// The initiator's capabilities.
+    pub capabilities: Capabilities,
+    /// The initiator's public identity, encrypted to the responder (1280 + 16 bytes).
+    pub sealed_identity: Vec<u8>,
+}
+
+/// contactAnswer (46): the responder of a contact transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactAnswer {
+    /// The version the responder chose.
+    pub version: u64,
+    /// The responder's fresh X25519 public key.
+    pub ecdh_pub_key: [u8; X25519_LEN],
+    /// ML-KEM-768 ciphertext to the initiator's fresh encapsulation key.
+    pub mlkem_ciphertext: Vec<u8>,
+    /// ML-KEM-768 ciphertext to the initiator's static encapsulation key.
+    pub static_ciphertext: Vec<u8>,
+    /// 32 random bytes: HKDF salt of the AES-256-GCM keys.
+    pub aes_salt: [u8; 32],
+    /// The responder's capabilities.
+    pub capabilities: Capabilities,
+}
+
+/// Largest sealed identity in a contactHello: a public identity and its tag.
+pub const SEALED_IDENTITY_LEN: usize = crate::identity::PUBLIC_LEN + 16;
+
 /// A decoded handshake-phase message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -214,6 +266,10 @@ pub enum Message {
     Confirm([u8; 32]),
     /// 44.
     Abort(AbortReason),
+    /// 45.
+    ContactHello(ContactHello),
+    /// 46.
+    ContactAnswer(ContactAnswer),
 }
 
 fn put_caps(out: &mut Vec<u8>, caps: Option<Capabilities>) {
@@ -239,6 +295,8 @@ impl Message {
             Message::Keys2(_) => MsgType::KEYS2,
             Message::Confirm(_) => MsgType::CONFIRM,
             Message::Abort(_) => MsgType::ABORT,
+            Message::ContactHello(_) => MsgType::CONTACT_HELLO,
+            Message::ContactAnswer(_) => MsgType::CONTACT_ANSWER,
         }
     }
 
@@ -264,6 +322,18 @@ impl Message {
             }
             Message::Confirm(tag) => put_bytes(out, tag),
             Message::Abort(r) => put_varuint(out, r.0),
+            Message::ContactHello(m) => {
+                m.encode_bound(out);
+                put_bytes(out, &m.sealed_identity);
+            }
+            Message::ContactAnswer(m) => {
+                put_varuint(out, m.version);
+                put_bytes(out, &m.ecdh_pub_key);
+                put_bytes(out, &m.mlkem_ciphertext);
+                put_bytes(out, &m.static_ciphertext);
+                put_bytes(out, &m.aes_salt);
+                put_varuint(out, m.capabilities.0);
+            }
         }
     }
 
@@ -298,10 +368,40 @@ impl Message {
             }),
             MsgType::CONFIRM => Message::Confirm(r.array("confirm.tag")?),
             MsgType::ABORT => Message::Abort(AbortReason(r.varuint("abort.reason")?)),
+            MsgType::CONTACT_HELLO => Message::ContactHello(ContactHello {
+                version: r.varuint("contactHello.version")?,
+                ecdh_pub_key: r.array("contactHello.ecdhPubKey")?,
+                mlkem_ciphertext: r.bytes("contactHello.mlkemCiphertext", MLKEM768_CT_LEN)?.to_vec(),
+                mlkem_pub_key: r.bytes("contactHello.mlkemPubKey", MLKEM768_EK_LEN)?.to_vec(),
+                chacha_salt: r.array("contactHello.chaChaSalt")?,
+                capabilities: Capabilities(r.varuint("contactHello.capabilities")?),
+                sealed_identity: r.bytes("contactHello.sealedIdentity", SEALED_IDENTITY_LEN)?.to_vec(),
+            }),
+            MsgType::CONTACT_ANSWER => Message::ContactAnswer(ContactAnswer {
+                version: r.varuint("contactAnswer.version")?,
+                ecdh_pub_key: r.array("contactAnswer.ecdhPubKey")?,
+                mlkem_ciphertext: r.bytes("contactAnswer.mlkemCiphertext", MLKEM768_CT_LEN)?.to_vec(),
+                static_ciphertext: r.bytes("contactAnswer.staticCiphertext", MLKEM768_CT_LEN)?.to_vec(),
+                aes_salt: r.array("contactAnswer.aesSalt")?,
+                capabilities: Capabilities(r.varuint("contactAnswer.capabilities")?),
+            }),
             _ => return Err(Error::UnexpectedMessage("unknown message type")),
         };
         r.finish("handshake message")?;
         Ok(m)
+    }
+}
+
+impl ContactHello {
+    /// The body up to (not including) `sealedIdentity`: the associated data
+    /// of the sealed identity, so every clear field is bound to it.
+    pub fn encode_bound(&self, out: &mut Vec<u8>) {
+        put_varuint(out, self.version);
+        put_bytes(out, &self.ecdh_pub_key);
+        put_bytes(out, &self.mlkem_ciphertext);
+        put_bytes(out, &self.mlkem_pub_key);
+        put_bytes(out, &self.chacha_salt);
+        put_varuint(out, self.capabilities.0);
     }
 }
 

@@ -2,7 +2,8 @@
 """Independent encoding of the relay protocol vectors (vectors/relay.json).
 
 Written from PROTOCOL.md section 9 alone, sharing no code with the Rust relay:
-IxiVarUInt / IxiBytes, the version-1 and version-2 hellos, the status frame,
+IxiVarUInt / IxiBytes, the version-1 and version-2 hellos (nameplates and
+contact rooms), the status frame,
 and the rules that refuse a hello. For every vector it encodes the inputs
 and compares with the stored hex; every refused hello must be refused here
 too. crates/pqdrop-relay/tests/wire_vectors.rs checks the same file against
@@ -91,12 +92,22 @@ def parse_hello(b):
             if r is None:
                 return "incomplete"
             flags, pos = r
-            if flags & ~1:
+            if flags & ~3:
                 return "bad"
         r = read_varuint(b, pos)
         if r is None:
             return "incomplete"
         n, pos = r
+        if flags is not None and flags & 2:
+            # A contact room: exactly 32 lowercase hex digits, either role.
+            if n != 32:
+                return "bad"
+            name = b[pos:pos + n]
+            if not all(c in b"0123456789abcdef" for c in name):
+                return "bad"
+            if len(name) < n:
+                return "incomplete"
+            return (version, role, flags, name.decode("ascii")), pos + n
         minimum = 0 if (version == 2 and role == 1) else 1
         if not (minimum <= n <= 5):
             return "bad"

@@ -132,6 +132,45 @@ async fn handshake_inner<S: AsyncRead + AsyncWrite + Unpin>(
         Role::Accepter => Handshake::accepter(config, &mut rng),
     }
     .map_err(proto_err)?;
+    let rest = run_handshake(stream, &mut hs).await?;
+    Ok((hs.into_session().map_err(proto_err)?, rest))
+}
+
+/// The two handshakes (with a code, between contacts), as the engine drives them.
+pub(crate) trait HandshakeIo {
+    fn poll_transmit(&mut self) -> Option<Vec<u8>>;
+    fn handle_input(&mut self, data: &[u8]) -> pqdrop_proto::Result<usize>;
+    fn is_complete(&self) -> bool;
+}
+
+impl HandshakeIo for Handshake {
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        Handshake::poll_transmit(self)
+    }
+    fn handle_input(&mut self, data: &[u8]) -> pqdrop_proto::Result<usize> {
+        Handshake::handle_input(self, data)
+    }
+    fn is_complete(&self) -> bool {
+        Handshake::is_complete(self)
+    }
+}
+
+impl HandshakeIo for pqdrop_proto::handshake::contact::ContactHandshake<'_> {
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        pqdrop_proto::handshake::contact::ContactHandshake::poll_transmit(self)
+    }
+    fn handle_input(&mut self, data: &[u8]) -> pqdrop_proto::Result<usize> {
+        pqdrop_proto::handshake::contact::ContactHandshake::handle_input(self, data)
+    }
+    fn is_complete(&self) -> bool {
+        pqdrop_proto::handshake::contact::ContactHandshake::is_complete(self)
+    }
+}
+
+/// Moves a handshake's bytes until it completes; returns the bytes read past
+/// it (they are the first records). On an error, the handshake's abort frame
+/// is sent first, so the peer learns why.
+pub(crate) async fn run_handshake<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, hs: &mut impl HandshakeIo) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; 8192];
     loop {
         if let Some(out) = hs.poll_transmit() {
@@ -139,7 +178,7 @@ async fn handshake_inner<S: AsyncRead + AsyncWrite + Unpin>(
             stream.flush().await.map_err(net_err)?;
         }
         if hs.is_complete() {
-            return Ok((hs.into_session().map_err(proto_err)?, Vec::new()));
+            return Ok(Vec::new());
         }
         let n = stream.read(&mut buf).await.map_err(net_err)?;
         if n == 0 {
@@ -164,8 +203,7 @@ async fn handshake_inner<S: AsyncRead + AsyncWrite + Unpin>(
                 stream.write_all(&out).await.map_err(net_err)?;
                 stream.flush().await.map_err(net_err)?;
             }
-            let rest = buf[off..n].to_vec();
-            return Ok((hs.into_session().map_err(proto_err)?, rest));
+            return Ok(buf[off..n].to_vec());
         }
     }
 }

@@ -17,6 +17,20 @@ pub enum Error {
     /// The two sides typed different codes (key confirmation failed).
     #[error("the code is wrong: the other side typed a different code (or someone tried to intercept). Nothing was transferred; start again with a new code")]
     WrongCode,
+    /// Contact transfer: the other side could not prove it holds the keys
+    /// of the contact we expect (someone else in the contact's room, or a
+    /// contact whose identity changed).
+    #[error("the other side could not prove it is {0}: someone else may be using the contact's room, or their identity changed. Nothing was transferred")]
+    NotProven(String),
+    /// Contact transfer: the receiver does not accept our identity.
+    #[error("the receiver does not accept you: it has not saved you as a contact (or not with your current identity), or it waits for someone else. Nothing was transferred")]
+    NotAccepted,
+    /// Contact transfer: someone valid but not accepted here tried to send.
+    #[error("someone who is not among the contacts you receive from tried to send (identity {0}); nothing was received. Still waiting is not possible on this connection: run the command again")]
+    Stranger(String),
+    /// Contact transfer on the LAN: the receiver was not found in time.
+    #[error("{0} is not waiting on the local network (searched {1} s); ask them to run `pqdrop receive --from …`, or use --relay")]
+    ContactNotFound(String, u64),
     /// The receiver declined the offer.
     #[error("the receiver declined the transfer")]
     Refused,
@@ -127,6 +141,9 @@ impl From<pqdrop_proto::Error> for Error {
         use pqdrop_proto::Error as P;
         match e {
             P::WrongCode => Error::WrongCode,
+            P::NotAccepted => Error::NotAccepted,
+            P::StrangerIdentity(fp) => Error::Stranger(fp),
+            P::IdentityNotProven => Error::NotProven("the contact".into()),
             P::Hostile { name, reason } => Error::Hostile { name, reason },
             P::Violation(why) => Error::PeerViolation(why),
             P::PeerStopped { code, reason } => Error::Stopped { side: "other side", code, reason },

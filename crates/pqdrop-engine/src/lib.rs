@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod conn;
+pub mod contact;
 mod error;
 pub mod link;
 /// Entry names: validation, escaping, collisions (pure rules of the protocol core).

@@ -124,9 +124,9 @@ fn closed_tcp_port(ip: IpAddr) -> u16 {
 fn garbage(nameplate: &str, dead_port: u16) -> Vec<Vec<u8>> {
     let good = Announcement::new(nameplate, 4242, [7; 8]).expect("valid").encode();
     let with = |i: usize, v: u8| {
-        let mut w = good;
+        let mut w = good.clone();
         w[i] = v;
-        w.to_vec()
+        w
     };
     let mut long = good.to_vec();
     long.push(0);
@@ -143,8 +143,15 @@ fn garbage(nameplate: &str, dead_port: u16) -> Vec<Vec<u8>> {
         with(11, 200),  // nameplate length
         with(12, b'x'), // nameplate not a digit
         with(21, b'1'), // padding
+        with(10, 2),    // version 2 (a contact room) at the length of version 1
         {
-            let mut w = good;
+            let mut w = good.clone();
+            w.resize(37, 0);
+            w[10] = 1; // version 1 at the length of version 2
+            w
+        },
+        {
+            let mut w = good.clone();
             w[22] = 0;
             w[23] = 0; // port 0
             w.to_vec()

@@ -8,7 +8,9 @@ use tokio::time::{timeout, timeout_at, Instant};
 
 use pqdrop_proto::code::Nameplate;
 
-use crate::wire::{hello_bytes, hello_v2_bytes, nameplate_of, read_status, PROTOCOL_VERSION, PROTOCOL_VERSION_1};
+use crate::wire::{
+    hello_bytes, hello_contact_bytes, hello_v2_bytes, nameplate_of, read_status, CONTACT_ROOM_LEN, PROTOCOL_VERSION, PROTOCOL_VERSION_1,
+};
 use crate::{RelayError, Role, StatusCode};
 
 /// The relay client's deadlines. Nothing it does waits without one: a relay
@@ -95,23 +97,71 @@ pub async fn rendezvous(
     on_waiting: impl FnOnce(Nameplate),
     limits: ClientTimeouts,
 ) -> Result<Paired, RelayError> {
-    let (mut claim, allocate) = match request {
-        Rendezvous::Claim(np) => (np, false),
-        Rendezvous::Allocate { fallback } => (fallback, true),
+    let ask = match request {
+        Rendezvous::Claim(np) => Ask::Claim(np),
+        Rendezvous::Allocate { fallback } if role == Role::Sender => Ask::Allocate(fallback),
+        Rendezvous::Allocate { .. } => return Err(RelayError::InvalidNameplate),
     };
-    if allocate && role != Role::Sender {
-        return Err(RelayError::InvalidNameplate);
-    }
-    let digits = |n: Nameplate| n.to_string();
+    // A nameplate request always has its nameplate when the relay says "waiting".
+    let tell = move |room: Option<Nameplate>| {
+        if let Some(n) = room {
+            on_waiting(n);
+        }
+    };
+    let (stream, room) = run(addr, ask, role, tell, limits).await?;
+    let nameplate = room.ok_or(RelayError::Protocol("paired without a nameplate"))?;
+    Ok(Paired { stream, nameplate })
+}
+
+/// Meets the other contact in contact room `room` (PROTOCOL.md §9.1 flag 2,
+/// §13.7), as `role`, and waits until paired; `on_waiting` is called once
+/// when the relay first says "waiting". Follows at most one redirect. There
+/// is no fallback: a relay that does not know contact rooms refuses the hello
+/// and this fails with [`RelayError::NoContactRooms`].
+pub async fn rendezvous_contact(
+    addr: &str,
+    room: [u8; CONTACT_ROOM_LEN],
+    role: Role,
+    on_waiting: impl FnOnce(),
+    limits: ClientTimeouts,
+) -> Result<TcpStream, RelayError> {
+    Ok(run(addr, Ask::Contact(room), role, |_| on_waiting(), limits).await?.0)
+}
+
+/// What the hello asks for.
+#[derive(Debug, Clone, Copy)]
+enum Ask {
+    Claim(Nameplate),
+    /// An allocation; the nameplate to claim from a version-1 relay.
+    Allocate(Nameplate),
+    Contact([u8; CONTACT_ROOM_LEN]),
+}
+
+/// The client loop for any hello: redirect, version-1 fallback (nameplates
+/// only), statuses until paired. Returns the stream and the nameplate of the
+/// room (`None` for a contact room).
+async fn run(
+    addr: &str,
+    ask: Ask,
+    role: Role,
+    on_waiting: impl FnOnce(Option<Nameplate>),
+    limits: ClientTimeouts,
+) -> Result<(TcpStream, Option<Nameplate>), RelayError> {
+    let (mut claim, allocate) = match ask {
+        Ask::Claim(np) => (Some(np), false),
+        Ask::Allocate(fallback) => (Some(fallback), true),
+        Ask::Contact(_) => (None, false),
+    };
+    let digits = |n: Option<Nameplate>| n.map(|n| n.to_string()).unwrap_or_default();
     let mut addr = addr.to_owned();
     let mut version = PROTOCOL_VERSION;
     let mut redirected = false;
     let mut on_waiting = Some(on_waiting);
     'connection: loop {
-        let hello = if version == PROTOCOL_VERSION {
-            hello_v2_bytes((!allocate).then(|| digits(claim)).as_deref(), role, redirected)?
-        } else {
-            hello_bytes(&digits(claim), role)?
+        let hello = match ask {
+            Ask::Contact(room) => hello_contact_bytes(&room, role, redirected),
+            _ if version == PROTOCOL_VERSION => hello_v2_bytes((!allocate).then(|| digits(claim)).as_deref(), role, redirected)?,
+            _ => hello_bytes(&digits(claim), role)?,
         };
         let mut stream = open(&addr, &hello, limits).await?;
         let late = |what: &'static str, d: Duration| RelayError::Timeout { addr: addr.clone(), what, secs: d.as_secs_f64() };
@@ -129,9 +179,10 @@ pub async fn rendezvous(
                         what = ("to pair us with the other side", limits.pairing);
                     }
                 }
-                Some(StatusCode::Paired) => return Ok(Paired { stream, nameplate: claim }),
+                Some(StatusCode::Paired) => return Ok((stream, claim)),
                 Some(StatusCode::Allocated) if allocate && version == PROTOCOL_VERSION && was_first => {
-                    claim = nameplate_of(&message).ok_or(RelayError::Protocol("allocated nameplate is not a nameplate (1 to 65535)"))?;
+                    claim =
+                        Some(nameplate_of(&message).ok_or(RelayError::Protocol("allocated nameplate is not a nameplate (1 to 65535)"))?);
                 }
                 Some(StatusCode::Redirect) if version == PROTOCOL_VERSION && was_first => {
                     if redirected {
@@ -144,6 +195,11 @@ pub async fn rendezvous(
                     addr = message;
                     redirected = true;
                     continue 'connection;
+                }
+                // A relay from before contact rooms refuses the flag with
+                // "bad hello": there is nothing to fall back to.
+                Some(StatusCode::BadHello) if matches!(ask, Ask::Contact(_)) && was_first => {
+                    return Err(RelayError::NoContactRooms { addr, message });
                 }
                 // A relay from before version 2 answers a version-2 hello with
                 // "bad hello" and nothing else: say it again in version 1.

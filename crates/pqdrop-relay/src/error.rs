@@ -50,6 +50,15 @@ pub enum RelayError {
     /// The nameplate is not canonical decimal from 1 to 65535.
     #[error("invalid nameplate: it must be a number from 1 to 65535, without leading zeros")]
     InvalidNameplate,
+    /// The relay refused a contact room's hello: it is older than contact
+    /// transfers (PROTOCOL.md §9.1, flag 2).
+    #[error("the relay at {addr} does not know contact transfers (it said: {message}); update the relay, or use a code")]
+    NoContactRooms {
+        /// The `host:port` of the relay.
+        addr: String,
+        /// The relay's message for humans.
+        message: String,
+    },
     /// The relay closed the connection before pairing.
     #[error("the relay closed the connection before pairing us with the other side (it may have stopped or restarted); run the same command again")]
     Closed,

@@ -15,7 +15,8 @@
 //!
 //! * the client sends a hello: magic `pqdr`, the version (1 or 2), its role,
 //!   (version 2) flags, and a nameplate (canonical decimal, 1 to 65535), or (version
-//!   2, senders) none, to have the relay allocate the smallest free one;
+//!   2, senders) none, to have the relay allocate the smallest free one, or
+//!   (version 2, flag 2) a contact room of 32 lowercase hex digits;
 //! * the relay answers with statuses `IxiVarUInt(code) || IxiBytes(message)`:
 //!   0 waiting, 1 paired (then the connection is a byte pipe to the other
 //!   peer), 2 allocated (the message is the nameplate), 3 redirect (the
@@ -46,7 +47,7 @@ mod server;
 mod splice;
 mod wire;
 
-pub use client::{connect, connect_with, rendezvous, ClientTimeouts, Paired, Rendezvous};
+pub use client::{connect, connect_with, rendezvous, rendezvous_contact, ClientTimeouts, Paired, Rendezvous};
 
 /// The relay's port when an address names none.
 pub const DEFAULT_PORT: u16 = 4733;
@@ -74,8 +75,8 @@ pub use server::{DirectoryStats, Relay, RelayStats, StatsHandle};
 #[doc(hidden)]
 pub use wire::{check_hello, fuzz_hello};
 pub use wire::{
-    hello_bytes, hello_v2_bytes, read_status, Role, StatusCode, MAGIC, MAX_HELLO_READ, MAX_NAMEPLATE_LEN, MAX_STATUS_MESSAGE_LEN,
-    PROTOCOL_VERSION, PROTOCOL_VERSION_1,
+    hello_bytes, hello_contact_bytes, hello_v2_bytes, read_status, Role, StatusCode, CONTACT_ROOM_LEN, MAGIC, MAX_HELLO_READ,
+    MAX_NAMEPLATE_LEN, MAX_STATUS_MESSAGE_LEN, PROTOCOL_VERSION, PROTOCOL_VERSION_1,
 };
 
 #[cfg(test)]

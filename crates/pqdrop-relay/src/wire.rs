@@ -181,14 +181,82 @@ pub(crate) fn get_varuint(buf: &[u8]) -> Decoded<u64> {
     }
 }
 
+/// Length of a contact room identifier, in bytes (PROTOCOL.md §13.7).
+pub const CONTACT_ROOM_LEN: usize = 16;
+
+/// The room a hello names: a code's nameplate, or (version 2, flag 2) a
+/// contact room, the 16-byte identifier both contacts compute
+/// (PROTOCOL.md §13.7). Contact rooms never take a nameplate, so code
+/// transfers and contact transfers cannot meet by accident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Room {
+    Nameplate(Nameplate),
+    Contact([u8; CONTACT_ROOM_LEN]),
+}
+
+impl Room {
+    /// The room's name in the fleet's directory: the nameplate in decimal,
+    /// or `c` and the contact room in lowercase hex (never a nameplate).
+    pub(crate) fn key(&self) -> String {
+        match self {
+            Room::Nameplate(n) => n.to_string(),
+            Room::Contact(id) => format!("c{}", hex(id)),
+        }
+    }
+
+    /// The room a directory name names (the inverse of [`Room::key`]).
+    pub(crate) fn from_key(s: &str) -> Option<Room> {
+        match s.strip_prefix('c') {
+            Some(h) => contact_room_of(h.as_bytes()).map(Room::Contact),
+            None => nameplate_of(s).map(Room::Nameplate),
+        }
+    }
+
+    /// The nameplate, for a code's room.
+    pub(crate) fn nameplate(&self) -> Option<Nameplate> {
+        match self {
+            Room::Nameplate(n) => Some(*n),
+            Room::Contact(_) => None,
+        }
+    }
+}
+
+/// For logs: a nameplate in full; a contact room by its first 4 bytes, enough
+/// to follow it through a log without writing down the whole identifier.
+impl std::fmt::Display for Room {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Room::Nameplate(n) => write!(f, "{n}"),
+            Room::Contact(id) => write!(f, "contact:{}", hex(&id[..4])),
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The contact room 32 lowercase hex digits name.
+pub(crate) fn contact_room_of(h: &[u8]) -> Option<[u8; CONTACT_ROOM_LEN]> {
+    if h.len() != 2 * CONTACT_ROOM_LEN || !h.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let digit = |c: u8| if c.is_ascii_digit() { c - b'0' } else { c - b'a' + 10 };
+    let mut out = [0u8; CONTACT_ROOM_LEN];
+    for (o, pair) in out.iter_mut().zip(h.chunks_exact(2)) {
+        *o = digit(pair[0]) << 4 | digit(pair[1]);
+    }
+    Some(out)
+}
+
 /// A parsed hello.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Hello {
     /// 1 or 2.
     pub(crate) version: u64,
     pub(crate) role: Role,
-    /// `None`: a version-2 sender asks the relay to allocate one.
-    pub(crate) nameplate: Option<Nameplate>,
+    /// `None`: a version-2 sender asks the relay to allocate a nameplate.
+    pub(crate) room: Option<Room>,
     /// Version 2: this connection follows a redirect (never redirect it again).
     pub(crate) redirected: bool,
 }
@@ -200,6 +268,8 @@ pub(crate) fn nameplate_of(s: &str) -> Option<Nameplate> {
 
 /// Version-2 hello flag: this connection follows a redirect.
 const FLAG_REDIRECTED: u64 = 1;
+/// Version-2 hello flag: the room is a contact room (32 lowercase hex digits).
+const FLAG_CONTACT: u64 = 2;
 
 /// One IxiVarUInt at `*pos`, advancing it.
 fn field(buf: &[u8], pos: &mut usize) -> Decoded<u64> {
@@ -239,15 +309,30 @@ pub(crate) fn parse_hello(buf: &[u8]) -> Decoded<Hello> {
     let Some(role) = Role::from_wire(next!(pos)) else {
         return Decoded::Invalid("unknown role");
     };
-    let mut redirected = false;
+    let (mut redirected, mut contact) = (false, false);
     if version == PROTOCOL_VERSION {
         let flags = next!(pos);
-        if flags & !FLAG_REDIRECTED != 0 {
+        if flags & !(FLAG_REDIRECTED | FLAG_CONTACT) != 0 {
             return Decoded::Invalid("unknown hello flags");
         }
         redirected = flags & FLAG_REDIRECTED != 0;
+        contact = flags & FLAG_CONTACT != 0;
     }
     let len = next!(pos);
+    if contact {
+        if len != 2 * CONTACT_ROOM_LEN as u64 {
+            return Decoded::Invalid("contact room must be 32 lowercase hex digits");
+        }
+        let avail = &buf[pos..];
+        let got = &avail[..avail.len().min(2 * CONTACT_ROOM_LEN)];
+        if !got.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+            return Decoded::Invalid("contact room must be 32 lowercase hex digits");
+        }
+        return match contact_room_of(got) {
+            Some(id) => Decoded::Done(Hello { version, role, room: Some(Room::Contact(id)), redirected }, pos + got.len()),
+            None => Decoded::Incomplete,
+        };
+    }
     let min = if version == PROTOCOL_VERSION && role == Role::Sender { 0 } else { 1 };
     let len = match usize::try_from(len) {
         Ok(l) if (min..=MAX_NAMEPLATE_LEN).contains(&l) => l,
@@ -265,14 +350,29 @@ pub(crate) fn parse_hello(buf: &[u8]) -> Decoded<Hello> {
     if got.len() < len {
         return Decoded::Incomplete;
     }
-    let nameplate = match len {
+    let room = match len {
         0 => None,
         _ => match Nameplate::from_wire(got) {
-            Some(n) => Some(n),
+            Some(n) => Some(Room::Nameplate(n)),
             None => return Decoded::Invalid("nameplate must be at most 65535"),
         },
     };
-    Decoded::Done(Hello { version, role, nameplate, redirected }, pos + len)
+    Decoded::Done(Hello { version, role, room, redirected }, pos + len)
+}
+
+/// Encodes the version-2 hello of a contact room (flag 2): `room` as 32
+/// lowercase hex digits, for either role; `redirected` when this connection
+/// follows a redirect.
+pub fn hello_contact_bytes(room: &[u8; CONTACT_ROOM_LEN], role: Role, redirected: bool) -> Vec<u8> {
+    let h = hex(room);
+    let mut out = Vec::with_capacity(MAGIC.len() + 4 + h.len());
+    out.extend_from_slice(&MAGIC);
+    put_varuint(&mut out, PROTOCOL_VERSION);
+    put_varuint(&mut out, role.wire_value());
+    put_varuint(&mut out, FLAG_CONTACT | if redirected { FLAG_REDIRECTED } else { 0 });
+    put_varuint(&mut out, h.len() as u64);
+    out.extend_from_slice(h.as_bytes());
+    out
 }
 
 /// Encodes the version-2 hello: a claim of `nameplate`, or (`None`, senders
@@ -341,13 +441,20 @@ pub fn check_hello(buf: &[u8]) -> Result<Option<usize>, &'static str> {
 }
 
 /// For the fuzz target: parses `buf` as a hello and, when one parses, checks
-/// that it took at most 13 bytes and that encoding it again gives exactly
+/// that it took at most 40 bytes and that encoding it again gives exactly
 /// those bytes (one encoding per hello). Panics if not.
 #[doc(hidden)]
 pub fn fuzz_hello(buf: &[u8]) {
     if let Decoded::Done(h, used) = parse_hello(buf) {
-        assert!(used <= buf.len() && used <= 13, "a hello is at most 13 bytes");
-        let np = h.nameplate.map(|n| n.to_string());
+        assert!(used <= buf.len() && used <= 40, "a hello is at most 40 bytes");
+        let np = match h.room {
+            Some(Room::Contact(id)) => {
+                assert_eq!(hello_contact_bytes(&id, h.role, h.redirected), &buf[..used], "a contact hello re-encodes to its bytes");
+                return;
+            }
+            Some(Room::Nameplate(n)) => Some(n.to_string()),
+            None => None,
+        };
         let again = if h.version == PROTOCOL_VERSION_1 {
             hello_bytes(np.as_deref().unwrap_or(""), h.role)
         } else {
@@ -433,7 +540,7 @@ mod tests {
     fn hello_roundtrip_and_prefixes() {
         let h = hello_bytes("4711", Role::Receiver).unwrap();
         assert_eq!(h, b"pqdr\x01\x02\x044711");
-        let want = Hello { version: 1, role: Role::Receiver, nameplate: nameplate_of("4711"), redirected: false };
+        let want = Hello { version: 1, role: Role::Receiver, room: nameplate_of("4711").map(Room::Nameplate), redirected: false };
         let mut with_extra = h.clone();
         with_extra.extend_from_slice(b"xyz");
         assert_eq!(parse_hello(&with_extra), Decoded::Done(want, h.len()));
@@ -464,13 +571,13 @@ mod tests {
     fn hello_v2() {
         let h = hello_v2_bytes(None, Role::Sender, false).unwrap();
         assert_eq!(h, b"pqdr\x02\x01\x00\x00");
-        let want = Hello { version: 2, role: Role::Sender, nameplate: None, redirected: false };
+        let want = Hello { version: 2, role: Role::Sender, room: None, redirected: false };
         assert!(matches!(parse_hello(b"pqdr\x02\x01\x00\x0207"), Decoded::Invalid(_)), "a leading zero");
         assert!(matches!(parse_hello(b"pqdr\x02\x01\x00\x0599999"), Decoded::Invalid(_)), "over 65535");
         assert_eq!(parse_hello(&h), Decoded::Done(want, h.len()));
         let h = hello_v2_bytes(Some("42"), Role::Receiver, true).unwrap();
         assert_eq!(h, b"pqdr\x02\x02\x01\x0242");
-        let want = Hello { version: 2, role: Role::Receiver, nameplate: nameplate_of("42"), redirected: true };
+        let want = Hello { version: 2, role: Role::Receiver, room: nameplate_of("42").map(Room::Nameplate), redirected: true };
         assert_eq!(parse_hello(&h), Decoded::Done(want, h.len()));
         for cut in 0..h.len() {
             assert_eq!(parse_hello(&h[..cut]), Decoded::Incomplete, "cut {cut}");
@@ -478,9 +585,36 @@ mod tests {
         // A receiver cannot ask for an allocation; unknown flags are refused.
         assert!(hello_v2_bytes(None, Role::Receiver, false).is_err());
         assert!(matches!(parse_hello(b"pqdr\x02\x02\x00\x00"), Decoded::Invalid(_)));
-        assert!(matches!(parse_hello(b"pqdr\x02\x01\x02"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\x02\x01\x04"), Decoded::Invalid(_)));
         // Version 1 still needs a nameplate.
         assert!(matches!(parse_hello(b"pqdr\x01\x01\x00"), Decoded::Invalid(_)));
+    }
+
+    #[test]
+    fn hello_contact() {
+        let id: [u8; 16] = core::array::from_fn(|i| (i as u8) * 17);
+        let h = hello_contact_bytes(&id, Role::Receiver, false);
+        assert_eq!(h, b"pqdr\x02\x02\x02\x2000112233445566778899aabbccddeeff");
+        let want = Hello { version: 2, role: Role::Receiver, room: Some(Room::Contact(id)), redirected: false };
+        assert_eq!(parse_hello(&h), Decoded::Done(want, h.len()));
+        for cut in 0..h.len() {
+            assert_eq!(parse_hello(&h[..cut]), Decoded::Incomplete, "cut {cut}");
+        }
+        let h = hello_contact_bytes(&id, Role::Sender, true);
+        assert_eq!(&h[4..8], b"\x02\x01\x03\x20");
+        assert!(matches!(parse_hello(&h), Decoded::Done(Hello { redirected: true, role: Role::Sender, .. }, 40)));
+        // Exactly 32 lowercase hex digits, refused at the first bad byte.
+        assert!(matches!(parse_hello(b"pqdr\x02\x01\x02\x1f"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\x02\x01\x02\x00"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\x02\x01\x02\x2000A"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\x02\x01\x02\x20g"), Decoded::Invalid(_)));
+        // Directory names round-trip and never look like a nameplate.
+        let room = Room::Contact(id);
+        assert_eq!(room.key(), "c00112233445566778899aabbccddeeff");
+        assert_eq!(Room::from_key(&room.key()), Some(room));
+        assert_eq!(Room::from_key("4711"), nameplate_of("4711").map(Room::Nameplate));
+        assert_eq!(Room::from_key("c0011"), None);
+        assert_eq!(room.to_string(), "contact:00112233");
     }
 
     #[test]

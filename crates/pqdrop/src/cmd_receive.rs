@@ -26,6 +26,13 @@ prefer the prompt or $PQDROP_CODE. Text and stdin transfers are printed on stdou
 pub struct ReceiveArgs {
     /// The code from the sender, e.g. 7-lemon-tiger (default: $PQDROP_CODE, else a prompt).
     pub code: Option<String>,
+    /// Receive from the saved contact NAME, without a code (they run
+    /// `pqdrop send --to <your name>`).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["code", "from_contacts", "save_contact", "no_identity"])]
+    pub from: Option<String>,
+    /// Receive from any saved contact, without a code.
+    #[arg(long, conflicts_with_all = ["code", "save_contact", "no_identity"])]
+    pub from_contacts: bool,
     /// Folder to write into (created if missing).
     #[arg(short, long, value_name = "DIR", default_value = ".")]
     pub output: PathBuf,
@@ -262,9 +269,30 @@ pub(crate) fn read_code(arg: Option<&str>) -> anyhow::Result<Code> {
 
 /// Runs `pqdrop receive`.
 pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
+    // Without a code: from one saved contact, or any of them.
+    let direct = if args.from.is_some() || args.from_contacts {
+        let (me, book) =
+            crate::cmd_direct::identity_and_book(if args.from_contacts { "receive --from-contacts" } else { "receive --from" })?;
+        let accept = match &args.from {
+            Some(n) => vec![crate::cmd_direct::contact(&book, n)?.1],
+            None if book.contacts().is_empty() => {
+                anyhow::bail!("you have no saved contacts yet; save one with --save-contact after a transfer with a code")
+            }
+            None => book.contacts().iter().map(|c| c.identity.clone()).collect(),
+        };
+        Some((me, book, accept))
+    } else {
+        None
+    };
     // Before anyone waits: the contact name, and this side's identity.
-    let me = args.contact.unlock()?;
-    let code = read_code(args.code.as_deref())?;
+    let me = match &direct {
+        Some((me, ..)) => Some(me.clone()),
+        None => args.contact.unlock()?,
+    };
+    let code = match direct {
+        Some(_) => None,
+        None => Some(read_code(args.code.as_deref())?),
+    };
     let policy = if args.overwrite {
         ConflictPolicy::Overwrite
     } else if args.rename {
@@ -290,6 +318,26 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     let ui = Ui::new(args.yes, args.net.json, None, me.clone());
     let json = args.net.json;
     let route = args.net.route()?;
+    let (Some(code), None) = (code, &direct) else {
+        let Some((me, book, accept)) = direct else { unreachable!("a code or contacts") };
+        let from = args.from.clone();
+        let (report, peer) = pqdrop_engine::contact::receive_from_contacts(
+            &route,
+            &me,
+            accept,
+            opts,
+            ui.clone(),
+            |w| crate::cmd_direct::receiver_waiting(from.as_deref(), w, &route, json),
+            |p| {
+                if !json {
+                    say!("Connected to {}.", crate::cmd_direct::name_of(&book, p))
+                }
+            },
+        )
+        .await?;
+        let name = crate::cmd_direct::name_of(&book, &peer);
+        return summary(&args, &ui, report, Some(name), None);
+    };
     let report = pqdrop_engine::receive::receive_from(&route, &code, Duration::from_secs(args.lan_timeout), opts, ui.clone(), |w| {
         if !json {
             match w {
@@ -303,13 +351,28 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         }
     })
     .await?;
+    summary(&args, &ui, report, None, me)
+}
+
+/// The end of a receive: the result event or the summary, and the
+/// question to save the sender (after a code transfer). `from`: the
+/// contact it came from, for a contact transfer.
+fn summary(
+    args: &ReceiveArgs,
+    ui: &Ui,
+    report: pqdrop_engine::receive::ReceiveReport,
+    from: Option<String>,
+    me: Option<Arc<pqdrop_proto::identity::Identity>>,
+) -> anyhow::Result<()> {
     let elapsed = common::finish_bar(&ui.pb);
     let (secs, rate) = common::rate(report.bytes_received, elapsed);
     let text = ui.text.lock().ok().and_then(|mut t| t.take());
+    let from_text = from.as_ref().map(|n| format!(" from {n}")).unwrap_or_default();
     if args.net.json {
         // Saved first, so a failure to save is the one result printed.
         let saved = args.contact.after(me.as_deref(), report.peer.as_ref(), "sender", false)?;
         ui.emit(json!({
+            "from": from,
             "event": "result", "ok": true, "files": report.files, "dirs": report.dirs, "bytes_received": report.bytes_received,
             "bytes_resumed": report.bytes_resumed, "text": text, "elapsed_s": secs, "rate_bytes_per_s": rate,
             "kept": report.kept.items, "kept_count": report.kept.total,
@@ -321,7 +384,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         let resumed =
             if report.bytes_resumed > 0 { format!(" ({} were already there)", human(report.bytes_resumed)) } else { String::new() };
         say!(
-            "Received {} and {} into {}{resumed}: {} in {}.",
+            "Received {} and {}{from_text} into {}{resumed}: {} in {}.",
             common::count(report.files, "file", "files"),
             common::count(report.dirs, "folder", "folders"),
             args.output.display(),

@@ -35,6 +35,13 @@ pub struct SendArgs {
     /// Note: other local users can see argv; prefer a generated code.
     #[arg(long, value_name = "CODE")]
     pub code: Option<String>,
+    /// Send to the saved contact NAME, without a code: it receives with
+    /// `pqdrop receive --from-contacts` (or `--from` with your name).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["code", "multiple", "qr", "save_contact", "no_identity"])]
+    pub to: Option<String>,
+    /// With --to on the local network: how long to look for the contact, in seconds.
+    #[arg(long, default_value_t = 600, value_name = "SECS", requires = "to")]
+    pub lan_timeout: u64,
     /// Number of secret words in a generated code.
     #[arg(long, default_value_t = DEFAULT_WORDS as u8, value_parser = clap::value_parser!(u8).range(1..=MAX_WORDS as i64))]
     pub words: u8,
@@ -125,6 +132,9 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         }
         Payload::Paths(args.paths.clone())
     };
+    if let Some(name) = args.to.clone() {
+        return send_to_contact(&args, &name, payload).await;
+    }
     let code = match &args.code {
         Some(c) => {
             let code = Code::parse(c).map_err(|e| crate::common::Usage(format!("--code: {e}")))?;
@@ -236,6 +246,52 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
             }
             args.contact.after(me.as_deref(), report.peer.as_ref(), "receiver", multiple == 1 && common::stderr_is_tty())?;
         }
+    }
+    Ok(())
+}
+
+/// `pqdrop send --to NAME`: to a saved contact, without a code.
+async fn send_to_contact(args: &SendArgs, name: &str, payload: Payload) -> anyhow::Result<()> {
+    let (me, book) = crate::cmd_direct::identity_and_book("send --to")?;
+    let (name, to) = crate::cmd_direct::contact(&book, name)?;
+    let opts = SendOptions {
+        zstd: match args.zstd.as_str() {
+            "on" => Zstd::On,
+            "off" => Zstd::Off,
+            _ => Zstd::Auto,
+        },
+        cascade: args.net.cascade,
+        idle_timeout: args.net.idle(),
+        identity: None,
+    };
+    let prepared = pqdrop_engine::send::prepare(payload)?;
+    let route = args.net.route()?;
+    let json = args.net.json;
+    let ui = Arc::new(Ui { json, pb: Mutex::new(None), last: Mutex::new(Instant::now()) });
+    for w in prepared.warnings() {
+        ui.warn(w);
+    }
+    let lan_timeout = Duration::from_secs(args.lan_timeout);
+    let report = pqdrop_engine::contact::send_to_contact(&route, &me, &to, &name, lan_timeout, prepared, opts, ui.clone(), |w| {
+        crate::cmd_direct::sender_waiting(&name, w, &route, json)
+    })
+    .await?;
+    let elapsed = common::finish_bar(&ui.pb);
+    let (secs, rate) = common::rate(report.bytes_sent, elapsed);
+    if json {
+        json_event(json!({
+            "event": "result", "ok": true, "files": report.files, "bytes_sent": report.bytes_sent,
+            "bytes_skipped": report.bytes_skipped, "elapsed_s": secs, "rate_bytes_per_s": rate, "to": name,
+        }));
+    } else if report.bytes_skipped > 0 {
+        say!(
+            "Done: sent {} to {name} in {}, {} were already there (resumed).",
+            human(report.bytes_sent),
+            common::human_time_rate(secs, rate),
+            human(report.bytes_skipped)
+        );
+    } else {
+        say!("Done: sent {} to {name} in {}.", human(report.bytes_sent), common::human_time_rate(secs, rate));
     }
     Ok(())
 }

@@ -96,9 +96,9 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         return exit::INTERRUPTED;
     }
     match e.downcast_ref::<E>() {
-        Some(E::WrongCode) => exit::WRONG_CODE,
+        Some(E::WrongCode | E::NotProven(_) | E::NotAccepted | E::Stranger(_)) => exit::WRONG_CODE,
         Some(E::Refused) => exit::REFUSED,
-        Some(E::Relay { .. } | E::LanNotFound { .. }) => exit::UNREACHABLE,
+        Some(E::Relay { .. } | E::LanNotFound { .. } | E::ContactNotFound(..)) => exit::UNREACHABLE,
         Some(E::PeerGone(_) | E::HandshakeTimeout { .. } | E::LinkFailed(_)) => exit::PEER_GONE,
         Some(E::Io { .. } | E::NoSpace { .. } | E::OutputDir { .. }) => exit::IO,
         Some(E::Exists(_)) => exit::EXISTS,

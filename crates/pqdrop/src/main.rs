@@ -25,6 +25,7 @@ macro_rules! say {
 }
 
 mod cmd_contacts;
+mod cmd_direct;
 mod cmd_id;
 mod cmd_keys;
 mod cmd_receive;

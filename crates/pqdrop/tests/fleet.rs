@@ -309,6 +309,63 @@ fn two_claims_at_two_instances_one_owner() {
     });
 }
 
+/// Contact rooms (PROTOCOL.md §9.1 flag 2) across the fleet: a receiver
+/// waits in one at instance 1, a sender reaches instance 2, is redirected and
+/// pairs; a second contact room never meets the first; a contact room never
+/// takes a nameplate (a fresh allocation still gets nameplate 1), and the same
+/// role twice is refused as room taken.
+#[test]
+fn contact_rooms_pair_across_instances_and_take_no_nameplate() {
+    let f = Fleet::start(3, &[]);
+    let rt = runtime();
+    rt.block_on(async {
+        let room: [u8; 16] = core::array::from_fn(|i| 0xa0 ^ i as u8);
+        let other: [u8; 16] = core::array::from_fn(|i| 0x50 ^ i as u8);
+        let (tx, waiting) = tokio::sync::oneshot::channel();
+        let a0 = f.addrs[0].to_string();
+        let receiver = tokio::spawn(async move {
+            pqdrop_relay::rendezvous_contact(
+                &a0,
+                room,
+                Role::Receiver,
+                move || {
+                    let _ = tx.send(());
+                },
+                Default::default(),
+            )
+            .await
+        });
+        tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("the receiver waits in time").expect("waiting");
+        let (mut stranger, code, msg) = contact_hello(f.addrs[2], &other, Role::Sender).await;
+        assert_eq!(code, 0, "another contact room waits on its own: {msg}");
+        let (_twice, code, msg) = contact_hello(f.addrs[1], &room, Role::Receiver).await;
+        assert_eq!(code, 16, "{msg}");
+        assert!(msg.contains("contact room"), "{msg}");
+        let (_alloc, np) = allocate(f.addrs[2], Ipv4Addr::LOCALHOST).await;
+        assert_eq!(np, "1", "contact rooms must not take nameplates");
+
+        let mut sender = pqdrop_relay::rendezvous_contact(&f.addrs[1].to_string(), room, Role::Sender, || {}, Default::default())
+            .await
+            .expect("the sender pairs through a redirect");
+        let mut receiver = receiver.await.expect("task").expect("the receiver pairs");
+        sender.write_all(b"hello over a contact room").await.expect("write");
+        let mut got = [0u8; 25];
+        tokio::time::timeout(Duration::from_secs(10), receiver.read_exact(&mut got)).await.expect("in time").expect("read");
+        assert_eq!(&got, b"hello over a contact room");
+        let mut b = [0u8; 1];
+        assert!(tokio::time::timeout(Duration::from_millis(300), stranger.read(&mut b)).await.is_err(), "the other room stays quiet");
+    });
+    let redirected: usize = f.procs.iter().map(|p| p.stderr_now().matches("redirected").count()).sum();
+    assert!(redirected >= 1, "the sender should have been redirected");
+}
+
+async fn contact_hello(to: SocketAddr, room: &[u8; 16], role: Role) -> (TcpStream, u64, String) {
+    let mut s = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(to)).await.expect("connect in time").expect("connect");
+    s.write_all(&pqdrop_relay::hello_contact_bytes(room, role, false)).await.expect("send hello");
+    let (code, msg) = next_status(&mut s).await;
+    (s, code, msg)
+}
+
 /// `kill -9` of an instance with waiting peers: they see a clear error, its
 /// rooms are free within the lease, and the other instances pair as before.
 #[test]

@@ -173,6 +173,21 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (session, leftover) = conn::handshake(&mut stream, Role::Requester, code, local_capabilities(opts.cascade)).await?;
+    receive_over(stream, session, leftover, opts, ui).await
+}
+
+/// The transfer over an established `session` on `stream` (`leftover`:
+/// bytes already read past the handshake), however the session was made.
+pub(crate) async fn receive_over<S>(
+    stream: S,
+    session: pqdrop_proto::handshake::Established,
+    leftover: Vec<u8>,
+    opts: ReceiveOptions,
+    ui: Arc<dyn ReceiveUi>,
+) -> Result<ReceiveReport>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (rd, wr) = tokio::io::split(stream);
     let rd = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(leftover), rd);
     let transcript = pqdrop_proto::transfer::SessionTranscript(session.transcript_hash);

@@ -170,6 +170,23 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (session, leftover) = conn::handshake(&mut stream, Role::Accepter, code, local_capabilities(opts.cascade)).await?;
+    send_over(stream, session, leftover, prepared, opts, ui).await
+}
+
+/// The transfer of `prepared` over an established `session` on `stream`
+/// (`leftover`: bytes already read past the handshake), however the
+/// session was made: with a code, or between contacts.
+pub(crate) async fn send_over<S>(
+    stream: S,
+    session: pqdrop_proto::handshake::Established,
+    leftover: Vec<u8>,
+    prepared: Prepared,
+    opts: SendOptions,
+    ui: Arc<dyn SendUi>,
+) -> Result<SendReport>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (rd, wr) = tokio::io::split(stream);
     // Buffered, so the small frame-header reads do not each cost a syscall.
     let rd = tokio::io::BufReader::with_capacity(64 * 1024, std::io::Cursor::new(leftover).chain_reader(rd));

@@ -83,18 +83,9 @@ pub const ENV_BIND: &str = "PQDROP_LAN_BIND";
 /// Environment variable read by [`LanConfig::from_env`] for the discovery port.
 pub const ENV_PORT: &str = "PQDROP_LAN_PORT";
 
-/// The longest nameplate an announcement can carry. Nameplates are short
-/// decimal numbers; a fixed bound keeps the datagram a fixed size.
-pub const MAX_NAMEPLATE_LEN: usize = 10;
-
-/// The exact size of an announcement datagram in bytes.
-pub const ANNOUNCE_LEN: usize = 32;
-
-/// Identifies our datagrams among whatever else is sent to the port.
-const MAGIC: &[u8; 10] = b"PQDROP-LAN";
-
-/// Bumped on any incompatible change of the announcement layout.
-const VERSION: u8 = 1;
+use super::announce::{encode_query, invalid_input, parse_query, MAX_DATAGRAM};
+/// The datagrams of PROTOCOL.md §10 (their layouts live in `announce`).
+pub use super::announce::{Announcement, LanRoom, ANNOUNCE_LEN, CONTACT_ANNOUNCE_LEN, MAX_NAMEPLATE_LEN};
 
 /// Upper bound for one TCP connect attempt by the receiver, so one dead or
 /// firewalled sender cannot eat the whole search time.
@@ -160,28 +151,6 @@ fn env_value(name: &str) -> Result<Option<String>> {
             Err(invalid_input(format!("{name} is not valid UTF-8; unset it or give an IP address / port number")))
         }
     }
-}
-
-fn invalid_input(msg: String) -> Error {
-    Error::Io { path: None, err: io::Error::new(io::ErrorKind::InvalidInput, msg) }
-}
-
-/// Checks that a nameplate can be announced: the one nameplate rule of the
-/// protocol core (canonical decimal, 1 to 65535). Both sides check it up
-/// front so a typo fails loudly instead of searching for something that can
-/// never be announced.
-fn check_nameplate(nameplate: &str) -> Result<()> {
-    if valid_nameplate(nameplate.as_bytes()) {
-        Ok(())
-    } else {
-        Err(invalid_input(format!("code number {nameplate:?} is not a number from 1 to 65535")))
-    }
-}
-
-/// [`Nameplate::from_wire`](pqdrop_proto::code::Nameplate::from_wire): the
-/// same rule as the relay's.
-fn valid_nameplate(b: &[u8]) -> bool {
-    pqdrop_proto::code::Nameplate::from_wire(b).is_some()
 }
 
 /// How discovery traffic is addressed for a given `bind` (see module docs).
@@ -300,102 +269,6 @@ fn into_tokio_udp(s: Socket) -> io::Result<UdpSocket> {
     UdpSocket::from_std(s.into())
 }
 
-/// One sender announcement, as carried in a UDP datagram.
-///
-/// Wire layout (exactly [`ANNOUNCE_LEN`] = 32 bytes, big-endian):
-///
-/// | offset | size | field                                              |
-/// |-------:|-----:|----------------------------------------------------|
-/// | 0      | 10   | magic `PQDROP-LAN`                                 |
-/// | 10     | 1    | version, currently 1                               |
-/// | 11     | 1    | nameplate length `n`, 1..=5 (canonical, PROTOCOL §9.1) |
-/// | 12     | 10   | nameplate, `n` ASCII digits then zero bytes        |
-/// | 22     | 2    | TCP port of the sender, non-zero                   |
-/// | 24     | 8    | random instance id                                 |
-///
-/// A fixed size with zero padding leaves no room for ambiguity: parsing is a
-/// handful of exact comparisons, and anything else is dropped.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Announcement {
-    nameplate: String,
-    port: u16,
-    instance: [u8; 8],
-}
-
-impl Announcement {
-    /// Builds an announcement; fails if the nameplate is not 1 to
-    /// [`MAX_NAMEPLATE_LEN`] ASCII digits or the port is 0.
-    pub fn new(nameplate: &str, port: u16, instance: [u8; 8]) -> Result<Self> {
-        check_nameplate(nameplate)?;
-        if port == 0 {
-            return Err(invalid_input("announced TCP port must not be 0".into()));
-        }
-        Ok(Announcement { nameplate: nameplate.to_owned(), port, instance })
-    }
-
-    /// The announced nameplate.
-    pub fn nameplate(&self) -> &str {
-        &self.nameplate
-    }
-
-    /// The announced TCP port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The sender's random instance id.
-    pub fn instance(&self) -> [u8; 8] {
-        self.instance
-    }
-
-    /// Serialises to the fixed wire layout.
-    pub fn encode(&self) -> [u8; ANNOUNCE_LEN] {
-        let mut out = [0u8; ANNOUNCE_LEN];
-        out[..10].copy_from_slice(MAGIC);
-        out[10] = VERSION;
-        let np = self.nameplate.as_bytes();
-        // `new` guarantees 1..=MAX_NAMEPLATE_LEN bytes, so this fits.
-        let n = np.len().min(MAX_NAMEPLATE_LEN);
-        out[11] = n as u8;
-        out[12..12 + n].copy_from_slice(&np[..n]);
-        out[22..24].copy_from_slice(&self.port.to_be_bytes());
-        out[24..32].copy_from_slice(&self.instance);
-        out
-    }
-
-    /// Parses a datagram strictly. The error is a short reason for debug logs
-    /// only; callers drop anything that does not parse.
-    pub fn parse(buf: &[u8]) -> std::result::Result<Self, &'static str> {
-        let b: &[u8; ANNOUNCE_LEN] = buf.try_into().map_err(|_| "wrong length")?;
-        if &b[..10] != MAGIC {
-            return Err("bad magic");
-        }
-        if b[10] != VERSION {
-            return Err("unsupported version");
-        }
-        let n = usize::from(b[11]);
-        if n == 0 || n > MAX_NAMEPLATE_LEN {
-            return Err("bad nameplate length");
-        }
-        let (np, pad) = b[12..22].split_at(n);
-        if !valid_nameplate(np) {
-            return Err("nameplate is not a canonical number (1 to 65535)");
-        }
-        if pad.iter().any(|&x| x != 0) {
-            return Err("non-zero padding");
-        }
-        let port = u16::from_be_bytes([b[22], b[23]]);
-        if port == 0 {
-            return Err("port 0");
-        }
-        let mut instance = [0u8; 8];
-        instance.copy_from_slice(&b[24..32]);
-        // `np` is ASCII digits, so this conversion cannot lose anything.
-        let nameplate = np.iter().map(|&c| char::from(c)).collect();
-        Ok(Announcement { nameplate, port, instance })
-    }
-}
-
 /// Aborts the announcing task when the listener goes away, however that
 /// happens (accept, error, or the caller dropping it).
 #[derive(Debug)]
@@ -424,7 +297,7 @@ impl LanListener {
     /// Binds the TCP listener and starts announcing `nameplate`, for at most
     /// [`DEFAULT_MAX_WAIT`].
     pub async fn bind(cfg: &LanConfig, nameplate: &str) -> Result<LanListener> {
-        Self::bind_with_max_wait(cfg, nameplate, DEFAULT_MAX_WAIT).await
+        Self::bind_room(cfg, LanRoom::nameplate(nameplate)?, DEFAULT_MAX_WAIT).await
     }
 
     /// Like [`LanListener::bind`], but announces (and lets `accept` wait) for
@@ -435,7 +308,12 @@ impl LanListener {
     /// fails here with the OS error instead of silently finding nobody; later
     /// send errors are logged and retried, as interfaces may come and go.
     pub async fn bind_with_max_wait(cfg: &LanConfig, nameplate: &str, max_wait: Duration) -> Result<LanListener> {
-        check_nameplate(nameplate)?;
+        Self::bind_room(cfg, LanRoom::nameplate(nameplate)?, max_wait).await
+    }
+
+    /// [`LanListener::bind_with_max_wait`] for any room: a nameplate, or a
+    /// contact room (a contact receiver listens and announces).
+    pub async fn bind_room(cfg: &LanConfig, room: LanRoom, max_wait: Duration) -> Result<LanListener> {
         if cfg.port == 0 {
             return Err(invalid_input("LAN discovery port must not be 0".into()));
         }
@@ -445,12 +323,12 @@ impl LanListener {
 
         let mut instance = [0u8; 8];
         OsRng.try_fill_bytes(&mut instance).map_err(|e| Error::from(io::Error::other(e.to_string())))?;
-        let datagram = Announcement::new(nameplate, local_addr.port(), instance)?.encode();
+        let datagram = Announcement::for_room(room.clone(), local_addr.port(), instance)?.encode();
 
         let sock = mode.announce_socket()?;
         let dest = mode.announce_dest(cfg.port);
         sock.send_to(&datagram, dest).await?;
-        tracing::debug!(%dest, %local_addr, nameplate, instance = %hex::encode(instance), "LAN: announcing");
+        tracing::debug!(%dest, %local_addr, %room, instance = %hex::encode(instance), "LAN: announcing");
 
         // Receivers ask on the port above the discovery port; we answer at
         // once, so finding us does not wait for the next periodic announcement.
@@ -459,12 +337,13 @@ impl LanListener {
             None => None,
         };
         let deadline = Instant::now() + max_wait;
+        let label = room.to_string();
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(ANNOUNCE_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await; // the first tick is immediate; we already sent
-            let mut qbuf = [0u8; ANNOUNCE_LEN + 1];
-            let want = nameplate_field(&datagram);
+            let mut qbuf = [0u8; MAX_DATAGRAM + 1];
+            let want = room.clone();
             loop {
                 let asked = async {
                     match &queries {
@@ -481,7 +360,7 @@ impl LanListener {
                         dest
                     }
                     Some((len, src)) = asked => {
-                        if parse_query(&qbuf[..len]) != Some(want) {
+                        if parse_query(&qbuf[..len]).as_ref() != Some(&want) {
                             continue;
                         }
                         src
@@ -493,7 +372,7 @@ impl LanListener {
             }
         });
 
-        Ok(LanListener { listener, local_addr, nameplate: nameplate.to_owned(), deadline, max_wait, _announcer: AbortOnDrop(task) })
+        Ok(LanListener { listener, local_addr, nameplate: label, deadline, max_wait, _announcer: AbortOnDrop(task) })
     }
 
     /// The address the TCP listener is bound to (its port is announced).
@@ -536,30 +415,35 @@ impl LanListener {
 ///
 /// The returned stream has `TCP_NODELAY` set.
 pub async fn find(cfg: &LanConfig, nameplate: &str, timeout: Duration) -> Result<TcpStream> {
-    check_nameplate(nameplate)?;
+    find_room(cfg, &LanRoom::nameplate(nameplate)?, timeout).await
+}
+
+/// [`find`] for any room: a nameplate, or a contact room (a contact sender
+/// looks for its receiver's announcement).
+pub async fn find_room(cfg: &LanConfig, room: &LanRoom, timeout: Duration) -> Result<TcpStream> {
     if cfg.port == 0 {
         return Err(invalid_input("LAN discovery port must not be 0".into()));
     }
     let mode = Mode::of(cfg.bind)?;
     let sock = mode.discovery_socket(cfg.port)?;
     let deadline = Instant::now() + timeout;
-    let not_found = || Error::LanNotFound { nameplate: nameplate.to_owned(), secs: timeout.as_secs_f64().ceil() as u64 };
+    let not_found = || Error::LanNotFound { nameplate: room.to_string(), secs: timeout.as_secs_f64().ceil() as u64 };
     // Keyed by (instance id, source IP, port) rather than the id alone, so a
     // spoofed announcement reusing a genuine sender's id from a dead address
     // cannot make us ignore the genuine sender afterwards.
     let mut failed: HashSet<([u8; 8], IpAddr, u16)> = HashSet::new();
     // One spare byte so an oversized datagram shows up as the wrong length
     // instead of being silently truncated to a valid-looking prefix.
-    let mut buf = [0u8; ANNOUNCE_LEN + 1];
+    let mut buf = [0u8; MAX_DATAGRAM + 1];
     // Ask senders to announce now (answers come back to `asker`), so we do not
     // wait for the next periodic announcement. Repeated every second.
     let asker = mode.announce_socket().ok();
-    let query = encode_query(nameplate);
+    let query = encode_query(room);
     let mut ask_tick = tokio::time::interval(Duration::from_secs(1));
 
     loop {
         let got = async {
-            let mut abuf = [0u8; ANNOUNCE_LEN + 1];
+            let mut abuf = [0u8; MAX_DATAGRAM + 1];
             loop {
                 tokio::select! {
                     r = sock.recv_from(&mut buf) => return (r, None),
@@ -603,8 +487,8 @@ pub async fn find(cfg: &LanConfig, nameplate: &str, timeout: Duration) -> Result
                 continue;
             }
         };
-        if ann.nameplate != nameplate {
-            tracing::debug!(%src, other = ann.nameplate, "LAN: announcement for another code number");
+        if ann.room() != room {
+            tracing::debug!(%src, other = %ann.room(), "LAN: announcement for another room");
             continue;
         }
         let ip = src.ip().to_canonical();
@@ -612,14 +496,14 @@ pub async fn find(cfg: &LanConfig, nameplate: &str, timeout: Duration) -> Result
             tracing::debug!(%src, "LAN: ignoring announcement from unusable source address");
             continue;
         }
-        let key = (ann.instance, ip, ann.port);
+        let key = (ann.instance(), ip, ann.port());
         if failed.contains(&key) {
             continue;
         }
-        let target = SocketAddr::new(ip, ann.port);
+        let target = SocketAddr::new(ip, ann.port());
         let remaining = deadline.saturating_duration_since(Instant::now());
         let attempt = remaining.min(CONNECT_TIMEOUT);
-        tracing::debug!(%target, instance = %hex::encode(ann.instance), "LAN: connecting to sender");
+        tracing::debug!(%target, instance = %hex::encode(ann.instance()), "LAN: connecting to sender");
         match tokio::time::timeout(attempt, connect(mode, target)).await {
             Ok(Ok(stream)) => return Ok(stream),
             Ok(Err(e)) => tracing::debug!(%target, error = %e, "LAN: connect failed"),
@@ -632,37 +516,6 @@ pub async fn find(cfg: &LanConfig, nameplate: &str, timeout: Duration) -> Result
 /// The UDP port senders listen on for queries: the one above the discovery port.
 fn query_port(port: u16) -> Option<u16> {
     port.checked_add(1)
-}
-
-/// Magic of a query datagram ("who announces this nameplate?").
-const QUERY_MAGIC: &[u8; 10] = b"PQDROP-ASK";
-
-/// A query: the announcement layout with magic `PQDROP-ASK`, version 1, the
-/// nameplate, and zeros where the port and instance id would be.
-fn encode_query(nameplate: &str) -> [u8; ANNOUNCE_LEN] {
-    let mut q = [0u8; ANNOUNCE_LEN];
-    q[..10].copy_from_slice(QUERY_MAGIC);
-    q[10] = 1;
-    let n = nameplate.len().min(MAX_NAMEPLATE_LEN);
-    q[11] = n as u8;
-    q[12..12 + n].copy_from_slice(&nameplate.as_bytes()[..n]);
-    q
-}
-
-/// The nameplate bytes of a query, if `buf` is exactly a valid query.
-fn parse_query(buf: &[u8]) -> Option<&[u8]> {
-    if buf.len() != ANNOUNCE_LEN || &buf[..10] != QUERY_MAGIC || buf[10] != 1 || buf[22..].iter().any(|&b| b != 0) {
-        return None;
-    }
-    let n = usize::from(buf[11]);
-    let np = buf.get(12..12 + n)?;
-    (valid_nameplate(np) && buf[12 + n..22].iter().all(|&b| b == 0)).then_some(np)
-}
-
-/// The nameplate bytes of one of our own encoded announcements.
-fn nameplate_field(datagram: &[u8; ANNOUNCE_LEN]) -> &[u8] {
-    let n = usize::from(datagram[11]).min(MAX_NAMEPLATE_LEN);
-    &datagram[12..12 + n]
 }
 
 /// Connects to `target`, from the configured interface address when `bind`
@@ -682,54 +535,6 @@ async fn connect(mode: Mode, target: SocketAddr) -> io::Result<TcpStream> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn announcement_roundtrip() {
-        let a = Announcement::new("65535", 65535, [1, 2, 3, 4, 5, 6, 7, 8]).expect("valid");
-        // The one nameplate rule: nothing else can be announced.
-        for bad in ["1234567890", "65536", "07", "0", ""] {
-            assert!(Announcement::new(bad, 1, [0; 8]).is_err(), "{bad:?}");
-        }
-        let wire = a.encode();
-        assert_eq!(&wire[..10], b"PQDROP-LAN");
-        assert_eq!(Announcement::parse(&wire), Ok(a));
-        let b = Announcement::new("7", 1, [0; 8]).expect("valid");
-        assert_eq!(Announcement::parse(&b.encode()), Ok(b));
-    }
-
-    #[test]
-    fn announcement_rejects_malformed() {
-        let good = Announcement::new("42", 4000, [9; 8]).expect("valid").encode();
-        assert!(Announcement::parse(&good[..31]).is_err());
-        let mut long = good.to_vec();
-        long.push(0);
-        assert!(Announcement::parse(&long).is_err());
-        let mutate = |i: usize, v: u8| {
-            let mut w = good;
-            w[i] = v;
-            Announcement::parse(&w)
-        };
-        assert_eq!(mutate(0, b'X'), Err("bad magic"));
-        assert_eq!(mutate(10, 2), Err("unsupported version"));
-        assert_eq!(mutate(11, 0), Err("bad nameplate length"));
-        assert_eq!(mutate(11, 11), Err("bad nameplate length"));
-        assert_eq!(mutate(12, b'a'), Err("nameplate is not a canonical number (1 to 65535)"));
-        assert_eq!(mutate(12, b'0'), Err("nameplate is not a canonical number (1 to 65535)"), "a leading zero");
-        assert_eq!(mutate(14, b'1'), Err("non-zero padding"));
-        let mut w = good;
-        w[22] = 0;
-        w[23] = 0;
-        assert_eq!(Announcement::parse(&w), Err("port 0"));
-    }
-
-    #[test]
-    fn nameplate_rules() {
-        assert!(Announcement::new("", 1, [0; 8]).is_err());
-        assert!(Announcement::new("12345678901", 1, [0; 8]).is_err());
-        assert!(Announcement::new("7a", 1, [0; 8]).is_err());
-        assert!(Announcement::new("٣", 1, [0; 8]).is_err()); // non-ASCII digit
-        assert!(Announcement::new("7", 0, [0; 8]).is_err());
-    }
 
     #[test]
     fn modes() {

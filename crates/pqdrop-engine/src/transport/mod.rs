@@ -4,6 +4,7 @@
 //! server (§10). [`crate::send::send_to`] and [`crate::receive::receive_from`]
 //! put this in front of the transfer.
 
+mod announce;
 pub mod lan;
 
 use std::net::SocketAddr;
@@ -101,6 +102,6 @@ pub async fn rendezvous(
 }
 
 /// A relay error as the engine's, its text escaped: it came from the network.
-fn relay_error(addr: &str, e: pqdrop_relay::RelayError) -> Error {
+pub(crate) fn relay_error(addr: &str, e: pqdrop_relay::RelayError) -> Error {
     Error::Relay { addr: addr.to_string(), reason: crate::names::escape(e.to_string().as_bytes()) }
 }

@@ -35,9 +35,7 @@ use zeroize::Zeroizing;
 
 use super::{derive_keys, establish, Established, FrameBuf, HandshakeStatus, Keys, Role};
 use crate::identity::{Identity, PublicIdentity};
-use crate::msg::{
-    AbortReason, Agreed, Capabilities, ContactAnswer, ContactHello, Message, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
-};
+use crate::msg::{AbortReason, Agreed, Capabilities, ContactAnswer, ContactHello, Message, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use crate::primitives::{
     ct_eq, hkdf_sha256, mlkem768_encapsulate_deterministic, sha512, x25519_base, x25519_checked, AeadAlg, AeadKey, KemSecret,
     MlKemDecapsulationKey,
@@ -84,10 +82,24 @@ impl Fresh {
 }
 
 enum State {
-    InitiatorExpectAnswer { e: Zeroizing<[u8; 32]>, dk_e: MlKemDecapsulationKey, es: Zeroizing<[u8; 32]>, k_s: KemSecret, hello: ContactHello },
-    ResponderExpectHello { fresh: Fresh },
-    ExpectConfirm { keys: Box<Keys>, version: u64 },
-    Done { keys: Box<Keys>, version: u64 },
+    InitiatorExpectAnswer {
+        e: Zeroizing<[u8; 32]>,
+        dk_e: MlKemDecapsulationKey,
+        es: Zeroizing<[u8; 32]>,
+        k_s: KemSecret,
+        hello: ContactHello,
+    },
+    ResponderExpectHello {
+        fresh: Fresh,
+    },
+    ExpectConfirm {
+        keys: Box<Keys>,
+        version: u64,
+    },
+    Done {
+        keys: Box<Keys>,
+        version: u64,
+    },
     Failed,
 }
 
@@ -355,7 +367,7 @@ impl<'a> ContactHandshake<'a> {
             .and_then(|k| k.open_in_place([0; 12], &aad, &mut sealed))
             .map_err(|_| (Error::IdentityNotProven, Some(AbortReason::KEY_CONFIRMATION)))?;
         let caller = PublicIdentity::from_bytes(&sealed[..n]).map_err(proto)?;
-        if !self.accept.iter().any(|a| *a == caller) {
+        if !self.accept.contains(&caller) {
             return Err((Error::StrangerIdentity(caller.fingerprint().to_string()), Some(AbortReason::UNKNOWN_IDENTITY)));
         }
         let ss = x(me.keys().io_exchange_private.as_bytes(), &caller.io_exchange).map_err(proto)?;

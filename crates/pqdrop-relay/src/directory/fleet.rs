@@ -19,8 +19,8 @@ use tokio::time::{timeout, Instant};
 use tracing::{info, warn};
 
 use crate::limits::IpKey;
+use crate::wire::Room;
 use crate::{RelayError, Role};
-use pqdrop_proto::code::Nameplate;
 
 /// How long one Redis call may take before the directory counts as down.
 const CALL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -64,7 +64,7 @@ pub(crate) struct FleetStats {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Claim {
     /// The room is this instance's now (for an allocation: this nameplate).
-    Mine(Nameplate),
+    Mine(Room),
     /// Someone waits there already.
     Occupied {
         /// The owner's instance id.
@@ -106,9 +106,10 @@ pub(crate) struct Fleet {
     pub(crate) stats: FleetStats,
 }
 
-/// Helpers every script starts with. KEYS: 1 rooms (hash nameplate → value
-/// "instance|role|address|id"), 2 leases (sorted set nameplate → expiry in
-/// ms), 3 used canonical nameplates (bitmap), 4 waiting rooms per address
+/// Helpers every script starts with. KEYS: 1 rooms (hash room → value
+/// "instance|role|address|id"; a room is a nameplate in decimal or `c` and a
+/// contact room in hex), 2 leases (sorted set room → expiry in ms), 3 used
+/// canonical nameplates (bitmap; contact rooms never touch it), 4 waiting rooms per address
 /// (hash), 5 instance addresses (hash), 6 instance leases (sorted set).
 const LUA_COMMON: &str = r#"
 local function now_ms()
@@ -148,7 +149,7 @@ local function reap(now)
 end
 "#;
 
-/// KEYS 1..6 and 7 the address's join-rate bucket. ARGV: nameplate ("" to
+/// KEYS 1..6 and 7 the address's join-rate bucket. ARGV: room ("" to
 /// allocate), value, address, lease ms, max rooms per address, max rooms,
 /// join rate per s, join burst, largest nameplate to allocate.
 const LUA_CLAIM: &str = r#"
@@ -327,21 +328,17 @@ impl Fleet {
         format!("{}|{r}|{addr}|{id}", self.instance)
     }
 
-    /// Claims room `nameplate` (or, with `None`, allocates the smallest free
-    /// nameplate) for `value`, under the fleet-wide limits.
-    pub(crate) async fn claim(
-        &self,
-        nameplate: Option<Nameplate>,
-        value: &str,
-        addr: IpKey,
-        cfg: &crate::RelayConfig,
-    ) -> Result<Claim, Unavailable> {
+    /// Claims `room` (or, with `None`, allocates the smallest free
+    /// nameplate) for `value`, under the fleet-wide limits. A contact room is
+    /// named `c` and 32 hex digits, which the scripts never count as a
+    /// nameplate.
+    pub(crate) async fn claim(&self, room: Option<Room>, value: &str, addr: IpKey, cfg: &crate::RelayConfig) -> Result<Claim, Unavailable> {
         let mut inv = self.claim.prepare_invoke();
         for k in &self.keys {
             inv.key(k);
         }
         inv.key(format!("{}rate:{addr}", self.config.prefix));
-        inv.arg(nameplate.map(|n| n.to_string()).unwrap_or_default())
+        inv.arg(room.map(|r| r.key()).unwrap_or_default())
             .arg(value)
             .arg(addr.to_string())
             .arg(millis(self.config.lease))
@@ -352,7 +349,7 @@ impl Fleet {
             .arg(super::MAX_ALLOCATED);
         let r: Vec<String> = self.call(&inv).await?;
         Ok(match r.first().map(String::as_str) {
-            Some("mine") => Claim::Mine(r.get(1).and_then(|n| Nameplate::from_wire(n.as_bytes())).ok_or(Unavailable)?),
+            Some("mine") => Claim::Mine(r.get(1).and_then(|n| Room::from_key(n)).ok_or(Unavailable)?),
             Some("occupied") => {
                 let value = r.get(1).cloned().unwrap_or_default();
                 let mut parts = value.split('|');
@@ -368,22 +365,22 @@ impl Fleet {
         })
     }
 
-    /// Frees room `nameplate` if it is still `value`'s.
-    pub(crate) async fn release(&self, nameplate: Nameplate, value: &str) -> Result<bool, Unavailable> {
+    /// Frees `room` if it is still `value`'s.
+    pub(crate) async fn release(&self, room: Room, value: &str) -> Result<bool, Unavailable> {
         let mut inv = self.release.prepare_invoke();
         for k in &self.keys {
             inv.key(k);
         }
-        inv.arg(nameplate.to_string()).arg(value);
+        inv.arg(room.key()).arg(value);
         let n: i64 = self.call(&inv).await?;
         Ok(n == 1)
     }
 
-    /// Renews this instance and its `rooms` (nameplate, value); returns the
-    /// nameplates that someone else holds now.
-    pub(crate) async fn renew(&self, rooms: &[(Nameplate, String)]) -> Result<Vec<Nameplate>, Unavailable> {
+    /// Renews this instance and its `rooms` (room, value); returns the
+    /// rooms that someone else holds now.
+    pub(crate) async fn renew(&self, rooms: &[(Room, String)]) -> Result<Vec<Room>, Unavailable> {
         let mut lost = Vec::new();
-        let mut batches: Vec<&[(Nameplate, String)]> = rooms.chunks(RENEW_BATCH).collect();
+        let mut batches: Vec<&[(Room, String)]> = rooms.chunks(RENEW_BATCH).collect();
         if batches.is_empty() {
             batches.push(&[]);
         }
@@ -394,10 +391,10 @@ impl Fleet {
             }
             inv.arg(&self.instance).arg(&self.config.advertise).arg(millis(self.config.lease)).arg(millis(self.config.lease));
             for (np, v) in batch {
-                inv.arg(np.to_string()).arg(v);
+                inv.arg(np.key()).arg(v);
             }
             let l: Vec<String> = self.call(&inv).await?;
-            lost.extend(l.iter().filter_map(|n| Nameplate::from_wire(n.as_bytes())));
+            lost.extend(l.iter().filter_map(|n| Room::from_key(n)));
         }
         Ok(lost)
     }

@@ -17,9 +17,8 @@ use tracing::{debug, info, warn};
 use crate::directory::fleet::Fleet;
 use crate::directory::NameplatePool;
 use crate::limits::{IpKey, PerIpCounter, RateDecision, RateLimiter};
-use crate::wire::{parse_hello, status_bytes, Decoded, Hello, ERROR_CODES, MAX_HELLO_READ};
+use crate::wire::{parse_hello, status_bytes, Decoded, Hello, Room, ERROR_CODES, MAX_HELLO_READ};
 use crate::{RelayConfig, RelayError, Role, StatusCode};
-use pqdrop_proto::code::Nameplate;
 
 mod rooms;
 mod upkeep;
@@ -71,7 +70,7 @@ struct Counters {
 
 #[derive(Debug)]
 struct State {
-    rooms: HashMap<Nameplate, Waiter>,
+    rooms: HashMap<Room, Waiter>,
     pending_per_ip: PerIpCounter,
     /// Which canonical nameplates the rooms use (for allocation).
     pool: NameplatePool,
@@ -80,17 +79,21 @@ struct State {
 }
 
 impl State {
-    fn add_room(&mut self, nameplate: Nameplate, w: Waiter) {
+    fn add_room(&mut self, room: Room, w: Waiter) {
         self.pending_per_ip.increment_with_net(w.key);
-        self.pool.take(nameplate);
-        self.rooms.insert(nameplate, w);
+        if let Some(np) = room.nameplate() {
+            self.pool.take(np);
+        }
+        self.rooms.insert(room, w);
     }
 
-    fn remove_room(&mut self, nameplate: Nameplate) -> Option<Waiter> {
-        let w = self.rooms.remove(&nameplate)?;
+    fn remove_room(&mut self, room: Room) -> Option<Waiter> {
+        let w = self.rooms.remove(&room)?;
         crate::limits::shrink_if_sparse(&mut self.rooms);
         self.pending_per_ip.decrement_with_net(w.key);
-        self.pool.put_back(nameplate);
+        if let Some(np) = room.nameplate() {
+            self.pool.put_back(np);
+        }
         Some(w)
     }
 }
@@ -215,28 +218,28 @@ impl Shared {
         }
     }
 
-    /// Removes room `nameplate` if it is still waiter `id`'s.
-    fn remove_room_if(&self, nameplate: Nameplate, id: u64) {
+    /// Removes `room` if it is still waiter `id`'s.
+    fn remove_room_if(&self, room: Room, id: u64) {
         let removed = {
             let mut st = self.state();
-            if st.rooms.get(&nameplate).map(|w| w.id) == Some(id) {
-                st.remove_room(nameplate)
+            if st.rooms.get(&room).map(|w| w.id) == Some(id) {
+                st.remove_room(room)
             } else {
                 None
             }
         };
         if let Some(w) = removed {
-            self.release_in_directory(nameplate, &w);
+            self.release_in_directory(room, &w);
         }
     }
 
     /// Frees a removed room in the fleet's directory (in the background: a
     /// release that fails leaves only a lease that runs out by itself).
-    fn release_in_directory(&self, nameplate: Nameplate, w: &Waiter) {
+    fn release_in_directory(&self, room: Room, w: &Waiter) {
         if let (Some(fleet), Some(value)) = (&self.fleet, &w.value) {
             let (fleet, value) = (Arc::clone(fleet), value.clone());
             tokio::spawn(async move {
-                let _ = fleet.release(nameplate, &value).await;
+                let _ = fleet.release(room, &value).await;
             });
         }
     }

@@ -15,15 +15,14 @@ use super::{refuse, shutdown_signal, Arrival, Next, Peer, SessionSlot, Shared, W
 use crate::directory::fleet::{Claim, Fleet};
 use crate::limits::IpKey;
 use crate::pipe::{self, End, Moved};
-use crate::wire::status_bytes;
+use crate::wire::{status_bytes, Room};
 use crate::{Role, StatusCode};
-use pqdrop_proto::code::Nameplate;
 
 enum JoinDecision {
     Refuse(StatusCode, String),
-    Pair(Waiter, SessionSlot, Nameplate),
+    Pair(Waiter, SessionSlot, Room),
     /// Wait in the room (id, arrivals, allocated?, the room).
-    Wait(u64, oneshot::Receiver<Arrival>, bool, Nameplate),
+    Wait(u64, oneshot::Receiver<Arrival>, bool, Room),
     /// Send the client to this instance.
     Redirect(String),
     /// Look again in a moment (a room of this instance is being set up or
@@ -35,11 +34,16 @@ enum JoinDecision {
 /// up or taken down, before it treats the directory entry as stale.
 const RETRIES: u32 = 5;
 
-fn room_taken(role: Role, nameplate: Nameplate) -> JoinDecision {
-    JoinDecision::Refuse(
-        StatusCode::RoomTaken,
-        format!("room taken: a {} is already waiting on nameplate {nameplate}; start again with a new code", role.name()),
-    )
+fn room_taken(role: Role, room: Room) -> JoinDecision {
+    let msg = match room {
+        Room::Nameplate(np) => {
+            format!("room taken: a {} is already waiting on nameplate {np}; start again with a new code", role.name())
+        }
+        Room::Contact(_) => {
+            format!("room taken: a {} is already waiting in this contact room; wait until that transfer ends, then try again", role.name())
+        }
+    };
+    JoinDecision::Refuse(StatusCode::RoomTaken, msg)
 }
 
 fn too_many_pending(max: usize) -> JoinDecision {
@@ -106,7 +110,7 @@ pub(super) async fn join(shared: &Arc<Shared>, mut peer: Peer) -> Next {
                 if let Some(f) = &shared.fleet {
                     f.stats.redirects.fetch_add(1, Ordering::Relaxed);
                 }
-                info!(nameplate = ?peer.hello.nameplate.map(|n| n.get()), peer = %peer.addr, to = %addr, "redirected");
+                info!(room = ?peer.hello.room.map(|r| r.to_string()), peer = %peer.addr, to = %addr, "redirected");
                 redirect(&mut peer, &addr).await;
                 return Next::Done;
             }
@@ -125,7 +129,7 @@ fn local_decision(shared: &Arc<Shared>, peer: &mut Peer) -> Option<JoinDecision>
     let cfg = &shared.config;
     let mut st = shared.state();
     let st = &mut *st;
-    if let Some(np) = peer.hello.nameplate {
+    if let Some(np) = peer.hello.room {
         if let Some(w) = st.rooms.get(&np) {
             if w.role == peer.hello.role {
                 return Some(room_taken(w.role, np));
@@ -153,11 +157,11 @@ fn local_decision(shared: &Arc<Shared>, peer: &mut Peer) -> Option<JoinDecision>
     if st.rooms.len() >= cfg.max_pending_total {
         return Some(full(cfg.max_pending_total));
     }
-    let allocated = peer.hello.nameplate.is_none();
-    let np = match peer.hello.nameplate {
-        Some(np) => np,
+    let allocated = peer.hello.room.is_none();
+    let np = match peer.hello.room {
+        Some(room) => room,
         None => match st.pool.allocate() {
-            Some(np) => np,
+            Some(np) => Room::Nameplate(np),
             None => return Some(JoinDecision::Refuse(StatusCode::RelayFull, MSG_NO_NAMEPLATE.to_owned())),
         },
     };
@@ -165,7 +169,7 @@ fn local_decision(shared: &Arc<Shared>, peer: &mut Peer) -> Option<JoinDecision>
     st.next_id = st.next_id.wrapping_add(1);
     let (tx, rx) = oneshot::channel();
     st.add_room(np, Waiter { id, role: peer.hello.role, key: peer.key, tx, value: None });
-    peer.hello.nameplate = Some(np);
+    peer.hello.room = Some(np);
     Some(JoinDecision::Wait(id, rx, allocated, np))
 }
 
@@ -185,21 +189,21 @@ async fn fleet_decision(shared: &Arc<Shared>, fleet: &Arc<Fleet>, peer: &mut Pee
         id
     };
     let value = fleet.value(peer.hello.role, peer.key, id);
-    let claim = match fleet.claim(peer.hello.nameplate, &value, peer.key, cfg).await {
+    let claim = match fleet.claim(peer.hello.room, &value, peer.key, cfg).await {
         Ok(c) => c,
         Err(_) => return JoinDecision::Refuse(StatusCode::DirectoryUnavailable, MSG_DIRECTORY.to_owned()),
     };
     match claim {
         Claim::Mine(np) => {
-            let allocated = peer.hello.nameplate.is_none();
+            let allocated = peer.hello.room.is_none();
             let (tx, rx) = oneshot::channel();
             shared.state().add_room(np, Waiter { id, role: peer.hello.role, key: peer.key, tx, value: Some(value) });
-            peer.hello.nameplate = Some(np);
+            peer.hello.room = Some(np);
             JoinDecision::Wait(id, rx, allocated, np)
         }
         Claim::Occupied { instance, role, addr, value: theirs } => {
             // A claim without a nameplate (an allocation) is never occupied.
-            let Some(np) = peer.hello.nameplate else { return JoinDecision::Retry };
+            let Some(np) = peer.hello.room else { return JoinDecision::Retry };
             if role == peer.hello.role {
                 return room_taken(role, np);
             }
@@ -297,11 +301,11 @@ enum WaitEnd {
 
 /// Waits in room `id` for the other peer, buffering pre-pairing bytes.
 /// For an allocated room, status 2 (with the nameplate) goes first.
-async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Receiver<Arrival>, allocated: bool, np: Nameplate) -> Next {
+async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Receiver<Arrival>, allocated: bool, np: Room) -> Next {
     let cfg = &shared.config;
     let deadline = Instant::now() + cfg.waiting_timeout;
-    info!(nameplate = %np, peer = %peer.addr, role = peer.hello.role.name(), allocated, "waiting");
-    let mut waiting = if allocated { status_bytes(StatusCode::Allocated, &np.to_string()) } else { Vec::new() };
+    info!(room = %np, peer = %peer.addr, role = peer.hello.role.name(), allocated, "waiting");
+    let mut waiting = if allocated { status_bytes(StatusCode::Allocated, &np.key()) } else { Vec::new() };
     waiting.extend_from_slice(&status_bytes(StatusCode::Waiting, "waiting for the other peer; give them your code"));
     let mut shutdown = shared.shutdown.subscribe();
     let end = match tokio::time::timeout(cfg.hello_timeout, peer.stream.write_all(&waiting)).await {
@@ -342,7 +346,7 @@ async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Re
             }
             let msg =
                 format!("timed out after {} s waiting for the other peer; start again with a new code", cfg.waiting_timeout.as_secs());
-            info!(nameplate = %np, peer = %peer.addr, code = 20, "wait timed out");
+            info!(room = %np, peer = %peer.addr, code = 20, "wait timed out");
             refuse(shared, &mut peer.stream, peer.addr, StatusCode::WaitTimeout, &msg).await;
         }
         WaitEnd::Shutdown => {
@@ -350,16 +354,16 @@ async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Re
         }
         WaitEnd::TooManyBytes => {
             let msg = prepair_message(cfg.max_prepair_bytes);
-            info!(nameplate = %np, peer = %peer.addr, code = 23, "too many bytes before pairing");
+            info!(room = %np, peer = %peer.addr, code = 23, "too many bytes before pairing");
             refuse(shared, &mut peer.stream, peer.addr, StatusCode::TooManyPrepairBytes, &msg).await;
         }
         WaitEnd::Lost => {
-            info!(nameplate = %np, peer = %peer.addr, code = 24, "room lost to the directory");
+            info!(room = %np, peer = %peer.addr, code = 24, "room lost to the directory");
             let msg = "the relay lost your room while its directory was unavailable; run the same command again";
             refuse(shared, &mut peer.stream, peer.addr, StatusCode::DirectoryUnavailable, msg).await;
         }
         WaitEnd::Disconnected => {
-            info!(nameplate = %np, peer = %peer.addr, "waiting peer left; room freed");
+            info!(room = %np, peer = %peer.addr, "waiting peer left; room freed");
         }
     }
     match inflight {
@@ -369,11 +373,11 @@ async fn wait(shared: &Arc<Shared>, mut peer: Peer, id: u64, mut rx: oneshot::Re
 }
 
 /// Runs a paired session between the waiting peer `a` and the arriving peer.
-async fn pair(shared: &Arc<Shared>, a: Peer, arrival: Arrival, nameplate: Nameplate) -> Next {
+async fn pair(shared: &Arc<Shared>, a: Peer, arrival: Arrival, room: Room) -> Next {
     let cfg = &shared.config;
     let Arrival { peer: b, slot } = arrival;
     shared.counters.paired.fetch_add(1, Ordering::Relaxed);
-    info!(nameplate = %nameplate, a = %a.addr, b = %b.addr, "paired");
+    info!(room = %room, a = %a.addr, b = %b.addr, "paired");
     let (mut sa, mut sb) = (a.stream, b.stream);
     let paired = status_bytes(StatusCode::Paired, "paired; the connection is now an end-to-end encrypted pipe to your peer");
     // Each side gets status 1 and then the other side's buffered bytes.
@@ -393,12 +397,12 @@ async fn pair(shared: &Arc<Shared>, a: Peer, arrival: Arrival, nameplate: Namepl
     let (ab, ba) = (moved.a_to_b.load(Ordering::Relaxed), moved.b_to_a.load(Ordering::Relaxed));
     shared.counters.bytes.fetch_add(ab + ba, Ordering::Relaxed);
     match &end {
-        End::Done => info!(nameplate = %nameplate, a_to_b = ab, b_to_a = ba, "session closed"),
+        End::Done => info!(room = %room, a_to_b = ab, b_to_a = ba, "session closed"),
         End::Idle => {
-            info!(nameplate = %nameplate, a_to_b = ab, b_to_a = ba, "session idle; closed")
+            info!(room = %room, a_to_b = ab, b_to_a = ba, "session idle; closed")
         }
         End::Error(e) => info!(
-            nameplate = %nameplate,
+            room = %room,
             a_to_b = ab,
             b_to_a = ba,
             error_kind = ?e.kind(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tracing::info;
 
-use pqdrop_proto::code::Nameplate;
+use crate::wire::Room;
 
 use super::Shared;
 
@@ -31,16 +31,16 @@ pub(super) async fn fleet(shared: Arc<Shared>) {
                 continue;
             }
         }
-        let rooms: Vec<(Nameplate, String)> = shared.state().rooms.iter().filter_map(|(np, w)| w.value.clone().map(|v| (*np, v))).collect();
+        let rooms: Vec<(Room, String)> = shared.state().rooms.iter().filter_map(|(np, w)| w.value.clone().map(|v| (*np, v))).collect();
         match fleet.renew(&rooms).await {
             Ok(lost) if !lost.is_empty() => {
-                let sent: HashMap<Nameplate, &str> = rooms.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                let sent: HashMap<Room, &str> = rooms.iter().map(|(n, v)| (*n, v.as_str())).collect();
                 let mut st = shared.state();
                 for np in &lost {
                     // Only the waiter whose lease was renewed: it may have left
                     // (and another taken the room) since.
                     if st.rooms.get(np).and_then(|w| w.value.as_deref()) == sent.get(np).copied() {
-                        info!(nameplate = %np, "room lost: the directory gave it to another instance");
+                        info!(room = %np, "room lost: the directory gave it to another instance");
                         // Dropping the waiter tells its task (status 24).
                         st.remove_room(*np);
                     }

@@ -55,6 +55,8 @@ pub const LOOPBACK: &str = "127.0.0.1";
 pub mod exit {
     /// Success.
     pub const OK: i32 = 0;
+    /// A command-line usage error.
+    pub const USAGE: i32 = 2;
     /// Key confirmation failed: the two sides used different codes.
     pub const WRONG_CODE: i32 = 3;
     /// The receiver declined.

@@ -166,10 +166,7 @@ fn any_changed_byte_fails_the_handshake() {
             if let Some(b) = i.poll_transmit() {
                 let _ = r.handle_input(&b);
             }
-            assert!(
-                er.is_some() || ei.is_some() || !r.is_complete(),
-                "a flipped byte {at} of message {which} went unnoticed"
-            );
+            assert!(er.is_some() || ei.is_some() || !r.is_complete(), "a flipped byte {at} of message {which} went unnoticed");
             assert!(!(i.is_complete() && r.is_complete()), "byte {at} of message {which}");
         }
     }

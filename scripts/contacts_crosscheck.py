@@ -10,7 +10,10 @@ checks the Rust implementation against:
                        proof = Ed25519(key 17, "pqdrop identity proof v1" || u8(role) || transcript_hash)
     book key         = HKDF-SHA256(salt = "", ikm = state_ikm (key 3), info = "pqdrop contact book v1", L = 32)
     contact book     = "PQDROPCB" || 01 00 00 00 || nonce(12) || ChaCha20-Poly1305(book key, nonce, plaintext, aad = first 24 bytes)
-    plaintext        = IxiVarUInt(n) || n x (IxiBytes(name) || IxiBytes(identity) || IxiVarUInt(added) || IxiVarUInt(source))
+    plaintext        = IxiVarUInt(n) || n x (IxiBytes(name) || IxiBytes(identity) || IxiVarUInt(added) || IxiVarUInt(source)
+                       [|| IxiBytes(ticket, 0 or 56 bytes) when source = 2])
+    ticket           = u64_be(expires) || nonce(16) || HMAC-SHA256(key 4, "pqdrop/v1 invitation" || u64_be(expires) || nonce)
+    invitation       = 01 || public identity || ticket || SHA-256(all before)[:4]
     safety number    = 12 groups of 5 digits from SHA-512("pqdrop safety number v1" || lo || hi)
     LinkSeed         = 0x21 || IxiBytes(P1) || IxiBytes(ChaCha20-Poly1305(k, 0^12, seed)),
                        k = HKDF-SHA256(salt = exporter, ikm = X25519(key 1, N), info = "pqdrop link v1" || N || P1)
@@ -47,6 +50,21 @@ CONTACTS = [
     ("alice", bytes(range(32)), 1_764_633_600, 1),
     ("Bob Smith", bytes.fromhex("c64a28d4e6049d36d57ae13f80c1932ca3a374add6a1a3ddac9b1686d7f2a615"), 1_764_720_000, 2),
 ]
+# Bob Smith's invitation, whose ticket the book keeps (PROTOCOL.md §13.8).
+INVITE_EXPIRES = 1_765_324_800
+INVITE_NONCE = bytes(range(0x70, 0x80))
+
+
+def ticket(seed: bytes, expires: int, nonce: bytes) -> bytes:
+    import hmac
+
+    body = struct.pack(">Q", expires) + nonce
+    return body + hmac.new(idx.key(seed, 4), b"pqdrop/v1 invitation" + body, hashlib.sha256).digest()
+
+
+def invitation(seed: bytes, expires: int, nonce: bytes) -> bytes:
+    body = b"\x01" + public_identity(seed) + ticket(seed, expires, nonce)
+    return body + hashlib.sha256(body).digest()[:4]
 
 
 def varuint(v: int) -> bytes:
@@ -74,6 +92,8 @@ def book(owner: bytes, contacts: list, nonce: bytes) -> bytes:
     plain = varuint(len(contacts))
     for name, seed, added, source in contacts:
         plain += ixibytes(name.encode()) + ixibytes(public_identity(seed)) + varuint(added) + varuint(source)
+        if source == 2:
+            plain += ixibytes(ticket(seed, INVITE_EXPIRES, INVITE_NONCE))
     header = b"PQDROPCB" + bytes([1, 0, 0, 0]) + nonce
     return header + ChaCha20Poly1305(k).encrypt(nonce, plain, header)
 
@@ -126,7 +146,19 @@ def compute() -> dict:
         "generator": "scripts/contacts_crosscheck.py (Python cryptography)",
         "owner_seed": OWNER.hex(),
         "nonce": NONCE.hex(),
-        "contacts": [{"name": n, "seed": s.hex(), "added": a, "source": src} for n, s, a, src in CONTACTS],
+        "contacts": [
+            {"name": n, "seed": s.hex(), "added": a, "source": src}
+            | ({"ticket": ticket(s, INVITE_EXPIRES, INVITE_NONCE).hex()} if src == 2 else {})
+            for n, s, a, src in CONTACTS
+        ],
+        "invitation": {
+            "seed": CONTACTS[1][1].hex(),
+            "expires": INVITE_EXPIRES,
+            "nonce": INVITE_NONCE.hex(),
+            "key4": idx.key(CONTACTS[1][1], 4).hex(),
+            "ticket": ticket(CONTACTS[1][1], INVITE_EXPIRES, INVITE_NONCE).hex(),
+            "invitation": invitation(CONTACTS[1][1], INVITE_EXPIRES, INVITE_NONCE).hex(),
+        },
         "book": full.hex(),
         "empty_book": book(OWNER, [], NONCE).hex(),
         "identity_proof_transcript": TRANSCRIPT.hex(),
@@ -162,7 +194,7 @@ def main() -> int:
         print(f"MISMATCH {k}")
     if bad:
         return 1
-    print("contact vectors: the book, the Identity message, the safety numbers and linking match an independent computation")
+    print("contact vectors: the book, the Identity message, the safety numbers, linking and invitations match an independent computation")
     return 0
 
 

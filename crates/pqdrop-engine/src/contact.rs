@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pqdrop_proto::handshake::contact::{ContactHandshake, ContactRoom, ROOM_WINDOW_SECS};
 use pqdrop_proto::identity::{Identity, PublicIdentity};
+use pqdrop_proto::invite::Ticket;
 use tokio::net::TcpStream;
 
 use crate::conn::{self, local_capabilities, HANDSHAKE_TIMEOUT};
@@ -119,13 +120,14 @@ pub async fn send_to_contact(
     to: &PublicIdentity,
     name: &str,
     lan_timeout: Duration,
+    ticket: Option<&Ticket>,
     prepared: Prepared,
     opts: SendOptions,
     ui: Arc<dyn SendUi>,
     on_waiting: impl FnOnce(Waiting),
 ) -> Result<SendReport> {
     let mut stream = meet(route, to, Side::Sender { lan_timeout }, on_waiting).await.map_err(|e| named(e, name))?;
-    let mut hs = ContactHandshake::initiator(me, to, local_capabilities(opts.cascade), &mut rand_core::OsRng)?;
+    let mut hs = ContactHandshake::initiator_invited(me, to, ticket, local_capabilities(opts.cascade), &mut rand_core::OsRng)?;
     let rest = handshake(&mut stream, &mut hs).await.map_err(|e| named(e, name))?;
     let (session, _) = hs.into_session()?;
     // The identities were proven by the handshake: no Identity message.
@@ -133,29 +135,48 @@ pub async fn send_to_contact(
     crate::send::send_over(stream, session, rest, prepared, opts, ui).await
 }
 
-/// Receives from any identity in `accept` (one contact, or all of them):
-/// waits in `me`'s room over `route`, checks who calls, tells `on_peer`,
-/// then receives as any receiver does. Returns who sent.
+/// Who sent, in a contact transfer.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Their identity, proven by the handshake.
+    pub identity: PublicIdentity,
+    /// Accepted by an invitation of ours (PROTOCOL.md §13.8), not as a
+    /// saved contact.
+    pub invited: bool,
+}
+
+/// Receives from any identity in `accept` (one contact, or all of them),
+/// and with `invitations` also from a caller holding a valid invitation of
+/// ours: waits in `me`'s room over `route`, checks who calls, tells
+/// `on_peer`, then receives as any receiver does. Returns who sent.
+#[allow(clippy::too_many_arguments)] // one call site; each argument is a separate choice of the user
 pub async fn receive_from_contacts(
     route: &Route,
     me: &Identity,
     accept: Vec<PublicIdentity>,
+    invitations: bool,
     mut opts: ReceiveOptions,
     ui: Arc<dyn ReceiveUi>,
     on_waiting: impl FnOnce(Waiting),
-    on_peer: impl FnOnce(&PublicIdentity),
-) -> Result<(ReceiveReport, PublicIdentity)> {
+    on_peer: impl FnOnce(&Caller),
+) -> Result<(ReceiveReport, Caller)> {
     let mut stream = meet(route, me.public(), Side::Receiver, on_waiting).await?;
     if matches!(route, Route::Lan(_)) {
         opts.sender_addr = stream.peer_addr().ok();
     }
     let mut hs = ContactHandshake::responder(me, accept, local_capabilities(opts.cascade), &mut rand_core::OsRng)?;
+    if invitations {
+        // The time the handshake is read at, not when waiting began.
+        hs.accept_invitations(unix_now()?);
+    }
     let rest = handshake(&mut stream, &mut hs).await?;
-    let (session, peer) = hs.into_session()?;
-    on_peer(&peer);
+    let invited = hs.invited();
+    let (session, identity) = hs.into_session()?;
+    let caller = Caller { identity, invited };
+    on_peer(&caller);
     let opts = ReceiveOptions { identity: None, ..opts };
     let report = crate::receive::receive_over(stream, session, rest, opts, ui).await?;
-    Ok((report, peer))
+    Ok((report, caller))
 }
 
 /// Puts the contact's name into the errors that are about it.

@@ -23,11 +23,20 @@ pub enum Error {
     #[error("the other side could not prove it is {0}: someone else may be using the contact's room, or their identity changed. Nothing was transferred")]
     NotProven(String),
     /// Contact transfer: the receiver does not accept our identity.
-    #[error("the receiver does not accept you: it has not saved you as a contact (or not with your current identity), or it waits for someone else. Nothing was transferred")]
+    #[error("the receiver does not accept you: it has not saved you as a contact (or not with your current identity), or it waits for someone else, or the invitation you were given has expired. Nothing was transferred")]
     NotAccepted,
     /// Contact transfer: someone valid but not accepted here tried to send.
     #[error("someone who is not among the contacts you receive from tried to send (identity {0}); nothing was received. Still waiting is not possible on this connection: run the command again")]
     Stranger(String),
+    /// Contact transfer: someone not saved here presented an invitation
+    /// that is not ours or has expired (PROTOCOL.md §13.8).
+    #[error("someone who is not among your contacts tried to send (identity {fingerprint}), and {why}; nothing was received. Make a new invitation with `pqdrop id invite` if you want them to send to you")]
+    BadInvitation {
+        /// The caller's fingerprint.
+        fingerprint: String,
+        /// What is wrong with the invitation.
+        why: &'static str,
+    },
     /// Contact transfer on the LAN: the receiver was not found in time.
     #[error("{0} is not waiting on the local network (searched {1} s); ask them to run `pqdrop receive --from …`, or use --relay")]
     ContactNotFound(String, u64),
@@ -143,6 +152,7 @@ impl From<pqdrop_proto::Error> for Error {
             P::WrongCode => Error::WrongCode,
             P::NotAccepted => Error::NotAccepted,
             P::StrangerIdentity(fp) => Error::Stranger(fp),
+            P::InvitationRefused { fingerprint, why } => Error::BadInvitation { fingerprint, why },
             P::IdentityNotProven => Error::NotProven("the contact".into()),
             P::Hostile { name, reason } => Error::Hostile { name, reason },
             P::Violation(why) => Error::PeerViolation(why),

@@ -102,19 +102,20 @@ impl fmt::Display for NameError {
 }
 
 /// How a contact came into the book.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// Their identity came inside a code-authenticated transfer.
     CodeTransfer,
-    /// They were added from an invitation they made.
-    Invitation,
+    /// They were added from an invitation they made; the ticket to present
+    /// when sending to them (PROTOCOL.md §13.8) until they have saved us.
+    Invitation(Option<crate::invite::Ticket>),
 }
 
 impl Source {
-    fn code(self) -> u64 {
+    fn code(&self) -> u64 {
         match self {
             Source::CodeTransfer => 1,
-            Source::Invitation => 2,
+            Source::Invitation(_) => 2,
         }
     }
 }
@@ -234,6 +235,9 @@ impl Book {
             put_bytes(&mut out, &c.identity.to_bytes());
             put_varuint(&mut out, c.added);
             put_varuint(&mut out, c.source.code());
+            if let Source::Invitation(t) = &c.source {
+                put_bytes(&mut out, t.as_ref().map(|t| &t.as_bytes()[..]).unwrap_or(&[]));
+            }
         }
         out
     }
@@ -253,7 +257,11 @@ impl Book {
             let added = r.varuint("contact added")?;
             let source = match r.varuint("contact source")? {
                 1 => Source::CodeTransfer,
-                2 => Source::Invitation,
+                2 => match r.bytes("contact ticket", crate::invite::TICKET_LEN)? {
+                    [] => Source::Invitation(None),
+                    t if t.len() == crate::invite::TICKET_LEN => Source::Invitation(Some(crate::invite::Ticket::from_bytes(t)?)),
+                    _ => return Err(bad("a ticket is not 56 bytes")),
+                },
                 _ => return Err(bad("unknown contact source")),
             };
             let contact = Contact { name, identity, added, source };

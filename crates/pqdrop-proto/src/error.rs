@@ -68,6 +68,15 @@ pub enum Error {
     /// not one this side accepts; carries its fingerprint.
     #[error("an identity that is not accepted here tried to connect ({0})")]
     StrangerIdentity(String),
+    /// A caller that is not a saved contact presented an invitation that
+    /// does not hold (PROTOCOL.md §13.8).
+    #[error("an identity that is not accepted here tried to connect ({fingerprint}), and {why}")]
+    InvitationRefused {
+        /// The caller's fingerprint.
+        fingerprint: String,
+        /// What is wrong with its invitation.
+        why: &'static str,
+    },
     /// The peer aborted the handshake and told us why.
     #[error("peer aborted: {0}")]
     PeerAborted(u64),

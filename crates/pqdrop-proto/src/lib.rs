@@ -33,6 +33,7 @@ mod elligator;
 mod error;
 pub mod handshake;
 pub mod identity;
+pub mod invite;
 pub mod keys;
 mod labels;
 pub mod liveness;

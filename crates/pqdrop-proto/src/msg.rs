@@ -229,7 +229,8 @@ pub struct ContactHello {
     pub chacha_salt: [u8; 32],
     /// The initiator's capabilities.
     pub capabilities: Capabilities,
-    /// The initiator's public identity, encrypted to the responder (1280 + 16 bytes).
+    /// The initiator's public identity, and optionally an invitation ticket,
+    /// encrypted to the responder (1280 + 16 bytes, or 1280 + 56 + 16).
     pub sealed_identity: Vec<u8>,
 }
 
@@ -250,8 +251,9 @@ pub struct ContactAnswer {
     pub capabilities: Capabilities,
 }
 
-/// Largest sealed identity in a contactHello: a public identity and its tag.
-pub const SEALED_IDENTITY_LEN: usize = crate::identity::PUBLIC_LEN + 16;
+/// Largest sealed identity in a contactHello: a public identity, an
+/// invitation ticket (PROTOCOL.md §13.8) and the tag.
+pub const SEALED_IDENTITY_LEN: usize = crate::identity::PUBLIC_LEN + crate::invite::TICKET_LEN + 16;
 
 /// A decoded handshake-phase message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 use pqdrop_proto::contacts::{open_book, safety_number, seal_book_with, Book, Contact, ContactName, Source};
 use pqdrop_proto::identity::{self, Identity};
 use pqdrop_proto::internal::primitives::sha256;
+use pqdrop_proto::invite::{Invitation, Ticket};
 use pqdrop_proto::keys::Seed;
 use pqdrop_proto::transfer::TransferMsg;
 use serde_json::Value;
@@ -35,7 +36,7 @@ fn rust_matches_the_independent_vectors() {
     for c in doc["contacts"].as_array().expect("contacts") {
         let source = match c["source"].as_u64() {
             Some(1) => Source::CodeTransfer,
-            Some(2) => Source::Invitation,
+            Some(2) => Source::Invitation(Some(Ticket::from_bytes(&hex::decode(s(c, "ticket")).unwrap()).unwrap())),
             other => panic!("source {other:?}"),
         };
         let contact = Contact {
@@ -71,6 +72,19 @@ fn rust_matches_the_independent_vectors() {
     assert_eq!(hex::encode(&answer[..]), s(link, "answer"));
     assert_eq!(identity::link_check(&exporter).unwrap(), s(link, "check"));
     assert_eq!(identity::open_link_seed(&hex::decode(s(link, "answer")).unwrap(), &n, &exporter).unwrap().public(), old.public());
+
+    // Invitations (PROTOCOL.md §13.8).
+    let v = &doc["invitation"];
+    let inviter = identity(s(v, "seed"));
+    assert_eq!(hex::encode(inviter.keys().callback_secret.as_bytes()), s(v, "key4"));
+    let expires = v["expires"].as_u64().unwrap();
+    let nonce: [u8; 16] = hex::decode(s(v, "nonce")).unwrap().try_into().unwrap();
+    let inv = Invitation::new(&inviter, expires, nonce);
+    assert_eq!(hex::encode(inv.ticket.as_bytes()), s(v, "ticket"));
+    assert_eq!(hex::encode(inv.to_bytes()), s(v, "invitation"));
+    assert_eq!(Invitation::from_bytes(&hex::decode(s(v, "invitation")).unwrap()).unwrap(), inv);
+    assert_eq!(inv.ticket.verify(&inviter, expires - 1), Ok(()));
+    assert_eq!(inv.ticket.verify(&owner, expires - 1), Err(pqdrop_proto::invite::TicketError::Forged));
 
     for v in doc["safety_numbers"].as_array().expect("safety numbers") {
         let (a, b) = (identity(s(v, "a")), identity(s(v, "b")));

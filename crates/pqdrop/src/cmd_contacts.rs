@@ -55,6 +55,13 @@ enum ContactsCommand {
         /// The new name.
         new_name: String,
     },
+    /// Save someone from their invitation (`pqdrop id invite` on their
+    /// side), pasted on standard input: then `send --to NAME` works without
+    /// a code.
+    Add {
+        /// The name to save them under.
+        name: String,
+    },
     /// Forget a contact.
     Remove {
         /// The contact's name.
@@ -99,7 +106,7 @@ pub fn run(args: ContactsArgs) -> anyhow::Result<()> {
                     hex::encode(c.identity.seed_exchange),
                     hex::encode(c.identity.io_exchange),
                     date(c.added),
-                    source(c.source),
+                    source(&c.source),
                 )
             };
             crate::cmd_id::print_stdout(&text)
@@ -110,6 +117,7 @@ pub fn run(args: ContactsArgs) -> anyhow::Result<()> {
             say!("Renamed {name} to {to}.");
             Ok(())
         }
+        ContactsCommand::Add { name } => crate::cmd_invite::add(dir, &me, &name),
         ContactsCommand::Remove { name } => {
             let gone = change_book(dir, &me, |book| book.remove(&name).map_err(book_error))?;
             say!("Removed {} ({}).", gone.name, gone.identity.fingerprint());
@@ -129,14 +137,19 @@ fn book_error(e: BookError) -> anyhow::Error {
     }
 }
 
-fn source(s: Source) -> &'static str {
+fn source(s: &Source) -> &'static str {
     match s {
         Source::CodeTransfer => "from a transfer with a code",
-        Source::Invitation => "from their invitation",
+        Source::Invitation(_) => "by an invitation",
     }
 }
 
 /// `YYYY-MM-DD` (UTC) of Unix seconds.
+/// A Unix time as `YYYY-MM-DD HH:MM UTC`.
+pub fn date_time(secs: u64) -> String {
+    format!("{} {:02}:{:02} UTC", date(secs), secs % 86_400 / 3_600, secs % 3_600 / 60)
+}
+
 fn date(secs: u64) -> String {
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = (secs / 86_400) as i64 + 719_468;
@@ -159,7 +172,7 @@ fn contact_json(c: &Contact, me: &Identity) -> serde_json::Value {
         "seed_exchange_public": hex::encode(c.identity.seed_exchange),
         "io_exchange_public": hex::encode(c.identity.io_exchange),
         "added": c.added,
-        "source": match c.source { Source::CodeTransfer => "code-transfer", Source::Invitation => "invitation" },
+        "source": match c.source { Source::CodeTransfer => "code-transfer", Source::Invitation(_) => "invitation" },
     })
 }
 
@@ -184,7 +197,7 @@ pub fn read_book(dir: &Path, me: &Identity) -> anyhow::Result<Book> {
 }
 
 /// Applies `f` to the book under its lock and writes the result.
-fn change_book<T>(dir: &Path, me: &Identity, f: impl FnOnce(&mut Book) -> anyhow::Result<T>) -> anyhow::Result<T> {
+pub(crate) fn change_book<T>(dir: &Path, me: &Identity, f: impl FnOnce(&mut Book) -> anyhow::Result<T>) -> anyhow::Result<T> {
     let _lock = store::lock(dir, LOCK)?;
     let mut book = read_book(dir, me)?;
     let r = f(&mut book)?;
@@ -215,7 +228,7 @@ pub fn known(me: Option<&Identity>, peer: &PublicIdentity) -> Known {
 
 /// Saves `peer`, the other side of a finished transfer, as `name` in `me`'s
 /// book. `who` is "sender" or "receiver", for the messages.
-fn save_peer(me: &Identity, name: &ContactName, peer: Option<&PublicIdentity>, who: &str) -> anyhow::Result<()> {
+fn save_peer(me: &Identity, name: &ContactName, peer: Option<&PublicIdentity>, who: &str, source: Source) -> anyhow::Result<()> {
     let Some(peer) = peer else {
         bail!(
             "the {who} did not show an identity (it has none, withheld it, or runs an older pqdrop), so {name} was not saved; \
@@ -228,7 +241,7 @@ fn save_peer(me: &Identity, name: &ContactName, peer: Option<&PublicIdentity>, w
     let path = store::identity_path()?;
     let dir = path.parent().context("the identity path has no folder")?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let contact = Contact { name: name.clone(), identity: peer.clone(), added: now, source: Source::CodeTransfer };
+    let contact = Contact { name: name.clone(), identity: peer.clone(), added: now, source };
     let added = change_book(dir, me, |book| match book.add(contact) {
         Ok(a) => Ok(a),
         Err(BookError::KeysChanged(old)) => {
@@ -313,11 +326,12 @@ impl ContactArgs {
         peer: Option<&PublicIdentity>,
         who: &str,
         interactive: bool,
+        source: Source,
     ) -> anyhow::Result<Option<String>> {
         let Some(me) = me else { return Ok(None) };
         if let Some(name) = &self.save_contact {
             let name = ContactName::new(name).map_err(|e| crate::common::Usage(format!("--save-contact: {e}")))?;
-            save_peer(me, &name, peer, who).context("the transfer itself completed")?;
+            save_peer(me, &name, peer, who, source).context("the transfer itself completed")?;
             return Ok(Some(name.as_str().to_owned()));
         }
         let Some(peer) = peer else { return Ok(None) };
@@ -337,7 +351,7 @@ impl ContactArgs {
             }
             match ContactName::new(typed) {
                 Ok(name) => {
-                    save_peer(me, &name, Some(peer), who).context("the transfer itself completed")?;
+                    save_peer(me, &name, Some(peer), who, source.clone()).context("the transfer itself completed")?;
                     return Ok(Some(name.as_str().to_owned()));
                 }
                 Err(e) => say!("{e}; try again."),

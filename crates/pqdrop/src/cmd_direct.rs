@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use pqdrop_engine::transport::{Route, Waiting};
-use pqdrop_proto::contacts::Book;
+use pqdrop_proto::contacts::{Book, Source};
 use pqdrop_proto::identity::{Identity, PublicIdentity};
+use pqdrop_proto::invite::Ticket;
 use serde_json::json;
 
 use crate::common::json_event;
@@ -29,10 +30,18 @@ pub fn identity_and_book(what: &str) -> anyhow::Result<(Arc<Identity>, Book)> {
     Ok((Arc::new(me), book))
 }
 
-/// The contact `name` in `book`, or an error that says how to find one.
-pub fn contact(book: &Book, name: &str) -> anyhow::Result<(String, PublicIdentity)> {
+/// The contact `name` in `book` (its name as saved, its identity, and the
+/// ticket of its invitation if it came from one), or an error that says how
+/// to find one.
+pub fn contact(book: &Book, name: &str) -> anyhow::Result<(String, PublicIdentity, Option<Ticket>)> {
     match book.get(name) {
-        Some(c) => Ok((c.name.to_string(), c.identity.clone())),
+        Some(c) => {
+            let ticket = match &c.source {
+                Source::Invitation(t) => *t,
+                Source::CodeTransfer => None,
+            };
+            Ok((c.name.to_string(), c.identity.clone(), ticket))
+        }
         None => bail!(
             "no contact is named {name:?}; `pqdrop contacts list` shows them (save one with --save-contact after a transfer with a code)"
         ),
@@ -57,7 +66,7 @@ pub fn sender_waiting(name: &str, w: Waiting, route: &Route, json: bool) {
 
 /// What the receiver prints once it waits in its room.
 pub fn receiver_waiting(from: Option<&str>, w: Waiting, route: &Route, json: bool) {
-    let who = from.map(str::to_owned).unwrap_or_else(|| "any of your contacts".to_owned());
+    let who = from.map(str::to_owned).unwrap_or_else(|| "any of your contacts (or anyone with your invitation)".to_owned());
     if json {
         json_event(json!({"event": "waiting", "for": who}));
         return;
@@ -69,7 +78,7 @@ pub fn receiver_waiting(from: Option<&str>, w: Waiting, route: &Route, json: boo
     }
 }
 
-/// The name `peer` has in `book`.
+/// The name `peer` has in `book`, or its fingerprint.
 pub fn name_of(book: &Book, peer: &PublicIdentity) -> String {
     book.find(peer).map(|c| c.name.to_string()).unwrap_or_else(|| peer.fingerprint().to_string())
 }

@@ -36,10 +36,26 @@ enum IdCommand {
     Export(ExportArgs),
     /// Restore an identity from a recovery phrase or hex on standard input.
     Import(ImportArgs),
+    /// Print an invitation: whoever you give it to can save you as a
+    /// contact (`pqdrop contacts add`) and send to you without a code.
+    Invite(InviteArgs),
     /// Give this identity to a new device of yours (prints a code).
     Link(LinkArgs),
     /// Take the identity of your other device (with the code `id link` printed).
     Join(JoinArgs),
+}
+
+#[derive(Debug, Args)]
+struct InviteArgs {
+    /// How long it is valid: 30m, 12h, 7d (at most 30d; only the expiry
+    /// revokes an invitation).
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = crate::cmd_invite::parse_validity)]
+    valid: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    unlock: UnlockArgs,
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +163,10 @@ pub fn run(args: IdArgs) -> anyhow::Result<()> {
             say!("Made a new identity: {}", id.public().fingerprint());
             say!("Back it up with `pqdrop id export` (24 words); without them a lost file cannot be recovered.");
             Ok(())
+        }
+        IdCommand::Invite(a) => {
+            let (id, _) = store::load_identity(&path, &a.unlock.unlock())?;
+            crate::cmd_invite::invite(&id, a.valid, a.json)
         }
         IdCommand::Show(a) => {
             let (id, protection) = store::load_identity(&path, &a.unlock.unlock())?;

@@ -9,6 +9,7 @@ use clap::Args;
 use pqdrop_engine::receive::{OfferSummary, ReceiveOptions, ReceiveUi, DEFAULT_MAX_ENTRIES};
 use pqdrop_engine::sink::ConflictPolicy;
 use pqdrop_proto::code::Code;
+use pqdrop_proto::contacts::Source;
 use pqdrop_proto::transfer::OfferKind;
 use serde_json::json;
 
@@ -30,8 +31,11 @@ pub struct ReceiveArgs {
     /// `pqdrop send --to <your name>`).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["code", "from_contacts", "save_contact", "no_identity"])]
     pub from: Option<String>,
-    /// Receive from any saved contact, without a code.
-    #[arg(long, conflicts_with_all = ["code", "save_contact", "no_identity"])]
+    /// Receive from any saved contact, or from anyone holding a valid
+    /// invitation of yours (`pqdrop id invite`), without a code. Someone
+    /// invited is saved afterwards with --save-contact NAME, or by the
+    /// question at a terminal.
+    #[arg(long, conflicts_with_all = ["code", "no_identity"])]
     pub from_contacts: bool,
     /// Folder to write into (created if missing).
     #[arg(short, long, value_name = "DIR", default_value = ".")]
@@ -275,9 +279,6 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
             crate::cmd_direct::identity_and_book(if args.from_contacts { "receive --from-contacts" } else { "receive --from" })?;
         let accept = match &args.from {
             Some(n) => vec![crate::cmd_direct::contact(&book, n)?.1],
-            None if book.contacts().is_empty() => {
-                anyhow::bail!("you have no saved contacts yet; save one with --save-contact after a transfer with a code")
-            }
             None => book.contacts().iter().map(|c| c.identity.clone()).collect(),
         };
         Some((me, book, accept))
@@ -321,22 +322,31 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     let (Some(code), None) = (code, &direct) else {
         let Some((me, book, accept)) = direct else { unreachable!("a code or contacts") };
         let from = args.from.clone();
-        let (report, peer) = pqdrop_engine::contact::receive_from_contacts(
+        let (mut report, caller) = pqdrop_engine::contact::receive_from_contacts(
             &route,
             &me,
             accept,
+            args.from_contacts,
             opts,
             ui.clone(),
             |w| crate::cmd_direct::receiver_waiting(from.as_deref(), w, &route, json),
-            |p| {
-                if !json {
-                    say!("Connected to {}.", crate::cmd_direct::name_of(&book, p))
+            |c| {
+                if json {
+                } else if c.invited {
+                    say!("Connected to {}, who has your invitation (not yet a contact).", c.identity.fingerprint())
+                } else {
+                    say!("Connected to {}.", crate::cmd_direct::name_of(&book, &c.identity))
                 }
             },
         )
         .await?;
-        let name = crate::cmd_direct::name_of(&book, &peer);
-        return summary(&args, &ui, report, Some(name), None);
+        if caller.invited {
+            // Someone new, by our invitation: offer to save them as after a code transfer.
+            report.peer = Some(caller.identity.clone());
+            return summary(&args, &ui, report, Some(caller.identity.fingerprint().to_string()), Some(me), Source::Invitation(None));
+        }
+        let name = crate::cmd_direct::name_of(&book, &caller.identity);
+        return summary(&args, &ui, report, Some(name), None, Source::CodeTransfer);
     };
     let report = pqdrop_engine::receive::receive_from(&route, &code, Duration::from_secs(args.lan_timeout), opts, ui.clone(), |w| {
         if !json {
@@ -351,7 +361,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         }
     })
     .await?;
-    summary(&args, &ui, report, None, me)
+    summary(&args, &ui, report, None, me, Source::CodeTransfer)
 }
 
 /// The end of a receive: the result event or the summary, and the
@@ -363,6 +373,7 @@ fn summary(
     report: pqdrop_engine::receive::ReceiveReport,
     from: Option<String>,
     me: Option<Arc<pqdrop_proto::identity::Identity>>,
+    source: Source,
 ) -> anyhow::Result<()> {
     let elapsed = common::finish_bar(&ui.pb);
     let (secs, rate) = common::rate(report.bytes_received, elapsed);
@@ -370,7 +381,7 @@ fn summary(
     let from_text = from.as_ref().map(|n| format!(" from {n}")).unwrap_or_default();
     if args.net.json {
         // Saved first, so a failure to save is the one result printed.
-        let saved = args.contact.after(me.as_deref(), report.peer.as_ref(), "sender", false)?;
+        let saved = args.contact.after(me.as_deref(), report.peer.as_ref(), "sender", false, source.clone())?;
         ui.emit(json!({
             "from": from,
             "event": "result", "ok": true, "files": report.files, "dirs": report.dirs, "bytes_received": report.bytes_received,
@@ -412,7 +423,7 @@ fn summary(
         }
     }
     if !args.net.json {
-        args.contact.after(me.as_deref(), report.peer.as_ref(), "sender", common::stderr_is_tty())?;
+        args.contact.after(me.as_deref(), report.peer.as_ref(), "sender", common::stderr_is_tty(), source)?;
     }
     Ok(())
 }

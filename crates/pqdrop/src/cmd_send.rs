@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use pqdrop_engine::send::{Payload, SendOptions, SendUi, Zstd};
 use pqdrop_proto::code::{Code, DEFAULT_WORDS, MAX_WORDS};
+use pqdrop_proto::contacts::Source;
 use pqdrop_proto::transfer::{Offer, OfferKind};
 use serde_json::json;
 
@@ -223,7 +224,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         let of = if multiple > 1 { format!(" (receiver {served} of {multiple})") } else { String::new() };
         if json {
             // Saved first, so a failure to save is the one result printed.
-            let saved = args.contact.after(me.as_deref(), report.peer.as_ref(), "receiver", false)?;
+            let saved = args.contact.after(me.as_deref(), report.peer.as_ref(), "receiver", false, Source::CodeTransfer)?;
             json_event(json!({
                 "event": "result", "ok": true, "files": report.files, "bytes_sent": report.bytes_sent,
                 "bytes_skipped": report.bytes_skipped, "elapsed_s": secs, "rate_bytes_per_s": rate,
@@ -244,7 +245,13 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
             if let (Some(p), None) = (&report.peer, &args.contact.save_contact) {
                 say!("{}", crate::cmd_contacts::describe(me.as_deref(), p, "receiver"));
             }
-            args.contact.after(me.as_deref(), report.peer.as_ref(), "receiver", multiple == 1 && common::stderr_is_tty())?;
+            args.contact.after(
+                me.as_deref(),
+                report.peer.as_ref(),
+                "receiver",
+                multiple == 1 && common::stderr_is_tty(),
+                Source::CodeTransfer,
+            )?;
         }
     }
     Ok(())
@@ -253,7 +260,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
 /// `pqdrop send --to NAME`: to a saved contact, without a code.
 async fn send_to_contact(args: &SendArgs, name: &str, payload: Payload) -> anyhow::Result<()> {
     let (me, book) = crate::cmd_direct::identity_and_book("send --to")?;
-    let (name, to) = crate::cmd_direct::contact(&book, name)?;
+    let (name, to, ticket) = crate::cmd_direct::contact(&book, name)?;
     let opts = SendOptions {
         zstd: match args.zstd.as_str() {
             "on" => Zstd::On,
@@ -272,10 +279,11 @@ async fn send_to_contact(args: &SendArgs, name: &str, payload: Payload) -> anyho
         ui.warn(w);
     }
     let lan_timeout = Duration::from_secs(args.lan_timeout);
-    let report = pqdrop_engine::contact::send_to_contact(&route, &me, &to, &name, lan_timeout, prepared, opts, ui.clone(), |w| {
-        crate::cmd_direct::sender_waiting(&name, w, &route, json)
-    })
-    .await?;
+    let report =
+        pqdrop_engine::contact::send_to_contact(&route, &me, &to, &name, lan_timeout, ticket.as_ref(), prepared, opts, ui.clone(), |w| {
+            crate::cmd_direct::sender_waiting(&name, w, &route, json)
+        })
+        .await?;
     let elapsed = common::finish_bar(&ui.pb);
     let (secs, rate) = common::rate(report.bytes_sent, elapsed);
     if json {

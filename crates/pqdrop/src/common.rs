@@ -96,7 +96,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         return exit::INTERRUPTED;
     }
     match e.downcast_ref::<E>() {
-        Some(E::WrongCode | E::NotProven(_) | E::NotAccepted | E::Stranger(_)) => exit::WRONG_CODE,
+        Some(E::WrongCode | E::NotProven(_) | E::NotAccepted | E::Stranger(_) | E::BadInvitation { .. }) => exit::WRONG_CODE,
         Some(E::Refused) => exit::REFUSED,
         Some(E::Relay { .. } | E::LanNotFound { .. } | E::ContactNotFound(..)) => exit::UNREACHABLE,
         Some(E::PeerGone(_) | E::HandshakeTimeout { .. } | E::LinkFailed(_)) => exit::PEER_GONE,

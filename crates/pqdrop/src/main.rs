@@ -27,6 +27,7 @@ macro_rules! say {
 mod cmd_contacts;
 mod cmd_direct;
 mod cmd_id;
+mod cmd_invite;
 mod cmd_keys;
 mod cmd_receive;
 mod cmd_relay;

@@ -3,7 +3,9 @@
 //! --from-contacts`, on the LAN and through a relay. Files and a folder
 //! arrive; a transfer cut by `kill -9` resumes; a third identity that knows
 //! the receiver's room (it saved the receiver, who did not save it) is
-//! refused on both sides and nothing is written.
+//! refused on both sides and nothing is written. Invitations (`id invite`,
+//! `contacts add`) let someone send before they were ever saved; forged and
+//! expired ones are refused.
 
 mod common;
 use common::users::{path_str, transfer, User, WAIT};
@@ -187,9 +189,112 @@ fn without_an_identity_or_the_contact_the_commands_say_what_to_do() {
     let f = me.run(&h, &["send", "--lan-bind", "127.0.0.1", "--to", "bob", f_arg]);
     f.assert_failed();
     assert!(f.stderr.contains("no contact is named \"bob\""), "{}", f.stderr);
-    let f = me.run(&h, &["receive", "--lan-bind", "127.0.0.1", "--from-contacts"]);
-    f.assert_failed();
-    assert!(f.stderr.contains("no saved contacts"), "{}", f.stderr);
     let f = me.run(&h, &["send", "--to", "bob", "--code", "7-lemon-tiger", f_arg]);
     f.assert_code(exit::USAGE);
+}
+
+/// Adds `name` to `who`'s contacts from `invitation` on standard input.
+fn add_contact(h: &Harness, who: &User, name: &str, invitation: &str) -> Finished {
+    h.command("contacts")
+        .args(["add", name])
+        .env(who.env()[0].0, &who.env()[0].1)
+        .stdin_bytes(format!("{invitation}\n").into_bytes())
+        .without_terminal()
+        .spawn("contacts add")
+        .wait(WAIT)
+}
+
+/// `who`'s identity, rebuilt from its exported seed (to issue tickets the
+/// CLI would not: one that expires in seconds).
+fn identity_of(h: &Harness, who: &User) -> pqdrop_proto::identity::Identity {
+    let (hex_seed, _) = who.ok(h, &["id", "export", "--format", "hex"]);
+    let seed: [u8; 32] = hex::decode(hex_seed.trim()).unwrap().try_into().unwrap();
+    pqdrop_proto::identity::Identity::from_seed(pqdrop_proto::keys::Seed::from_bytes(seed)).unwrap()
+}
+
+fn invitation_text(inv: &pqdrop_proto::invite::Invitation) -> String {
+    format!("pqdrop-invite:{}", data_encoding::BASE64URL_NOPAD.encode(&inv.to_bytes()))
+}
+
+/// Dave was never in a transfer with Alice: he adds her from her invitation
+/// and sends without a code; she receives from "any contact or anyone
+/// invited", saves him, and from then on they are contacts both ways.
+/// A forged ticket and an expired one are refused on both sides.
+fn invitations(net: Net) {
+    use pqdrop_proto::invite::{Invitation, Ticket};
+    let h = Harness::new(net);
+    let (alice, dave, erin) = (User::new(), User::new(), User::new());
+    for u in [&alice, &dave, &erin] {
+        u.ok(&h, &["id", "init", "--no-passphrase"]);
+    }
+    let (text, _) = alice.ok(&h, &["id", "invite", "--valid", "1h"]);
+    assert!(text.trim().starts_with("pqdrop-invite:"), "{text}");
+    let f = add_contact(&h, &dave, "alice", text.trim());
+    f.assert_code(exit::OK);
+    assert!(f.stderr.contains(&alice.fingerprint(&h)), "{}", f.stderr);
+    let (shown, _) = dave.ok(&h, &["contacts", "show", "alice", "--json"]);
+    assert!(shown.contains("invitation"), "{shown}");
+    let f = add_contact(&h, &dave, "mangled", &text.trim()[..text.trim().len() - 5]);
+    f.assert_failed();
+    assert!(f.stderr.contains("invitation"), "{}", f.stderr);
+
+    let src = temp_dir("pqdrop-src-");
+    let file = src.path().join("hello.txt");
+    std::fs::write(&file, b"invited, no code").unwrap();
+    let out = temp_dir("pqdrop-out-");
+    let mut r = receive_from(&h, &alice, out.path(), &["--from-contacts", "--save-contact", "dave", "--json"]);
+    let mut s = send_to(&h, &dave, "alice", &[&file], &[]);
+    let [s, r] = wait_all([&mut s, &mut r], WAIT);
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    assert_eq!(r.json_result()["contact_saved"], "dave", "{:?}", r.json_lines());
+    assert_eq!(std::fs::read(out.path().join("hello.txt")).unwrap(), b"invited, no code");
+    // Now Alice knows Dave: she sends to him, and he waits for her by name.
+    let out = temp_dir("pqdrop-out-");
+    let mut r = receive_from(&h, &dave, out.path(), &["--from", "alice"]);
+    let mut s = send_to(&h, &alice, "dave", &[&file], &[]);
+    let [s, r] = wait_all([&mut s, &mut r], WAIT);
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    assert!(r.stderr.contains("from alice"), "{}", r.stderr);
+
+    // A ticket with a byte changed (its checksum made right again) is forged;
+    // a real ticket that ran out is expired. Neither lets Erin in.
+    let real = Invitation::from_bytes(
+        &data_encoding::BASE64URL_NOPAD.decode(text.trim().trim_start_matches("pqdrop-invite:").as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let mut t = *real.ticket.as_bytes();
+    t[30] ^= 1;
+    let forged = Invitation { inviter: real.inviter.clone(), ticket: Ticket::from_bytes(&t).unwrap() };
+    let unix = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let alice_id = identity_of(&h, &alice);
+    for (forged, why) in [(Some(forged), "not made by your identity"), (None, "expired")] {
+        let _ = std::fs::remove_file(erin.dir().join("contacts"));
+        let now = unix();
+        let inv = forged.unwrap_or_else(|| Invitation::new(&alice_id, now + 2, [3; 16]));
+        add_contact(&h, &erin, "alice", &invitation_text(&inv)).assert_code(exit::OK);
+        while unix() < now + 3 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = temp_dir("pqdrop-out-");
+        let mut r = receive_from(&h, &alice, out.path(), &["--from-contacts"]);
+        let mut s = send_to(&h, &erin, "alice", &[&file], &[]);
+        let [s, r] = wait_all([&mut s, &mut r], WAIT);
+        s.assert_code(exit::WRONG_CODE);
+        r.assert_code(exit::WRONG_CODE);
+        assert!(s.stderr.contains("does not accept you"), "{}", s.stderr);
+        assert!(r.stderr.contains(why), "{why}: {}", r.stderr);
+        assert!(std::fs::read_dir(out.path()).unwrap().next().is_none(), "nothing was written");
+    }
+}
+
+#[test]
+fn lan_invitations_let_a_stranger_send_once_invited_and_refuse_forged_or_expired_ones() {
+    invitations(Net::Lan);
+}
+
+#[test]
+fn relay_invitations_let_a_stranger_send_once_invited_and_refuse_forged_or_expired_ones() {
+    invitations(Net::Relay);
 }

@@ -34,7 +34,8 @@ use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
 use super::{derive_keys, establish, Established, FrameBuf, HandshakeStatus, Keys, Role};
-use crate::identity::{Identity, PublicIdentity};
+use crate::identity::{Identity, PublicIdentity, PUBLIC_LEN};
+use crate::invite::{Ticket, TicketError, TICKET_LEN};
 use crate::msg::{AbortReason, Agreed, Capabilities, ContactAnswer, ContactHello, Message, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use crate::primitives::{
     ct_eq, hkdf_sha256, mlkem768_encapsulate_deterministic, sha512, x25519_base, x25519_checked, AeadAlg, AeadKey, KemSecret,
@@ -113,6 +114,11 @@ pub struct ContactHandshake<'a> {
     peer: Option<PublicIdentity>,
     /// The responder: the identities it accepts.
     accept: Vec<PublicIdentity>,
+    /// The responder: also accept callers with a valid ticket of ours, at
+    /// this time (Unix seconds).
+    invitations_at: Option<u64>,
+    /// The responder: the caller was accepted by its invitation ticket.
+    invited: bool,
     caps: Capabilities,
     state: State,
     transcript: Vec<u8>,
@@ -164,6 +170,8 @@ impl<'a> ContactHandshake<'a> {
             me,
             peer: None,
             accept: Vec::new(),
+            invitations_at: None,
+            invited: false,
             caps,
             state,
             transcript: Vec::with_capacity(6400),
@@ -175,6 +183,19 @@ impl<'a> ContactHandshake<'a> {
 
     /// Starts the initiator (the sender) toward `peer`: queues contactHello.
     pub fn initiator<R: RngCore + CryptoRng>(me: &'a Identity, peer: &PublicIdentity, caps: Capabilities, rng: &mut R) -> Result<Self> {
+        Self::initiator_invited(me, peer, None, caps, rng)
+    }
+
+    /// [`Self::initiator`] that also presents `ticket`, the peer's invitation
+    /// (PROTOCOL.md §13.8), sealed with our identity, so that a peer which
+    /// has not saved us yet accepts us.
+    pub fn initiator_invited<R: RngCore + CryptoRng>(
+        me: &'a Identity,
+        peer: &PublicIdentity,
+        ticket: Option<&Ticket>,
+        caps: Capabilities,
+        rng: &mut R,
+    ) -> Result<Self> {
         let f = Fresh::draw(rng, true)?;
         let e_pub = x25519_base(&f.e);
         let es = x(&f.e, &peer.io_exchange)?;
@@ -192,6 +213,9 @@ impl<'a> ContactHandshake<'a> {
         let mut aad = Vec::with_capacity(2400);
         hello.encode_bound(&mut aad);
         let mut sealed = me.public().to_bytes();
+        if let Some(t) = ticket {
+            sealed.extend_from_slice(t.as_bytes());
+        }
         let tag = hello_key(&es, &k_s, peer, &e_pub, &hello.mlkem_ciphertext)?.seal_in_place([0; 12], &aad, &mut sealed)?;
         sealed.extend_from_slice(&tag);
         hello.sealed_identity = sealed;
@@ -214,6 +238,19 @@ impl<'a> ContactHandshake<'a> {
         let mut hs = Self::base(Role::Accepter, me, caps, State::ResponderExpectHello { fresh });
         hs.accept = accept;
         Ok(hs)
+    }
+
+    /// The responder also accepts a caller it has not saved whose hello
+    /// carries a valid invitation ticket of ours (PROTOCOL.md §13.8), at
+    /// `now` (Unix seconds).
+    pub fn accept_invitations(&mut self, now: u64) {
+        self.invitations_at = Some(now);
+    }
+
+    /// The responder: true when the caller was accepted by its invitation
+    /// (not by being one of the accepted identities).
+    pub fn invited(&self) -> bool {
+        self.invited
     }
 
     /// Our role: the initiator is the requester of §6's key schedule (it
@@ -366,9 +403,34 @@ impl<'a> ContactHandshake<'a> {
         let n = hello_key(&es, &k_s, me.public(), &m.ecdh_pub_key, &m.mlkem_ciphertext)
             .and_then(|k| k.open_in_place([0; 12], &aad, &mut sealed))
             .map_err(|_| (Error::IdentityNotProven, Some(AbortReason::KEY_CONFIRMATION)))?;
-        let caller = PublicIdentity::from_bytes(&sealed[..n]).map_err(proto)?;
+        let (identity, ticket) = match n {
+            PUBLIC_LEN => (&sealed[..n], None),
+            _ if n == PUBLIC_LEN + TICKET_LEN => (&sealed[..PUBLIC_LEN], Some(Ticket::from_bytes(&sealed[PUBLIC_LEN..n]).map_err(proto)?)),
+            _ => {
+                return Err(proto(Error::Decode {
+                    what: "contactHello.sealedIdentity",
+                    why: "neither an identity nor an identity and a ticket",
+                }))
+            }
+        };
+        let caller = PublicIdentity::from_bytes(identity).map_err(proto)?;
         if !self.accept.contains(&caller) {
-            return Err((Error::StrangerIdentity(caller.fingerprint().to_string()), Some(AbortReason::UNKNOWN_IDENTITY)));
+            let refuse = |why: Option<&'static str>| {
+                let fp = caller.fingerprint().to_string();
+                let e = match why {
+                    None => Error::StrangerIdentity(fp),
+                    Some(why) => Error::InvitationRefused { fingerprint: fp, why },
+                };
+                (e, Some(AbortReason::UNKNOWN_IDENTITY))
+            };
+            match (ticket, self.invitations_at) {
+                (Some(t), Some(now)) => match t.verify(me, now) {
+                    Ok(()) => self.invited = true,
+                    Err(TicketError::Forged) => return Err(refuse(Some("its invitation was not made by your identity"))),
+                    Err(TicketError::Expired(_)) => return Err(refuse(Some("its invitation has expired"))),
+                },
+                _ => return Err(refuse(None)),
+            }
         }
         let ss = x(me.keys().io_exchange_private.as_bytes(), &caller.io_exchange).map_err(proto)?;
         let e_pub = x25519_base(&f.e);

@@ -92,6 +92,48 @@ fn a_stranger_is_refused_and_told() {
 }
 
 #[test]
+fn an_invitation_lets_a_stranger_in_until_it_expires_and_only_if_it_is_ours() {
+    use crate::invite::Ticket;
+    let (alice, bob, carol) = (id(1), id(2), id(3));
+    let ticket = Ticket::issue(&bob, 1_000, [5; 16]);
+    // Accepted by the ticket: the responder says so, and learns the caller.
+    let mut i = ContactHandshake::initiator_invited(&alice, bob.public(), Some(&ticket), CAPS, &mut Counter(1)).unwrap();
+    let mut r = ContactHandshake::responder(&bob, Vec::new(), CAPS, &mut Counter(2)).unwrap();
+    r.accept_invitations(999);
+    assert_eq!(run(&mut i, &mut r), (None, None));
+    assert!(r.is_complete() && r.invited());
+    assert_eq!(r.peer(), Some(alice.public()));
+    // A saved contact that still presents a ticket is accepted as a contact.
+    let mut i = ContactHandshake::initiator_invited(&alice, bob.public(), Some(&ticket), CAPS, &mut Counter(1)).unwrap();
+    let mut r = ContactHandshake::responder(&bob, vec![alice.public().clone()], CAPS, &mut Counter(2)).unwrap();
+    assert_eq!(run(&mut i, &mut r), (None, None));
+    assert!(r.is_complete() && !r.invited());
+    let refused = |ticket: &Ticket, now: Option<u64>| {
+        let mut i = ContactHandshake::initiator_invited(&alice, bob.public(), Some(ticket), CAPS, &mut Counter(1)).unwrap();
+        let mut r = ContactHandshake::responder(&bob, Vec::new(), CAPS, &mut Counter(2)).unwrap();
+        if let Some(now) = now {
+            r.accept_invitations(now);
+        }
+        let (ei, er) = run(&mut i, &mut r);
+        assert_eq!(ei, Some(Error::NotAccepted));
+        assert!(!r.is_complete() && !i.is_complete());
+        er
+    };
+    let fp = alice.public().fingerprint().to_string();
+    assert_eq!(
+        refused(&ticket, Some(1_000)),
+        Some(Error::InvitationRefused { fingerprint: fp.clone(), why: "its invitation has expired" })
+    );
+    let forged = Ticket::issue(&carol, 1_000, [5; 16]);
+    assert_eq!(
+        refused(&forged, Some(0)),
+        Some(Error::InvitationRefused { fingerprint: fp.clone(), why: "its invitation was not made by your identity" })
+    );
+    // A responder not taking invitations treats the caller as a stranger.
+    assert_eq!(refused(&ticket, None), Some(Error::StrangerIdentity(fp)));
+}
+
+#[test]
 fn someone_in_the_room_without_the_receivers_keys_cannot_answer() {
     // Mallory holds Bob's room and accepts Alice, but Alice's hello is
     // sealed to Bob's keys.

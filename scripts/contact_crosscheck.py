@@ -201,7 +201,33 @@ def main() -> int:
     check("window", window, v["window"])
     room = hkdf(b"pqdrop/v1 contact room", R.public, struct.pack(">Q", window), 16)
     check("responder room", room.hex(), v["responder_room"])
-    print("contact_crosscheck: contact handshake, confirmations, records and room match PROTOCOL.md §13.7")
+    # An invited initiator (PROTOCOL.md §13.8): its sealed identity is
+    # pub_I || ticket, and the ticket is the responder's HMAC under key 4.
+    inv = v["invited"]
+    e2, _, _, m2 = (bytes.fromhex(x) for x in inv["initiator_fresh"])
+    expires, tnonce = inv["ticket_expires"], bytes.fromhex(inv["ticket_nonce"])
+    body = struct.pack(">Q", expires) + tnonce
+    ticket = body + hmac.new(idx.key(bytes.fromhex(v["responder_seed"]), 4), b"pqdrop/v1 invitation" + body, hashlib.sha256).digest()
+    check("ticket", ticket.hex(), inv["ticket"])
+    [(t, hello, _)] = frames(bytes.fromhex(inv["contact_hello"]))
+    check("invited contactHello type", t, 45)
+    i = 0
+    _, i = read_varuint(hello, i)
+    e_i, i = read_bytes(hello, i)
+    ct_s, i = read_bytes(hello, i)
+    for _ in range(2):
+        _, i = read_bytes(hello, i)
+    _, i = read_varuint(hello, i)
+    bound = hello[:i]
+    sealed, i = read_bytes(hello, i)
+    check("end of the invited contactHello", i, len(hello))
+    check("invited e_I", e_i, x25519_base(e2))
+    es = x25519(R.io_private, e_i)
+    k_s = R.dk.decapsulate(ct_s)
+    k_hello = hkdf(b"pqdrop/v1 contact hello", es + k_s, hashlib.sha512(R.public).digest() + e_i + ct_s)
+    check("the invited sealed identity", ChaCha20Poly1305(k_hello).decrypt(bytes(12), sealed, bound), I.public + ticket)
+    check("the ticket is valid at unix_time", v["unix_time"] < expires, True)
+    print("contact_crosscheck: contact handshake, confirmations, records, room and an invited hello match PROTOCOL.md §13.7-13.8")
     return 0
 
 

@@ -7,6 +7,7 @@
 
 use pqdrop_proto::handshake::contact::{ContactHandshake, ContactRoom};
 use pqdrop_proto::identity::Identity;
+use pqdrop_proto::invite::Ticket;
 use pqdrop_proto::keys::Seed;
 use pqdrop_proto::msg::Capabilities;
 use pqdrop_proto::testing::DetRng;
@@ -57,6 +58,17 @@ fn contact_handshake_vector_is_stable() {
     let fi = draw(li, &[32, 64, 32, 32]);
     let fr = draw(lr, &[32, 32, 32, 32]);
     let window = ContactRoom::window_of(UNIX_TIME);
+    // The same initiator invited (PROTOCOL.md §13.8): its hello carries the
+    // responder's ticket, and a responder that saved no one accepts it.
+    let li2 = "pqdrop contact vector invited initiator";
+    let (expires, nonce) = (UNIX_TIME + 86_400, [0x42u8; 16]);
+    let ticket = Ticket::issue(&bob, expires, nonce);
+    let mut i2 = ContactHandshake::initiator_invited(&alice, bob.public(), Some(&ticket), caps_i, &mut DetRng::new(li2)).unwrap();
+    let mut r2 = ContactHandshake::responder(&bob, Vec::new(), caps_r, &mut DetRng::new(lr)).unwrap();
+    r2.accept_invitations(UNIX_TIME);
+    let invited_hello = i2.poll_transmit().unwrap();
+    r2.handle_input(&invited_hello).unwrap();
+    assert!(r2.invited());
     let doc = json!({
         "description": "One contact handshake (PROTOCOL.md §13.7) made by pqdrop-proto with fixed randomness, then one record each \
                         way (counter 0; the responder's is final). scripts/contact_crosscheck.py recomputes it from the spec.",
@@ -77,6 +89,13 @@ fn contact_handshake_vector_is_stable() {
         "unix_time": UNIX_TIME,
         "window": window,
         "responder_room": ContactRoom::of(bob.public(), window).unwrap().to_string(),
+        "invited": {
+            "initiator_fresh": draw(li2, &[32, 64, 32, 32]),
+            "ticket_expires": expires,
+            "ticket_nonce": hex::encode(nonce),
+            "ticket": hex::encode(ticket.as_bytes()),
+            "contact_hello": hex::encode(&invited_hello),
+        },
     });
     let path = format!("{}/../../vectors/contact-handshake.json", env!("CARGO_MANIFEST_DIR"));
     if std::env::var_os("PQDROP_WRITE_VECTORS").is_some() {

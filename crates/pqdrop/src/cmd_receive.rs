@@ -281,6 +281,10 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
             Some(n) => vec![crate::cmd_direct::contact(&book, n)?.1],
             None => book.contacts().iter().map(|c| c.identity.clone()).collect(),
         };
+        // A name to save an invited sender under is checked before waiting.
+        if let Some(n) = &args.contact.save_contact {
+            pqdrop_proto::contacts::ContactName::new(n).map_err(|e| common::Usage(format!("--save-contact: {e}")))?;
+        }
         Some((me, book, accept))
     } else {
         None

@@ -20,7 +20,7 @@ pub fn identity_and_book(what: &str) -> anyhow::Result<(Arc<Identity>, Book)> {
     if !path.exists() {
         return Err(crate::common::Usage(format!(
             "{what} needs an identity of your own and a saved contact: make one with `pqdrop id init`, then save each other \
-             with --save-contact after a transfer with a code"
+             with --save-contact after a transfer with a code, or with an invitation (`pqdrop id invite`)"
         ))
         .into());
     }
@@ -43,7 +43,8 @@ pub fn contact(book: &Book, name: &str) -> anyhow::Result<(String, PublicIdentit
             Ok((c.name.to_string(), c.identity.clone(), ticket))
         }
         None => bail!(
-            "no contact is named {name:?}; `pqdrop contacts list` shows them (save one with --save-contact after a transfer with a code)"
+            "no contact is named {name:?}; `pqdrop contacts list` shows them (save one with --save-contact after a transfer with a code, \
+             or from their invitation with `pqdrop contacts add`)"
         ),
     }
 }

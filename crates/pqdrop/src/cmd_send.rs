@@ -231,15 +231,8 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
                 "receiver": served, "receivers": multiple, "peer": crate::cmd_contacts::peer_json(me.as_deref(), report.peer.as_ref()),
                 "contact_saved": saved,
             }));
-        } else if report.bytes_skipped > 0 {
-            say!(
-                "Done{of}: sent {} in {}, {} were already there (resumed).",
-                human(report.bytes_sent),
-                common::human_time_rate(secs, rate),
-                human(report.bytes_skipped)
-            );
         } else {
-            say!("Done{of}: sent {} in {}.", human(report.bytes_sent), common::human_time_rate(secs, rate));
+            say_sent(&of, "", &report, secs, rate);
         }
         if !json {
             if let (Some(p), None) = (&report.peer, &args.contact.save_contact) {
@@ -291,17 +284,21 @@ async fn send_to_contact(args: &SendArgs, name: &str, payload: Payload) -> anyho
             "event": "result", "ok": true, "files": report.files, "bytes_sent": report.bytes_sent,
             "bytes_skipped": report.bytes_skipped, "elapsed_s": secs, "rate_bytes_per_s": rate, "to": name,
         }));
-    } else if report.bytes_skipped > 0 {
-        say!(
-            "Done: sent {} to {name} in {}, {} were already there (resumed).",
-            human(report.bytes_sent),
-            common::human_time_rate(secs, rate),
-            human(report.bytes_skipped)
-        );
     } else {
-        say!("Done: sent {} to {name} in {}.", human(report.bytes_sent), common::human_time_rate(secs, rate));
+        say_sent("", &format!(" to {name}"), &report, secs, rate);
     }
     Ok(())
+}
+
+/// The end summary of a send: `Done{of}: sent N{to} in T (R)`, and what was
+/// already there.
+fn say_sent(of: &str, to: &str, report: &pqdrop_engine::send::SendReport, secs: f64, rate: f64) {
+    let moved = format!("sent {}{to} in {}", human(report.bytes_sent), common::human_time_rate(secs, rate));
+    if report.bytes_skipped > 0 {
+        say!("Done{of}: {moved}, {} were already there (resumed).", human(report.bytes_skipped));
+    } else {
+        say!("Done{of}: {moved}.");
+    }
 }
 
 /// With `--multiple`, how many receivers may fail the code before it is

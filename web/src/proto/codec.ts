@@ -1,0 +1,234 @@
+// IxiVarUInt, IxiBytes and frames (PROTOCOL.md §3).
+//
+// Values are JavaScript numbers. Every field this protocol sends fits in
+// 2^53 - 1 except capability bits above 52 and u64 sizes no file reaches;
+// a larger value is refused as a protocol error rather than silently
+// rounded.
+
+/** A malformed message from the other side (PROTOCOL.md: "the other side broke the protocol"). */
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+/** Reads fields from one message body, which must be consumed exactly. */
+export class Reader {
+  private pos = 0;
+  constructor(private readonly buf: Uint8Array) {}
+
+  get remaining(): number {
+    return this.buf.length - this.pos;
+  }
+
+  atEnd(): boolean {
+    return this.pos === this.buf.length;
+  }
+
+  private take(n: number, what: string): Uint8Array {
+    if (n > this.remaining) throw new ProtocolError(`truncated ${what}`);
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
+  /** An IxiVarUInt in its shortest form (§3). */
+  varuint(what = 'number'): number {
+    const p = this.take(1, what)[0]!;
+    if (p <= 0xf7) return p;
+    const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.length);
+    switch (p) {
+      case 0xfc: {
+        const v = dv(this.take(2, what)).getUint16(0, true);
+        if (v < 0xf8) throw new ProtocolError(`${what}: non-shortest encoding`);
+        return v;
+      }
+      case 0xfd: {
+        const v = dv(this.take(4, what)).getUint32(0, true);
+        if (v <= 0xffff) throw new ProtocolError(`${what}: non-shortest encoding`);
+        return v;
+      }
+      case 0xfe: {
+        const v = dv(this.take(8, what)).getBigUint64(0, true);
+        if (v <= 0xffffffffn) throw new ProtocolError(`${what}: non-shortest encoding`);
+        if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ProtocolError(`${what}: value too large`);
+        return Number(v);
+      }
+      default:
+        throw new ProtocolError(`${what}: reserved IxiVarUInt prefix 0x${p.toString(16)}`);
+    }
+  }
+
+  /** IxiBytes of at most `cap` bytes; the length is checked before anything is taken. */
+  bytes(cap: number, what = 'bytes'): Uint8Array {
+    const len = this.varuint(`${what} length`);
+    if (len > cap) throw new ProtocolError(`${what}: ${len} bytes, over the cap of ${cap}`);
+    return this.take(len, what);
+  }
+
+  /** IxiBytes whose length must be exactly `n`. */
+  fixed(n: number, what = 'bytes'): Uint8Array {
+    const b = this.bytes(n, what);
+    if (b.length !== n) throw new ProtocolError(`${what}: ${b.length} bytes, expected ${n}`);
+    return b;
+  }
+
+  /** Fails unless the body was consumed exactly (§3: trailing bytes are an error). */
+  end(what = 'message'): void {
+    if (!this.atEnd()) throw new ProtocolError(`${what}: ${this.remaining} trailing bytes`);
+  }
+}
+
+/** Builds a message body. */
+export class Writer {
+  private parts: Uint8Array[] = [];
+  private len = 0;
+
+  private push(b: Uint8Array): this {
+    this.parts.push(b);
+    this.len += b.length;
+    return this;
+  }
+
+  varuint(v: number): this {
+    return this.push(encodeVarUInt(v));
+  }
+
+  bytes(b: Uint8Array): this {
+    this.varuint(b.length);
+    return this.push(b);
+  }
+
+  raw(b: Uint8Array): this {
+    return this.push(b);
+  }
+
+  finish(): Uint8Array {
+    return concat(this.parts, this.len);
+  }
+}
+
+export function encodeVarUInt(v: number): Uint8Array {
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`not an unsigned integer: ${v}`);
+  if (v <= 0xf7) return Uint8Array.of(v);
+  if (v <= 0xffff) return Uint8Array.of(0xfc, v & 0xff, v >>> 8);
+  if (v <= 0xffffffff) {
+    const out = new Uint8Array(5);
+    out[0] = 0xfd;
+    new DataView(out.buffer).setUint32(1, v, true);
+    return out;
+  }
+  const out = new Uint8Array(9);
+  out[0] = 0xfe;
+  new DataView(out.buffer).setBigUint64(1, BigInt(v), true);
+  return out;
+}
+
+export function concat(parts: readonly Uint8Array[], total?: number): Uint8Array {
+  const len = total ?? parts.reduce((n, p) => n + p.length, 0);
+  const out = new Uint8Array(len);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** Frame types (§3) and their body caps. */
+export const FrameType = {
+  RequestAdd2: 40,
+  AcceptAdd2: 41,
+  Keys2: 42,
+  Confirm: 43,
+  Abort: 44,
+  Record: 50,
+  FinalRecord: 51,
+} as const;
+
+const RECORD_BODY_CAP = 1024 * 1024 + 32;
+const HANDSHAKE_BODY_CAP = 4096;
+
+export function frameBodyCap(type: number): number | undefined {
+  if (type >= 40 && type <= 44) return HANDSHAKE_BODY_CAP;
+  if (type === 50 || type === 51) return RECORD_BODY_CAP;
+  return undefined;
+}
+
+/** `IxiVarUInt(type) || IxiVarUInt(body_len) || body`. */
+export function encodeFrame(type: number, body: Uint8Array): Uint8Array {
+  return concat([encodeVarUInt(type), encodeVarUInt(body.length), body]);
+}
+
+export interface Frame {
+  type: number;
+  body: Uint8Array;
+}
+
+/**
+ * Splits a byte stream into frames. A frame of an unknown type or over its
+ * cap is refused from its header alone, before its body is buffered; before
+ * the handshake completes only types 40–44 are accepted.
+ */
+export class FrameDecoder {
+  // Pending chunks, kept as received so that a 1 MiB record arriving in
+  // small pieces is copied once, not once per piece.
+  private chunks: Uint8Array[] = [];
+  private total = 0;
+  private handshakeDone = false;
+
+  /** After the handshake, record frames (50, 51) are accepted too. */
+  handshakeComplete(): void {
+    this.handshakeDone = true;
+  }
+
+  push(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.chunks.push(bytes);
+    this.total += bytes.length;
+  }
+
+  /** The first `n` buffered bytes as one array (merging chunks as needed). */
+  private head(n: number): Uint8Array {
+    const first = this.chunks[0];
+    if (first !== undefined && first.length >= n) return first;
+    const merged = concat(this.chunks, this.total);
+    this.chunks = [merged];
+    return merged;
+  }
+
+  /** The next whole frame, or undefined when more bytes are needed. */
+  next(): Frame | undefined {
+    if (this.total === 0) return undefined;
+    // A header is at most 9 + 9 bytes.
+    const r = new Reader(this.head(Math.min(this.total, 18)).subarray(0, Math.min(this.total, 18)));
+    let type: number;
+    let len: number;
+    try {
+      type = r.varuint('frame type');
+      const cap = frameBodyCap(type);
+      if (cap === undefined) throw new ProtocolError(`unknown frame type ${type}`);
+      if (!this.handshakeDone && type >= 50) throw new ProtocolError('record frame before the handshake completed');
+      len = r.varuint('frame length');
+      if (len > cap) throw new ProtocolError(`frame type ${type}: body of ${len} bytes, over the cap of ${cap}`);
+    } catch (e) {
+      if (e instanceof ProtocolError && e.message.startsWith('truncated')) return undefined;
+      throw e;
+    }
+    const headLen = Math.min(this.total, 18) - r.remaining;
+    if (this.total < headLen + len) return undefined;
+    const all = this.head(headLen + len);
+    const body = all.slice(headLen, headLen + len);
+    const rest = all.subarray(headLen + len);
+    this.chunks[0] = rest;
+    if (rest.length === 0) this.chunks.shift();
+    this.total -= headLen + len;
+    return { type, body };
+  }
+
+  /** Bytes received but not yet returned as a frame. */
+  get buffered(): number {
+    return this.total;
+  }
+}

@@ -9,7 +9,8 @@ use tokio::time::{timeout, timeout_at, Instant};
 use pqdrop_proto::code::Nameplate;
 
 use crate::wire::{
-    hello_bytes, hello_contact_bytes, hello_v2_bytes, nameplate_of, read_status, CONTACT_ROOM_LEN, PROTOCOL_VERSION, PROTOCOL_VERSION_1,
+    hello_bytes, hello_contact_bytes, hello_v2_page_bytes, nameplate_of, read_status, CONTACT_ROOM_LEN, PROTOCOL_VERSION,
+    PROTOCOL_VERSION_1,
 };
 use crate::{RelayError, Role, StatusCode};
 
@@ -108,9 +109,40 @@ pub async fn rendezvous(
             on_waiting(n);
         }
     };
-    let (stream, room) = run(addr, ask, role, tell, limits).await?;
+    let (stream, room) = run(addr, ask, role, false, |np, _| tell(np), limits).await?;
     let nameplate = room.ok_or(RelayError::Protocol("paired without a nameplate"))?;
     Ok(Paired { stream, nameplate })
+}
+
+/// [`rendezvous`], also asking the relay for the URL of its browser page
+/// (PROTOCOL.md §9.1 flag 4, answered by status 4), so that a sender can
+/// print a link that opens the page with the code (`pqdrop send --web`).
+/// `on_waiting` hears the nameplate and the page's URL. There is no
+/// fallback: a relay that serves no page, or is too old to say, fails with
+/// [`RelayError::NoWebPage`] before anything is waited for.
+pub async fn rendezvous_page(
+    addr: &str,
+    request: Rendezvous,
+    role: Role,
+    on_waiting: impl FnOnce(Nameplate, &str),
+    limits: ClientTimeouts,
+) -> Result<(Paired, String), RelayError> {
+    let ask = match request {
+        Rendezvous::Claim(np) => Ask::Claim(np),
+        Rendezvous::Allocate { fallback } if role == Role::Sender => Ask::Allocate(fallback),
+        Rendezvous::Allocate { .. } => return Err(RelayError::InvalidNameplate),
+    };
+    let mut url = None;
+    let tell = |room: Option<Nameplate>, page: Option<&str>| {
+        if let (Some(n), Some(p)) = (room, page) {
+            url = Some(p.to_string());
+            on_waiting(n, p);
+        }
+    };
+    let (stream, room, page) = run_page(addr, ask, role, true, tell, limits).await?;
+    let nameplate = room.ok_or(RelayError::Protocol("paired without a nameplate"))?;
+    let page = url.or(page).ok_or(RelayError::Protocol("no page URL (status 4) before pairing"))?;
+    Ok((Paired { stream, nameplate }, page))
 }
 
 /// Meets the other contact in contact room `room` (PROTOCOL.md §9.1 flag 2,
@@ -125,7 +157,7 @@ pub async fn rendezvous_contact(
     on_waiting: impl FnOnce(),
     limits: ClientTimeouts,
 ) -> Result<TcpStream, RelayError> {
-    Ok(run(addr, Ask::Contact(room), role, |_| on_waiting(), limits).await?.0)
+    Ok(run(addr, Ask::Contact(room), role, false, |_, _| on_waiting(), limits).await?.0)
 }
 
 /// What the hello asks for.
@@ -144,9 +176,22 @@ async fn run(
     addr: &str,
     ask: Ask,
     role: Role,
-    on_waiting: impl FnOnce(Option<Nameplate>),
+    page: bool,
+    on_waiting: impl FnOnce(Option<Nameplate>, Option<&str>),
     limits: ClientTimeouts,
 ) -> Result<(TcpStream, Option<Nameplate>), RelayError> {
+    run_page(addr, ask, role, page, on_waiting, limits).await.map(|(s, n, _)| (s, n))
+}
+
+/// [`run`], returning the page URL of status 4 too (when `page` asked for it).
+async fn run_page(
+    addr: &str,
+    ask: Ask,
+    role: Role,
+    page: bool,
+    on_waiting: impl FnOnce(Option<Nameplate>, Option<&str>),
+    limits: ClientTimeouts,
+) -> Result<(TcpStream, Option<Nameplate>, Option<String>), RelayError> {
     let (mut claim, allocate) = match ask {
         Ask::Claim(np) => (Some(np), false),
         Ask::Allocate(fallback) => (Some(fallback), true),
@@ -157,10 +202,11 @@ async fn run(
     let mut version = PROTOCOL_VERSION;
     let mut redirected = false;
     let mut on_waiting = Some(on_waiting);
+    let mut page_url: Option<String> = None;
     'connection: loop {
         let hello = match ask {
             Ask::Contact(room) => hello_contact_bytes(&room, role, redirected),
-            _ if version == PROTOCOL_VERSION => hello_v2_bytes((!allocate).then(|| digits(claim)).as_deref(), role, redirected)?,
+            _ if version == PROTOCOL_VERSION => hello_v2_page_bytes((!allocate).then(|| digits(claim)).as_deref(), role, redirected, page)?,
             _ => hello_bytes(&digits(claim), role)?,
         };
         let mut stream = open(&addr, &hello, limits).await?;
@@ -172,14 +218,32 @@ async fn run(
             let (code, message) = timeout_at(deadline, read_status(&mut stream)).await.map_err(|_| late(what.0, what.1))??;
             let was_first = std::mem::replace(&mut first, false);
             match StatusCode::from_code(code) {
+                // The page's URL comes first; an allocation or redirect may
+                // still follow it as the "first" status.
+                Some(StatusCode::Page) if page && was_first => {
+                    if message.is_empty() {
+                        return Err(RelayError::NoWebPage { addr, message: "it serves none".into() });
+                    }
+                    if !valid_page_url(&message) {
+                        return Err(RelayError::Protocol("page URL (status 4) is not an http(s) URL"));
+                    }
+                    page_url = Some(message);
+                    first = true;
+                }
+                _ if page && page_url.is_none() && !StatusCode::from_code(code).is_some_and(StatusCode::is_error) => {
+                    return Err(RelayError::Protocol("the relay did not answer the page flag with status 4 first"));
+                }
+                Some(StatusCode::BadHello) if page && was_first => {
+                    return Err(RelayError::NoWebPage { addr, message: format!("it is too old to say: {message}") });
+                }
                 Some(StatusCode::Waiting) => {
                     if let Some(f) = on_waiting.take() {
-                        f(claim);
+                        f(claim, page_url.as_deref());
                         deadline = Instant::now() + limits.pairing;
                         what = ("to pair us with the other side", limits.pairing);
                     }
                 }
-                Some(StatusCode::Paired) => return Ok((stream, claim)),
+                Some(StatusCode::Paired) => return Ok((stream, claim, page_url)),
                 Some(StatusCode::Allocated) if allocate && version == PROTOCOL_VERSION && was_first => {
                     claim =
                         Some(nameplate_of(&message).ok_or(RelayError::Protocol("allocated nameplate is not a nameplate (1 to 65535)"))?);
@@ -194,6 +258,7 @@ async fn run(
                     tracing::debug!(from = %addr, to = %message, "redirected to another relay instance");
                     addr = message;
                     redirected = true;
+                    page_url = None;
                     continue 'connection;
                 }
                 // A relay from before contact rooms refuses the flag with
@@ -212,6 +277,12 @@ async fn run(
             }
         }
     }
+}
+
+/// `http://` or `https://` and a host, printable ASCII, at most 512 bytes.
+fn valid_page_url(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_graphic())
+        && s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
 }
 
 /// `host:port` with a port, printable ASCII, at most 255 bytes.

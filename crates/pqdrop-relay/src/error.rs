@@ -65,6 +65,27 @@ pub enum RelayError {
     /// The relay sent something that is not valid relay protocol.
     #[error("relay protocol violation: {0}")]
     Protocol(&'static str),
+    /// The web listener's certificate or key cannot be used.
+    #[error("HTTPS for the page: {0}")]
+    Tls(String),
+    /// The page's folder (`--web-root`) cannot be read.
+    #[error("the page folder {path}: {reason}")]
+    WebRoot {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The relay serves no browser page, or is too old to say (PROTOCOL.md §9.1, flag 4).
+    #[error(
+        "the relay at {addr} does not serve the browser page ({message}); start it with `pqdrop relay --web ADDR`, or send without --web"
+    )]
+    NoWebPage {
+        /// The `host:port` of the relay.
+        addr: String,
+        /// What the relay said, or why it counts as no page.
+        message: String,
+    },
     /// A [`crate::RelayConfig`] value is out of range.
     #[error("invalid relay configuration: {0}")]
     Config(&'static str),

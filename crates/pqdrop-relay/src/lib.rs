@@ -45,9 +45,10 @@ mod pipe;
 mod server;
 #[cfg(target_os = "linux")]
 mod splice;
+mod web;
 mod wire;
 
-pub use client::{connect, connect_with, rendezvous, rendezvous_contact, ClientTimeouts, Paired, Rendezvous};
+pub use client::{connect, connect_with, rendezvous, rendezvous_contact, rendezvous_page, ClientTimeouts, Paired, Rendezvous};
 
 /// The relay's port when an address names none.
 pub const DEFAULT_PORT: u16 = 4733;
@@ -72,11 +73,12 @@ pub use directory::fleet::FleetConfig;
 pub use error::RelayError;
 pub use metrics::{bind_metrics, serve_metrics};
 pub use server::{DirectoryStats, Relay, RelayStats, StatsHandle};
+pub use web::{TlsFiles, WebConfig};
 #[doc(hidden)]
 pub use wire::{check_hello, fuzz_hello};
 pub use wire::{
-    hello_bytes, hello_contact_bytes, hello_v2_bytes, read_status, Role, StatusCode, CONTACT_ROOM_LEN, MAGIC, MAX_HELLO_READ,
-    MAX_NAMEPLATE_LEN, MAX_STATUS_MESSAGE_LEN, PROTOCOL_VERSION, PROTOCOL_VERSION_1,
+    hello_bytes, hello_contact_bytes, hello_v2_bytes, hello_v2_page_bytes, read_status, Role, StatusCode, CONTACT_ROOM_LEN, MAGIC,
+    MAX_HELLO_READ, MAX_NAMEPLATE_LEN, MAX_STATUS_MESSAGE_LEN, PROTOCOL_VERSION, PROTOCOL_VERSION_1,
 };
 
 #[cfg(test)]

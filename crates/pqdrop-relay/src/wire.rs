@@ -74,6 +74,10 @@ pub enum StatusCode {
     /// fleet; the message field is its address, `host:port`. The relay
     /// closes; the client connects there once, with the redirected flag.
     Redirect,
+    /// 4 (version 2, only to a hello with the page flag): the message field
+    /// is the URL of the relay's browser page, or empty when it serves none.
+    /// It comes first, before any other status.
+    Page,
     /// 16: a peer with the same role is already waiting on that nameplate.
     RoomTaken,
     /// 17: too many pending rooms from this address.
@@ -99,11 +103,12 @@ pub enum StatusCode {
 
 impl StatusCode {
     /// All codes, in wire order.
-    pub const ALL: [StatusCode; 14] = [
+    pub const ALL: [StatusCode; 15] = [
         StatusCode::Waiting,
         StatusCode::Paired,
         StatusCode::Allocated,
         StatusCode::Redirect,
+        StatusCode::Page,
         StatusCode::RoomTaken,
         StatusCode::TooManyPendingFromAddress,
         StatusCode::RelayFull,
@@ -123,6 +128,7 @@ impl StatusCode {
             StatusCode::Paired => 1,
             StatusCode::Allocated => 2,
             StatusCode::Redirect => 3,
+            StatusCode::Page => 4,
             StatusCode::RoomTaken => 16,
             StatusCode::TooManyPendingFromAddress => 17,
             StatusCode::RelayFull => 18,
@@ -143,7 +149,7 @@ impl StatusCode {
 
     /// Whether this status is a refusal (the relay closes after it).
     pub const fn is_error(self) -> bool {
-        !matches!(self, StatusCode::Waiting | StatusCode::Paired | StatusCode::Allocated | StatusCode::Redirect)
+        !matches!(self, StatusCode::Waiting | StatusCode::Paired | StatusCode::Allocated | StatusCode::Redirect | StatusCode::Page)
     }
 
     /// Index of an error code in `0..ERROR_CODES` (codes 16..=25), for counters.
@@ -259,6 +265,8 @@ pub(crate) struct Hello {
     pub(crate) room: Option<Room>,
     /// Version 2: this connection follows a redirect (never redirect it again).
     pub(crate) redirected: bool,
+    /// Version 2, flag 4: the client asks for the browser page's URL (status 4).
+    pub(crate) page: bool,
 }
 
 /// The nameplate `s` names, if it is one in canonical form (PROTOCOL.md §9.1).
@@ -270,6 +278,8 @@ pub(crate) fn nameplate_of(s: &str) -> Option<Nameplate> {
 const FLAG_REDIRECTED: u64 = 1;
 /// Version-2 hello flag: the room is a contact room (32 lowercase hex digits).
 const FLAG_CONTACT: u64 = 2;
+/// Version-2 hello flag: tell me the browser page's URL (status 4 first).
+const FLAG_PAGE: u64 = 4;
 
 /// One IxiVarUInt at `*pos`, advancing it.
 fn field(buf: &[u8], pos: &mut usize) -> Decoded<u64> {
@@ -309,14 +319,15 @@ pub(crate) fn parse_hello(buf: &[u8]) -> Decoded<Hello> {
     let Some(role) = Role::from_wire(next!(pos)) else {
         return Decoded::Invalid("unknown role");
     };
-    let (mut redirected, mut contact) = (false, false);
+    let (mut redirected, mut contact, mut page) = (false, false, false);
     if version == PROTOCOL_VERSION {
         let flags = next!(pos);
-        if flags & !(FLAG_REDIRECTED | FLAG_CONTACT) != 0 {
+        if flags & !(FLAG_REDIRECTED | FLAG_CONTACT | FLAG_PAGE) != 0 {
             return Decoded::Invalid("unknown hello flags");
         }
         redirected = flags & FLAG_REDIRECTED != 0;
         contact = flags & FLAG_CONTACT != 0;
+        page = flags & FLAG_PAGE != 0;
     }
     let len = next!(pos);
     if contact {
@@ -329,7 +340,7 @@ pub(crate) fn parse_hello(buf: &[u8]) -> Decoded<Hello> {
             return Decoded::Invalid("contact room must be 32 lowercase hex digits");
         }
         return match contact_room_of(got) {
-            Some(id) => Decoded::Done(Hello { version, role, room: Some(Room::Contact(id)), redirected }, pos + got.len()),
+            Some(id) => Decoded::Done(Hello { version, role, room: Some(Room::Contact(id)), redirected, page }, pos + got.len()),
             None => Decoded::Incomplete,
         };
     }
@@ -357,7 +368,7 @@ pub(crate) fn parse_hello(buf: &[u8]) -> Decoded<Hello> {
             None => return Decoded::Invalid("nameplate must be at most 65535"),
         },
     };
-    Decoded::Done(Hello { version, role, room, redirected }, pos + len)
+    Decoded::Done(Hello { version, role, room, redirected, page }, pos + len)
 }
 
 /// Encodes the version-2 hello of a contact room (flag 2): `room` as 32
@@ -382,6 +393,12 @@ pub fn hello_contact_bytes(room: &[u8; CONTACT_ROOM_LEN], role: Role, redirected
 /// Fails with [`RelayError::InvalidNameplate`] unless `nameplate` is a
 /// canonical nameplate (1 to 65535, no leading zero), or `None` for a sender.
 pub fn hello_v2_bytes(nameplate: Option<&str>, role: Role, redirected: bool) -> Result<Vec<u8>, RelayError> {
+    hello_v2_page_bytes(nameplate, role, redirected, false)
+}
+
+/// [`hello_v2_bytes`], and with `page` the flag that asks for the URL of the
+/// relay's browser page (PROTOCOL.md §9.1, flag 4; answered by status 4).
+pub fn hello_v2_page_bytes(nameplate: Option<&str>, role: Role, redirected: bool, page: bool) -> Result<Vec<u8>, RelayError> {
     let np = nameplate.unwrap_or("");
     if !(nameplate_of(np).is_some() || (np.is_empty() && role == Role::Sender)) {
         return Err(RelayError::InvalidNameplate);
@@ -390,7 +407,7 @@ pub fn hello_v2_bytes(nameplate: Option<&str>, role: Role, redirected: bool) -> 
     out.extend_from_slice(&MAGIC);
     put_varuint(&mut out, PROTOCOL_VERSION);
     put_varuint(&mut out, role.wire_value());
-    put_varuint(&mut out, if redirected { FLAG_REDIRECTED } else { 0 });
+    put_varuint(&mut out, if redirected { FLAG_REDIRECTED } else { 0 } | if page { FLAG_PAGE } else { 0 });
     put_varuint(&mut out, np.len() as u64);
     out.extend_from_slice(np.as_bytes());
     Ok(out)
@@ -540,7 +557,8 @@ mod tests {
     fn hello_roundtrip_and_prefixes() {
         let h = hello_bytes("4711", Role::Receiver).unwrap();
         assert_eq!(h, b"pqdr\x01\x02\x044711");
-        let want = Hello { version: 1, role: Role::Receiver, room: nameplate_of("4711").map(Room::Nameplate), redirected: false };
+        let want =
+            Hello { version: 1, role: Role::Receiver, room: nameplate_of("4711").map(Room::Nameplate), redirected: false, page: false };
         let mut with_extra = h.clone();
         with_extra.extend_from_slice(b"xyz");
         assert_eq!(parse_hello(&with_extra), Decoded::Done(want, h.len()));
@@ -571,13 +589,18 @@ mod tests {
     fn hello_v2() {
         let h = hello_v2_bytes(None, Role::Sender, false).unwrap();
         assert_eq!(h, b"pqdr\x02\x01\x00\x00");
-        let want = Hello { version: 2, role: Role::Sender, room: None, redirected: false };
+        let want = Hello { version: 2, role: Role::Sender, room: None, redirected: false, page: false };
         assert!(matches!(parse_hello(b"pqdr\x02\x01\x00\x0207"), Decoded::Invalid(_)), "a leading zero");
         assert!(matches!(parse_hello(b"pqdr\x02\x01\x00\x0599999"), Decoded::Invalid(_)), "over 65535");
         assert_eq!(parse_hello(&h), Decoded::Done(want, h.len()));
+        let h = hello_v2_page_bytes(None, Role::Sender, false, true).unwrap();
+        assert_eq!(h, b"pqdr\x02\x01\x04\x00", "the page flag");
+        let want = Hello { version: 2, role: Role::Sender, room: None, redirected: false, page: true };
+        assert_eq!(parse_hello(&h), Decoded::Done(want, h.len()));
+        assert!(matches!(parse_hello(b"pqdr\x02\x01\x08\x00"), Decoded::Invalid(_)), "flag 8 is unknown");
         let h = hello_v2_bytes(Some("42"), Role::Receiver, true).unwrap();
         assert_eq!(h, b"pqdr\x02\x02\x01\x0242");
-        let want = Hello { version: 2, role: Role::Receiver, room: nameplate_of("42").map(Room::Nameplate), redirected: true };
+        let want = Hello { version: 2, role: Role::Receiver, room: nameplate_of("42").map(Room::Nameplate), redirected: true, page: false };
         assert_eq!(parse_hello(&h), Decoded::Done(want, h.len()));
         for cut in 0..h.len() {
             assert_eq!(parse_hello(&h[..cut]), Decoded::Incomplete, "cut {cut}");
@@ -595,7 +618,7 @@ mod tests {
         let id: [u8; 16] = core::array::from_fn(|i| (i as u8) * 17);
         let h = hello_contact_bytes(&id, Role::Receiver, false);
         assert_eq!(h, b"pqdr\x02\x02\x02\x2000112233445566778899aabbccddeeff");
-        let want = Hello { version: 2, role: Role::Receiver, room: Some(Room::Contact(id)), redirected: false };
+        let want = Hello { version: 2, role: Role::Receiver, room: Some(Room::Contact(id)), redirected: false, page: false };
         assert_eq!(parse_hello(&h), Decoded::Done(want, h.len()));
         for cut in 0..h.len() {
             assert_eq!(parse_hello(&h[..cut]), Decoded::Incomplete, "cut {cut}");

@@ -13,7 +13,9 @@ use pqdrop_relay::{FleetConfig, Relay, RelayConfig};
     pqdrop relay                          # listens on 0.0.0.0:4733\n  \
     pqdrop relay --listen 127.0.0.1:9000\n  \
     PQDROP_RELAY=relay.example.org:4733 pqdrop send file   # use it\n  \
-    pqdrop relay --redis redis://10.0.0.5:6379 --advertise relay1.example.org:4733   # one instance of a fleet\n\n\
+    pqdrop relay --redis redis://10.0.0.5:6379 --advertise relay1.example.org:4733   # one instance of a fleet\n  \
+    pqdrop relay --web 127.0.0.1:8080 --public-url https://drop.example.org/   # the browser page, behind a TLS proxy\n  \
+    pqdrop relay --web 0.0.0.0:443 --tls-cert fullchain.pem --tls-key key.pem --public-url https://drop.example.org/\n\n\
 Logs go to stderr (RUST_LOG=debug for more). SIGTERM or Ctrl-C stops accepting,\n\
 tells waiting peers, and lets running transfers finish for up to the grace period.")]
 pub struct RelayArgs {
@@ -84,6 +86,21 @@ pub struct RelayArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics and a health check at /healthz.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+    /// Also serve the browser page (receive and send with no install) and its WebSocket on ADDR. Browsers need HTTPS for it anywhere but on 127.0.0.1/localhost: use --tls-cert/--tls-key, or a reverse proxy and --public-url.
+    #[arg(long, value_name = "ADDR")]
+    pub web: Option<SocketAddr>,
+    /// With --web: the URL at which users reach the page (behind a proxy or TLS), told to `pqdrop send --web` for its links. Default: http(s)://ADDR/.
+    #[arg(long, value_name = "URL", requires = "web")]
+    pub public_url: Option<String>,
+    /// With --web: serve HTTPS with this PEM certificate chain.
+    #[arg(long, value_name = "FILE", requires_all = ["web", "tls_key"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// With --web: the PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires_all = ["web", "tls_cert"])]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// With --web: serve the page's files from this folder instead of the copy built into pqdrop (to try a changed page).
+    #[arg(long, value_name = "DIR", requires = "web")]
+    pub web_root: Option<std::path::PathBuf>,
 }
 
 /// Runs the relay until SIGTERM or Ctrl-C.
@@ -119,10 +136,19 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         }),
         ..RelayConfig::default()
     };
-    let relay = Relay::bind(args.listen, config).await?;
+    let mut relay = Relay::bind(args.listen, config).await?;
     match &args.advertise {
         Some(a) => say!("pqdrop relay listening on {} (fleet instance, advertised as {a})", relay.local_addr()),
         None => say!("pqdrop relay listening on {}", relay.local_addr()),
+    }
+    if let Some(addr) = args.web {
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(pqdrop_relay::TlsFiles { cert: cert.clone(), key: key.clone() }),
+            _ => None,
+        };
+        let web = pqdrop_relay::WebConfig { public_url: args.public_url.clone(), root: args.web_root.clone(), tls };
+        let local = relay.serve_web(addr, web).await?;
+        say!("browser page on {local}, reached at {}", relay.page_url().unwrap_or(""));
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(addr) = args.metrics {

@@ -40,6 +40,8 @@ pub struct Relay {
     listener: TcpListener,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
+    /// `--web`: the page and its WebSocket, served beside the TCP listener.
+    web: Option<crate::web::WebServer>,
 }
 
 #[derive(Debug)]
@@ -56,6 +58,8 @@ struct Shared {
     counters: Counters,
     /// In a fleet: the shared directory.
     fleet: Option<Arc<Fleet>>,
+    /// The browser page's public URL, once `--web` is set up (status 4).
+    page_url: std::sync::OnceLock<String>,
 }
 
 #[derive(Debug, Default)]
@@ -352,6 +356,7 @@ impl Relay {
             counters: Counters::default(),
             fleet,
             config,
+            page_url: std::sync::OnceLock::new(),
         });
         if let Some(fleet) = &shared.fleet {
             // One attempt now, so that a fleet whose Redis is up serves from
@@ -360,7 +365,24 @@ impl Relay {
                 warn!("relay directory (Redis) unreachable at start; refusing new rooms until it is reachable");
             }
         }
-        Ok(Relay { listener, local_addr, shared })
+        Ok(Relay { listener, local_addr, shared, web: None })
+    }
+
+    /// Also serves the browser page and its WebSocket on `addr` (PROTOCOL.md
+    /// §9.8). Returns the address it listens on. Call before [`Relay::run`].
+    pub async fn serve_web(&mut self, addr: SocketAddr, config: crate::WebConfig) -> Result<SocketAddr, RelayError> {
+        let web = crate::web::WebServer::bind(addr, &config).await?;
+        let local = web.local_addr();
+        if self.shared.page_url.set(web.page_url().to_string()).is_err() {
+            return Err(RelayError::Config("the web page is served once per relay"));
+        }
+        self.web = Some(web);
+        Ok(local)
+    }
+
+    /// The browser page's URL, when [`Relay::serve_web`] was called.
+    pub fn page_url(&self) -> Option<&str> {
+        self.shared.page_url.get().map(String::as_str)
     }
 
     /// The address the relay listens on (with the real port if bound to port 0).
@@ -377,14 +399,20 @@ impl Relay {
     /// peers (and connections still in the hello phase) code 22, and lets paired
     /// sessions finish for up to `config.shutdown_grace` before cutting them.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RelayError> {
-        let Relay { listener, shared, .. } = self;
+        let Relay { listener, shared, web, .. } = self;
         info!(addr = %self.local_addr, "relay listening");
         let mut tasks = JoinSet::new();
         let upkeep = shared.fleet.as_ref().map(|_| tokio::spawn(upkeep::fleet(Arc::clone(&shared))));
+        // WebSocket peers, bridged to loopback TCP, arrive here with their
+        // browser's address and are accepted like any connection.
+        let (inject, mut bridged) = tokio::sync::mpsc::channel(64);
+        let has_web = web.is_some();
+        let web_task = web.map(|w| tokio::spawn(w.run(inject, shared.shutdown.subscribe())));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                Some((stream, addr)) = bridged.recv(), if has_web => accept(&shared, &mut tasks, stream, addr),
                 accepted = listener.accept() => match accepted {
                     Ok((stream, addr)) => accept(&shared, &mut tasks, stream, addr),
                     Err(e) => {
@@ -402,6 +430,10 @@ impl Relay {
         }
         drop(listener);
         shared.shutdown.send_replace(true);
+        if let Some(t) = web_task {
+            let _ = t.await;
+        }
+        drop(bridged);
         info!(tasks = tasks.len(), "relay shutting down");
         let drained = tokio::time::timeout(shared.config.shutdown_grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
@@ -629,6 +661,14 @@ async fn handle_new(
             return Next::Done;
         }
     };
+    if hello.page {
+        // Status 4 comes first (PROTOCOL.md §9.2): the page's URL, or empty.
+        let url = shared.page_url.get().map(String::as_str).unwrap_or("");
+        let sent = tokio::time::timeout(cfg.hello_timeout, stream.write_all(&status_bytes(StatusCode::Page, url))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            return Next::Done;
+        }
+    }
     join(shared, Peer { stream, addr, key, hello, prepair }).await
 }
 

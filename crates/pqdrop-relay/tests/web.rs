@@ -1,0 +1,212 @@
+//! `--web`: the page over HTTP with its security headers, and WebSocket
+//! peers that run the relay protocol inside binary messages (PROTOCOL.md
+//! §9.8) and pair with TCP peers. Loopback only; every wait bounded.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use pqdrop_relay::{
+    hello_v2_bytes, hello_v2_page_bytes, read_status, rendezvous_page, Relay, RelayConfig, RelayError, Rendezvous, Role, WebConfig,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+struct Running {
+    tcp: SocketAddr,
+    web: Option<SocketAddr>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _root: tempfile::TempDir,
+}
+
+async fn start(web: bool) -> Running {
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::write(root.path().join("index.html"), b"<!doctype html><title>pqdrop</title>").unwrap();
+    std::fs::write(root.path().join("app.js"), b"console.log(1)").unwrap();
+    let config = RelayConfig { join_rate_per_sec: 1000.0, join_burst: 1000, ..RelayConfig::default() };
+    let mut relay = Relay::bind("127.0.0.1:0".parse().unwrap(), config).await.expect("bind");
+    let web = match web {
+        true => {
+            let cfg = WebConfig { root: Some(root.path().to_path_buf()), ..WebConfig::default() };
+            Some(relay.serve_web("127.0.0.1:0".parse().unwrap(), cfg).await.expect("web"))
+        }
+        false => None,
+    };
+    let tcp = relay.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(relay.run(async move {
+        let _ = rx.await;
+    }));
+    Running { tcp, web, _stop: tx, _root: root }
+}
+
+/// One raw HTTP/1.1 request; the whole response as text.
+async fn http(addr: SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await.expect("response in time").expect("read");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_served_with_a_strict_policy_and_nothing_else_is() {
+    timeout(LIMIT, async {
+        let r = start(true).await;
+        let web = r.web.unwrap();
+        let index = http(web, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(index.starts_with("HTTP/1.1 200 "), "{index}");
+        assert!(index.contains("Content-Type: text/html; charset=utf-8"), "{index}");
+        assert!(index.contains("Content-Security-Policy: default-src 'none'; script-src 'self';"), "{index}");
+        assert!(index.contains("X-Content-Type-Options: nosniff") && index.contains("Referrer-Policy: no-referrer"), "{index}");
+        assert!(index.ends_with("<!doctype html><title>pqdrop</title>"), "{index}");
+        let js = http(web, "GET /app.js?v=1 HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(js.contains("text/javascript") && js.ends_with("console.log(1)"), "{js}");
+        let head = http(web, "HEAD /app.js HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 200 ") && head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
+        for path in ["/nope.js", "/..%2fetc%2fpasswd", "/../index.html/..", "/.hidden"] {
+            let resp = http(web, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")).await;
+            assert!(resp.starts_with("HTTP/1.1 404 "), "{path}: {resp}");
+        }
+        let post = http(web, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").await;
+        assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+        let huge = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n", "a".repeat(9000));
+        assert!(http(web, &huge).await.starts_with("HTTP/1.1 431 "));
+        let plain = http(web, "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(plain.starts_with("HTTP/1.1 426 "), "{plain}");
+    })
+    .await
+    .expect("in time");
+}
+
+/// Reads relay statuses out of WebSocket messages (their boundaries mean nothing).
+struct WsStatuses {
+    buf: Vec<u8>,
+}
+
+impl WsStatuses {
+    async fn next<S>(&mut self, ws: &mut S) -> (u64, String)
+    where
+        S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+    {
+        loop {
+            let mut cur: &[u8] = &self.buf;
+            let before = cur.len();
+            if let Ok(Ok(st)) = timeout(Duration::from_millis(1), read_status(&mut cur)).await {
+                let used = before - cur.len();
+                self.buf.drain(..used);
+                return st;
+            }
+            match timeout(Duration::from_secs(10), ws.next()).await.expect("a message in time") {
+                Some(Ok(Message::Binary(b))) => self.buf.extend_from_slice(&b),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_sender_pairs_with_a_tcp_receiver_and_bytes_flow_both_ways() {
+    timeout(LIMIT, async {
+        let r = start(true).await;
+        let web = r.web.unwrap();
+        let stream = TcpStream::connect(web).await.unwrap();
+        let mut req = format!("ws://{web}/ws").into_client_request().unwrap();
+        req.headers_mut().insert("Origin", format!("http://{web}").parse().unwrap());
+        let (ws, _) = tokio_tungstenite::client_async(req, stream).await.expect("upgrade");
+        let (mut tx, mut rx) = ws.split();
+        // Sent in two messages: boundaries carry no meaning.
+        let hello = hello_v2_page_bytes(None, Role::Sender, false, true).unwrap();
+        tx.send(Message::Binary(hello[..3].to_vec().into())).await.unwrap();
+        tx.send(Message::Binary(hello[3..].to_vec().into())).await.unwrap();
+        let mut st = WsStatuses { buf: Vec::new() };
+        assert_eq!(st.next(&mut rx).await, (4, format!("http://{web}/")), "the page URL comes first");
+        let (code, np) = st.next(&mut rx).await;
+        assert_eq!((code, np.as_str()), (2, "1"), "allocated");
+        assert_eq!(st.next(&mut rx).await.0, 0, "waiting");
+        let mut recv = TcpStream::connect(r.tcp).await.unwrap();
+        recv.write_all(&hello_v2_bytes(Some(&np), Role::Receiver, false).unwrap()).await.unwrap();
+        assert_eq!(read_status(&mut recv).await.unwrap().0, 1);
+        assert_eq!(st.next(&mut rx).await.0, 1, "paired");
+        // 3 MiB each way.
+        let data: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+        for c in data.chunks(1 << 20) {
+            tx.send(Message::Binary(c.to_vec().into())).await.unwrap();
+        }
+        let mut got = vec![0u8; data.len()];
+        recv.read_exact(&mut got).await.unwrap();
+        assert!(got == data, "browser to TCP");
+        recv.write_all(&data).await.unwrap();
+        recv.shutdown().await.unwrap();
+        let mut back = st.buf.clone();
+        while let Some(m) = timeout(Duration::from_secs(10), rx.next()).await.expect("in time") {
+            match m {
+                Ok(Message::Binary(b)) => back.extend_from_slice(&b),
+                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        assert!(back == data, "TCP to browser, then a close");
+    })
+    .await
+    .expect("in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_from_another_origin_is_refused() {
+    timeout(LIMIT, async {
+        let r = start(true).await;
+        let web = r.web.unwrap();
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let resp = http(
+            web,
+            &format!("GET /ws HTTP/1.1\r\nHost: {web}\r\nOrigin: https://evil.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"),
+        )
+        .await;
+        assert!(resp.starts_with("HTTP/1.1 403 "), "{resp}");
+    })
+    .await
+    .expect("in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_learns_the_page_url_and_a_relay_without_a_page_says_so() {
+    timeout(LIMIT, async {
+        let with = start(true).await;
+        let fallback = "999".parse().unwrap();
+        let addr = with.tcp.to_string();
+        let waiting = tokio::spawn(async move {
+            let mut told = None;
+            let r = rendezvous_page(
+                &addr,
+                Rendezvous::Allocate { fallback },
+                Role::Sender,
+                |np, url| told = Some((np.to_string(), url.to_string())),
+                Default::default(),
+            )
+            .await;
+            (r.map(|(p, url)| (p.nameplate.to_string(), url)), told)
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut recv = TcpStream::connect(with.tcp).await.unwrap();
+        recv.write_all(&hello_v2_bytes(Some("1"), Role::Receiver, false).unwrap()).await.unwrap();
+        assert_eq!(read_status(&mut recv).await.unwrap().0, 1);
+        let (r, told) = waiting.await.unwrap();
+        let url = format!("http://{}/", with.web.unwrap());
+        assert_eq!(r.expect("paired"), ("1".to_string(), url.clone()));
+        assert_eq!(told, Some(("1".to_string(), url)));
+
+        let without = start(false).await;
+        let err = rendezvous_page(&without.tcp.to_string(), Rendezvous::Allocate { fallback }, Role::Sender, |_, _| {}, Default::default())
+            .await
+            .expect_err("no page");
+        assert!(matches!(err, RelayError::NoWebPage { .. }), "{err}");
+    })
+    .await
+    .expect("in time");
+}

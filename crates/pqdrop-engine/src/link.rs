@@ -32,7 +32,8 @@ pub async fn offer(
     on_ready: impl FnOnce(&Code, Waiting),
     confirm: impl FnOnce(&str) -> bool,
 ) -> Result<()> {
-    let (mut stream, code) = crate::send::rendezvous_as_accepter(route, code, allocate, on_ready).await?;
+    let (mut stream, code) =
+        crate::send::rendezvous_as_accepter(route, code, crate::transport::RoomRequest { allocate, page: false }, on_ready).await?;
     let (mut session, leftover) = conn::handshake(&mut stream, Role::Accepter, &code, local_capabilities(false)).await?;
     let (rd, mut wr) = tokio::io::split(stream);
     let mut rd = tokio::io::BufReader::new(tokio::io::AsyncReadExt::chain(std::io::Cursor::new(leftover), rd));

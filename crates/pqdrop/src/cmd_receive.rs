@@ -356,7 +356,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         if !json {
             match w {
                 Waiting::LanSearching => say!("Looking for the sender on the local network..."),
-                Waiting::Relay => match &route {
+                Waiting::Relay | Waiting::RelayPage(_) => match &route {
                     pqdrop_engine::transport::Route::Relay(r) => say!("Waiting for the sender (via the relay {r})..."),
                     pqdrop_engine::transport::Route::Lan(_) => say!("Waiting for the sender..."),
                 },

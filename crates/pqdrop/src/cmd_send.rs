@@ -13,7 +13,7 @@ use pqdrop_proto::transfer::{Offer, OfferKind};
 use serde_json::json;
 
 use crate::common::{self, human, json_event, NetArgs, Route};
-use pqdrop_engine::transport::Waiting;
+use pqdrop_engine::transport::{RoomRequest, Waiting};
 
 /// Send files, folders, text or stdin.
 #[derive(Debug, Args)]
@@ -49,6 +49,9 @@ pub struct SendArgs {
     /// Also show the receive command as a QR code (to read it with a phone).
     #[arg(long)]
     pub qr: bool,
+    /// Also print a link that opens the relay's browser page with the code, and its QR code, so the receiver needs nothing but a browser (needs --relay to a relay started with --web).
+    #[arg(long, conflicts_with = "to")]
+    pub web: bool,
     /// Serve the same files to N receivers, one after the other, with the
     /// same code. Each runs its own handshake; after 3 wrong codes the code
     /// is retired.
@@ -169,6 +172,13 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
     // Walk the paths now, so a missing file fails before anyone waits.
     let mut prepared = Some(pqdrop_engine::send::prepare(payload.clone())?);
     let route = args.net.route()?;
+    if args.web && !matches!(route, Route::Relay(_)) {
+        return Err(crate::common::Usage(
+            "--web needs a relay that serves the browser page: add --relay HOST:PORT (a relay started with `pqdrop relay --web ADDR`)"
+                .into(),
+        )
+        .into());
+    }
     let json = args.net.json;
     let ui = Arc::new(Ui { json, pb: Mutex::new(None), last: Mutex::new(Instant::now()) });
     if let Some(p) = &prepared {
@@ -189,14 +199,22 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         };
         let first = served == 0 && wrong == 0;
         let mut used = None;
-        let result = pqdrop_engine::send::send_to(&route, &code, allocate, this, opts.clone(), ui.clone(), |c, w| {
-            used = Some(c.clone());
-            if first {
-                announce(c, w, &route, json, args.qr);
-            } else if !json {
-                say!("Waiting for receiver {} of {multiple} (same code)...", served + 1);
-            }
-        })
+        let result = pqdrop_engine::send::send_to(
+            &route,
+            &code,
+            RoomRequest { allocate, page: args.web },
+            this,
+            opts.clone(),
+            ui.clone(),
+            |c, w| {
+                used = Some(c.clone());
+                if first {
+                    announce(c, w, &route, json, args.qr);
+                } else if !json {
+                    say!("Waiting for receiver {} of {multiple} (same code)...", served + 1);
+                }
+            },
+        )
         .await;
         if let Some(c) = used {
             // Later receivers use the same code, so its room is claimed again.
@@ -316,12 +334,23 @@ fn announce(code: &Code, w: Waiting, route: &Route, json: bool, qr: bool) {
         Route::Relay(r) => format!("pqdrop receive --relay {r} {}", &*shown),
         Route::Lan(_) => format!("pqdrop receive {}", &*shown),
     };
+    // The code rides in the fragment, which browsers never send to the server.
+    let link = match &w {
+        Waiting::RelayPage(url) => Some(format!("{url}#{}", &*shown)),
+        _ => None,
+    };
     if json {
-        json_event(json!({"event": "code", "code": &*shown, "command": receive_cmd}));
+        json_event(json!({"event": "code", "code": &*shown, "command": receive_cmd, "url": link}));
         return;
     }
     say!("Code: {}\nOn the other computer, run:\n\n    {receive_cmd}\n", &*shown);
-    if qr {
+    if let Some(link) = &link {
+        say!("Or open this link in a browser (nothing to install):\n\n    {link}\n");
+        match qr_text(link) {
+            Some(q) => say!("{q}"),
+            None => say!("(the link is too long for a QR code)"),
+        }
+    } else if qr {
         match qr_text(&receive_cmd) {
             Some(q) => say!("{q}"),
             None => say!("(the receive command is too long for a QR code)"),

@@ -299,13 +299,13 @@ where
 pub async fn send_to(
     route: &crate::transport::Route,
     code: &Code,
-    allocate: bool,
+    request: crate::transport::RoomRequest,
     prepared: Prepared,
     opts: SendOptions,
     ui: Arc<dyn SendUi>,
     on_ready: impl FnOnce(&Code, crate::transport::Waiting),
 ) -> Result<SendReport> {
-    let (stream, code) = rendezvous_as_accepter(route, code, allocate, on_ready).await?;
+    let (stream, code) = rendezvous_as_accepter(route, code, request, on_ready).await?;
     send(stream, &code, prepared, opts, ui).await
 }
 
@@ -315,11 +315,10 @@ pub async fn send_to(
 pub(crate) async fn rendezvous_as_accepter(
     route: &crate::transport::Route,
     code: &Code,
-    allocate: bool,
+    request: crate::transport::RoomRequest,
     on_ready: impl FnOnce(&Code, crate::transport::Waiting),
 ) -> Result<(tokio::net::TcpStream, Code)> {
     let nameplate = *code.nameplate();
-    let request = if allocate { crate::transport::Request::Allocate } else { crate::transport::Request::Claim };
     let mut on_ready = Some(on_ready);
     let mut final_code = None;
     let (stream, np) = crate::transport::rendezvous(route, nameplate, request, crate::transport::Side::Sender, |np, w| {

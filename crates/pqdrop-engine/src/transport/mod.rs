@@ -38,10 +38,13 @@ pub enum Side {
 }
 
 /// What the connection is waiting for, reported once before it waits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Waiting {
     /// The relay holds our room until the other side arrives.
     Relay,
+    /// The same, and the relay serves the browser page at this URL (asked
+    /// for with [`RoomRequest::page`]).
+    RelayPage(String),
     /// LAN mode: listening here for the receiver.
     LanListening(SocketAddr),
     /// LAN mode: looking for the sender.
@@ -58,11 +61,22 @@ pub enum Request {
     Allocate,
 }
 
+/// A sender's wishes for its room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoomRequest {
+    /// Let the relay number the room (see [`Request::Allocate`]).
+    pub allocate: bool,
+    /// Ask the relay for its browser page's URL (PROTOCOL.md §9.1 flag 4),
+    /// reported as [`Waiting::RelayPage`]. Relays only: the LAN has no page, and
+    /// the flag is ignored there.
+    pub page: bool,
+}
+
 /// Connects this `side` to the other one for `nameplate` over `route`. The
 /// stream is tuned for transfers (no Nagle delay, TCP keepalive) and its
 /// next byte is the other side's first.
 pub async fn connect(route: &Route, nameplate: Nameplate, side: Side, on_waiting: impl FnOnce(Waiting)) -> Result<TcpStream> {
-    Ok(rendezvous(route, nameplate, Request::Claim, side, |_, w| on_waiting(w)).await?.0)
+    Ok(rendezvous(route, nameplate, RoomRequest::default(), side, |_, w| on_waiting(w)).await?.0)
 }
 
 /// [`connect`], for a room claimed or allocated as `request` says; returns
@@ -71,20 +85,31 @@ pub async fn connect(route: &Route, nameplate: Nameplate, side: Side, on_waiting
 pub async fn rendezvous(
     route: &Route,
     nameplate: Nameplate,
-    request: Request,
+    request: RoomRequest,
     side: Side,
     on_waiting: impl FnOnce(Nameplate, Waiting),
 ) -> Result<(TcpStream, Nameplate)> {
     let (stream, nameplate) = match (route, side) {
         (Route::Relay(addr), side) => {
             let role = if side == Side::Sender { pqdrop_relay::Role::Sender } else { pqdrop_relay::Role::Receiver };
-            let want = match request {
-                Request::Allocate if side == Side::Sender => pqdrop_relay::Rendezvous::Allocate { fallback: nameplate },
+            let want = match request.allocate {
+                true if side == Side::Sender => pqdrop_relay::Rendezvous::Allocate { fallback: nameplate },
                 _ => pqdrop_relay::Rendezvous::Claim(nameplate),
             };
-            let p = pqdrop_relay::rendezvous(addr, want, role, |np| on_waiting(np, Waiting::Relay), Default::default())
+            let p = if request.page {
+                pqdrop_relay::rendezvous_page(
+                    addr,
+                    want,
+                    role,
+                    |np, url| on_waiting(np, Waiting::RelayPage(url.to_string())),
+                    Default::default(),
+                )
                 .await
-                .map_err(|e| relay_error(addr, e))?;
+                .map(|(p, _)| p)
+            } else {
+                pqdrop_relay::rendezvous(addr, want, role, |np| on_waiting(np, Waiting::Relay), Default::default()).await
+            };
+            let p = p.map_err(|e| relay_error(addr, e))?;
             (p.stream, p.nameplate)
         }
         (Route::Lan(cfg), Side::Sender) => {

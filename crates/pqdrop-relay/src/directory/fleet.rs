@@ -104,6 +104,8 @@ pub(crate) struct Fleet {
     renew: Script,
     leave: Script,
     pub(crate) stats: FleetStats,
+    /// With `--web`: the page's URL, advertised after the address (§9.7).
+    pub(crate) page_url: std::sync::OnceLock<String>,
 }
 
 /// Helpers every script starts with. KEYS: 1 rooms (hash room → value
@@ -254,8 +256,19 @@ impl Fleet {
             renew: script(LUA_RENEW),
             leave: script(LUA_LEAVE),
             stats: FleetStats::default(),
+            page_url: std::sync::OnceLock::new(),
             config,
         })
+    }
+
+    /// What this instance advertises: `host:port`, and with `--web` a space
+    /// and the page's URL (neither contains a space), so that a browser peer
+    /// is redirected to a page and a TCP peer to a TCP address.
+    fn advertised(&self) -> String {
+        match self.page_url.get() {
+            Some(url) => format!("{} {url}", self.config.advertise),
+            None => self.config.advertise.clone(),
+        }
     }
 
     fn conn(&self) -> Option<MultiplexedConnection> {
@@ -389,7 +402,7 @@ impl Fleet {
             for k in &self.keys {
                 inv.key(k);
             }
-            inv.arg(&self.instance).arg(&self.config.advertise).arg(millis(self.config.lease)).arg(millis(self.config.lease));
+            inv.arg(&self.instance).arg(self.advertised()).arg(millis(self.config.lease)).arg(millis(self.config.lease));
             for (np, v) in batch {
                 inv.arg(np.key()).arg(v);
             }

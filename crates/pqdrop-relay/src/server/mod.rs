@@ -184,6 +184,8 @@ struct Peer {
     hello: Hello,
     /// Bytes received after the hello, before pairing.
     prepair: Vec<u8>,
+    /// A WebSocket peer of the page (bridged): redirected to a page URL.
+    web: bool,
 }
 
 /// A peer handed to a waiting peer's task to pair with, with its session slot.
@@ -376,6 +378,9 @@ impl Relay {
         if self.shared.page_url.set(web.page_url().to_string()).is_err() {
             return Err(RelayError::Config("the web page is served once per relay"));
         }
+        if let Some(fleet) = &self.shared.fleet {
+            let _ = fleet.page_url.set(web.page_url().to_string());
+        }
         self.web = Some(web);
         Ok(local)
     }
@@ -412,9 +417,9 @@ impl Relay {
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                Some((stream, addr)) = bridged.recv(), if has_web => accept(&shared, &mut tasks, stream, addr),
+                Some((stream, addr)) = bridged.recv(), if has_web => accept(&shared, &mut tasks, stream, addr, true),
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, addr)) => accept(&shared, &mut tasks, stream, addr),
+                    Ok((stream, addr)) => accept(&shared, &mut tasks, stream, addr, false),
                     Err(e) => {
                         // Typically EMFILE/ENFILE: back off instead of spinning.
                         warn!(error_kind = ?e.kind(), "accept failed");
@@ -465,7 +470,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     sock.listen(LISTEN_BACKLOG)
 }
 
-fn accept(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, stream: TcpStream, addr: SocketAddr) {
+fn accept(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, stream: TcpStream, addr: SocketAddr, web: bool) {
     shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
     let (slot, evicted) = match admit_handshake(shared, addr) {
@@ -474,7 +479,7 @@ fn accept(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, stream: TcpStream, addr
     };
     let shared = Arc::clone(shared);
     tasks.spawn(async move {
-        let mut next = handle_new(&shared, stream, addr, slot, evicted).await;
+        let mut next = handle_new(&shared, stream, addr, web, slot, evicted).await;
         while let Next::Adopt(peer) = next {
             next = join(&shared, peer).await;
         }
@@ -618,6 +623,7 @@ async fn handle_new(
     shared: &Arc<Shared>,
     mut stream: TcpStream,
     addr: SocketAddr,
+    web: bool,
     slot: HandshakeSlot,
     mut evicted: oneshot::Receiver<()>,
 ) -> Next {
@@ -669,7 +675,7 @@ async fn handle_new(
             return Next::Done;
         }
     }
-    join(shared, Peer { stream, addr, key, hello, prepair }).await
+    join(shared, Peer { stream, addr, key, hello, prepair, web }).await
 }
 
 /// Resolves once the relay is shutting down (or its handle is gone).

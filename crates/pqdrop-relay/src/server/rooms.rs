@@ -228,7 +228,17 @@ async fn fleet_decision(shared: &Arc<Shared>, fleet: &Arc<Fleet>, peer: &mut Pee
                     "the other side's relay instance moved or stopped while you were sent to it; run the same command again".to_owned(),
                 );
             }
-            JoinDecision::Redirect(addr)
+            // The other instance advertises `host:port[ page-url]` (§9.7): a
+            // browser peer follows the page, a TCP peer the address.
+            let (tcp, page) = addr.split_once(' ').map_or((addr.as_str(), None), |(a, u)| (a, Some(u)));
+            match (peer.web, page) {
+                (false, _) => JoinDecision::Redirect(tcp.to_owned()),
+                (true, Some(url)) => JoinDecision::Redirect(url.to_owned()),
+                (true, None) => JoinDecision::Refuse(
+                    StatusCode::CannotRedirect,
+                    "the other side waits at an instance of this relay that serves no browser page; ask them to use another relay, or use pqdrop".to_owned(),
+                ),
+            }
         }
         Claim::RateLimited => JoinDecision::Refuse(
             StatusCode::RateLimited,

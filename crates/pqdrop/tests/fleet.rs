@@ -101,22 +101,40 @@ struct Fleet {
     /// Each instance's `--metrics` address.
     metrics: Vec<SocketAddr>,
     procs: Vec<Proc>,
+    /// With [`Fleet::start_web`]: each instance's `--web` address.
+    webs: Vec<SocketAddr>,
 }
 
 impl Fleet {
     fn start(n: usize, extra: &[&str]) -> Fleet {
+        Fleet::start_with(n, extra, None)
+    }
+
+    /// Instances that also serve the page (`--web`, files from `root`).
+    fn start_web(n: usize, root: &std::path::Path) -> Fleet {
+        Fleet::start_with(n, &[], Some(root))
+    }
+
+    fn start_with(n: usize, extra: &[&str], web_root: Option<&std::path::Path>) -> Fleet {
         let h = Harness::new(Net::Lan);
         let redis = Redis::start();
-        let mut f = Fleet { h, redis, addrs: Vec::new(), metrics: Vec::new(), procs: Vec::new() };
+        let mut f = Fleet { h, redis, addrs: Vec::new(), metrics: Vec::new(), procs: Vec::new(), webs: Vec::new() };
         for i in 0..n {
             let addr: SocketAddr = (Ipv4Addr::LOCALHOST, free_tcp_port()).into();
             let metrics: SocketAddr = (Ipv4Addr::LOCALHOST, free_tcp_port()).into();
+            let mut web_args = Vec::new();
+            if let Some(root) = web_root {
+                let web: SocketAddr = (Ipv4Addr::LOCALHOST, free_tcp_port()).into();
+                web_args = vec!["--web".to_string(), web.to_string(), "--web-root".into(), path_str(root).to_string()];
+                f.webs.push(web);
+            }
             let mut p =
                 f.h.command("relay")
                     .args(["--listen", &addr.to_string(), "--advertise", &addr.to_string(), "--redis", &f.redis.url()])
                     .args(["--metrics", &metrics.to_string()])
                     .args(["--fleet-lease", &LEASE.as_secs().to_string()])
                     .args(extra)
+                    .args(web_args.iter().map(String::as_str))
                     .spawn(&format!("instance {}", i + 1));
             p.wait_for_stderr_line("pqdrop relay listening on ", Duration::from_secs(30));
             p.wait_for_stderr_line("relay directory (Redis) connected", Duration::from_secs(30));
@@ -582,4 +600,68 @@ fn sigterm_drains_an_instance() {
     });
     let done = f.procs[1].wait(Duration::from_secs(15));
     done.assert_code(0);
+}
+
+/// A browser peer (a WebSocket, PROTOCOL.md §9.8) that reaches the wrong
+/// instance is redirected to the other instance's page, follows it and pairs
+/// with the TCP sender waiting there; a TCP peer is still sent to the TCP
+/// address.
+#[test]
+fn a_websocket_peer_is_redirected_to_the_other_instance_page() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let root = temp_dir("pqdrop-page-");
+    std::fs::write(root.path().join("index.html"), "<!doctype html>").unwrap();
+    let f = Fleet::start_web(2, root.path());
+    // Let both instances advertise their pages (renewed every lease / 5).
+    std::thread::sleep(LEASE);
+    runtime().block_on(async {
+        tokio::time::timeout(BIG, async {
+            let (mut sender, np) = allocate(f.addrs[0], Ipv4Addr::LOCALHOST).await;
+            let (_tcp, code, to) = hello(f.addrs[1], Ipv4Addr::LOCALHOST, Some(&np), Role::Receiver).await;
+            assert_eq!((code, to.as_str()), (3, f.addrs[0].to_string().as_str()), "a TCP peer goes to the TCP address");
+
+            let np = np.as_str();
+            let ws_hello = |web: SocketAddr, redirected: bool| async move {
+                let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{web}/ws")).await.expect("WebSocket");
+                let h = hello_v2_bytes(Some(np), Role::Receiver, redirected).expect("hello");
+                ws.send(Message::Binary(h.into())).await.expect("hello sent");
+                let mut buf = Vec::new();
+                let status = loop {
+                    let mut cur: &[u8] = &buf;
+                    if let Ok(Ok(st)) = tokio::time::timeout(Duration::from_millis(5), read_status(&mut cur)).await {
+                        let used = buf.len() - cur.len();
+                        buf.drain(..used);
+                        break st;
+                    }
+                    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a message in time") {
+                        Some(Ok(Message::Binary(b))) => buf.extend_from_slice(&b),
+                        other => panic!("unexpected {other:?}"),
+                    }
+                };
+                (ws, status)
+            };
+            let (_first, (code, page)) = ws_hello(f.webs[1], false).await;
+            assert_eq!((code, page.clone()), (3, format!("http://{}/", f.webs[0])), "a browser goes to the page");
+            let (mut ws, (code, _)) = ws_hello(f.webs[0], true).await;
+            assert_eq!(code, 1, "paired after the redirect");
+            assert_eq!(next_status(&mut sender).await.0, 1);
+            sender.write_all(b"from the sender").await.unwrap();
+            ws.send(Message::Binary(b"from the browser".to_vec().into())).await.unwrap();
+            let mut got = [0u8; 16];
+            sender.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"from the browser");
+            let mut back = Vec::new();
+            while back.len() < 15 {
+                match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("in time") {
+                    Some(Ok(Message::Binary(b))) => back.extend_from_slice(&b),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert_eq!(back, b"from the sender");
+        })
+        .await
+        .expect("in time");
+    });
 }

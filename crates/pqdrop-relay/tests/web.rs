@@ -210,3 +210,62 @@ async fn a_sender_learns_the_page_url_and_a_relay_without_a_page_says_so() {
     .await
     .expect("in time");
 }
+
+/// `--tls-cert`/`--tls-key`: the page and the WebSocket over HTTPS, checked
+/// by a rustls client that trusts only the test's own certificate (made by
+/// `openssl`, which every Debian has).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_served_over_https_from_a_certificate_and_key() {
+    use tokio_rustls::rustls;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian: apt-get install openssl)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    timeout(LIMIT, async {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("index.html"), b"<!doctype html>tls").unwrap();
+        let mut relay = Relay::bind("127.0.0.1:0".parse().unwrap(), RelayConfig::default()).await.unwrap();
+        let tls = Some(pqdrop_relay::TlsFiles { cert: cert.clone(), key: key.clone() });
+        let web = relay
+            .serve_web("127.0.0.1:0".parse().unwrap(), WebConfig { root: Some(root.path().into()), tls, ..WebConfig::default() })
+            .await
+            .unwrap();
+        assert_eq!(relay.page_url(), Some(format!("https://{web}/").as_str()));
+        let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(relay.run(async move {
+            let _ = rx.await;
+        }));
+
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from_pem_file(&cert).unwrap()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = TcpStream::connect(web).await.unwrap();
+        let mut s = connector.connect("127.0.0.1".try_into().unwrap(), tcp).await.expect("TLS handshake");
+        s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 200 ") && text.contains("Strict-Transport-Security") && text.ends_with("tls"), "{text}");
+
+        // Plain HTTP to the TLS port gets no page.
+        let plain = http(web, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(!plain.contains("200 OK"), "{plain}");
+    })
+    .await
+    .expect("in time");
+}

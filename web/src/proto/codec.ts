@@ -60,6 +60,23 @@ export class Reader {
     }
   }
 
+  /**
+   * An IxiVarUInt of any size, shortest form, as a bigint: for fields whose
+   * full u64 range must be accepted (a version number, capability words with
+   * reserved high bits), where `varuint` would refuse values over 2^53 - 1.
+   */
+  varbig(what = 'number'): bigint {
+    const p = this.buf[this.pos];
+    if (p === 0xfe) {
+      this.pos++;
+      const b = this.take(8, what);
+      const v = new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
+      if (v <= 0xffffffffn) throw new ProtocolError(`${what}: non-shortest encoding`);
+      return v;
+    }
+    return BigInt(this.varuint(what));
+  }
+
   /** IxiBytes of at most `cap` bytes; the length is checked before anything is taken. */
   bytes(cap: number, what = 'bytes'): Uint8Array {
     const len = this.varuint(`${what} length`);

@@ -92,7 +92,7 @@ def parse_hello(b):
             if r is None:
                 return "incomplete"
             flags, pos = r
-            if flags & ~3:
+            if flags & ~7 or (flags & 6) == 6:
                 return "bad"
         r = read_varuint(b, pos)
         if r is None:

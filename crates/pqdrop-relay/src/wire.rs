@@ -328,6 +328,9 @@ pub(crate) fn parse_hello(buf: &[u8]) -> Decoded<Hello> {
         redirected = flags & FLAG_REDIRECTED != 0;
         contact = flags & FLAG_CONTACT != 0;
         page = flags & FLAG_PAGE != 0;
+        if contact && page {
+            return Decoded::Invalid("the page flag is only for a code's room, not a contact room");
+        }
     }
     let len = next!(pos);
     if contact {
@@ -475,7 +478,7 @@ pub fn fuzz_hello(buf: &[u8]) {
         let again = if h.version == PROTOCOL_VERSION_1 {
             hello_bytes(np.as_deref().unwrap_or(""), h.role)
         } else {
-            hello_v2_bytes(np.as_deref(), h.role, h.redirected)
+            hello_v2_page_bytes(np.as_deref(), h.role, h.redirected, h.page)
         };
         assert_eq!(again.ok().as_deref(), Some(&buf[..used]), "a parsed hello re-encodes to its bytes");
     }
@@ -608,7 +611,8 @@ mod tests {
         // A receiver cannot ask for an allocation; unknown flags are refused.
         assert!(hello_v2_bytes(None, Role::Receiver, false).is_err());
         assert!(matches!(parse_hello(b"pqdr\x02\x02\x00\x00"), Decoded::Invalid(_)));
-        assert!(matches!(parse_hello(b"pqdr\x02\x01\x04"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\x02\x01\x08"), Decoded::Invalid(_)));
+        assert!(matches!(parse_hello(b"pqdr\x02\x01\x06"), Decoded::Invalid(_)), "page and contact room");
         // Version 1 still needs a nameplate.
         assert!(matches!(parse_hello(b"pqdr\x01\x01\x00"), Decoded::Invalid(_)));
     }

@@ -4,7 +4,7 @@
 //! and refuses each bad one, and each stored status reads back as its code
 //! and message.
 
-use pqdrop_relay::{check_hello, hello_bytes, hello_contact_bytes, hello_v2_bytes, read_status, Role};
+use pqdrop_relay::{check_hello, hello_bytes, hello_contact_bytes, hello_v2_page_bytes, read_status, Role};
 use serde_json::Value;
 
 const VECTORS: &str = include_str!("../../../vectors/relay.json");
@@ -28,7 +28,7 @@ fn hellos_statuses_and_refusals_match_the_vectors() {
                     let room: [u8; 16] = hex::decode(np).expect("hex").try_into().expect("16 bytes");
                     hello_contact_bytes(&room, role(v), flags & 1 != 0)
                 } else {
-                    hello_v2_bytes((!np.is_empty()).then_some(np), role(v), flags == 1).expect("v2 hello")
+                    hello_v2_page_bytes((!np.is_empty()).then_some(np), role(v), flags & 1 != 0, flags & 4 != 0).expect("v2 hello")
                 }
             }
             other => panic!("version {other:?}"),

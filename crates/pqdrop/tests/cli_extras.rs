@@ -349,3 +349,56 @@ fn the_progress_bar_names_the_file_and_fits_40_columns() {
         "the long name was not shown by its end:\n{text}"
     );
 }
+
+/// `send --web` through a relay started with `--web`: the link is the
+/// relay's page URL with the code in the fragment (JSON `url`), and a CLI
+/// receiver still takes the same code. Without a page, or on the LAN, it
+/// fails before anyone waits, and says why.
+#[test]
+fn send_web_prints_the_page_link_with_the_code_in_the_fragment() {
+    let h = Harness::new(Net::Relay);
+    let root = temp_dir("pqdrop-page-");
+    std::fs::write(root.path().join("index.html"), "<!doctype html>").unwrap();
+    let mut relay = h
+        .command("relay")
+        .args(["--listen", "127.0.0.1:0", "--web", "127.0.0.1:0", "--web-root", root.path().to_str().expect("utf-8")])
+        .spawn("web relay");
+    let listening = relay.wait_for_stderr_line("pqdrop relay listening on ", Duration::from_secs(30));
+    let addr = listening.trim().rsplit(' ').next().expect("address").to_string();
+    let page = relay.wait_for_stderr_line("browser page on ", Duration::from_secs(30));
+    let url = page.trim().rsplit(' ').next().expect("url").to_string();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "{page}");
+
+    let src = temp_dir("pqdrop-src-");
+    let out = temp_dir("pqdrop-out-");
+    let file = src.path().join("a.bin");
+    write_pseudo_random_file(&file, 9, 100_000);
+    let mut s = h.command("send").args(["--web", "--json", "--relay", &addr]).arg(&file).spawn("sender");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let event = loop {
+        let out = String::from_utf8_lossy(&s.stdout_now()).into_owned();
+        if let Some(l) = out.lines().find(|l| l.contains("\"event\":\"code\"")) {
+            break serde_json::from_str::<serde_json::Value>(l).expect("JSON");
+        }
+        assert!(std::time::Instant::now() < deadline, "no code event:\n{out}\n{}", s.stderr_now());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let code = event["code"].as_str().expect("code").to_string();
+    assert_eq!(event["url"], format!("{url}#{code}"), "{event}");
+    let mut r = h.command("receive").args(["--yes", "--relay", &addr, "-o", out.path().to_str().expect("utf-8"), &code]).spawn("receiver");
+    let [s, r] = wait_all([&mut s, &mut r], Duration::from_secs(60));
+    s.assert_code(exit::OK);
+    r.assert_code(exit::OK);
+    assert_same_file(&file, &out.path().join("a.bin"));
+
+    // The harness's own relay serves no page.
+    let f = h.send().arg("--web").arg(&file).spawn("sender without a page").wait(Duration::from_secs(30));
+    f.assert_failed();
+    assert!(f.stderr.contains("does not serve the browser page") && f.stderr.contains("--web ADDR"), "{}", f.stderr);
+    // On the LAN there is no page.
+    let lan = Harness::new(Net::Lan);
+    let f = lan.send().arg("--web").arg(&file).spawn("LAN sender").wait(Duration::from_secs(30));
+    f.assert_code(exit::USAGE);
+    assert!(f.stderr.contains("--web needs a relay"), "{}", f.stderr);
+    relay.kill();
+}

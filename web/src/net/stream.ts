@@ -1,0 +1,288 @@
+// A byte stream over a WebSocket: binary messages carry a TCP connection's
+// bytes in order, and their boundaries mean nothing (the relay's WebSocket,
+// §9 over `/ws`).
+//
+// Reading: where the browser has `WebSocketStream` (Chromium), reads pull
+// from its readable stream, so a consumer that stops reading stops the
+// socket too (real TCP backpressure). A plain `WebSocket` delivers every
+// message as an event whether or not anyone wants it, so its messages are
+// queued, and the queue is bounded: past `maxQueued` bytes the stream fails
+// rather than grow without limit.
+//
+// Writing: `write` resolves once the bytes are handed over and the socket's
+// own buffer is below a bound, so a fast producer waits for the network.
+
+/** A connection's bytes, in order. */
+export interface ByteStream {
+  /** The next bytes, or `null` once the connection ended (see `endReason`). */
+  read(): Promise<Uint8Array | null>;
+  /** Sends bytes; resolves when more may be written. Rejects once the connection is gone. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Closes the connection; pending and later reads return `null`. */
+  close(): void;
+  /** Why the stream ended, once it did: `undefined` for a clean close by the other end. */
+  readonly endReason: string | undefined;
+  /** True when it ended because this page read too slowly (a plain WebSocket's bounded queue overflowed). */
+  readonly overloaded?: boolean;
+}
+
+/** The connection could not be used (it failed to open, or ended while writing). */
+export class StreamError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StreamError';
+  }
+}
+
+export interface OpenOptions {
+  /** Give up opening after this long. */
+  openTimeoutMs?: number;
+  /** Plain WebSocket only: fail when more than this many received bytes wait to be read. */
+  maxQueued?: number;
+  /** Prefer `WebSocketStream` where it exists (default true). */
+  preferStreams?: boolean;
+}
+
+/** The send buffer may hold this much before `write` waits. */
+const HIGH_WATER = 4 * 1024 * 1024;
+/** …and `write` resumes once it drained below this. */
+const LOW_WATER = 1024 * 1024;
+/** The relay takes WebSocket messages of at most 4 MiB; stay well below. */
+const MAX_MESSAGE = 1024 * 1024;
+const DEFAULT_MAX_QUEUED = 64 * 1024 * 1024;
+const DEFAULT_OPEN_TIMEOUT = 15_000;
+
+/** Opens `url` (ws: or wss:) as a byte stream. */
+export async function openWebSocket(url: string, options: OpenOptions = {}): Promise<ByteStream> {
+  const timeout = options.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT;
+  const Wss = (globalThis as { WebSocketStream?: WebSocketStreamConstructor }).WebSocketStream;
+  if (Wss !== undefined && options.preferStreams !== false) return openStream(Wss, url, timeout);
+  return openPlain(url, timeout, options.maxQueued ?? DEFAULT_MAX_QUEUED);
+}
+
+// --- WebSocketStream (not yet in TypeScript's DOM library) ---
+
+interface WebSocketStreamConstructor {
+  new (url: string): WebSocketStreamLike;
+}
+interface WebSocketStreamLike {
+  readonly opened: Promise<{ readable: ReadableStream<ArrayBuffer | string>; writable: WritableStream<ArrayBuffer | Uint8Array> }>;
+  readonly closed: Promise<{ closeCode?: number; reason?: string }>;
+  close(info?: { closeCode?: number; reason?: string }): void;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout: () => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => {
+      onTimeout();
+      reject(new StreamError(`${what}: no answer within ${Math.round(ms / 1000)} s`));
+    }, ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout: number): Promise<ByteStream> {
+  let wss: WebSocketStreamLike;
+  try {
+    wss = new Wss(url);
+  } catch (e) {
+    throw new StreamError(`cannot connect to the relay: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  // An unobserved rejection of `closed` would be reported as an error.
+  wss.closed.catch(() => undefined);
+  let io;
+  try {
+    io = await withTimeout(wss.opened, timeout, 'connecting to the relay', () => wss.close());
+  } catch (e) {
+    if (e instanceof StreamError) throw e;
+    throw new StreamError('cannot connect to the relay (the connection was refused or the relay is down)');
+  }
+  const reader = io.readable.getReader();
+  const writer = io.writable.getWriter();
+  let ended = false;
+  let endReason: string | undefined;
+  let lastWrite: Promise<void> = Promise.resolve();
+  const finish = (why: string | undefined) => {
+    if (ended) return;
+    ended = true;
+    endReason = why;
+  };
+  return {
+    async read() {
+      if (ended) return null;
+      try {
+        for (;;) {
+          const r = await reader.read();
+          if (r.done) {
+            finish(undefined);
+            return null;
+          }
+          if (typeof r.value === 'string') {
+            finish('the relay sent a text message');
+            wss.close({ closeCode: 1003, reason: 'binary only' });
+            return null;
+          }
+          if (r.value.byteLength > 0) return new Uint8Array(r.value);
+        }
+      } catch {
+        finish('the connection to the relay broke');
+        return null;
+      }
+    },
+    async write(bytes) {
+      if (ended) throw new StreamError('the connection to the relay is closed');
+      try {
+        for (let off = 0; off < bytes.length; off += MAX_MESSAGE) {
+          await writer.ready;
+          // Callers hand over fresh buffers and never reuse them, so the
+          // stream may hold the chunk until it is sent without a copy.
+          lastWrite = writer.write(bytes.subarray(off, Math.min(bytes.length, off + MAX_MESSAGE))).catch(() => undefined);
+        }
+        await writer.ready;
+      } catch {
+        finish('the connection to the relay broke');
+        throw new StreamError('the connection to the relay broke');
+      }
+    },
+    close() {
+      finish(endReason);
+      // After what was written went out: the last record must not be cut off.
+      void lastWrite.finally(() => {
+        try {
+          wss.close({ closeCode: 1000 });
+        } catch {
+          // already closed
+        }
+      });
+    },
+    get endReason() {
+      return endReason;
+    },
+  };
+}
+
+// --- plain WebSocket ---
+
+function openPlain(url: string, timeout: number, maxQueued: number): Promise<ByteStream> {
+  return new Promise<ByteStream>((resolve, reject) => {
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(url);
+    } catch (e) {
+      reject(new StreamError(`cannot connect to the relay: ${e instanceof Error ? e.message : String(e)}`));
+      return;
+    }
+    ws.binaryType = 'arraybuffer';
+    const queue: Uint8Array[] = [];
+    let queued = 0;
+    let ended = false;
+    let endReason: string | undefined;
+    let waiter: ((v: Uint8Array | null) => void) | undefined;
+    let opened = false;
+    let overloaded = false;
+
+    const end = (why: string | undefined) => {
+      if (ended) return;
+      ended = true;
+      endReason = why;
+      if (waiter !== undefined && queue.length === 0) {
+        const w = waiter;
+        waiter = undefined;
+        w(null);
+      }
+    };
+    const timer = setTimeout(() => {
+      if (opened) return;
+      ws.close();
+      reject(new StreamError(`connecting to the relay: no answer within ${Math.round(timeout / 1000)} s`));
+    }, timeout);
+
+    ws.onmessage = (ev: MessageEvent) => {
+      if (ended) return;
+      if (!(ev.data instanceof ArrayBuffer)) {
+        end('the relay sent a text message');
+        ws.close(1003, 'binary only');
+        return;
+      }
+      const b = new Uint8Array(ev.data);
+      if (b.length === 0) return;
+      if (waiter !== undefined) {
+        const w = waiter;
+        waiter = undefined;
+        w(b);
+        return;
+      }
+      queued += b.length;
+      queue.push(b);
+      if (queued > maxQueued) {
+        queue.length = 0;
+        queued = 0;
+        overloaded = true;
+        end(`data arrived faster than this page could save it (over ${Math.round(maxQueued / 1048576)} MiB waiting)`);
+        ws.close(1008, 'receiver overloaded');
+      }
+    };
+    ws.onclose = (ev: CloseEvent) => {
+      clearTimeout(timer);
+      if (!opened) {
+        reject(new StreamError('cannot connect to the relay (the connection was refused or the relay is down)'));
+        return;
+      }
+      end(ev.wasClean ? undefined : 'the connection to the relay broke');
+    };
+    ws.onerror = () => {
+      // `close` follows and says the rest.
+    };
+    ws.onopen = () => {
+      opened = true;
+      clearTimeout(timer);
+      resolve(stream);
+    };
+
+    const drained = async () => {
+      while (!ended && ws.readyState === WebSocket.OPEN && ws.bufferedAmount > LOW_WATER) {
+        await new Promise((r) => setTimeout(r, 4));
+      }
+    };
+
+    const stream: ByteStream = {
+      read() {
+        const b = queue.shift();
+        if (b !== undefined) {
+          queued -= b.length;
+          return Promise.resolve(b);
+        }
+        if (ended) return Promise.resolve(null);
+        return new Promise((r) => {
+          waiter = r;
+        });
+      },
+      async write(bytes) {
+        for (let off = 0; off < bytes.length; off += MAX_MESSAGE) {
+          if (ended || ws.readyState !== WebSocket.OPEN) throw new StreamError('the connection to the relay is closed');
+          ws.send(bytes.subarray(off, Math.min(bytes.length, off + MAX_MESSAGE)));
+          if (ws.bufferedAmount > HIGH_WATER) await drained();
+        }
+      },
+      close() {
+        end(endReason);
+        ws.close(1000);
+      },
+      get endReason() {
+        return endReason;
+      },
+      get overloaded() {
+        return overloaded;
+      },
+    };
+  });
+}

@@ -614,6 +614,16 @@ fn a_websocket_peer_is_redirected_to_the_other_instance_page() {
     let root = temp_dir("pqdrop-page-");
     std::fs::write(root.path().join("index.html"), "<!doctype html>").unwrap();
     let f = Fleet::start_web(2, root.path());
+    {
+        // The page may follow a redirect to another instance's WebSocket.
+        use std::io::{Read, Write};
+        let mut c = StdTcpStream::connect(f.webs[0]).expect("connect to --web");
+        c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        write!(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+        let mut resp = String::new();
+        c.read_to_string(&mut resp).expect("response");
+        assert!(resp.contains("connect-src 'self' ws: wss:;"), "{resp}");
+    }
     // Let both instances advertise their pages (renewed every lease / 5).
     std::thread::sleep(LEASE);
     runtime().block_on(async {

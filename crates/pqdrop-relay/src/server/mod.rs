@@ -373,7 +373,7 @@ impl Relay {
     /// Also serves the browser page and its WebSocket on `addr` (PROTOCOL.md
     /// §9.8). Returns the address it listens on. Call before [`Relay::run`].
     pub async fn serve_web(&mut self, addr: SocketAddr, config: crate::WebConfig) -> Result<SocketAddr, RelayError> {
-        let web = crate::web::WebServer::bind(addr, &config).await?;
+        let web = crate::web::WebServer::bind(addr, &config, self.shared.fleet.is_some()).await?;
         let local = web.local_addr();
         if self.shared.page_url.set(web.page_url().to_string()).is_err() {
             return Err(RelayError::Config("the web page is served once per relay"));

@@ -18,14 +18,23 @@ const MAX_HEAD: usize = 8 * 1024;
 const MAX_HEADERS: usize = 32;
 
 /// The page loads only its own files and talks only to its own origin; no
-/// inline script or style, no frames, no forms, no plugins.
-pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
-connect-src 'self'; worker-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// inline script or style, no frames, no forms, no plugins. In a fleet the
+/// page may also have to follow a redirect to another instance's WebSocket
+/// (PROTOCOL.md §9.8), whose origin is known only then: `connect_extra` adds
+/// the WebSocket scheme for it.
+pub(crate) fn csp(connect_extra: &str) -> String {
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'{connect_extra}; \
+worker-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+}
 
 pub(crate) struct Context {
     pub(crate) assets: Arc<Assets>,
     pub(crate) page_url: String,
     pub(crate) tls: bool,
+    /// The Content-Security-Policy of every response.
+    pub(crate) csp: String,
     pub(crate) inject: mpsc::Sender<(TcpStream, SocketAddr)>,
 }
 
@@ -93,12 +102,13 @@ async fn respond<S: AsyncWrite + Unpin>(ctx: &Context, io: &mut S, status: u16, 
     let hsts = if ctx.tls { "Strict-Transport-Security: max-age=31536000\r\n" } else { "" };
     let allow = if status == 405 { "Allow: GET, HEAD\r\n" } else { "" };
     let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nContent-Security-Policy: {CSP}\r\n\
+        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nContent-Security-Policy: {}\r\n\
 X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\nCross-Origin-Opener-Policy: same-origin\r\n\
 Cross-Origin-Resource-Policy: same-origin\r\nPermissions-Policy: camera=(), microphone=(), geolocation=()\r\n\
 Cache-Control: no-cache\r\n{hsts}{allow}Connection: close\r\n\r\n",
         reason(status),
-        body.len()
+        body.len(),
+        ctx.csp
     );
     let _ = io.write_all(head.as_bytes()).await;
     if !head_only {

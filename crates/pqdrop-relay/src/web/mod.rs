@@ -65,6 +65,7 @@ pub(crate) struct WebServer {
     assets: Arc<Assets>,
     page_url: String,
     local_addr: SocketAddr,
+    csp: String,
 }
 
 impl std::fmt::Debug for WebServer {
@@ -75,7 +76,7 @@ impl std::fmt::Debug for WebServer {
 
 impl WebServer {
     /// Binds `addr` and loads what the page needs (TLS files, a page folder).
-    pub(crate) async fn bind(addr: SocketAddr, config: &WebConfig) -> Result<WebServer, RelayError> {
+    pub(crate) async fn bind(addr: SocketAddr, config: &WebConfig, fleet: bool) -> Result<WebServer, RelayError> {
         let tls = match &config.tls {
             Some(files) => Some(load_tls(files)?),
             None => None,
@@ -87,7 +88,13 @@ impl WebServer {
             Some(u) => normalize_public_url(u)?,
             None => format!("{}://{local_addr}/", if tls.is_some() { "https" } else { "http" }),
         };
-        Ok(WebServer { listener, tls, assets, page_url, local_addr })
+        // A fleet's page may be redirected to another instance's WebSocket.
+        let connect_extra = match (fleet, page_url.starts_with("https://")) {
+            (false, _) => "",
+            (true, true) => " wss:",
+            (true, false) => " ws: wss:",
+        };
+        Ok(WebServer { listener, tls, assets, page_url, local_addr, csp: http::csp(connect_extra) })
     }
 
     pub(crate) fn local_addr(&self) -> SocketAddr {
@@ -103,7 +110,7 @@ impl WebServer {
     pub(crate) async fn run(self, inject: mpsc::Sender<(TcpStream, SocketAddr)>, mut shutdown: watch::Receiver<bool>) {
         info!(addr = %self.local_addr, url = %self.page_url, tls = self.tls.is_some(), "serving the browser page");
         let permits = Arc::new(Semaphore::new(MAX_PAGE_CONNECTIONS));
-        let ctx = Arc::new(http::Context { assets: self.assets, page_url: self.page_url, tls: self.tls.is_some(), inject });
+        let ctx = Arc::new(http::Context { assets: self.assets, page_url: self.page_url, tls: self.tls.is_some(), csp: self.csp, inject });
         loop {
             let (stream, addr) = tokio::select! {
                 () = stopping(&mut shutdown) => break,

@@ -39,7 +39,7 @@ async function buildInto(outDir) {
       target: 'es2022',
       platform: 'browser',
       sourcemap: false,
-      legalComments: 'none',
+      legalComments: 'eof', // the libraries' licence notices (MIT) stay with the code
       charset: 'utf8',
       write: false,
       logLevel: 'warning',

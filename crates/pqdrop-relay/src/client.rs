@@ -98,18 +98,14 @@ pub async fn rendezvous(
     on_waiting: impl FnOnce(Nameplate),
     limits: ClientTimeouts,
 ) -> Result<Paired, RelayError> {
-    let ask = match request {
-        Rendezvous::Claim(np) => Ask::Claim(np),
-        Rendezvous::Allocate { fallback } if role == Role::Sender => Ask::Allocate(fallback),
-        Rendezvous::Allocate { .. } => return Err(RelayError::InvalidNameplate),
-    };
+    let ask = Ask::of(request, role)?;
     // A nameplate request always has its nameplate when the relay says "waiting".
     let tell = move |room: Option<Nameplate>| {
         if let Some(n) = room {
             on_waiting(n);
         }
     };
-    let (stream, room) = run(addr, ask, role, false, |np, _| tell(np), limits).await?;
+    let (stream, room, _) = run(addr, ask, role, false, |np, _| tell(np), limits).await?;
     let nameplate = room.ok_or(RelayError::Protocol("paired without a nameplate"))?;
     Ok(Paired { stream, nameplate })
 }
@@ -127,11 +123,7 @@ pub async fn rendezvous_page(
     on_waiting: impl FnOnce(Nameplate, &str),
     limits: ClientTimeouts,
 ) -> Result<(Paired, String), RelayError> {
-    let ask = match request {
-        Rendezvous::Claim(np) => Ask::Claim(np),
-        Rendezvous::Allocate { fallback } if role == Role::Sender => Ask::Allocate(fallback),
-        Rendezvous::Allocate { .. } => return Err(RelayError::InvalidNameplate),
-    };
+    let ask = Ask::of(request, role)?;
     let mut url = None;
     let tell = |room: Option<Nameplate>, page: Option<&str>| {
         if let (Some(n), Some(p)) = (room, page) {
@@ -139,7 +131,7 @@ pub async fn rendezvous_page(
             on_waiting(n, p);
         }
     };
-    let (stream, room, page) = run_page(addr, ask, role, true, tell, limits).await?;
+    let (stream, room, page) = run(addr, ask, role, true, tell, limits).await?;
     let nameplate = room.ok_or(RelayError::Protocol("paired without a nameplate"))?;
     let page = url.or(page).ok_or(RelayError::Protocol("no page URL (status 4) before pairing"))?;
     Ok((Paired { stream, nameplate }, page))
@@ -169,22 +161,22 @@ enum Ask {
     Contact([u8; CONTACT_ROOM_LEN]),
 }
 
-/// The client loop for any hello: redirect, version-1 fallback (nameplates
-/// only), statuses until paired. Returns the stream and the nameplate of the
-/// room (`None` for a contact room).
-async fn run(
-    addr: &str,
-    ask: Ask,
-    role: Role,
-    page: bool,
-    on_waiting: impl FnOnce(Option<Nameplate>, Option<&str>),
-    limits: ClientTimeouts,
-) -> Result<(TcpStream, Option<Nameplate>), RelayError> {
-    run_page(addr, ask, role, page, on_waiting, limits).await.map(|(s, n, _)| (s, n))
+impl Ask {
+    /// A nameplate request; only a sender may ask for an allocation.
+    fn of(request: Rendezvous, role: Role) -> Result<Ask, RelayError> {
+        match request {
+            Rendezvous::Claim(np) => Ok(Ask::Claim(np)),
+            Rendezvous::Allocate { fallback } if role == Role::Sender => Ok(Ask::Allocate(fallback)),
+            Rendezvous::Allocate { .. } => Err(RelayError::InvalidNameplate),
+        }
+    }
 }
 
-/// [`run`], returning the page URL of status 4 too (when `page` asked for it).
-async fn run_page(
+/// The client loop for any hello: redirect, version-1 fallback (nameplates
+/// only), statuses until paired. Returns the stream, the nameplate of the
+/// room (`None` for a contact room) and, when `page` asked for it, the page
+/// URL of status 4.
+async fn run(
     addr: &str,
     ask: Ask,
     role: Role,

@@ -51,20 +51,11 @@ pub enum Waiting {
     LanSearching,
 }
 
-/// How the room's nameplate is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Request {
-    /// The nameplate given (from the code).
-    Claim,
-    /// A sender's room numbered by the relay (PROTOCOL.md §9.6); on the LAN,
-    /// and on a relay too old to allocate, the nameplate given.
-    Allocate,
-}
-
-/// A sender's wishes for its room.
+/// How a room is asked for (the default: claim the code's nameplate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RoomRequest {
-    /// Let the relay number the room (see [`Request::Allocate`]).
+    /// A sender's room numbered by the relay (PROTOCOL.md §9.3); on the LAN,
+    /// and on a relay too old to allocate, the code's own nameplate.
     pub allocate: bool,
     /// Ask the relay for its browser page's URL (PROTOCOL.md §9.1 flag 4),
     /// reported as [`Waiting::RelayPage`]. Relays only: the LAN has no page, and

@@ -13,14 +13,12 @@
 // known in advance (`stream: true` on its file-start event).
 
 import { blake3 } from '@noble/hashes/blake3.js';
-import { ProtocolError } from '../codec';
 import {
   ChunkFlags,
   encodeMessage,
   encodeMessages,
   EntryKind,
   HASH_LEN,
-  iterMessages,
   knownStopCode,
   MsgType,
   OfferKind,
@@ -33,16 +31,14 @@ import {
 import { checkPath, CollisionSet, decodeUtf8, DEFAULT_MAX_ENTRIES, escapeName, firstComponent, offerAllowsFirstComponent } from '../names';
 
 export { DEFAULT_MAX_ENTRIES };
-import { DEFAULT_IDLE_TIMEOUT_MS, earliest, Liveness, Queue, SILENT_SENDER_TIMEOUT_MS } from './liveness';
+import { Endpoint, Failure, violation } from './endpoint';
+import { earliest, SILENT_SENDER_TIMEOUT_MS } from './liveness';
 
 /** Largest text a receiver takes (§8); text is held in memory until verified. */
 export const MAX_TEXT = 16 * 1024 * 1024;
 
 const STOP_CODES = 0x20;
-const KEEPALIVE = 0x40;
 const UNHASHED_FRESH = 0x100;
-/** Capabilities this machine does not implement; they can never be agreed with the page. */
-const UNSUPPORTED = 0x08 | 0x10 | 0x80 | 0x200;
 
 export interface ReceiverOptions {
   /** The agreed capability bits (caps.ts `agree(...).agreed`). */
@@ -87,20 +83,6 @@ export type ReceiverEvent =
    */
   | { type: 'failed'; side: 'peer' | 'local'; code: number; reason: string };
 
-/** A failure with the Stop code it is reported with. */
-class Failure extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-function violation(message: string): never {
-  throw new ProtocolError(message);
-}
-
 type State =
   | 'expect-offer'
   | 'consent'
@@ -135,19 +117,13 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return d === 0;
 }
 
-export class ReceiverMachine {
-  private readonly agreed: number;
+export class ReceiverMachine extends Endpoint<ReceiverEvent> {
   private readonly maxEntries: number;
   private readonly maxText: number;
-  private readonly live: Liveness;
-  private state: State = 'expect-offer';
+  protected state: State = 'expect-offer';
   private offer: Offer | undefined;
-  private events = new Queue<ReceiverEvent>();
   private out: Msg[] = [];
   private finalQueued = false;
-  private peerFinal = false;
-  private done = false;
-  private finalSent = false;
 
   // Manifest: a 16-byte digest and a kind per entry, nothing else.
   private total = 0;
@@ -169,67 +145,9 @@ export class ReceiverMachine {
   private text: Uint8Array | undefined;
 
   constructor(opts: ReceiverOptions) {
-    this.agreed = opts.agreed >>> 0;
-    if (this.agreed & UNSUPPORTED) {
-      throw new RangeError(`capabilities 0x${(this.agreed & UNSUPPORTED).toString(16)} were agreed, but this receiver does not implement them`);
-    }
+    super('receiver', 'sender', { ...opts, silentTimeoutMs: SILENT_SENDER_TIMEOUT_MS });
     this.maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
     this.maxText = Math.min(opts.maxText ?? MAX_TEXT, MAX_TEXT);
-    this.live = new Liveness({
-      keepalive: (this.agreed & KEEPALIVE) !== 0,
-      idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
-      silentTimeoutMs: SILENT_SENDER_TIMEOUT_MS,
-    });
-    if (opts.nowMs !== undefined) this.live.touch(opts.nowMs);
-  }
-
-  /** Whether the transfer is over (done, refused or failed); the final record may still be pending. */
-  /** True once this side's final record has been handed out by pollTransmit: nothing more will be sent. */
-  get finished(): boolean {
-    return this.finalSent;
-  }
-
-  get ended(): boolean {
-    return this.state === 'ended';
-  }
-
-  /** Whether the transfer completed: DoneAck was queued. */
-  get completed(): boolean {
-    return this.done;
-  }
-
-  /**
-   * One opened record: its plaintext and whether it was the sender's final
-   * record. Never throws: a violation becomes a 'failed' event and a queued
-   * Stop(4)/Abort.
-   */
-  handleRecord(plaintext: Uint8Array, final: boolean, nowMs: number): void {
-    this.live.touch(nowMs);
-    this.live.heard(nowMs);
-    if (this.state === 'ended') return;
-    try {
-      if (this.peerFinal) violation("a record after the sender's final record");
-      this.peerFinal = final;
-      for (const m of iterMessages(plaintext)) {
-        this.onMessage(m);
-        if (this.ended) return;
-      }
-      if (final) violation('the sender ended its side before the transfer was complete');
-    } catch (e) {
-      this.failFrom(e);
-    }
-  }
-
-  /** Call when any byte arrives, so a record that takes long on a slow link does not look idle. */
-  noteBytes(nowMs: number): void {
-    this.live.touch(nowMs);
-    this.live.heard(nowMs);
-  }
-
-  /** The application stopped (true) or resumed (false) reading; silence while paused is not the sender's. */
-  setReadingPaused(paused: boolean, nowMs: number): void {
-    this.live.touch(nowMs);
-    this.live.setPaused(paused, nowMs);
   }
 
   /** The user accepted the offer. Does nothing unless the offer awaits an answer. */
@@ -264,20 +182,6 @@ export class ReceiverMachine {
     this.queue({ type: 'refuse' });
     this.end();
     this.events.push({ type: 'refused' });
-  }
-
-  /** The user cancelled: Stop(7) (or Abort) in the final record. */
-  cancel(reason: string): void {
-    this.failLocal(StopCode.Interrupted, reason);
-  }
-
-  /** A problem on this side, e.g. code 2 (disk/permissions) or 3 (no space). */
-  localError(code: number, reason: string): void {
-    this.failLocal(code, reason);
-  }
-
-  pollEvent(): ReceiverEvent | undefined {
-    return this.events.shift();
   }
 
   /**
@@ -332,20 +236,14 @@ export class ReceiverMachine {
     this.text = undefined;
   }
 
-  private failLocal(code: number, reason: string): void {
+  protected failLocal(code: number, reason: string): void {
     if (this.state === 'ended') return;
     this.out = [stopMessage(this.agreed, code, reason)];
     this.end();
     this.events.push({ type: 'failed', side: 'local', code, reason });
   }
 
-  private failFrom(e: unknown): void {
-    if (e instanceof ProtocolError) this.failLocal(StopCode.PeerViolation, `the sender broke the protocol: ${e.message}`);
-    else if (e instanceof Failure) this.failLocal(e.code, e.message);
-    else this.failLocal(StopCode.Internal, `internal error in the receiver: ${e instanceof Error ? e.message : String(e)}`);
-  }
-
-  private onMessage(m: Msg): void {
+  protected onMessage(m: Msg): void {
     switch (m.type) {
       case 'keepalive':
         return;

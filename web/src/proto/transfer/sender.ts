@@ -13,13 +13,11 @@
 // otherwise the BLAKE3 of the file, hashed as the data passes.
 
 import { blake3 } from '@noble/hashes/blake3.js';
-import { ProtocolError } from '../codec';
 import {
   chunkHeader,
   chunkSize,
   encodeMessage,
   EntryKind,
-  iterMessages,
   knownStopCode,
   MAX_OFFER_NAMES,
   MAX_PLAINTEXT,
@@ -32,16 +30,15 @@ import {
   type Offer,
 } from '../messages';
 import { checkPath, CollisionSet, escapeName } from '../names';
-import { DEFAULT_IDLE_TIMEOUT_MS, earliest, Liveness, Queue } from './liveness';
+import { Endpoint, Failure, violation } from './endpoint';
+import { earliest } from './liveness';
 
 /** Senders use chunks of 256 KiB (§8 Sizes). */
 export const CHUNK_SIZE = 256 * 1024;
 /** A request smaller than this would make a needlessly small read: the record is sent first. */
 const MIN_REQUEST = 16 * 1024;
 
-const KEEPALIVE = 0x40;
 const UNHASHED_FRESH = 0x100;
-const UNSUPPORTED = 0x08 | 0x10 | 0x80 | 0x200;
 
 export type SendEntry =
   | { kind: 'file'; path: string; size: number; mtime?: number }
@@ -70,18 +67,6 @@ export type SenderEvent =
   | { type: 'done' }
   | { type: 'failed'; side: 'peer' | 'local'; code: number; reason: string };
 
-class Failure extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-function violation(message: string): never {
-  throw new ProtocolError(message);
-}
 
 /** Largest raw chunk data that fits in `room` bytes of a record, at most 256 KiB. */
 function fitChunk(room: number): number {
@@ -134,20 +119,14 @@ class RecordBuilder {
 
 type State = 'offered' | 'manifest' | 'wait-ready' | 'files' | 'text' | 'wait-done-ack' | 'ended';
 
-export class SenderMachine {
-  private readonly agreed: number;
-  private readonly live: Liveness;
+export class SenderMachine extends Endpoint<SenderEvent> {
   private readonly entries: Entry[] = [];
   private readonly textBytes: Uint8Array | undefined;
   private readonly totalBytes: number;
-  private state: State = 'offered';
-  private events = new Queue<SenderEvent>();
+  protected state: State = 'offered';
   private builder = new RecordBuilder();
   private ready: Uint8Array[] = [];
   private finalPlain: Uint8Array | undefined;
-  private peerFinal = false;
-  private done = false;
-  private finalSent = false;
 
   /** Next entry to list (manifest) or to consider sending (files); text offset for text. */
   private cursor = 0;
@@ -158,16 +137,7 @@ export class SenderMachine {
   private sent = 0;
 
   constructor(opts: SenderOptions) {
-    this.agreed = opts.agreed >>> 0;
-    if (this.agreed & UNSUPPORTED) {
-      throw new RangeError(`capabilities 0x${(this.agreed & UNSUPPORTED).toString(16)} were agreed, but this sender does not implement them`);
-    }
-    this.live = new Liveness({
-      keepalive: (this.agreed & KEEPALIVE) !== 0,
-      idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
-      silentTimeoutMs: undefined,
-    });
-    if (opts.nowMs !== undefined) this.live.touch(opts.nowMs);
+    super('sender', 'receiver', opts);
     if ((opts.entries === undefined) === (opts.text === undefined)) throw new RangeError('give either entries or a text to send');
     let offer: Offer;
     if (opts.text !== undefined) {
@@ -217,47 +187,6 @@ export class SenderMachine {
   }
 
   /** True once this side's final record has been handed out by pollTransmit: nothing more will be sent. */
-  get finished(): boolean {
-    return this.finalSent;
-  }
-
-  get ended(): boolean {
-    return this.state === 'ended';
-  }
-
-  /** Whether DoneAck arrived: the receiver has everything. */
-  get completed(): boolean {
-    return this.done;
-  }
-
-  /** One opened record from the receiver. Never throws: a violation becomes 'failed' and a queued Stop(4)/Abort. */
-  handleRecord(plaintext: Uint8Array, final: boolean, nowMs: number): void {
-    this.live.touch(nowMs);
-    this.live.heard(nowMs);
-    if (this.state === 'ended') return;
-    try {
-      if (this.peerFinal) violation("a record after the receiver's final record");
-      this.peerFinal = final;
-      for (const m of iterMessages(plaintext)) {
-        this.onMessage(m);
-        if (this.ended) return;
-      }
-      if (final) violation('the receiver ended its side before the transfer was complete');
-    } catch (e) {
-      this.failFrom(e);
-    }
-  }
-
-  noteBytes(nowMs: number): void {
-    this.live.touch(nowMs);
-    this.live.heard(nowMs);
-  }
-
-  setReadingPaused(paused: boolean, nowMs: number): void {
-    this.live.touch(nowMs);
-    this.live.setPaused(paused, nowMs);
-  }
-
   /**
    * Data for the outstanding 'need-data' request: at most `max` bytes of
    * entry `index`, from its `offset`. Throws RangeError on a call that does
@@ -303,18 +232,6 @@ export class SenderMachine {
       StopCode.Local,
       `"${escapeName(new TextDecoder().decode(e.path))}" changed while it was being sent: ${this.offset} of its ${e.size} bytes were there`,
     );
-  }
-
-  cancel(reason: string): void {
-    this.failLocal(StopCode.Interrupted, reason);
-  }
-
-  localError(code: number, reason: string): void {
-    this.failLocal(code, reason);
-  }
-
-  pollEvent(): SenderEvent | undefined {
-    return this.events.shift();
   }
 
   /**
@@ -378,19 +295,13 @@ export class SenderMachine {
     this.hasher = undefined;
   }
 
-  private failLocal(code: number, reason: string): void {
+  protected failLocal(code: number, reason: string): void {
     if (this.state === 'ended') return;
     this.endWith(encodeMessage(stopMessage(this.agreed, code, reason)));
     this.events.push({ type: 'failed', side: 'local', code, reason });
   }
 
-  private failFrom(e: unknown): void {
-    if (e instanceof ProtocolError) this.failLocal(StopCode.PeerViolation, `the receiver broke the protocol: ${e.message}`);
-    else if (e instanceof Failure) this.failLocal(e.code, e.message);
-    else this.failLocal(StopCode.Internal, `internal error in the sender: ${e instanceof Error ? e.message : String(e)}`);
-  }
-
-  private onMessage(m: Msg): void {
+  protected onMessage(m: Msg): void {
     switch (m.type) {
       case 'keepalive':
         return;

@@ -342,8 +342,14 @@ fn the_progress_bar_names_the_file_and_fits_40_columns() {
         // A bar that did not fit would spill its rate and ETA into the next row.
         assert!(r.contains('%') && r.contains("ETA") && r.contains("B/s"), "the bar does not fit 40 columns: {r:?}\n{text}");
     }
-    assert!(rows.iter().any(|r| r.starts_with("photos/first.bin")), "the bar never named the first file:\n{text}");
-    // The long name keeps its end, cut to the terminal.
+    // Whichever file lines were drawn fit the width (indicatif draws at most
+    // 20 times a second, so a file that moves in a few milliseconds may
+    // never be shown; only the first, drawn at 0 %, is certain).
+    for r in rows.iter().filter(|r| r.starts_with("photos/") || r.starts_with('…')) {
+        assert!(r.trim_end().chars().count() < 40, "the file line does not fit 40 columns: {r:?}\n{text}");
+    }
+    // The long name sorts first (the sender walks a folder in name order),
+    // and keeps its end, cut to the terminal.
     assert!(
         rows.iter().any(|r| r.starts_with('…') && r.trim_end().ends_with("columns-at-all.bin")),
         "the long name was not shown by its end:\n{text}"

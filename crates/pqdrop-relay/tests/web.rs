@@ -157,6 +157,147 @@ async fn a_websocket_sender_pairs_with_a_tcp_receiver_and_bytes_flow_both_ways()
     .expect("in time");
 }
 
+/// The body of a chunked HTTP/1.1 response (RFC 9112 §7.1), decoded as it comes.
+struct ChunkedBody {
+    io: TcpStream,
+    raw: Vec<u8>,
+    /// Decoded bytes not yet taken.
+    body: Vec<u8>,
+    complete: bool,
+}
+
+impl ChunkedBody {
+    /// Reads the head; panics unless it is a 200 with chunked encoding.
+    async fn open(mut io: TcpStream) -> (ChunkedBody, String) {
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        let end = loop {
+            if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = timeout(Duration::from_secs(10), io.read(&mut buf)).await.expect("head in time").unwrap();
+            assert!(n > 0, "closed before the head: {}", String::from_utf8_lossy(&raw));
+            raw.extend_from_slice(&buf[..n]);
+        };
+        let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+        raw.drain(..end);
+        (ChunkedBody { io, raw, body: Vec::new(), complete: false }, head)
+    }
+
+    /// Decodes what whole chunks `raw` holds; true once the last chunk came.
+    fn decode(&mut self) {
+        while !self.complete {
+            let Some(eol) = self.raw.windows(2).position(|w| w == b"\r\n") else { return };
+            let size = usize::from_str_radix(std::str::from_utf8(&self.raw[..eol]).unwrap(), 16).expect("chunk size");
+            if size == 0 {
+                self.complete = self.raw.len() >= eol + 4;
+                return;
+            }
+            if self.raw.len() < eol + 2 + size + 2 {
+                return;
+            }
+            assert_eq!(&self.raw[eol + 2 + size..eol + 4 + size], b"\r\n");
+            self.body.extend_from_slice(&self.raw[eol + 2..eol + 2 + size]);
+            self.raw.drain(..eol + 4 + size);
+        }
+    }
+
+    /// At least `n` decoded bytes (or all there are once the body ended).
+    async fn fill(&mut self, n: usize) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            self.decode();
+            if self.body.len() >= n || self.complete {
+                return;
+            }
+            let got = timeout(Duration::from_secs(10), self.io.read(&mut buf)).await.expect("body in time").unwrap();
+            if got == 0 {
+                return;
+            }
+            self.raw.extend_from_slice(&buf[..got]);
+        }
+    }
+
+    async fn status(&mut self) -> (u64, String) {
+        loop {
+            let mut cur: &[u8] = &self.body;
+            let before = cur.len();
+            if let Ok(Ok(st)) = timeout(Duration::from_millis(1), read_status(&mut cur)).await {
+                let used = before - cur.len();
+                self.body.drain(..used);
+                return st;
+            }
+            let want = self.body.len() + 1;
+            self.fill(want).await;
+            assert!(self.body.len() >= want, "the body ended before a status");
+        }
+    }
+}
+
+/// `?down=http`: the relay's bytes come as a streamed (chunked) HTTP
+/// response at `down/TOKEN`, the token being the WebSocket's first (text)
+/// message; the WebSocket carries the browser's bytes. The response ends
+/// with its last chunk when the session does, and a token serves one request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_peer_may_read_the_relay_from_a_streamed_http_response() {
+    timeout(LIMIT, async {
+        let r = start(true).await;
+        let web = r.web.unwrap();
+        let stream = TcpStream::connect(web).await.unwrap();
+        let mut req = format!("ws://{web}/ws?down=http").into_client_request().unwrap();
+        req.headers_mut().insert("Origin", format!("http://{web}").parse().unwrap());
+        let (ws, _) = tokio_tungstenite::client_async(req, stream).await.expect("upgrade");
+        let (mut tx, mut rx) = ws.split();
+        let token = match timeout(Duration::from_secs(10), rx.next()).await.expect("the token in time") {
+            Some(Ok(Message::Text(t))) => t.as_str().strip_prefix("down ").expect("down TOKEN").to_string(),
+            other => panic!("expected the token first, got {other:?}"),
+        };
+        assert!(token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+        // The hello may go before the downstream is requested.
+        tx.send(Message::Binary(hello_v2_bytes(None, Role::Sender, false).unwrap().into())).await.unwrap();
+        let mut get = TcpStream::connect(web).await.unwrap();
+        get.write_all(format!("GET /down/{token} HTTP/1.1\r\nHost: {web}\r\n\r\n").as_bytes()).await.unwrap();
+        let (mut body, head) = ChunkedBody::open(get).await;
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        for h in ["Transfer-Encoding: chunked", "Cache-Control: no-store", "X-Accel-Buffering: no", "Content-Type: application/octet-stream"] {
+            assert!(head.contains(h), "{h}: {head}");
+        }
+        let again = http(web, &format!("GET /down/{token} HTTP/1.1\r\nHost: x\r\n\r\n")).await;
+        assert!(again.starts_with("HTTP/1.1 404 "), "a token serves one request: {again}");
+        let (code, np) = body.status().await;
+        assert_eq!(code, 2, "allocated");
+        assert_eq!(body.status().await.0, 0, "waiting");
+        let mut recv = TcpStream::connect(r.tcp).await.unwrap();
+        recv.write_all(&hello_v2_bytes(Some(&np), Role::Receiver, false).unwrap()).await.unwrap();
+        assert_eq!(read_status(&mut recv).await.unwrap().0, 1);
+        assert_eq!(body.status().await.0, 1, "paired");
+        let data: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i * 13 % 251) as u8).collect();
+        for c in data.chunks(1 << 20) {
+            tx.send(Message::Binary(c.to_vec().into())).await.unwrap();
+        }
+        let mut got = vec![0u8; data.len()];
+        recv.read_exact(&mut got).await.unwrap();
+        assert!(got == data, "browser to TCP over the WebSocket");
+        recv.write_all(&data).await.unwrap();
+        recv.shutdown().await.unwrap();
+        body.fill(usize::MAX).await;
+        assert!(body.complete, "the response ends with its last chunk");
+        assert!(body.body == data, "TCP to browser over HTTP ({} bytes)", body.body.len());
+        // Nothing but the close came on the WebSocket.
+        while let Some(m) = timeout(Duration::from_secs(10), rx.next()).await.expect("in time") {
+            match m {
+                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(Message::Binary(b)) => panic!("{} bytes on the WebSocket with the downstream over HTTP", b.len()),
+                Ok(_) => {}
+            }
+        }
+        let unknown = http(web, "GET /down/00000000000000000000000000000000 HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(unknown.starts_with("HTTP/1.1 404 "), "{unknown}");
+    })
+    .await
+    .expect("in time");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_from_another_origin_is_refused() {
     timeout(LIMIT, async {

@@ -5,7 +5,8 @@
 //! The bridge makes a connected loopback TCP pair and hands one end to the
 //! relay, with the browser's address, so that the relay's limits, rooms,
 //! fleet and byte copying treat it exactly as a TCP peer, and copies between
-//! the WebSocket and the other end.
+//! the WebSocket and the other end. The relay's bytes may instead go to a
+//! streamed HTTP response (see `down`), much faster in browsers.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -27,8 +28,15 @@ const READ_CHUNK: usize = 256 * 1024;
 /// After one direction ended, how long the other gets to finish.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-pub(crate) async fn run<S>(io: S, addr: SocketAddr, inject: &mpsc::Sender<(TcpStream, SocketAddr)>)
-where
+/// Bridges one WebSocket. With `downstreams` (the page asked for
+/// `?down=http`), the relay's bytes go to a streamed HTTP response instead
+/// of WebSocket messages, see [`super::down`].
+pub(crate) async fn run<S>(
+    io: S,
+    addr: SocketAddr,
+    inject: &mpsc::Sender<(TcpStream, SocketAddr)>,
+    downstreams: Option<&super::down::Downstreams>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
@@ -64,17 +72,40 @@ where
         }
         let _ = tcp_write.shutdown().await;
     };
+    let pending = downstreams.and_then(super::down::Downstreams::register);
     let relay_to_browser = async {
+        let mut body = None;
+        if let Some(mut p) = pending {
+            if ws_tx.send(Message::Text(format!("down {}", p.token).into())).await.is_err() {
+                return;
+            }
+            match tokio::time::timeout(super::down::WAIT, &mut p.writer).await {
+                Ok(Ok(w)) => body = Some(w),
+                _ => {
+                    debug!(peer = %addr, "web: the page did not request its downstream in time; closing");
+                    let reason = "the downstream was not requested in time";
+                    let _ = ws_tx.send(Message::Close(Some(CloseFrame { code: CloseCode::Policy, reason: reason.into() }))).await;
+                    return;
+                }
+            }
+        }
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
             match tcp_read.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if ws_tx.send(Message::Binary(buf[..n].to_vec().into())).await.is_err() {
+                    let sent = match &mut body {
+                        Some(w) => super::down::write_chunk(w, &buf[..n]).await.is_ok(),
+                        None => ws_tx.send(Message::Binary(buf[..n].to_vec().into())).await.is_ok(),
+                    };
+                    if !sent {
                         return;
                     }
                 }
             }
+        }
+        if let Some(w) = &mut body {
+            super::down::finish(w).await;
         }
         let _ = ws_tx.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))).await;
         let _ = ws_tx.close().await;

@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 server for the page: `GET`/`HEAD` of its files, and
-//! the WebSocket upgrade at `/ws`. One request per connection (the page has
+//! the WebSocket upgrade at `/ws`, and a WebSocket's downstream at
+//! `/down/TOKEN` (see `down`). One request per connection (the page has
 //! a handful of files), every response with the security headers below.
 
 use std::net::SocketAddr;
@@ -36,12 +37,16 @@ pub(crate) struct Context {
     /// The Content-Security-Policy of every response.
     pub(crate) csp: String,
     pub(crate) inject: mpsc::Sender<(TcpStream, SocketAddr)>,
+    /// Downstream tokens handed out on WebSockets, waiting for their request.
+    pub(crate) downstreams: super::down::Downstreams,
 }
 
 /// What a request asks for.
 struct Request {
     head_only: bool,
     path: String,
+    /// The WebSocket asks for its downstream over HTTP (`?down=http`).
+    down_http: bool,
     upgrade: Option<String>,
     origin_ok: bool,
 }
@@ -74,7 +79,26 @@ where
         }
         // A WebSocket is counted by the relay's own limits once bridged.
         drop(permit);
-        return super::bridge::run(io, addr, &ctx.inject).await;
+        let downstreams = req.down_http.then_some(&ctx.downstreams);
+        return super::bridge::run(io, addr, &ctx.inject, downstreams).await;
+    }
+    if let Some(token) = req.path.rsplit_once("/down/").map(|(_, t)| t).filter(|t| !t.contains('/')) {
+        let bridge = if req.head_only { None } else { ctx.downstreams.claim(token) };
+        let Some(bridge) = bridge else {
+            return respond(ctx, &mut io, 404, "text/plain; charset=utf-8", b"no such downstream (it was used, or it expired)", req.head_only)
+                .await;
+        };
+        // No length: the body is the relay's bytes until the session ends,
+        // in chunks, and no proxy may hold them back (X-Accel-Buffering is
+        // nginx's per-response switch for that).
+        let head = format!("{}Transfer-Encoding: chunked\r\nX-Accel-Buffering: no\r\n\r\n", head(ctx, 200, "application/octet-stream", None));
+        if io.write_all(head.as_bytes()).await.is_err() || io.flush().await.is_err() {
+            return;
+        }
+        drop(permit);
+        // The bridge stopped waiting: dropping the writer closes the response.
+        let _ = bridge.send(Box::new(io));
+        return;
     }
     let name = if last.is_empty() { "index.html" } else { last };
     match ctx.assets.get(name) {
@@ -98,18 +122,28 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-async fn respond<S: AsyncWrite + Unpin>(ctx: &Context, io: &mut S, status: u16, ctype: &str, body: &[u8], head_only: bool) {
+/// A response head without its final empty line: the status, the security
+/// headers of every response, and the length when there is one (a
+/// downstream has none, and must never be cached).
+fn head(ctx: &Context, status: u16, ctype: &str, length: Option<usize>) -> String {
     let hsts = if ctx.tls { "Strict-Transport-Security: max-age=31536000\r\n" } else { "" };
     let allow = if status == 405 { "Allow: GET, HEAD\r\n" } else { "" };
-    let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nContent-Security-Policy: {}\r\n\
+    let (length, cache) = match length {
+        Some(n) => (format!("Content-Length: {n}\r\n"), "no-cache"),
+        None => (String::new(), "no-store"),
+    };
+    format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\n{length}Content-Security-Policy: {}\r\n\
 X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\nCross-Origin-Opener-Policy: same-origin\r\n\
 Cross-Origin-Resource-Policy: same-origin\r\nPermissions-Policy: camera=(), microphone=(), geolocation=()\r\n\
-Cache-Control: no-cache\r\n{hsts}{allow}Connection: close\r\n\r\n",
+Cache-Control: {cache}\r\n{hsts}{allow}Connection: close\r\n",
         reason(status),
-        body.len(),
         ctx.csp
-    );
+    )
+}
+
+async fn respond<S: AsyncWrite + Unpin>(ctx: &Context, io: &mut S, status: u16, ctype: &str, body: &[u8], head_only: bool) {
+    let head = format!("{}\r\n", head(ctx, status, ctype, Some(body.len())));
     let _ = io.write_all(head.as_bytes()).await;
     if !head_only {
         let _ = io.write_all(body).await;
@@ -151,6 +185,8 @@ fn interpret(req: &httparse::Request<'_, '_>, page_url: &str) -> Result<Request,
     };
     let target = req.path.ok_or(400u16)?;
     let path = target.split(['?', '#']).next().unwrap_or("").to_string();
+    let query = target.split('#').next().unwrap_or("").split_once('?').map_or("", |(_, q)| q);
+    let down_http = query.split('&').any(|kv| kv == "down=http");
     if !path.starts_with('/') {
         return Err(400);
     }
@@ -173,5 +209,5 @@ fn interpret(req: &httparse::Request<'_, '_>, page_url: &str) -> Result<Request,
                 || header("host").is_some_and(|host| origin.split_once("://").is_some_and(|(_, h)| h.eq_ignore_ascii_case(host)))
         }
     };
-    Ok(Request { head_only, path, upgrade, origin_ok })
+    Ok(Request { head_only, path, down_http, upgrade, origin_ok })
 }

@@ -15,6 +15,7 @@
 
 mod assets;
 mod bridge;
+mod down;
 mod http;
 
 use std::net::SocketAddr;
@@ -110,7 +111,7 @@ impl WebServer {
     pub(crate) async fn run(self, inject: mpsc::Sender<(TcpStream, SocketAddr)>, mut shutdown: watch::Receiver<bool>) {
         info!(addr = %self.local_addr, url = %self.page_url, tls = self.tls.is_some(), "serving the browser page");
         let permits = Arc::new(Semaphore::new(MAX_PAGE_CONNECTIONS));
-        let ctx = Arc::new(http::Context { assets: self.assets, page_url: self.page_url, tls: self.tls.is_some(), csp: self.csp, inject });
+        let ctx = Arc::new(http::Context { assets: self.assets, page_url: self.page_url, tls: self.tls.is_some(), csp: self.csp, inject, downstreams: down::Downstreams::default() });
         loop {
             let (stream, addr) = tokio::select! {
                 () = stopping(&mut shutdown) => break,

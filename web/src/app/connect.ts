@@ -7,9 +7,20 @@ import { SessionFailure } from '../session';
 import { el, setState, setText, showError } from './dom';
 import { Meter } from './format';
 
-/** Connects to the relay that served this page (its `ws` WebSocket). */
+/**
+ * Connects to the relay that served this page (its `ws` WebSocket), reading
+ * the relay's bytes from a streamed HTTP response where the WebSocket is of
+ * this page's origin (a redirect to another instance's origin keeps both
+ * directions on the WebSocket: that fetch would need CORS).
+ */
 export function connectHere(opts: Omit<ConnectOptions, 'url' | 'open'>): Promise<Paired> {
-  return connectRelay({ ...opts, url: webSocketUrl(location.href), open: (u) => openWebSocket(u) });
+  return connectRelay({ ...opts, url: webSocketUrl(location.href), open: (u) => openWebSocket(u, { httpDownstream: sameOrigin(u) }) });
+}
+
+/** Whether the WebSocket URL `ws` is this page's origin (ws: for http:, wss: for https:). */
+function sameOrigin(ws: string): boolean {
+  const u = new URL(ws);
+  return u.host === location.host && (u.protocol === 'wss:') === (location.protocol === 'https:');
 }
 
 /** Shows any failure as the error view with the right `data-error`. */

@@ -11,6 +11,14 @@
 //
 // Writing: `write` resolves once the bytes are handed over and the socket's
 // own buffer is below a bound, so a fast producer waits for the network.
+//
+// The downstream over HTTP (PROTOCOL.md §9.8): browsers hand WebSocket
+// messages to a page many times slower than the body of a `fetch()`. So the
+// page may open `ws?down=http`; a relay that knows it sends `down TOKEN` as
+// its first (text) message, and everything it has for the page is then the
+// chunked body of `GET down/TOKEN`, read with the body's own backpressure.
+// A relay that does not know it just answers in binary messages, and those
+// are read as before.
 
 /** A connection's bytes, in order. */
 export interface ByteStream {
@@ -41,6 +49,8 @@ export interface OpenOptions {
   maxQueued?: number;
   /** Prefer `WebSocketStream` where it exists (default true). */
   preferStreams?: boolean;
+  /** Ask for the relay's bytes as a streamed HTTP response (same origin only: the fetch needs no CORS). */
+  httpDownstream?: boolean;
 }
 
 /** The send buffer may hold this much before `write` waits. */
@@ -55,9 +65,63 @@ const DEFAULT_OPEN_TIMEOUT = 15_000;
 /** Opens `url` (ws: or wss:) as a byte stream. */
 export async function openWebSocket(url: string, options: OpenOptions = {}): Promise<ByteStream> {
   const timeout = options.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT;
+  if (options.httpDownstream === true) url = `${url}${url.includes('?') ? '&' : '?'}down=http`;
   const Wss = (globalThis as { WebSocketStream?: WebSocketStreamConstructor }).WebSocketStream;
-  if (Wss !== undefined && options.preferStreams !== false) return openStream(Wss, url, timeout);
-  return openPlain(url, timeout, options.maxQueued ?? DEFAULT_MAX_QUEUED);
+  const split = options.httpDownstream === true;
+  if (Wss !== undefined && options.preferStreams !== false) return openStream(Wss, url, timeout, split);
+  return openPlain(url, timeout, options.maxQueued ?? DEFAULT_MAX_QUEUED, split);
+}
+
+// --- the downstream over HTTP ---
+
+/** Where `down TOKEN` (the relay's first message on `ws?down=http`) says the relay's bytes are, or `undefined`. */
+export function downstreamUrl(wsUrl: string, message: string): string | undefined {
+  const m = /^down ([0-9a-f]{32})$/.exec(message);
+  if (m === null) return undefined;
+  // `…/ws?down=http` → `…/down/TOKEN`, with the WebSocket's origin.
+  const u = new URL(`down/${m[1]}`, wsUrl);
+  u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+  return u.href;
+}
+
+/** The body of `GET down/TOKEN`, read as the connection's bytes. */
+class HttpDownstream {
+  private readonly abort = new AbortController();
+  private readonly body: Promise<ReadableStreamDefaultReader<Uint8Array>>;
+  /** Set once the body ended: `null` for its clean end, else why. */
+  ended: string | null | undefined;
+
+  constructor(url: string) {
+    this.body = fetch(url, { cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer', signal: this.abort.signal }).then((r) => {
+      if (!r.ok || r.body === null) throw new StreamError(`the relay refused the downstream (HTTP ${r.status})`);
+      return r.body.getReader();
+    });
+    this.body.catch(() => undefined);
+  }
+
+  /** The next bytes, or `null` at the end (see `ended`). */
+  async read(): Promise<Uint8Array | null> {
+    if (this.ended !== undefined) return null;
+    try {
+      const reader = await this.body;
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) {
+          this.ended = null;
+          return null;
+        }
+        if (r.value.byteLength > 0) return r.value;
+      }
+    } catch (e) {
+      this.ended = e instanceof StreamError ? e.message : 'the connection to the relay broke';
+      return null;
+    }
+  }
+
+  close(): void {
+    this.ended ??= null;
+    this.abort.abort();
+  }
 }
 
 // --- WebSocketStream (not yet in TypeScript's DOM library) ---
@@ -90,7 +154,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout: () =
   });
 }
 
-async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout: number): Promise<ByteStream> {
+async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout: number, split: boolean): Promise<ByteStream> {
   let wss: WebSocketStreamLike;
   try {
     wss = new Wss(url);
@@ -111,6 +175,9 @@ async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout:
   let ended = false;
   let endReason: string | undefined;
   let lastWrite: Promise<void> = Promise.resolve();
+  /** Only the first message may be the downstream's token. */
+  let expectToken = split;
+  let down: HttpDownstream | undefined;
   const finish = (why: string | undefined) => {
     if (ended) return;
     ended = true;
@@ -119,12 +186,25 @@ async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout:
   return {
     async read() {
       if (ended) return null;
+      if (down !== undefined) {
+        const b = await down.read();
+        if (b === null) finish(down.ended ?? undefined);
+        return b;
+      }
       try {
         for (;;) {
           const r = await reader.read();
           if (r.done) {
             finish(undefined);
             return null;
+          }
+          const token = expectToken && typeof r.value === 'string' ? downstreamUrl(url, r.value) : undefined;
+          expectToken = false;
+          if (token !== undefined) {
+            const d = (down = new HttpDownstream(token));
+            const b = await d.read();
+            if (b === null) finish(d.ended ?? undefined);
+            return b;
           }
           if (typeof r.value === 'string') {
             finish('the relay sent a text message');
@@ -155,6 +235,7 @@ async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout:
     },
     close() {
       finish(endReason);
+      down?.close();
       // After what was written went out: the last record must not be cut off.
       void lastWrite.finally(() => {
         try {
@@ -172,7 +253,7 @@ async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout:
 
 // --- plain WebSocket ---
 
-function openPlain(url: string, timeout: number, maxQueued: number): Promise<ByteStream> {
+function openPlain(url: string, timeout: number, maxQueued: number, split: boolean): Promise<ByteStream> {
   return new Promise<ByteStream>((resolve, reject) => {
     let ws: WebSocket;
     try {
@@ -189,6 +270,8 @@ function openPlain(url: string, timeout: number, maxQueued: number): Promise<Byt
     let waiter: ((v: Uint8Array | null) => void) | undefined;
     let opened = false;
     let overloaded = false;
+    let expectToken = split;
+    let down: HttpDownstream | undefined;
 
     const end = (why: string | undefined) => {
       if (ended) return;
@@ -208,7 +291,18 @@ function openPlain(url: string, timeout: number, maxQueued: number): Promise<Byt
 
     ws.onmessage = (ev: MessageEvent) => {
       if (ended) return;
-      if (!(ev.data instanceof ArrayBuffer)) {
+      const token = expectToken && typeof ev.data === 'string' ? downstreamUrl(url, ev.data) : undefined;
+      expectToken = false;
+      if (token !== undefined) {
+        down = new HttpDownstream(token);
+        if (waiter !== undefined) {
+          const w = waiter;
+          waiter = undefined;
+          void stream.read().then(w);
+        }
+        return;
+      }
+      if (down !== undefined || !(ev.data instanceof ArrayBuffer)) {
         end('the relay sent a text message');
         ws.close(1003, 'binary only');
         return;
@@ -256,6 +350,13 @@ function openPlain(url: string, timeout: number, maxQueued: number): Promise<Byt
 
     const stream: ByteStream = {
       read() {
+        if (down !== undefined) {
+          const d = down;
+          return d.read().then((b) => {
+            if (b === null) end(d.ended ?? undefined);
+            return b;
+          });
+        }
         const b = queue.shift();
         if (b !== undefined) {
           queued -= b.length;
@@ -275,6 +376,7 @@ function openPlain(url: string, timeout: number, maxQueued: number): Promise<Byt
       },
       close() {
         end(endReason);
+        down?.close();
         ws.close(1000);
       },
       get endReason() {

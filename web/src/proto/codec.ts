@@ -200,6 +200,7 @@ export class FrameDecoder {
     this.handshakeDone = true;
   }
 
+  /** Takes `bytes` over: the caller must not change them afterwards (frame bodies are views of them). */
   push(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
     this.chunks.push(bytes);
@@ -210,8 +211,13 @@ export class FrameDecoder {
   private head(n: number): Uint8Array {
     const first = this.chunks[0];
     if (first !== undefined && first.length >= n) return first;
-    const merged = concat(this.chunks, this.total);
-    this.chunks = [merged];
+    // Only the chunks that hold the first `n` bytes: merging everything
+    // buffered would copy megabytes for every frame.
+    let k = 0;
+    let len = 0;
+    while (len < n && k < this.chunks.length) len += this.chunks[k++]!.length;
+    const merged = concat(this.chunks.slice(0, k), len);
+    this.chunks.splice(0, k, merged);
     return merged;
   }
 
@@ -236,7 +242,8 @@ export class FrameDecoder {
     const headLen = Math.min(this.total, 18) - r.remaining;
     if (this.total < headLen + len) return undefined;
     const all = this.head(headLen + len);
-    const body = all.slice(headLen, headLen + len);
+    // A view, not a copy: pushed chunks are never written to again (see `push`).
+    const body = all.subarray(headLen, headLen + len);
     const rest = all.subarray(headLen + len);
     this.chunks[0] = rest;
     if (rest.length === 0) this.chunks.shift();

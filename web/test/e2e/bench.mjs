@@ -6,13 +6,17 @@
 //   node test/e2e/bench.mjs [--runs 3] [--size-mib 1024] [--pqdrop PATH]
 //                           [--web-root DIR] [--no-verify] [--sample-ms 200]
 //                           [--screenshots DIR] [--timeout-ms 900000]
+//                           [--profile FILE]
 //
 // Per run: throughput (decimal MB/s, from Accept to done and from the first
 // byte to done), time from opening the link to the offer and from Accept to
 // the first byte, and the page's JS heap (CDP Runtime.getHeapUsage, sampled
 // every --sample-ms during the transfer; the peak is reported). The summary
 // holds the median of each over the runs. With verification on (default) the
-// saved file's SHA-256 is computed in the page and compared.
+// saved file's SHA-256 is computed in the page and compared. With --profile,
+// the page's main thread is profiled (CDP Profiler) during the first run: the
+// .cpuprofile goes to FILE (DevTools opens it) and the summary gets the
+// functions with the most self time, and how long the thread sat idle.
 //
 // Run by hand or by scripts/bench.sh; never in CI. Loopback only. The pqdrop
 // binary defaults to target/release/pqdrop (then target/debug/pqdrop).
@@ -20,7 +24,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -29,7 +33,7 @@ import { newFolderName, newResult, runScenario } from './driver.mjs';
 import { CHROMIUM_ARGS, DEFAULT_CHROMIUM, WEB_DIR, preparePage } from './lib/browser.mjs';
 
 function parse(argv) {
-  const o = { runs: 3, sizeMib: 1024, pqdrop: null, webRoot: null, verify: true, sampleMs: 200, screenshots: null, timeoutMs: 900_000 };
+  const o = { runs: 3, sizeMib: 1024, pqdrop: null, webRoot: null, verify: true, sampleMs: 200, screenshots: null, timeoutMs: 900_000, profile: null };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -45,6 +49,7 @@ function parse(argv) {
     else if (k === '--sample-ms') o.sampleMs = Number(v());
     else if (k === '--screenshots') o.screenshots = v();
     else if (k === '--timeout-ms') o.timeoutMs = Number(v());
+    else if (k === '--profile') o.profile = v();
     else throw new Error(`unknown option ${k}`);
   }
   for (const k of ['runs', 'sizeMib', 'sampleMs', 'timeoutMs']) {
@@ -104,6 +109,24 @@ async function waitFor(get, re, ms, what, exited) {
     if (Date.now() > until) throw new Error(`${what}: not within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Self time per function (top 15) and the idle share of a CDP CPU profile. */
+function summarize(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  const dt = profile.timeDeltas;
+  let total = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const n = byId.get(profile.samples[i]);
+    const f = n.callFrame;
+    const key = `${f.functionName || '(anonymous)'} ${f.url ? `${f.url.split('/').pop()}:${f.lineNumber + 1}` : ''}`.trim();
+    const us = dt[i + 1] ?? 0;
+    self.set(key, (self.get(key) ?? 0) + us);
+    total += us;
+  }
+  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15);
+  return { totalMs: Math.round(total / 1000), top: top.map(([k, us]) => ({ fn: k, ms: Math.round(us / 1000), share: Math.round((us / total) * 1000) / 10 })) };
 }
 
 const median = (xs) => {
@@ -171,6 +194,12 @@ async function main() {
           await new Promise((r) => setTimeout(r, o.sampleMs));
         }
       })();
+      const profiling = o.profile !== null && run === 0;
+      if (profiling) {
+        await cdp.send('Profiler.enable');
+        await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
+        await cdp.send('Profiler.start');
+      }
       const res = newResult('receive');
       const screenshots = o.screenshots ? join(resolve(o.screenshots), `run-${run + 1}`) : null;
       try {
@@ -178,6 +207,11 @@ async function main() {
       } finally {
         sampling = false;
         await sampler;
+        if (profiling) {
+          const { profile } = await cdp.send('Profiler.stop');
+          await writeFile(resolve(o.profile), JSON.stringify(profile));
+          report.profile = summarize(profile);
+        }
         await cdp.detach().catch(() => {});
       }
       const sent = await Promise.race([send.exited, new Promise((r) => setTimeout(() => r(null), 60_000))]);

@@ -126,13 +126,23 @@ describe('frames and FrameDecoder', () => {
     }
   });
 
-  it('returns bodies that do not alias the input', () => {
+  it('returns each body as a view of its own bytes only (a record may be decrypted in place)', () => {
     const d = new FrameDecoder();
-    const input = encodeFrame(43, hex('aabb'));
-    d.push(input);
+    d.push(concat([encodeFrame(43, hex('aabb')), encodeFrame(43, hex('ccdd'))]));
     const f = d.next()!;
-    input.fill(0);
     expect(toHex(f.body)).toBe('aabb');
+    f.body.fill(0);
+    expect(toHex(d.next()!.body)).toBe('ccdd');
+    // Across chunks, only the chunks that hold the frame are merged.
+    const e = new FrameDecoder();
+    const two = concat([encodeFrame(43, hex('0102')), encodeFrame(43, hex('0304'))]);
+    e.push(two.subarray(0, 2));
+    e.push(two.subarray(2, 5));
+    e.push(two.subarray(5));
+    expect(toHex(e.next()!.body)).toBe('0102');
+    expect(e.buffered).toBe(4);
+    expect(toHex(e.next()!.body)).toBe('0304');
+    expect(e.next()).toBeUndefined();
   });
 
   it('refuses an unknown type from the header alone', () => {

@@ -160,6 +160,9 @@ fn cli_to_page(s: &Setup, test: &str, save: &str, paths: &[&Path], expect_offer:
     assert_done(&r, test);
     f.assert_code(exit::OK);
     assert_eq!(r["savePath"], save, "the page chose another save path: {r:#}");
+    // The relay is on the page's own origin: its bytes come as a streamed
+    // HTTP response (PROTOCOL.md §9.8), not as WebSocket messages.
+    assert_eq!(r["downstream"], "http", "the page did not use the HTTP downstream: {r:#}");
     if !expect_offer.is_empty() {
         assert_eq!(r["offer"]["check"]["ok"], true, "the offer does not show {expect_offer:?}: {:#}", r["offer"]);
     }

@@ -13,8 +13,11 @@ import { Meter } from './format';
  * this page's origin (a redirect to another instance's origin keeps both
  * directions on the WebSocket: that fetch would need CORS).
  */
-export function connectHere(opts: Omit<ConnectOptions, 'url' | 'open'>): Promise<Paired> {
-  return connectRelay({ ...opts, url: webSocketUrl(location.href), open: (u) => openWebSocket(u, { httpDownstream: sameOrigin(u) }) });
+export async function connectHere(opts: Omit<ConnectOptions, 'url' | 'open'>): Promise<Paired> {
+  const paired = await connectRelay({ ...opts, url: webSocketUrl(location.href), open: (u) => openWebSocket(u, { httpDownstream: sameOrigin(u) }) });
+  // For whoever looks (and the end-to-end tests): which way the bytes come.
+  document.body.dataset.downstream = paired.stream.downstream ?? 'websocket';
+  return paired;
 }
 
 /** Whether the WebSocket URL `ws` is this page's origin (ws: for http:, wss: for https:). */

@@ -32,6 +32,8 @@ export interface ByteStream {
   readonly endReason: string | undefined;
   /** True when it ended because this page read too slowly (a plain WebSocket's bounded queue overflowed). */
   readonly overloaded?: boolean;
+  /** Where the other end's bytes come from, once the first arrived: the WebSocket, or the HTTP downstream. */
+  readonly downstream?: 'websocket' | 'http';
 }
 
 /** The connection could not be used (it failed to open, or ended while writing). */
@@ -248,6 +250,9 @@ async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout:
     get endReason() {
       return endReason;
     },
+    get downstream() {
+      return down !== undefined ? 'http' : 'websocket';
+    },
   };
 }
 
@@ -384,6 +389,9 @@ function openPlain(url: string, timeout: number, maxQueued: number, split: boole
       },
       get overloaded() {
         return overloaded;
+      },
+      get downstream() {
+        return down !== undefined ? 'http' : 'websocket';
       },
     };
   });

@@ -292,6 +292,7 @@ export function newResult(scenario) {
     error: null,
     errorMessage: null,
     savePath: null,
+    downstream: null,
     offer: null,
     doneMessage: null,
     timings: {},

@@ -172,6 +172,7 @@ export function readPage() {
     state: document.body.dataset.state ?? null,
     error: document.body.dataset.error ?? null,
     savePath: document.body.dataset.savePath ?? null,
+    downstream: document.body.dataset.downstream ?? null,
     errorMessage: text('error-message'),
     offerSummary: text('offer-summary'),
     offerNames: names,

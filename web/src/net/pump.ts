@@ -16,7 +16,7 @@
 import { FrameDecoder, FrameType, ProtocolError } from '../proto/codec';
 import type { Established } from '../proto/handshake';
 import { RecordError } from '../proto/record';
-import type { ByteStream } from './stream';
+import type { ByteStream, ReadInto } from './stream';
 
 /** What the pump needs of a transfer machine (SenderMachine and ReceiverMachine both fit). */
 export interface TransferMachine<E> {
@@ -62,6 +62,9 @@ const WRITE_HIGH_WATER = 8 * 1024 * 1024;
 const LINGER_MS = 1_000;
 /** Bytes of records being opened or waiting for the machine, above which reading waits. */
 const READ_AHEAD = 16 * 1024 * 1024;
+
+/** A body at least this large is read straight into its own buffer where the connection can. */
+const DIRECT_BODY = 64 * 1024;
 
 /** A record on its way from the decoder to the machine. */
 interface PendingRecord {
@@ -308,12 +311,22 @@ export class Pump<E extends { type: string }> {
         await new Promise<void>((r) => (this.readerWaiter = r));
       }
       if (!buffered) {
-        const chunk = await this.stream.read();
-        if (chunk === null) break;
-        if (this.settled && !this.m.ended) return;
-        this.m.noteBytes(this.now());
-        if (this.m.ended || this.badFrame) continue; // e.g. the other side's final record after ours
-        this.decoder.push(chunk);
+        const body = this.openBody();
+        if (body !== undefined) {
+          // A large record body, read straight into its own buffer.
+          const got = await body.readInto(body.buf, body.filled);
+          if (got === null) break;
+          if (this.settled && !this.m.ended) return;
+          this.m.noteBytes(this.now());
+          this.decoder.bodyFilled(got.buf, got.n);
+        } else {
+          const chunk = await this.stream.read();
+          if (chunk === null) break;
+          if (this.settled && !this.m.ended) return;
+          this.m.noteBytes(this.now());
+          if (this.m.ended || this.badFrame) continue; // e.g. the other side's final record after ours
+          this.decoder.push(chunk);
+        }
       }
       buffered = false;
       for (;;) {
@@ -344,6 +357,22 @@ export class Pump<E extends { type: string }> {
     for (const w of ws) w();
     this.wakeConsumer();
     void this.maybeFinish();
+  }
+
+  /**
+   * Where the connection reads into a caller's buffer, and the next frame is
+   * a large body only partly here: that body's buffer, to read the rest into
+   * (saving the copy of a body pieced together from network chunks).
+   */
+  private openBody(): { buf: Uint8Array<ArrayBuffer>; filled: number; readInto: ReadInto } | undefined {
+    const readInto = this.stream.readInto;
+    if (readInto === undefined || this.badFrame || this.m.ended) return undefined;
+    try {
+      const b = this.decoder.openBody(DIRECT_BODY);
+      return b === undefined ? undefined : { ...b, readInto };
+    } catch {
+      return undefined; // a refused header: `next` reports it
+    }
   }
 
   private queueRecord(r: PendingRecord): void {

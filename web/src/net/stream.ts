@@ -34,7 +34,18 @@ export interface ByteStream {
   readonly overloaded?: boolean;
   /** Where the other end's bytes come from, once the first arrived: the WebSocket, or the HTTP downstream. */
   readonly downstream?: 'websocket' | 'http';
+  /**
+   * Where the connection can read into a caller's buffer (the HTTP
+   * downstream of a byte-stream body): reads at least one byte into `buf`
+   * from `offset`, and returns the buffer as it now is (the read transfers
+   * it to a new ArrayBuffer object; `buf` itself is detached) and how many
+   * bytes came; `null` at the end, as `read`. Use either this or `read` for
+   * a stretch of bytes, never both at once.
+   */
+  readonly readInto?: ReadInto;
 }
+
+export type ReadInto = (buf: Uint8Array<ArrayBuffer>, offset: number) => Promise<{ buf: Uint8Array<ArrayBuffer>; n: number } | null>;
 
 /** The connection could not be used (it failed to open, or ended while writing). */
 export class StreamError extends Error {
@@ -86,17 +97,38 @@ export function downstreamUrl(wsUrl: string, message: string): string | undefine
   return u.href;
 }
 
-/** The body of `GET down/TOKEN`, read as the connection's bytes. */
+/**
+ * A plain downstream read (byte-stream body) takes at most this much: a
+ * frame header and the start of its body, or a few small frames. A large
+ * body's rest is read straight into its own buffer (`readInto`), so a
+ * small first read keeps the part that has to be copied small.
+ */
+const DOWN_READ = 32 * 1024;
+
+/**
+ * The body of `GET down/TOKEN`, read as the connection's bytes. Where the
+ * body is a byte stream (Chromium), reads go into buffers of our own (a
+ * "BYOB" reader), and `readInto` lets the pump read a record's body
+ * straight into the buffer it is opened from.
+ */
 class HttpDownstream {
   private readonly abort = new AbortController();
-  private readonly body: Promise<ReadableStreamDefaultReader<Uint8Array>>;
+  private readonly body: Promise<{ byob?: ReadableStreamBYOBReader; plain?: ReadableStreamDefaultReader<Uint8Array> }>;
   /** Set once the body ended: `null` for its clean end, else why. */
   ended: string | null | undefined;
+  /** Known once the response came: whether the body is a byte stream (then `readInto` works). */
+  byob = false;
 
   constructor(url: string) {
     this.body = fetch(url, { cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer', signal: this.abort.signal }).then((r) => {
       if (!r.ok || r.body === null) throw new StreamError(`the relay refused the downstream (HTTP ${r.status})`);
-      return r.body.getReader();
+      try {
+        const byob = r.body.getReader({ mode: 'byob' });
+        this.byob = true;
+        return { byob };
+      } catch {
+        return { plain: r.body.getReader() };
+      }
     });
     this.body.catch(() => undefined);
   }
@@ -105,9 +137,14 @@ class HttpDownstream {
   async read(): Promise<Uint8Array | null> {
     if (this.ended !== undefined) return null;
     try {
-      const reader = await this.body;
+      const { byob, plain } = await this.body;
       for (;;) {
-        const r = await reader.read();
+        let r: ReadableStreamReadResult<Uint8Array>;
+        if (byob !== undefined) {
+          r = await byob.read(new Uint8Array(DOWN_READ));
+        } else {
+          r = await plain!.read();
+        }
         if (r.done) {
           this.ended = null;
           return null;
@@ -119,6 +156,25 @@ class HttpDownstream {
       return null;
     }
   }
+
+  /** See {@link ByteStream.readInto}; only once `byob` is true. */
+  readonly readInto: ReadInto = async (buf, offset) => {
+    if (this.ended !== undefined) return null;
+    try {
+      const { byob } = await this.body;
+      // The read detaches `buf` (its length becomes 0): keep where it was.
+      const { byteOffset, length } = buf;
+      const r = await byob!.read(new Uint8Array(buf.buffer, byteOffset + offset, length - offset));
+      if (r.done) {
+        this.ended = null;
+        return null;
+      }
+      return { buf: new Uint8Array(r.value.buffer as ArrayBuffer, byteOffset, length), n: r.value.byteLength };
+    } catch (e) {
+      this.ended = e instanceof StreamError ? e.message : 'the connection to the relay broke';
+      return null;
+    }
+  };
 
   close(): void {
     this.ended ??= null;
@@ -253,6 +309,19 @@ async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout:
     get downstream() {
       return down !== undefined ? 'http' : 'websocket';
     },
+    get readInto() {
+      return direct(down, finish);
+    },
+  };
+}
+
+/** The HTTP downstream's `readInto`, where it has one, ending the stream as `read` does. */
+function direct(down: HttpDownstream | undefined, end: (why: string | undefined) => void): ReadInto | undefined {
+  if (down === undefined || !down.byob) return undefined;
+  return async (buf, offset) => {
+    const r = await down.readInto(buf, offset);
+    if (r === null) end(down.ended ?? undefined);
+    return r;
   };
 }
 
@@ -392,6 +461,9 @@ function openPlain(url: string, timeout: number, maxQueued: number, split: boole
       },
       get downstream() {
         return down !== undefined ? 'http' : 'websocket';
+      },
+      get readInto() {
+        return direct(down, end);
       },
     };
   });

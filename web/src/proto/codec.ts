@@ -194,6 +194,8 @@ export class FrameDecoder {
   private chunks: Uint8Array[] = [];
   private total = 0;
   private handshakeDone = false;
+  /** A body being read straight into its own buffer (see `openBody`). */
+  private partial: { type: number; len: number; buf: Uint8Array<ArrayBuffer>; filled: number } | undefined;
 
   /** After the handshake, record frames (50, 51) are accepted too. */
   handshakeComplete(): void {
@@ -203,6 +205,7 @@ export class FrameDecoder {
   /** Takes `bytes` over: the caller must not change them afterwards (frame bodies are views of them). */
   push(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
+    if (this.partial !== undefined) throw new RangeError('push: a body is being read straight into its buffer');
     this.chunks.push(bytes);
     this.total += bytes.length;
   }
@@ -221,8 +224,8 @@ export class FrameDecoder {
     return merged;
   }
 
-  /** The next whole frame, or undefined when more bytes are needed. */
-  next(): Frame | undefined {
+  /** The next frame's header, once buffered; throws on a type or length it refuses. */
+  private header(): { type: number; len: number; headLen: number } | undefined {
     if (this.total === 0) return undefined;
     // A header is at most 9 + 9 bytes.
     const r = new Reader(this.head(Math.min(this.total, 18)).subarray(0, Math.min(this.total, 18)));
@@ -239,7 +242,20 @@ export class FrameDecoder {
       if (e instanceof ProtocolError && e.message.startsWith('truncated')) return undefined;
       throw e;
     }
-    const headLen = Math.min(this.total, 18) - r.remaining;
+    return { type, len, headLen: Math.min(this.total, 18) - r.remaining };
+  }
+
+  /** The next whole frame, or undefined when more bytes are needed. */
+  next(): Frame | undefined {
+    const p = this.partial;
+    if (p !== undefined) {
+      if (p.filled < p.len) return undefined;
+      this.partial = undefined;
+      return { type: p.type, body: p.buf };
+    }
+    const h = this.header();
+    if (h === undefined) return undefined;
+    const { type, len, headLen } = h;
     if (this.total < headLen + len) return undefined;
     const all = this.head(headLen + len);
     // A view, not a copy: pushed chunks are never written to again (see `push`).
@@ -251,8 +267,53 @@ export class FrameDecoder {
     return { type, body };
   }
 
+  /**
+   * For reading a large body straight into a buffer of its own (no copy
+   * from network chunks): when the next frame's header is buffered but not
+   * all of its body, and the body is at least `min` bytes, its buffer, with
+   * the part already buffered copied in, and how far it is filled. The
+   * caller fills the rest and reports it with `bodyFilled`; meanwhile
+   * nothing may be pushed. `next` returns the frame once it is whole.
+   * Throws as `next` does on a refused header.
+   */
+  openBody(min: number): { buf: Uint8Array<ArrayBuffer>; filled: number } | undefined {
+    if (this.partial !== undefined) return this.partial.filled < this.partial.len ? this.partial : undefined;
+    const h = this.header();
+    if (h === undefined || h.len < min || this.total >= h.headLen + h.len) return undefined;
+    // Every buffered byte belongs to this frame.
+    const buf = new Uint8Array(h.len);
+    let skip = h.headLen;
+    let filled = 0;
+    for (const c of this.chunks) {
+      if (skip >= c.length) {
+        skip -= c.length;
+        continue;
+      }
+      buf.set(skip > 0 ? c.subarray(skip) : c, filled);
+      filled += c.length - skip;
+      skip = 0;
+    }
+    this.chunks = [];
+    this.total = 0;
+    this.partial = { type: h.type, len: h.len, buf, filled };
+    return this.partial;
+  }
+
+  /**
+   * `n` more bytes of the open body were written into it; `buf` is the
+   * body's buffer as it now is (a transferring read moves it to a new
+   * ArrayBuffer object).
+   */
+  bodyFilled(buf: Uint8Array<ArrayBuffer>, n: number): void {
+    const p = this.partial;
+    // (`p.buf` itself may be detached by now, with length 0.)
+    if (p === undefined || buf.length !== p.len || p.filled + n > p.len) throw new RangeError('bodyFilled: no such open body');
+    p.buf = buf;
+    p.filled += n;
+  }
+
   /** Bytes received but not yet returned as a frame. */
   get buffered(): number {
-    return this.total;
+    return this.total + (this.partial?.filled ?? 0);
   }
 }

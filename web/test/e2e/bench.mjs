@@ -17,13 +17,16 @@
 // the page's main thread is profiled (CDP Profiler) during the first run: the
 // .cpuprofile goes to FILE (DevTools opens it) and the summary gets the
 // functions with the most self time, and how long the thread sat idle.
+// Each run also reports the CPU seconds (Linux /proc) of the sender, the
+// relay and each kind of Chromium process over the scenario (with
+// verification on, the page's hashing is in it too: use --no-verify).
 //
 // Run by hand or by scripts/bench.sh; never in CI. Loopback only. The pqdrop
 // binary defaults to target/release/pqdrop (then target/debug/pqdrop).
 
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -111,6 +114,61 @@ async function waitFor(get, re, ms, what, exited) {
   }
 }
 
+/** utime + stime (seconds) of every process, by pid, with its parent and command line. */
+function processTimes() {
+  const tick = 100; // USER_HZ on Linux
+  const out = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // Chromium rewrites its command line into one space-separated string.
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split(/[\0 ]/);
+      out.set(Number(d), { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / tick, cmd });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** CPU seconds between two `processTimes()` of the sender, the relay and Chromium's processes (by --type). */
+function cpuUse(before, after, pids, profileDir) {
+  const groups = {};
+  const add = (k, v) => (groups[k] = Math.round(((groups[k] ?? 0) + v) * 100) / 100);
+  const browser = [...after.entries()].find(([, p]) => p.cmd.some((a) => a === `--user-data-dir=${profileDir}`) && !p.cmd.some((a) => a.startsWith('--type=')));
+  const tree = new Set(browser ? [browser[0]] : []);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, p] of after) if (!tree.has(pid) && tree.has(p.ppid)) tree.add(pid), (grew = true);
+  }
+  for (const [pid, p] of after) {
+    const used = p.cpu - (before.get(pid)?.cpu ?? 0);
+    if (pid === pids.sender) continue; // counted from its last sample
+    if (pid === pids.sender) add('pqdrop send', used);
+    else if (pid === pids.relay) add('pqdrop relay', used);
+    else if (tree.has(pid)) {
+      const type = p.cmd.find((a) => a.startsWith('--type='))?.slice(7) ?? 'browser';
+      const sub = p.cmd.find((a) => a.startsWith('--utility-sub-type='))?.slice(19);
+      add(`chromium ${sub ? sub.split('.').pop() : type}`, used);
+    }
+  }
+  if (pids.senderCpu !== undefined) add('pqdrop send', pids.senderCpu - (before.get(pids.sender)?.cpu ?? 0));
+  return groups;
+}
+
+/** utime + stime (seconds) of one process, or undefined once it is gone. */
+function cpuOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Self time per function (top 15) and the idle share of a CDP CPU profile. */
 function summarize(profile) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -183,9 +241,12 @@ async function main() {
       const cdp = await context.newCDPSession(opened.page);
       const heap = [];
       let sampling = true;
+      // The sender exits at the end: its CPU time is what was last seen.
+      let senderCpu;
       const sampler = (async () => {
         while (sampling) {
           try {
+            senderCpu = cpuOf(send.child.pid) ?? senderCpu;
             const u = await cdp.send('Runtime.getHeapUsage');
             heap.push(u.usedSize);
           } catch {
@@ -201,11 +262,13 @@ async function main() {
         await cdp.send('Profiler.start');
       }
       const res = newResult('receive');
+      const cpuBefore = processTimes();
       const screenshots = o.screenshots ? join(resolve(o.screenshots), `run-${run + 1}`) : null;
       try {
         await runScenario(opened, 'receive', { url, save: 'fsa', expectOffer: [], choice: 'accept', timeoutMs: o.timeoutMs, screenshots, hash: o.verify, cleanOpfs: true }, res);
       } finally {
         sampling = false;
+        res.cpuSeconds = cpuUse(cpuBefore, processTimes(), { sender: send.child.pid, senderCpu, relay: relay.child.pid }, join(work, 'profile'));
         await sampler;
         if (profiling) {
           const { profile } = await cdp.send('Profiler.stop');
@@ -233,6 +296,7 @@ async function main() {
         savedBytes: savedFile ? savedFile.size : null,
         verified: o.verify ? savedFile?.sha256 === want : null,
         pageErrors: res.pageErrors,
+        cpuSeconds: res.cpuSeconds,
       });
       await opened.page.close();
       if (sent === null) send.child.kill('SIGKILL');

@@ -11,6 +11,8 @@ import {
 } from '../../src/proto/codec';
 import * as caps from '../../src/proto/caps';
 
+const equalBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+
 const hex = (s: string): Uint8Array => Uint8Array.from(s.match(/../g) ?? [], (b) => parseInt(b, 16));
 const toHex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 
@@ -143,6 +145,33 @@ describe('frames and FrameDecoder', () => {
     expect(e.buffered).toBe(4);
     expect(toHex(e.next()!.body)).toBe('0304');
     expect(e.next()).toBeUndefined();
+  });
+
+  it('lets a large body be read straight into its own buffer', () => {
+    const d = new FrameDecoder();
+    d.handshakeComplete();
+    const body = Uint8Array.from({ length: 100_000 }, (_, i) => (i * 7) & 255);
+    const frame = concat([encodeFrame(50, body), encodeFrame(50, hex('0102'))]);
+    const head = frame.length - body.length - 4;
+    d.push(frame.subarray(0, 600));
+    d.push(frame.subarray(600, 1000));
+    expect(d.next()).toBeUndefined();
+    expect(d.openBody(200_000)).toBeUndefined(); // smaller than asked for
+    const open = d.openBody(65_536)!;
+    expect(open.filled).toBe(1000 - head);
+    expect(open.buf.length).toBe(body.length);
+    expect(() => d.push(hex('00'))).toThrow(RangeError);
+    expect(d.openBody(65_536)).toBe(open); // still open: the same buffer
+    const rest = frame.subarray(1000, head + body.length);
+    open.buf.set(rest, open.filled);
+    d.bodyFilled(open.buf, rest.length);
+    expect(d.openBody(65_536)).toBeUndefined();
+    const f = d.next()!;
+    expect(f.type).toBe(50);
+    expect(equalBytes(f.body, body)).toBe(true);
+    d.push(frame.subarray(head + body.length));
+    expect(toHex(d.next()!.body)).toBe('0102');
+    expect(() => d.bodyFilled(open.buf, 1)).toThrow(RangeError);
   });
 
   it('refuses an unknown type from the header alone', () => {

@@ -12,7 +12,15 @@ import { receive, send, SessionFailure, checkSendable, type SendItem, type Recei
 import { SaveError, type Conflict, type FileSink, type SaveEntry, type SaveTarget } from '../../src/app/save/types';
 
 /** Two connected ends; bytes are delivered in pieces of random size, as TCP might. */
-function pipePair(opts: { split?: boolean } = {}): [ByteStream & { kill(): void }, ByteStream & { kill(): void }] {
+/**
+ * Two connected in-memory streams. `split` cuts what is written into random
+ * pieces; `readInto` gives both ends a `readInto` (as the HTTP downstream
+ * has), which transfers the caller's buffer like a BYOB read, and counts its
+ * calls in `directReads`.
+ */
+function pipePair(
+  opts: { split?: boolean; readInto?: boolean; directReads?: { n: number } } = {},
+): [ByteStream & { kill(): void }, ByteStream & { kill(): void }] {
   type Side = { queue: Uint8Array[]; waiter?: (b: Uint8Array | null) => void; closed: boolean };
   const a: Side = { queue: [], closed: false };
   const b: Side = { queue: [], closed: false };
@@ -70,6 +78,18 @@ function pipePair(opts: { split?: boolean } = {}): [ByteStream & { kill(): void 
         close();
       },
       endReason: undefined,
+      readInto: opts.readInto !== true ? undefined : async (buf, offset) => {
+        const q = me.queue.shift() ?? (me.closed ? null : await new Promise<Uint8Array | null>((r) => (me.waiter = r)));
+        if (q === null) return null;
+        const n = Math.min(q.length, buf.length - offset);
+        if (n < q.length) me.queue.unshift(q.subarray(n));
+        buf.set(q.subarray(0, n), offset);
+        if (opts.directReads) opts.directReads.n++;
+        // Like a BYOB read: the caller's buffer is detached, the bytes live on in a new ArrayBuffer object.
+        const { byteOffset, length } = buf;
+        const moved = structuredClone(buf.buffer, { transfer: [buf.buffer] });
+        return { buf: new Uint8Array(moved, byteOffset, length), n };
+      },
     };
   };
   return [end(a, b), end(b, a)];
@@ -170,10 +190,12 @@ interface RunOptions {
   receiveAbort?: AbortController;
   items?: SendItem[];
   onPipe?: (ends: ReturnType<typeof pipePair>) => void;
+  /** Give the connections a `readInto`, counting its calls here. */
+  directReads?: { n: number };
 }
 
 async function run(o: RunOptions = {}) {
-  const ends = pipePair();
+  const ends = pipePair({ readInto: o.directReads !== undefined, directReads: o.directReads });
   o.onPipe?.(ends);
   const [toReceiver, toSender] = ends;
   const target = o.target ?? new MemoryTarget();
@@ -230,6 +252,21 @@ describe('a whole transfer between the page roles', () => {
       expect(target.finished).toBe(true);
       expect(target.folders).toEqual(['tree', 'tree/sub', 'tree/empty-folder']);
       expect([...target.files.keys()].sort()).toEqual([...content.keys()].sort());
+      for (const [path, data] of content) expect(equal(target.files.get(path)!, data)).toBe(true);
+    }, 30_000);
+  }
+
+  for (const [name, caps] of [
+    ['ChaCha20-Poly1305, opened in place', 0x02 | 0x20 | 0x40 | 0x100],
+    ['AES-256-GCM (WebCrypto)', 0x01 | 0x02 | 0x20 | 0x40 | 0x100],
+  ] as const) {
+    it(`moves files intact when large bodies are read straight into their buffers: ${name}`, async () => {
+      const { content } = items();
+      const directReads = { n: 0 };
+      const { r, s, target } = await run({ senderCaps: caps, receiverCaps: caps, directReads });
+      expect(failureKind(r)).toBe('ok');
+      expect(failureKind(s)).toBe('ok');
+      expect(directReads.n).toBeGreaterThan(0);
       for (const [path, data] of content) expect(equal(target.files.get(path)!, data)).toBe(true);
     }, 30_000);
   }

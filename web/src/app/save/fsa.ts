@@ -56,16 +56,44 @@ export async function pickFsaTarget(offer: SaveOffer): Promise<SaveTarget> {
   return new FolderTarget(dir);
 }
 
-/** Keeps several writes in flight, so the disk is never idle while the next chunk is decrypted. */
+/** Bytes gathered into one write: each write costs the browser a blob and a round trip, whatever its size. */
+const BATCH = 4 * 1024 * 1024;
+
+/**
+ * Gathers chunks into writes of {@link BATCH} bytes and keeps several in
+ * flight, so the disk is never idle while the next chunk is decrypted.
+ */
 class Writer {
   private inflight: Promise<void>[] = [];
   private inflightBytes = 0;
   private failed: unknown;
+  private batch: Uint8Array | undefined;
+  private batched = 0;
 
   constructor(private readonly stream: FileSystemWritableFileStream, private readonly maxInflight = 16 * 1024 * 1024) {}
 
   async write(bytes: Uint8Array): Promise<void> {
     if (this.failed !== undefined) throw this.failed;
+    for (let off = 0; off < bytes.length; ) {
+      this.batch ??= new Uint8Array(BATCH);
+      const n = Math.min(BATCH - this.batched, bytes.length - off);
+      this.batch.set(bytes.subarray(off, off + n), this.batched);
+      this.batched += n;
+      off += n;
+      if (this.batched === BATCH) await this.flush();
+    }
+  }
+
+  /** Hands the gathered bytes to the stream (a fresh buffer follows: the stream holds this one until written). */
+  private async flush(): Promise<void> {
+    if (this.batch === undefined || this.batched === 0) return;
+    const bytes = this.batch.subarray(0, this.batched);
+    this.batch = undefined;
+    this.batched = 0;
+    await this.put(bytes);
+  }
+
+  private async put(bytes: Uint8Array): Promise<void> {
     const n = bytes.length;
     const p = this.stream.write(bytes as Uint8Array<ArrayBuffer>).then(
       () => {
@@ -83,6 +111,7 @@ class Writer {
   }
 
   async close(): Promise<void> {
+    await this.flush();
     await Promise.all(this.inflight);
     this.inflight = [];
     if (this.failed !== undefined) throw this.failed;
@@ -90,6 +119,8 @@ class Writer {
   }
 
   async abort(): Promise<void> {
+    this.batch = undefined;
+    this.batched = 0;
     await Promise.allSettled(this.inflight);
     this.inflight = [];
     try {

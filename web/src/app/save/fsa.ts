@@ -69,18 +69,26 @@ class Writer {
   private failed: unknown;
   private batch: Uint8Array | undefined;
   private batched = 0;
+  /** Bytes taken so far. */
+  private written = 0;
 
-  constructor(private readonly stream: FileSystemWritableFileStream, private readonly maxInflight = 16 * 1024 * 1024) {}
+  /** `size`: the file's announced size (a small file gets a small buffer); unknown for a stream. */
+  constructor(
+    private readonly stream: FileSystemWritableFileStream,
+    private readonly size: number | undefined,
+    private readonly maxInflight = 16 * 1024 * 1024,
+  ) {}
 
   async write(bytes: Uint8Array): Promise<void> {
     if (this.failed !== undefined) throw this.failed;
     for (let off = 0; off < bytes.length; ) {
-      this.batch ??= new Uint8Array(BATCH);
-      const n = Math.min(BATCH - this.batched, bytes.length - off);
+      this.batch ??= new Uint8Array(this.size === undefined ? BATCH : Math.max(1, Math.min(BATCH, this.size - this.written)));
+      const n = Math.min(this.batch.length - this.batched, bytes.length - off);
       this.batch.set(bytes.subarray(off, off + n), this.batched);
       this.batched += n;
+      this.written += n;
       off += n;
-      if (this.batched === BATCH) await this.flush();
+      if (this.batched === this.batch.length) await this.flush();
     }
   }
 
@@ -150,7 +158,7 @@ class SingleFileTarget implements SaveTarget {
     this.started = true;
     let writer: Writer;
     try {
-      writer = new Writer(await this.handle.createWritable({ keepExistingData: false }));
+      writer = new Writer(await this.handle.createWritable({ keepExistingData: false }), entry.stream === true ? undefined : entry.size);
     } catch (e) {
       throw saveError(`cannot write ${this.handle.name}`, e);
     }
@@ -271,7 +279,7 @@ class FolderTarget implements SaveTarget {
     try {
       if (!this.canMove) await this.clearFinal(dir, name, shown);
       handle = await dir.getFileHandle(temp, { create: true });
-      writer = new Writer(await handle.createWritable({ keepExistingData: false }));
+      writer = new Writer(await handle.createWritable({ keepExistingData: false }), entry.stream === true ? undefined : entry.size);
     } catch (e) {
       throw saveError(`cannot create ${shown}`, e);
     }

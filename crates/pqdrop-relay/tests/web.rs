@@ -158,17 +158,17 @@ async fn a_websocket_sender_pairs_with_a_tcp_receiver_and_bytes_flow_both_ways()
 }
 
 /// The body of a chunked HTTP/1.1 response (RFC 9112 §7.1), decoded as it comes.
-struct ChunkedBody {
-    io: TcpStream,
+struct ChunkedBody<S> {
+    io: S,
     raw: Vec<u8>,
     /// Decoded bytes not yet taken.
     body: Vec<u8>,
     complete: bool,
 }
 
-impl ChunkedBody {
-    /// Reads the head; panics unless it is a 200 with chunked encoding.
-    async fn open(mut io: TcpStream) -> (ChunkedBody, String) {
+impl<S: tokio::io::AsyncRead + Unpin> ChunkedBody<S> {
+    /// Reads the head (it is checked by the caller).
+    async fn open(mut io: S) -> (ChunkedBody<S>, String) {
         let mut raw = Vec::new();
         let mut buf = [0u8; 4096];
         let end = loop {
@@ -356,7 +356,7 @@ async fn a_sender_learns_the_page_url_and_a_relay_without_a_page_says_so() {
 /// by a rustls client that trusts only the test's own certificate (made by
 /// `openssl`, which every Debian has).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_is_served_over_https_from_a_certificate_and_key() {
+async fn the_page_and_a_websocket_with_its_downstream_are_served_over_https() {
     use tokio_rustls::rustls;
 
     let dir = tempfile::tempdir().unwrap();
@@ -380,6 +380,7 @@ async fn the_page_is_served_over_https_from_a_certificate_and_key() {
             .await
             .unwrap();
         assert_eq!(relay.page_url(), Some(format!("https://{web}/").as_str()));
+        let relay_tcp = relay.local_addr();
         let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(relay.run(async move {
             let _ = rx.await;
@@ -406,6 +407,41 @@ async fn the_page_is_served_over_https_from_a_certificate_and_key() {
         // Plain HTTP to the TLS port gets no page.
         let plain = http(web, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(!plain.contains("200 OK"), "{plain}");
+
+        // A WebSocket over TLS with its downstream over HTTPS, paired with a
+        // TCP peer: every chunk must leave TLS's buffers at once.
+        let tls_ws = connector.connect("127.0.0.1".try_into().unwrap(), TcpStream::connect(web).await.unwrap()).await.unwrap();
+        let mut req = format!("wss://127.0.0.1:{}/ws?down=http", web.port()).into_client_request().unwrap();
+        req.headers_mut().insert("Origin", format!("https://127.0.0.1:{}", web.port()).parse().unwrap());
+        let (ws, _) = tokio_tungstenite::client_async(req, tls_ws).await.expect("upgrade over TLS");
+        let (mut tx, mut rx) = ws.split();
+        let token = match timeout(Duration::from_secs(10), rx.next()).await.expect("the token in time") {
+            Some(Ok(Message::Text(t))) => t.as_str().strip_prefix("down ").expect("down TOKEN").to_string(),
+            other => panic!("expected the token first, got {other:?}"),
+        };
+        tx.send(Message::Binary(hello_v2_bytes(Some("77"), Role::Sender, false).unwrap().into())).await.unwrap();
+        let mut get = connector.connect("127.0.0.1".try_into().unwrap(), TcpStream::connect(web).await.unwrap()).await.unwrap();
+        get.write_all(format!("GET /down/{token} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await.unwrap();
+        let (mut body, head) = ChunkedBody::open(get).await;
+        assert!(head.starts_with("HTTP/1.1 200 ") && head.contains("Transfer-Encoding: chunked"), "{head}");
+        assert_eq!(body.status().await.0, 0, "waiting");
+        let mut recv = TcpStream::connect(relay_tcp).await.unwrap();
+        recv.write_all(&hello_v2_bytes(Some("77"), Role::Receiver, false).unwrap()).await.unwrap();
+        assert_eq!(read_status(&mut recv).await.unwrap().0, 1);
+        assert_eq!(body.status().await.0, 1, "paired");
+        // A few bytes must arrive without more behind them (no buffering).
+        recv.write_all(b"ping").await.unwrap();
+        body.fill(4).await;
+        assert_eq!(body.body, b"ping");
+        let data: Vec<u8> = (0..2 * 1024 * 1024u32).map(|i| (i * 31 % 251) as u8).collect();
+        recv.write_all(&data).await.unwrap();
+        recv.shutdown().await.unwrap();
+        body.fill(usize::MAX).await;
+        assert!(body.complete && body.body[4..] == data[..], "TCP to browser over HTTPS ({} bytes)", body.body.len());
+        tx.send(Message::Binary(b"pong".to_vec().into())).await.unwrap();
+        let mut pong = [0u8; 4];
+        recv.read_exact(&mut pong).await.unwrap();
+        assert_eq!(&pong, b"pong");
     })
     .await
     .expect("in time");

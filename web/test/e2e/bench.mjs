@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Benchmark: one large file from `pqdrop send` (CLI) to the browser page,
 // saved through the File System Access path into the origin-private file
-// system (on disk: a fresh persistent profile). Prints one JSON object.
+// system (on disk: a fresh persistent profile), or with --save sw-download
+// through the service-worker download (into a temporary folder, removed
+// after each run). Prints one JSON object.
 //
 //   node test/e2e/bench.mjs [--runs 3] [--size-mib 1024] [--pqdrop PATH]
 //                           [--web-root DIR] [--no-verify] [--sample-ms 200]
 //                           [--screenshots DIR] [--timeout-ms 900000]
-//                           [--profile FILE]
+//                           [--profile FILE] [--save fsa|sw-download]
 //
 // Per run: throughput (decimal MB/s, from Accept to done and from the first
 // byte to done), time from opening the link to the offer and from Accept to
@@ -36,7 +38,7 @@ import { newFolderName, newResult, runScenario } from './driver.mjs';
 import { CHROMIUM_ARGS, DEFAULT_CHROMIUM, WEB_DIR, preparePage } from './lib/browser.mjs';
 
 function parse(argv) {
-  const o = { runs: 3, sizeMib: 1024, pqdrop: null, webRoot: null, verify: true, sampleMs: 200, screenshots: null, timeoutMs: 900_000, profile: null };
+  const o = { runs: 3, sizeMib: 1024, pqdrop: null, webRoot: null, verify: true, sampleMs: 200, screenshots: null, timeoutMs: 900_000, profile: null, save: 'fsa' };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -53,8 +55,10 @@ function parse(argv) {
     else if (k === '--screenshots') o.screenshots = v();
     else if (k === '--timeout-ms') o.timeoutMs = Number(v());
     else if (k === '--profile') o.profile = v();
+    else if (k === '--save') o.save = v();
     else throw new Error(`unknown option ${k}`);
   }
+  if (o.save !== 'fsa' && o.save !== 'sw-download') throw new Error('--save must be fsa or sw-download');
   for (const k of ['runs', 'sizeMib', 'sampleMs', 'timeoutMs']) {
     if (!Number.isInteger(o[k]) || o[k] <= 0) throw new Error(`--${k} must be a positive integer`);
   }
@@ -66,6 +70,18 @@ function findPqdrop(given) {
   const found = candidates.find((c) => c && existsSync(c));
   if (!found) throw new Error('no pqdrop binary: build one (cargo build --release -p pqdrop) or pass --pqdrop PATH');
   return resolve(found);
+}
+
+/** The SHA-256 (hex) of a file. */
+async function sha256File(path) {
+  const f = await open(path, 'r');
+  const h = createHash('sha256');
+  try {
+    for await (const chunk of f.createReadStream()) h.update(chunk);
+  } finally {
+    await f.close().catch(() => {});
+  }
+  return h.digest('hex');
 }
 
 /** Writes `bytes` random bytes to `path`, returning their SHA-256 (hex). */
@@ -219,6 +235,7 @@ async function main() {
       executablePath: DEFAULT_CHROMIUM,
       args: CHROMIUM_ARGS,
       headless: true,
+      acceptDownloads: true,
       viewport: { width: 900, height: 900 },
       handleSIGINT: true,
       handleSIGTERM: true,
@@ -227,7 +244,7 @@ async function main() {
     // The init scripts are the context's, added once; every run uses a new
     // page and the same OPFS folder, removed after each run.
     const folder = newFolderName();
-    const base = { ...(await preparePage(context, { save: 'fsa', folder })), folder };
+    const base = { ...(await preparePage(context, { save: o.save, folder })), folder };
 
     for (let run = 0; run < o.runs; run++) {
       const send = pqdrop(bin, ['send', '--relay', addr, '--web', '--json', file], join(work, 'home'));
@@ -265,7 +282,13 @@ async function main() {
       const cpuBefore = processTimes();
       const screenshots = o.screenshots ? join(resolve(o.screenshots), `run-${run + 1}`) : null;
       try {
-        await runScenario(opened, 'receive', { url, save: 'fsa', expectOffer: [], choice: 'accept', timeoutMs: o.timeoutMs, screenshots, hash: o.verify, cleanOpfs: true }, res);
+        const downloadDir = o.save === 'sw-download' ? await mkdtemp(join(work, 'dl-')) : undefined;
+        await runScenario(opened, 'receive', { url, save: o.save, downloadDir, expectOffer: [], choice: 'accept', timeoutMs: o.timeoutMs, screenshots, hash: o.verify, cleanOpfs: true }, res);
+        if (downloadDir !== undefined) {
+          const d = res.downloads?.[0];
+          res.saved = d?.size != null ? { files: { [d.suggested]: { size: d.size, sha256: o.verify ? await sha256File(d.path) : null } } } : null;
+          await rm(downloadDir, { recursive: true, force: true });
+        }
       } finally {
         sampling = false;
         res.cpuSeconds = cpuUse(cpuBefore, processTimes(), { sender: send.child.pid, senderCpu, relay: relay.child.pid }, join(work, 'profile'));

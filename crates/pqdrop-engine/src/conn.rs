@@ -436,7 +436,12 @@ impl Outbound {
         if self.pending() == 0 && !last {
             return Ok(());
         }
-        let fresh = self.spare.try_recv().unwrap_or_else(|_| vec![0u8; BUF_LEN]);
+        // Only full-size buffers come back (see `writer_task`), but a record
+        // must never be built in anything smaller.
+        let fresh = match self.spare.try_recv() {
+            Ok(b) if b.len() == BUF_LEN => b,
+            _ => vec![0u8; BUF_LEN],
+        };
         let buf = std::mem::replace(&mut self.buf, fresh);
         let tx = self.to_sealer.as_ref().ok_or(Error::PeerGone("the connection is closed".into()))?;
         tx.send((buf, self.len, last)).map_err(|_| Error::PeerGone("the connection closed".into()))?;
@@ -561,7 +566,10 @@ async fn writer_task<W: AsyncWrite + Unpin>(
             .await
             .map_err(|_| Error::PeerGone(format!("the other side stopped reading for {} s", LEGACY_IDLE_TIMEOUT.as_secs())))?
             .map_err(net_err)?;
-        let _ = recycle.send(frame.buf);
+        // A KeepAlive's small buffer is not a record buffer: drop it.
+        if frame.buf.len() == BUF_LEN {
+            let _ = recycle.send(frame.buf);
+        }
     }
     w.flush().await?;
     let _ = w.shutdown().await;

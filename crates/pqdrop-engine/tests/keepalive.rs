@@ -75,3 +75,62 @@ async fn a_person_deciding_longer_than_the_idle_timeout_does_not_cut_the_transfe
     received.expect("the receiver succeeded");
     assert_eq!(*ui.text.lock().expect("lock"), b"still there");
 }
+
+/// The same with a file of several records: the KeepAlives sent while the
+/// person decides must not disturb the records that follow (a KeepAlive's
+/// buffer was once recycled as a record buffer, and the sender panicked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_of_many_records_follows_the_keepalives_intact() {
+    let idle = Duration::from_millis(800);
+    let src = tempfile::tempdir().expect("tempdir");
+    let out = tempfile::tempdir().expect("tempdir");
+    // Incompressible (xorshift), so that every record is full of file data.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let data: Vec<u8> = (0..3 * 1024 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let file = src.path().join("many-records.bin");
+    std::fs::write(&file, &data).expect("write");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("addr");
+    let code = Code::parse("7-lemon-tiger").expect("code");
+    let ui = Arc::new(SlowConsent { think: idle * 3, text: Mutex::new(Vec::new()) });
+    let opts = ReceiveOptions {
+        out_dir: out.path().into(),
+        policy: ConflictPolicy::Refuse,
+        ask: false,
+        sender_addr: None,
+        max_entries: 10,
+        cascade: false,
+        idle_timeout: idle,
+        identity: None,
+    };
+    let rx_code = code.clone();
+    let receiver = tokio::spawn(async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        receive(stream, &rx_code, opts, ui).await
+    });
+    let (stream, _) = listener.accept().await.expect("accept");
+    let prepared = prepare(Payload::Paths(vec![file.clone()])).expect("prepare");
+    let sent = tokio::time::timeout(
+        Duration::from_secs(30),
+        send(
+            stream,
+            &code,
+            prepared,
+            SendOptions { idle_timeout: idle, zstd: pqdrop_engine::send::Zstd::Off, ..SendOptions::default() },
+            Arc::new(Quiet),
+        ),
+    )
+    .await
+    .expect("the send finished");
+    let received = tokio::time::timeout(Duration::from_secs(30), receiver).await.expect("the receive finished").expect("join");
+    sent.expect("the sender succeeded");
+    received.expect("the receiver succeeded");
+    assert!(std::fs::read(out.path().join("many-records.bin")).expect("the file") == data, "the file arrived intact");
+}

@@ -237,6 +237,41 @@ fn cli_to_page_download_folder_as_zip() {
     got.assert_eq(&want, "the unpacked zip");
 }
 
+/// Without File System Access and without service workers, the page keeps
+/// what it receives in memory and saves it as one download at the end (a
+/// file under its own name). Above its limit (256 MiB) it refuses at the
+/// offer, says why, and saves nothing.
+#[test]
+fn cli_to_page_blob_fallback_and_its_limit() {
+    let Some(s) = setup() else { return };
+    let src = temp_dir("pqdrop-src-");
+    let dl = temp_dir("pqdrop-dl-");
+    let small = src.path().join("small.bin");
+    write_pseudo_random_file(&small, 3, 3 << 20);
+    let r = cli_to_page(&s, "cli_to_page_blob_file", "blob", &[&small], &["small.bin"], Some(dl.path()));
+    let (name, path) = one_download(&r);
+    assert_eq!(name, "small.bin", "a single file downloads under its own name");
+    assert_same_file(&small, &path);
+
+    // 300 MiB (sparse: only offered, never sent).
+    let huge = src.path().join("huge.bin");
+    std::fs::File::create(&huge).and_then(|f| f.set_len(300 << 20)).expect("sparse file");
+    let dl = temp_dir("pqdrop-dl-");
+    let mut sender = s.send(&["--web"], &[&huge]);
+    let code = wait_cli_event(&mut sender, "code", Duration::from_secs(30));
+    let url = code["url"].as_str().expect("url").to_string();
+    let a = args!["--url", url, "--save", "blob", "--download-dir", dl.path(), "--screenshots", shots_dir("cli_to_page_blob_too_large")];
+    let mut d = Driver::spawn(&s.env, "page (receiver)", "receive", &a, RUN);
+    let r = d.finish(WAIT);
+    let f = sender.wait(CLI_WAIT);
+    assert_error(&r, &["too-large"], "an offer over the in-memory limit");
+    let msg = r["errorMessage"].as_str().unwrap_or("");
+    assert!(msg.contains("256 MiB") && msg.contains("pqdrop command line"), "the message must say the limit and what to do: {msg}");
+    assert!(r["offer"].is_null(), "no offer may be accepted: {:#}", r["offer"]);
+    assert_eq!(r["downloads"].as_array().map(Vec::len), Some(0), "nothing may be saved: {:#}", r["downloads"]);
+    f.assert_failed();
+}
+
 // ---------------------------------------------------------------------------
 // 3. page → CLI.
 

@@ -5,8 +5,8 @@
 // always last one {"event":"result",...}. Diagnostics go to stderr.
 //
 //   node test/e2e/driver.mjs probe        --url URL
-//   node test/e2e/driver.mjs receive      --url URL#CODE --save fsa|sw-download [--expect-offer TEXT]…
-//   node test/e2e/driver.mjs receive-code --url URL --code CODE --save fsa|sw-download
+//   node test/e2e/driver.mjs receive      --url URL#CODE --save fsa|sw-download|blob [--expect-offer TEXT]…
+//   node test/e2e/driver.mjs receive-code --url URL --code CODE --save fsa|sw-download|blob
 //   node test/e2e/driver.mjs send         --url URL (--file PATH… | --folder DIR)
 //
 // Options (all scenarios):
@@ -14,7 +14,7 @@
 //   --timeout-ms N      bound on the whole run (default 120000); every wait is
 //                       bounded by what is left of it
 //   --choice accept|decline   what to answer an offer (default accept)
-//   --download-dir DIR  sw-download: where downloads are saved (default: a temp folder)
+//   --download-dir DIR  sw-download, blob: where downloads are saved (default: a temp folder)
 //   --marker ID         a switch added to Chromium's command line, to find it in /proc
 //   --chromium PATH     the browser (default $PQDROP_CHROMIUM or /usr/bin/chromium)
 //
@@ -70,7 +70,7 @@ export function parseArgs(argv) {
   o.timeoutMs = Number(o.timeoutMs);
   if (!Number.isFinite(o.timeoutMs) || o.timeoutMs <= 0) throw new UsageError('--timeout-ms must be a positive number');
   if (!o.url) throw new UsageError('--url is required');
-  if (o.save !== null && o.save !== 'fsa' && o.save !== 'sw-download') throw new UsageError('--save must be fsa or sw-download');
+  if (o.save !== null && o.save !== 'fsa' && o.save !== 'sw-download' && o.save !== 'blob') throw new UsageError('--save must be fsa, sw-download or blob');
   if (o.choice !== 'accept' && o.choice !== 'decline') throw new UsageError('--choice must be accept or decline');
   return o;
 }
@@ -113,7 +113,7 @@ export async function runScenario(opened, scenario, o, res) {
   res.pageErrors = log.pageErrors;
   const shots = (name) => screenshot(page, o.screenshots, name, res.notes);
   const downloads = [];
-  if (o.save === 'sw-download') {
+  if (o.save === 'sw-download' || o.save === 'blob') {
     const onDl = (d) => downloads.push(d);
     page.on('download', onDl);
     context.on('page', (p) => p.on('download', onDl));
@@ -163,7 +163,7 @@ export async function runScenario(opened, scenario, o, res) {
     res.saved.folder = folder;
     if (o.cleanOpfs) await page.evaluate(removeOpfs, { folder });
   }
-  if (o.save === 'sw-download') res.downloads = await saveDownloads(downloads, o, res, deadline);
+  if (o.save === 'sw-download' || o.save === 'blob') res.downloads = await saveDownloads(downloads, o, res, deadline);
 }
 
 /** The receiving part shared by `receive` and `receive-code`. */

@@ -52,12 +52,19 @@ export async function launch(opts = {}) {
 /**
  * A new context and page with the state recorder and the chosen save path.
  * `save`: 'fsa' (pickers return OPFS handles in `folder`), 'sw-download'
- * (no pickers at all), or null (the page as it is).
+ * (no pickers at all), 'blob' (no pickers and service workers blocked), or
+ * null (the page as it is).
  * @param {import('playwright-core').Browser} browser
- * @param {{ save?: 'fsa' | 'sw-download' | null, folder?: string }} opts
+ * @param {{ save?: 'fsa' | 'sw-download' | 'blob' | null, folder?: string }} opts
  */
 export async function openPage(browser, opts = {}) {
-  const context = await browser.newContext({ acceptDownloads: opts.save === 'sw-download', viewport: { width: 900, height: 900 } });
+  const downloads = opts.save === 'sw-download' || opts.save === 'blob';
+  // 'blob': no pickers and no service worker, so the page has only its in-memory fallback.
+  const context = await browser.newContext({
+    acceptDownloads: downloads,
+    serviceWorkers: opts.save === 'blob' ? 'block' : 'allow',
+    viewport: { width: 900, height: 900 },
+  });
   return preparePage(context, opts);
 }
 
@@ -65,12 +72,12 @@ export async function openPage(browser, opts = {}) {
  * Like {@link openPage}, in a context the caller made (e.g. a persistent one,
  * whose origin-private file system is on disk rather than in memory).
  * @param {import('playwright-core').BrowserContext} context
- * @param {{ save?: 'fsa' | 'sw-download' | null, folder?: string }} opts
+ * @param {{ save?: 'fsa' | 'sw-download' | 'blob' | null, folder?: string }} opts
  */
 export async function preparePage(context, opts = {}) {
   await context.addInitScript(recordStates);
   if (opts.save === 'fsa') await context.addInitScript(stubPickers, { folder: opts.folder });
-  if (opts.save === 'sw-download') await context.addInitScript(removePickers);
+  if (opts.save === 'sw-download' || opts.save === 'blob') await context.addInitScript(removePickers);
   const page = context.pages()[0] ?? (await context.newPage());
   const log = { console: [], pageErrors: [] };
   const watch = (p) => {

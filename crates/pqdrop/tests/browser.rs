@@ -319,6 +319,24 @@ fn page_to_cli_folder_tree() {
     Listing::of_disk(out.path(), "").assert_eq(&Listing::of_disk(&tree, "tree").without_empty_dirs(), "what pqdrop receive wrote");
 }
 
+/// Where the browser has the directory picker (Chromium), "Choose a folder"
+/// uses it, and the folder goes whole, its empty folders included. The
+/// picker is stubbed with the same tree in the origin-private file system.
+#[test]
+fn page_to_cli_folder_tree_through_the_directory_picker() {
+    let Some(s) = setup() else { return };
+    let src = temp_dir("pqdrop-src-");
+    let out = temp_dir("pqdrop-out-");
+    let tree = make_tree(src.path());
+    let r = page_to_cli(&s, "page_to_cli_folder_picker", args!["--folder-picker", &tree], out.path());
+    let calls = r["pickerCalls"].as_array().cloned().unwrap_or_default();
+    assert!(
+        calls.iter().any(|c| c["fn"] == "showDirectoryPicker" && c["userActivation"] == true),
+        "the page must open the directory picker from the click: {calls:?}"
+    );
+    Listing::of_disk(out.path(), "").assert_eq(&Listing::of_disk(&tree, "tree"), "what pqdrop receive wrote");
+}
+
 // ---------------------------------------------------------------------------
 // 4. Wrong code.
 

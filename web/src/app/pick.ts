@@ -1,6 +1,8 @@
 // What the user picked to send: files from `<input type=file multiple>`, a
-// folder from `<input type=file webkitdirectory>` (paths from
-// `webkitRelativePath`), or files and folders dropped on the page (walked
+// folder from the File System Access directory picker where the browser has
+// it (walked through its handles, empty folders included) or else from
+// `<input type=file webkitdirectory>` (paths from `webkitRelativePath`,
+// which lists files only), or files and folders dropped on the page (walked
 // with `webkitGetAsEntry`, which also sees empty folders).
 
 /** One thing to send: a file (with its File) or a folder. `path` is `/`-separated and relative. */
@@ -46,6 +48,29 @@ export function fromFolderInput(files: FileList | readonly File[]): PickedItem[]
     out.push({ path: rel, kind: 'file', file: f });
   }
   return out;
+}
+
+/** A folder from `showDirectoryPicker`, walked in name order, empty folders included. */
+export async function fromDirectoryHandle(dir: FileSystemDirectoryHandle): Promise<PickedItem[]> {
+  const out: PickedItem[] = [];
+  await walkHandle(dir, dir.name, out);
+  return out;
+}
+
+async function walkHandle(dir: FileSystemDirectoryHandle, path: string, out: PickedItem[]): Promise<void> {
+  if (out.length >= MAX_ITEMS) throw new PickError(`more than ${MAX_ITEMS} files and folders`);
+  out.push({ path, kind: 'folder' });
+  const children: FileSystemHandle[] = [];
+  for await (const h of dir.values()) {
+    children.push(h);
+    if (out.length + children.length > MAX_ITEMS) throw new PickError(`more than ${MAX_ITEMS} files and folders`);
+  }
+  children.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const h of children) {
+    const p = `${path}/${h.name}`;
+    if (h.kind === 'file') out.push({ path: p, kind: 'file', file: await (h as FileSystemFileHandle).getFile() });
+    else await walkHandle(h as FileSystemDirectoryHandle, p, out);
+  }
 }
 
 /** Dropped items, folders walked recursively. Must be called during the drop event (items expire after it). */

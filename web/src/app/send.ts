@@ -9,7 +9,7 @@ import { checkSendable, send, SessionFailure, type SendItem } from '../session';
 import { connectHere, guardUnload, ProgressView, showFailure, stayAwake } from './connect';
 import { el, setState, setText } from './dom';
 import { formatBytes, plural } from './format';
-import { describeSelection, fromDrop, fromFileInput, fromFolderInput, PickError, type PickedItem } from './pick';
+import { describeSelection, fromDirectoryHandle, fromDrop, fromFileInput, fromFolderInput, PickError, type PickedItem } from './pick';
 
 /** The relay's default TCP port, for the command shown to CLI receivers. */
 const DEFAULT_RELAY_PORT = 4733;
@@ -59,6 +59,21 @@ export function setupSend(): void {
   const folder = el<HTMLInputElement>('send-folder', HTMLInputElement);
   files.addEventListener('change', () => select(fromFileInput(files.files ?? [])));
   folder.addEventListener('change', () => select(fromFolderInput(folder.files ?? [])));
+  // Where the browser has the directory picker, "Choose a folder" uses it:
+  // unlike the folder input, it shows empty folders too.
+  const folderLabel = document.querySelector<HTMLLabelElement>('label[for="send-folder"]');
+  const w = window as { showDirectoryPicker?: (o: { mode: 'read'; id: string }) => Promise<FileSystemDirectoryHandle> };
+  if (folderLabel !== null && typeof w.showDirectoryPicker === 'function') {
+    folderLabel.addEventListener('click', (e) => {
+      e.preventDefault();
+      w.showDirectoryPicker!({ mode: 'read', id: 'pqdrop-send' })
+        .then(fromDirectoryHandle)
+        .then(select, (err: unknown) => {
+          if (err instanceof DOMException && err.name === 'AbortError') return; // the user closed the picker
+          setText('send-selection', err instanceof PickError ? `Too much: ${err.message}.` : 'The folder could not be read.');
+        });
+    });
+  }
   const zone = el('drop-zone');
   const over = (e: DragEvent) => {
     if (document.body.dataset.state !== 'home') return;

@@ -7,7 +7,7 @@
 //   node test/e2e/driver.mjs probe        --url URL
 //   node test/e2e/driver.mjs receive      --url URL#CODE --save fsa|sw-download|blob [--expect-offer TEXT]…
 //   node test/e2e/driver.mjs receive-code --url URL --code CODE --save fsa|sw-download|blob
-//   node test/e2e/driver.mjs send         --url URL (--file PATH… | --folder DIR)
+//   node test/e2e/driver.mjs send         --url URL (--file PATH… | --folder DIR | --folder-picker DIR)
 //
 // Options (all scenarios):
 //   --screenshots DIR   PNGs of the main states (offer, progress, done, error, …)
@@ -22,13 +22,13 @@
 // the result says which), 2 on a driver failure (result.driverError), 3 on
 // the overall timeout, 64 on bad arguments.
 
-import { mkdtemp, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { DEFAULT_CHROMIUM, launch, openPage, recorded, screenshot, sha256Script, waitForState } from './lib/browser.mjs';
-import { listOpfs, readPage, removeOpfs } from './lib/page-scripts.mjs';
+import { listOpfs, readPage, removeOpfs, writeOpfsTree } from './lib/page-scripts.mjs';
 
 /** Files up to this size are hashed whole by WebCrypto; larger ones incrementally. */
 export const WHOLE_HASH_LIMIT = 256 << 20;
@@ -52,6 +52,7 @@ export function parseArgs(argv) {
     '--code': 'code',
     '--save': 'save',
     '--folder': 'folder',
+    '--folder-picker': 'folderPicker',
     '--screenshots': 'screenshots',
     '--timeout-ms': 'timeoutMs',
     '--choice': 'choice',
@@ -72,6 +73,8 @@ export function parseArgs(argv) {
   if (!o.url) throw new UsageError('--url is required');
   if (o.save !== null && o.save !== 'fsa' && o.save !== 'sw-download' && o.save !== 'blob') throw new UsageError('--save must be fsa, sw-download or blob');
   if (o.choice !== 'accept' && o.choice !== 'decline') throw new UsageError('--choice must be accept or decline');
+  // Sending a folder through the (stubbed) directory picker: its pickers are the File System Access stubs.
+  if (o.folderPicker) o.save = 'fsa';
   return o;
 }
 
@@ -199,7 +202,16 @@ async function runReceive(page, o, res, deadline, shots) {
 /** The sending scenario: pick, start, print the code, wait for the end. */
 async function runSend(page, o, res, deadline, shots) {
   await waitForState(page, ['home'], deadline.left());
-  if (o.folder) await page.setInputFiles('#send-folder', resolve(o.folder), { timeout: deadline.left() });
+  if (o.folderPicker) {
+    // The tree goes into OPFS, where the stubbed picker finds it; the label's
+    // click (a user gesture) opens the picker as for a person.
+    await bounded(page.evaluate(writeOpfsTree, { folder: o.opfsFolder, entries: await treeEntries(resolve(o.folderPicker)) }), deadline, 'copying the tree into OPFS');
+    await page.click('label[for="send-folder"]', { timeout: deadline.left() });
+    await page.waitForFunction(() => !document.getElementById('send-button')?.disabled || document.body.dataset.state !== 'home', null, {
+      timeout: deadline.left(),
+      polling: 25,
+    });
+  } else if (o.folder) await page.setInputFiles('#send-folder', resolve(o.folder), { timeout: deadline.left() });
   else if (o.files.length > 0) await page.setInputFiles('#send-files', o.files.map((f) => resolve(f)), { timeout: deadline.left() });
   else throw new UsageError('send needs --file or --folder');
   await shots('picked');
@@ -229,6 +241,22 @@ async function runSend(page, o, res, deadline, shots) {
   await waitForState(page, FINAL, deadline.left());
   const end = await page.evaluate(() => document.body.dataset.state);
   await shots(end === 'done' ? 'done' : 'error');
+}
+
+/** A small tree on disk as `writeOpfsTree` entries (parents first, files base64), under its own name. */
+async function treeEntries(dir) {
+  const out = [{ path: basename(dir), kind: 'folder' }];
+  const walk = async (abs, rel) => {
+    for (const d of (await readdir(abs, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = `${rel}/${d.name}`;
+      if (d.isDirectory()) {
+        out.push({ path: p, kind: 'folder' });
+        await walk(join(abs, d.name), p);
+      } else if (d.isFile()) out.push({ path: p, kind: 'file', b64: (await readFile(join(abs, d.name))).toString('base64') });
+    }
+  };
+  await walk(dir, basename(dir));
+  return out;
 }
 
 /** Saves every download into the download folder; waits for each to finish. */
@@ -343,7 +371,9 @@ async function main() {
     browser = await launch({ executablePath: o.chromium || DEFAULT_CHROMIUM, marker: o.marker });
     res.browserVersion = browser.version();
     const folder = newFolderName();
-    await runScenario({ ...(await openPage(browser, { save: o.save, folder })), folder }, scenario, o, res);
+    o.opfsFolder = folder;
+    const pickFolder = o.folderPicker ? basename(resolve(o.folderPicker)) : undefined;
+    await runScenario({ ...(await openPage(browser, { save: o.save, folder, pickFolder })), folder }, scenario, o, res);
     clearTimeout(overall);
     await finish(0);
   } catch (e) {

@@ -55,7 +55,7 @@ export async function launch(opts = {}) {
  * (no pickers at all), 'blob' (no pickers and service workers blocked), or
  * null (the page as it is).
  * @param {import('playwright-core').Browser} browser
- * @param {{ save?: 'fsa' | 'sw-download' | 'blob' | null, folder?: string }} opts
+ * @param {{ save?: 'fsa' | 'sw-download' | 'blob' | null, folder?: string, pickFolder?: string }} opts
  */
 export async function openPage(browser, opts = {}) {
   const downloads = opts.save === 'sw-download' || opts.save === 'blob';
@@ -72,11 +72,11 @@ export async function openPage(browser, opts = {}) {
  * Like {@link openPage}, in a context the caller made (e.g. a persistent one,
  * whose origin-private file system is on disk rather than in memory).
  * @param {import('playwright-core').BrowserContext} context
- * @param {{ save?: 'fsa' | 'sw-download' | 'blob' | null, folder?: string }} opts
+ * @param {{ save?: 'fsa' | 'sw-download' | 'blob' | null, folder?: string, pickFolder?: string }} opts
  */
 export async function preparePage(context, opts = {}) {
   await context.addInitScript(recordStates);
-  if (opts.save === 'fsa') await context.addInitScript(stubPickers, { folder: opts.folder });
+  if (opts.save === 'fsa') await context.addInitScript(stubPickers, { folder: opts.folder, pickFolder: opts.pickFolder });
   if (opts.save === 'sw-download' || opts.save === 'blob') await context.addInitScript(removePickers);
   const page = context.pages()[0] ?? (await context.newPage());
   const log = { console: [], pageErrors: [] };

@@ -61,7 +61,8 @@ export function stubPickers(arg) {
     Object.defineProperty(window, name, { value: impl, configurable: true, writable: true, enumerable: true });
   define('showDirectoryPicker', async function showDirectoryPicker(options) {
     gesture('showDirectoryPicker', options);
-    return folder();
+    // A sending page picks the folder `arg.pickFolder` inside it (see writeOpfsTree).
+    return arg.pickFolder ? (await folder()).getDirectoryHandle(arg.pickFolder) : folder();
   });
   define('showSaveFilePicker', async function showSaveFilePicker(options) {
     gesture('showSaveFilePicker', options);
@@ -76,6 +77,31 @@ export function stubPickers(arg) {
       throw e;
     }
   });
+}
+
+/**
+ * Writes `arg.entries` (`{ path, kind: 'file' | 'folder', b64? }`, parents
+ * first) under the OPFS folder `arg.folder`: a tree for the stubbed
+ * directory picker to hand a sending page.
+ */
+export async function writeOpfsTree(arg) {
+  const root = await (await navigator.storage.getDirectory()).getDirectoryHandle(arg.folder, { create: true });
+  const dirOf = async (parts) => {
+    let d = root;
+    for (const p of parts) d = await d.getDirectoryHandle(p, { create: true });
+    return d;
+  };
+  for (const e of arg.entries) {
+    const parts = e.path.split('/');
+    if (e.kind === 'folder') {
+      await dirOf(parts);
+      continue;
+    }
+    const dir = await dirOf(parts.slice(0, -1));
+    const w = await (await dir.getFileHandle(parts[parts.length - 1], { create: true })).createWritable();
+    await w.write(Uint8Array.from(atob(e.b64), (c) => c.charCodeAt(0)));
+    await w.close();
+  }
 }
 
 /** Init script for the download path: the page must not see any picker. */

@@ -259,7 +259,9 @@ async fn a_websocket_peer_may_read_the_relay_from_a_streamed_http_response() {
         get.write_all(format!("GET /down/{token} HTTP/1.1\r\nHost: {web}\r\n\r\n").as_bytes()).await.unwrap();
         let (mut body, head) = ChunkedBody::open(get).await;
         assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-        for h in ["Transfer-Encoding: chunked", "Cache-Control: no-store", "X-Accel-Buffering: no", "Content-Type: application/octet-stream"] {
+        for h in
+            ["Transfer-Encoding: chunked", "Cache-Control: no-store", "X-Accel-Buffering: no", "Content-Type: application/octet-stream"]
+        {
             assert!(head.contains(h), "{h}: {head}");
         }
         let again = http(web, &format!("GET /down/{token} HTTP/1.1\r\nHost: x\r\n\r\n")).await;

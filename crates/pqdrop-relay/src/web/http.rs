@@ -85,13 +85,21 @@ where
     if let Some(token) = req.path.rsplit_once("/down/").map(|(_, t)| t).filter(|t| !t.contains('/')) {
         let bridge = if req.head_only { None } else { ctx.downstreams.claim(token) };
         let Some(bridge) = bridge else {
-            return respond(ctx, &mut io, 404, "text/plain; charset=utf-8", b"no such downstream (it was used, or it expired)", req.head_only)
-                .await;
+            return respond(
+                ctx,
+                &mut io,
+                404,
+                "text/plain; charset=utf-8",
+                b"no such downstream (it was used, or it expired)",
+                req.head_only,
+            )
+            .await;
         };
         // No length: the body is the relay's bytes until the session ends,
         // in chunks, and no proxy may hold them back (X-Accel-Buffering is
         // nginx's per-response switch for that).
-        let head = format!("{}Transfer-Encoding: chunked\r\nX-Accel-Buffering: no\r\n\r\n", head(ctx, 200, "application/octet-stream", None));
+        let head =
+            format!("{}Transfer-Encoding: chunked\r\nX-Accel-Buffering: no\r\n\r\n", head(ctx, 200, "application/octet-stream", None));
         if io.write_all(head.as_bytes()).await.is_err() || io.flush().await.is_err() {
             return;
         }

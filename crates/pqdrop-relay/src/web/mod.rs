@@ -111,7 +111,14 @@ impl WebServer {
     pub(crate) async fn run(self, inject: mpsc::Sender<(TcpStream, SocketAddr)>, mut shutdown: watch::Receiver<bool>) {
         info!(addr = %self.local_addr, url = %self.page_url, tls = self.tls.is_some(), "serving the browser page");
         let permits = Arc::new(Semaphore::new(MAX_PAGE_CONNECTIONS));
-        let ctx = Arc::new(http::Context { assets: self.assets, page_url: self.page_url, tls: self.tls.is_some(), csp: self.csp, inject, downstreams: down::Downstreams::default() });
+        let ctx = Arc::new(http::Context {
+            assets: self.assets,
+            page_url: self.page_url,
+            tls: self.tls.is_some(),
+            csp: self.csp,
+            inject,
+            downstreams: down::Downstreams::default(),
+        });
         loop {
             let (stream, addr) = tokio::select! {
                 () = stopping(&mut shutdown) => break,

@@ -25,14 +25,18 @@ struct Running {
 }
 
 async fn start(web: bool) -> Running {
+    start_with(web, RelayConfig::default(), Vec::new()).await
+}
+
+async fn start_with(web: bool, config: RelayConfig, trusted_proxies: Vec<std::net::IpAddr>) -> Running {
     let root = tempfile::tempdir().expect("tempdir");
     std::fs::write(root.path().join("index.html"), b"<!doctype html><title>pqdrop</title>").unwrap();
     std::fs::write(root.path().join("app.js"), b"console.log(1)").unwrap();
-    let config = RelayConfig { join_rate_per_sec: 1000.0, join_burst: 1000, ..RelayConfig::default() };
+    let config = RelayConfig { join_rate_per_sec: 1000.0, join_burst: 1000, ..config };
     let mut relay = Relay::bind("127.0.0.1:0".parse().unwrap(), config).await.expect("bind");
     let web = match web {
         true => {
-            let cfg = WebConfig { root: Some(root.path().to_path_buf()), ..WebConfig::default() };
+            let cfg = WebConfig { root: Some(root.path().to_path_buf()), trusted_proxies, ..WebConfig::default() };
             Some(relay.serve_web("127.0.0.1:0".parse().unwrap(), cfg).await.expect("web"))
         }
         false => None,
@@ -295,6 +299,49 @@ async fn a_websocket_peer_may_read_the_relay_from_a_streamed_http_response() {
         }
         let unknown = http(web, "GET /down/00000000000000000000000000000000 HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(unknown.starts_with("HTTP/1.1 404 "), "{unknown}");
+    })
+    .await
+    .expect("in time");
+}
+
+/// A WebSocket through `--web` with `X-Forwarded-For`, as a proxy sends it;
+/// returns the first status the relay gives an allocating sender. The
+/// connection (and the room it waits in) stays open as long as `keep`.
+async fn ws_sender_status(web: SocketAddr, forwarded_for: &str, keep: &mut Vec<Box<dyn std::any::Any + Send>>) -> Result<u64, String> {
+    let stream = TcpStream::connect(web).await.unwrap();
+    let mut req = format!("ws://{web}/ws").into_client_request().unwrap();
+    req.headers_mut().insert("Origin", format!("http://{web}").parse().unwrap());
+    req.headers_mut().insert("X-Forwarded-For", forwarded_for.parse().unwrap());
+    let (ws, _) = tokio_tungstenite::client_async(req, stream).await.map_err(|e| e.to_string())?;
+    let (mut tx, mut rx) = ws.split();
+    tx.send(Message::Binary(hello_v2_bytes(None, Role::Sender, false).unwrap().into())).await.unwrap();
+    let mut st = WsStatuses { buf: Vec::new() };
+    let (code, _) = st.next(&mut rx).await;
+    keep.push(Box::new((tx, rx)));
+    Ok(code)
+}
+
+/// Behind a trusted proxy each browser counts under the address the proxy
+/// put last in `X-Forwarded-For`; from anyone else the header means nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_browser_has_its_own_limits() {
+    timeout(LIMIT, async {
+        let mut keep = Vec::new();
+        let one_room = RelayConfig { max_pending_per_ip: 1, ..RelayConfig::default() };
+        let r = start_with(true, one_room.clone(), vec!["127.0.0.1".parse().unwrap()]).await;
+        let web = r.web.unwrap();
+        assert_eq!(ws_sender_status(web, "198.51.100.1, 203.0.113.7", &mut keep).await, Ok(2), "allocated for .7");
+        assert_eq!(ws_sender_status(web, "203.0.113.8", &mut keep).await, Ok(2), "another browser has its own room limit");
+        // The proxy's own entry is the last: what the client wrote before it counts for nothing.
+        assert_eq!(ws_sender_status(web, "203.0.113.8, 203.0.113.7", &mut keep).await, Ok(17), "a second room for .7 is refused");
+        let bad = ws_sender_status(web, "203.0.113.9, unknown", &mut keep).await;
+        assert!(bad.as_ref().is_err_and(|e| e.contains("400")), "a header that does not end in an address: {bad:?}");
+
+        // Without --trusted-proxy the header is ignored: all come from 127.0.0.1.
+        let r2 = start_with(true, one_room, Vec::new()).await;
+        let web2 = r2.web.unwrap();
+        assert_eq!(ws_sender_status(web2, "203.0.113.7", &mut keep).await, Ok(2));
+        assert_eq!(ws_sender_status(web2, "203.0.113.8", &mut keep).await, Ok(17), "one address, one room");
     })
     .await
     .expect("in time");

@@ -98,6 +98,9 @@ pub struct RelayArgs {
     /// With --web: the PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires_all = ["web", "tls_cert"])]
     pub tls_key: Option<std::path::PathBuf>,
+    /// With --web: a reverse proxy in front (its address as the relay sees it, e.g. 127.0.0.1; repeatable). A browser's WebSocket from it is counted under the last address of its X-Forwarded-For, so that per-address limits apply to each browser rather than to the proxy. Only for a proxy that sets that header itself.
+    #[arg(long, value_name = "IP", requires = "web")]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
     /// With --web: serve the page's files from this folder instead of the copy built into pqdrop (to try a changed page).
     #[arg(long, value_name = "DIR", requires = "web")]
     pub web_root: Option<std::path::PathBuf>,
@@ -146,7 +149,12 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             (Some(cert), Some(key)) => Some(pqdrop_relay::TlsFiles { cert: cert.clone(), key: key.clone() }),
             _ => None,
         };
-        let web = pqdrop_relay::WebConfig { public_url: args.public_url.clone(), root: args.web_root.clone(), tls };
+        let web = pqdrop_relay::WebConfig {
+            public_url: args.public_url.clone(),
+            root: args.web_root.clone(),
+            tls,
+            trusted_proxies: args.trusted_proxy.clone(),
+        };
         let local = relay.serve_web(addr, web).await?;
         say!("browser page on {local}, reached at {}", relay.page_url().unwrap_or(""));
     }

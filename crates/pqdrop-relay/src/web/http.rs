@@ -39,6 +39,8 @@ pub(crate) struct Context {
     pub(crate) inject: mpsc::Sender<(TcpStream, SocketAddr)>,
     /// Downstream tokens handed out on WebSockets, waiting for their request.
     pub(crate) downstreams: super::down::Downstreams,
+    /// Proxies whose `X-Forwarded-For` names the client (see `WebConfig`).
+    pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// What a request asks for.
@@ -47,6 +49,9 @@ struct Request {
     path: String,
     /// The WebSocket asks for its downstream over HTTP (`?down=http`).
     down_http: bool,
+    /// The last address of `X-Forwarded-For`: `None` without the header,
+    /// `Some(None)` when it does not end in an address.
+    forwarded_for: Option<Option<std::net::IpAddr>>,
     upgrade: Option<String>,
     origin_ok: bool,
 }
@@ -70,6 +75,16 @@ where
             debug!(peer = %addr, "web: WebSocket from another origin refused");
             return respond(ctx, &mut io, 403, "text/plain; charset=utf-8", b"WebSocket from another origin", false).await;
         }
+        // Behind a trusted proxy, the browser's own address is the one the
+        // proxy put last in X-Forwarded-For.
+        let addr = match (ctx.trusted_proxies.contains(&addr.ip()), req.forwarded_for) {
+            (false, _) | (true, None) => addr,
+            (true, Some(Some(ip))) => SocketAddr::new(ip, addr.port()),
+            (true, Some(None)) => {
+                debug!(peer = %addr, "web: a trusted proxy sent an X-Forwarded-For that does not end in an address");
+                return respond(ctx, &mut io, 400, "text/plain; charset=utf-8", b"X-Forwarded-For does not end in an address", false).await;
+            }
+        };
         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
         let head = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
@@ -217,5 +232,9 @@ fn interpret(req: &httparse::Request<'_, '_>, page_url: &str) -> Result<Request,
                 || header("host").is_some_and(|host| origin.split_once("://").is_some_and(|(_, h)| h.eq_ignore_ascii_case(host)))
         }
     };
-    Ok(Request { head_only, path, down_http, upgrade, origin_ok })
+    // Several headers are one list (RFC 9110 §5.3): the last one counts.
+    let forwarded_for = req.headers.iter().rev().find(|h| h.name.eq_ignore_ascii_case("x-forwarded-for")).map(|h| {
+        std::str::from_utf8(h.value).ok().and_then(|v| v.rsplit(',').next()).and_then(|last| last.trim().parse::<std::net::IpAddr>().ok())
+    });
+    Ok(Request { head_only, path, down_http, forwarded_for, upgrade, origin_ok })
 }

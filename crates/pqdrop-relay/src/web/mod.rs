@@ -42,6 +42,12 @@ pub struct WebConfig {
     pub root: Option<PathBuf>,
     /// Serve HTTPS with this certificate chain and private key (PEM files).
     pub tls: Option<TlsFiles>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: a WebSocket
+    /// that comes from one of these addresses enters the relay under the
+    /// last address of that header (the one the proxy added), so that the
+    /// per-address limits count each browser, not the proxy. Empty (the
+    /// default): the header is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// A PEM certificate chain and its private key.
@@ -67,6 +73,7 @@ pub(crate) struct WebServer {
     page_url: String,
     local_addr: SocketAddr,
     csp: String,
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for WebServer {
@@ -95,7 +102,8 @@ impl WebServer {
             (true, true) => " wss:",
             (true, false) => " ws: wss:",
         };
-        Ok(WebServer { listener, tls, assets, page_url, local_addr, csp: http::csp(connect_extra) })
+        let trusted_proxies = config.trusted_proxies.clone();
+        Ok(WebServer { listener, tls, assets, page_url, local_addr, csp: http::csp(connect_extra), trusted_proxies })
     }
 
     pub(crate) fn local_addr(&self) -> SocketAddr {
@@ -118,6 +126,7 @@ impl WebServer {
             csp: self.csp,
             inject,
             downstreams: down::Downstreams::default(),
+            trusted_proxies: self.trusted_proxies,
         });
         loop {
             let (stream, addr) = tokio::select! {

@@ -264,5 +264,12 @@ function prepend(head: Uint8Array, stream: ByteStream): ByteStream {
     get overloaded() {
       return stream.overloaded;
     },
+    get downstream() {
+      return stream.downstream;
+    },
+    // Only once the head was read: `readInto` must not skip it.
+    get readInto() {
+      return pending === undefined ? stream.readInto : undefined;
+    },
   };
 }

@@ -17,8 +17,12 @@
 // page may open `ws?down=http`; a relay that knows it sends `down TOKEN` as
 // its first (text) message, and everything it has for the page is then the
 // chunked body of `GET down/TOKEN`, read with the body's own backpressure.
-// A relay that does not know it just answers in binary messages, and those
-// are read as before.
+// Opening waits for that response before it resolves, so that when the
+// downstream cannot be had (a load balancer sent the request to another
+// instance, the browser's connections per host are all taken) the page
+// opens a plain WebSocket instead, before its hello went anywhere. A relay
+// that does not know the query sends nothing before the hello, and after a
+// short wait the WebSocket is used as it is.
 
 /** A connection's bytes, in order. */
 export interface ByteStream {
@@ -78,14 +82,27 @@ const DEFAULT_OPEN_TIMEOUT = 15_000;
 /** Opens `url` (ws: or wss:) as a byte stream. */
 export async function openWebSocket(url: string, options: OpenOptions = {}): Promise<ByteStream> {
   const timeout = options.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT;
-  if (options.httpDownstream === true) url = `${url}${url.includes('?') ? '&' : '?'}down=http`;
   const Wss = (globalThis as { WebSocketStream?: WebSocketStreamConstructor }).WebSocketStream;
-  const split = options.httpDownstream === true;
-  if (Wss !== undefined && options.preferStreams !== false) return openStream(Wss, url, timeout, split);
-  return openPlain(url, timeout, options.maxQueued ?? DEFAULT_MAX_QUEUED, split);
+  const open = (u: string, split: boolean) =>
+    Wss !== undefined && options.preferStreams !== false
+      ? openStream(Wss, u, timeout, split)
+      : openPlain(u, timeout, options.maxQueued ?? DEFAULT_MAX_QUEUED, split);
+  if (options.httpDownstream !== true) return open(url, false) as Promise<ByteStream>;
+  const split = await open(`${url}${url.includes('?') ? '&' : '?'}down=http`, true);
+  return split === NO_DOWNSTREAM ? (open(url, false) as Promise<ByteStream>) : split;
 }
 
 // --- the downstream over HTTP ---
+
+/** A relay that knows `down=http` sends its token at once; one that sends nothing for this long does not. */
+const TOKEN_WAIT_MS = 2_000;
+/** The downstream's response must have begun within this (the relay gives up on a token after 10 s). */
+const DOWN_READY_MS = 5_000;
+/** The downstream could not be opened: open a plain WebSocket instead. */
+const NO_DOWNSTREAM = Symbol('no downstream');
+type Opened = ByteStream | typeof NO_DOWNSTREAM;
+
+const sleep = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms));
 
 /** Where `down TOKEN` (the relay's first message on `ws?down=http`) says the relay's bytes are, or `undefined`. */
 export function downstreamUrl(wsUrl: string, message: string): string | undefined {
@@ -131,6 +148,13 @@ class HttpDownstream {
       }
     });
     this.body.catch(() => undefined);
+  }
+
+  /** Whether the response began well within `ms` (else the request is given up). */
+  async ready(ms: number): Promise<boolean> {
+    const ok = await Promise.race([this.body.then(() => true, () => false), sleep(ms).then(() => false)]);
+    if (!ok) this.close();
+    return ok;
   }
 
   /** The next bytes, or `null` at the end (see `ended`). */
@@ -212,7 +236,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout: () =
   });
 }
 
-async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout: number, split: boolean): Promise<ByteStream> {
+async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout: number, split: boolean): Promise<Opened> {
   let wss: WebSocketStreamLike;
   try {
     wss = new Wss(url);
@@ -233,9 +257,25 @@ async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout:
   let ended = false;
   let endReason: string | undefined;
   let lastWrite: Promise<void> = Promise.resolve();
-  /** Only the first message may be the downstream's token. */
-  let expectToken = split;
+  let closed = false;
   let down: HttpDownstream | undefined;
+  /** A first message read while looking for the downstream's token, not yet returned. */
+  let early: Promise<ReadableStreamReadResult<ArrayBuffer | string>> | undefined;
+  if (split) {
+    early = reader.read();
+    early.catch(() => undefined);
+    const first = await Promise.race([early, sleep(TOKEN_WAIT_MS)]).catch(() => undefined);
+    const token = first !== undefined && first !== 'timeout' && !first.done && typeof first.value === 'string' ? downstreamUrl(url, first.value) : undefined;
+    if (token !== undefined) {
+      early = undefined;
+      const d = new HttpDownstream(token);
+      if (!(await d.ready(DOWN_READY_MS))) {
+        wss.close({ closeCode: 1000 });
+        return NO_DOWNSTREAM;
+      }
+      down = d;
+    }
+  }
   const finish = (why: string | undefined) => {
     if (ended) return;
     ended = true;
@@ -243,26 +283,21 @@ async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout:
   };
   return {
     async read() {
-      if (ended) return null;
+      if (closed) return null;
       if (down !== undefined) {
+        // The WebSocket may have broken (a failed write): what the body still holds is read all the same.
         const b = await down.read();
         if (b === null) finish(down.ended ?? undefined);
         return b;
       }
+      if (ended) return null;
       try {
         for (;;) {
-          const r = await reader.read();
+          const r = await (early ?? reader.read());
+          early = undefined;
           if (r.done) {
             finish(undefined);
             return null;
-          }
-          const token = expectToken && typeof r.value === 'string' ? downstreamUrl(url, r.value) : undefined;
-          expectToken = false;
-          if (token !== undefined) {
-            const d = (down = new HttpDownstream(token));
-            const b = await d.read();
-            if (b === null) finish(d.ended ?? undefined);
-            return b;
           }
           if (typeof r.value === 'string') {
             finish('the relay sent a text message');
@@ -292,6 +327,7 @@ async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout:
       }
     },
     close() {
+      closed = true;
       finish(endReason);
       down?.close();
       // After what was written went out: the last record must not be cut off.
@@ -327,8 +363,8 @@ function direct(down: HttpDownstream | undefined, end: (why: string | undefined)
 
 // --- plain WebSocket ---
 
-function openPlain(url: string, timeout: number, maxQueued: number, split: boolean): Promise<ByteStream> {
-  return new Promise<ByteStream>((resolve, reject) => {
+function openPlain(url: string, timeout: number, maxQueued: number, split: boolean): Promise<Opened> {
+  return new Promise<Opened>((resolve, reject) => {
     let ws: WebSocket;
     try {
       ws = new WebSocket(url);
@@ -344,7 +380,11 @@ function openPlain(url: string, timeout: number, maxQueued: number, split: boole
     let waiter: ((v: Uint8Array | null) => void) | undefined;
     let opened = false;
     let overloaded = false;
+    /** Looking at the first message for the downstream's token (until it comes, or TOKEN_WAIT_MS). */
     let expectToken = split;
+    let tokenTimer: ReturnType<typeof setTimeout> | undefined;
+    /** The token came: its response is awaited, and nothing else may come on the WebSocket. */
+    let tokenSeen = false;
     let down: HttpDownstream | undefined;
 
     const end = (why: string | undefined) => {
@@ -365,18 +405,28 @@ function openPlain(url: string, timeout: number, maxQueued: number, split: boole
 
     ws.onmessage = (ev: MessageEvent) => {
       if (ended) return;
-      const token = expectToken && typeof ev.data === 'string' ? downstreamUrl(url, ev.data) : undefined;
+      const looking = expectToken;
       expectToken = false;
+      clearTimeout(tokenTimer);
+      const token = looking && typeof ev.data === 'string' ? downstreamUrl(url, ev.data) : undefined;
       if (token !== undefined) {
-        down = new HttpDownstream(token);
-        if (waiter !== undefined) {
-          const w = waiter;
-          waiter = undefined;
-          void stream.read().then(w);
-        }
+        tokenSeen = true;
+        const d = new HttpDownstream(token);
+        void d.ready(DOWN_READY_MS).then((ok) => {
+          if (ok && !ended) {
+            down = d;
+            resolve(stream);
+            return;
+          }
+          d.close();
+          ended = true;
+          ws.close(1000);
+          resolve(NO_DOWNSTREAM);
+        });
         return;
       }
-      if (down !== undefined || !(ev.data instanceof ArrayBuffer)) {
+      if (looking) resolve(stream); // an older relay: the WebSocket carries both directions
+      if (tokenSeen || !(ev.data instanceof ArrayBuffer)) {
         end('the relay sent a text message');
         ws.close(1003, 'binary only');
         return;
@@ -405,7 +455,9 @@ function openPlain(url: string, timeout: number, maxQueued: number, split: boole
         reject(new StreamError('cannot connect to the relay (the connection was refused or the relay is down)'));
         return;
       }
+      clearTimeout(tokenTimer);
       end(ev.wasClean ? undefined : 'the connection to the relay broke');
+      if (!tokenSeen) resolve(stream); // closed while looking for the token: reads say so
     };
     ws.onerror = () => {
       // `close` follows and says the rest.
@@ -413,7 +465,11 @@ function openPlain(url: string, timeout: number, maxQueued: number, split: boole
     ws.onopen = () => {
       opened = true;
       clearTimeout(timer);
-      resolve(stream);
+      if (!split) return resolve(stream);
+      tokenTimer = setTimeout(() => {
+        expectToken = false;
+        resolve(stream);
+      }, TOKEN_WAIT_MS);
     };
 
     const drained = async () => {
@@ -449,6 +505,7 @@ function openPlain(url: string, timeout: number, maxQueued: number, split: boole
         }
       },
       close() {
+        clearTimeout(tokenTimer);
         end(endReason);
         down?.close();
         ws.close(1000);

@@ -488,6 +488,25 @@ describe('the relay client (§9)', () => {
     expect(hex(Uint8Array.from(rest))).toBe('abcdef');
   });
 
+  it('keeps the connection\'s downstream and readInto when session bytes came with status 1', async () => {
+    const chunks = [unhex('0100abcd')];
+    const readInto = async () => null;
+    const stream: ByteStream = {
+      read: async () => chunks.shift() ?? null,
+      write: async () => undefined,
+      close: () => undefined,
+      endReason: undefined,
+      downstream: 'http',
+      readInto,
+    };
+    const paired = await connectRelay({ url: 'ws://127.0.0.1/ws', role: 2, nameplate: '42', open: async () => stream });
+    expect(paired.stream).not.toBe(stream); // the session bytes are put in front
+    expect(paired.stream.downstream).toBe('http');
+    expect(paired.stream.readInto).toBeUndefined(); // not before those bytes were read
+    expect(hex((await paired.stream.read())!)).toBe('abcd');
+    expect(paired.stream.readInto).toBe(readInto);
+  });
+
   it('follows one redirect with the redirected flag, and no second one', async () => {
     const page = 'https://relay2.example.org/';
     const msg = asciiHex(page);

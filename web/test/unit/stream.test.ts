@@ -63,6 +63,9 @@ async function readAll(s: { read(): Promise<Uint8Array | null> }): Promise<numbe
   return out;
 }
 
+/** Lets the fake socket's open (a microtask) and the page's reaction run. */
+const settle = () => new Promise((r) => setTimeout(r, 0));
+
 describe('openWebSocket with httpDownstream (a plain WebSocket)', () => {
   afterEach(() => {
     vi.unstubAllGlobals();
@@ -72,28 +75,31 @@ describe('openWebSocket with httpDownstream (a plain WebSocket)', () => {
     vi.stubGlobal('WebSocket', FakeWebSocket);
     const fetch = vi.fn(async (_url: string) => body([Uint8Array.of(1, 2), Uint8Array.of(3)], 'done'));
     vi.stubGlobal('fetch', fetch);
-    const s = await openWebSocket('ws://h:1/ws', { preferStreams: false, httpDownstream: true });
+    const opening = openWebSocket('ws://h:1/ws', { preferStreams: false, httpDownstream: true });
     const ws = FakeWebSocket.last!;
     expect(ws.url).toBe('ws://h:1/ws?down=http');
-    await s.write(Uint8Array.of(9));
-    expect(ws.sent).toEqual([Uint8Array.of(9)]);
+    await settle();
     ws.message(`down ${token}`);
-    expect(await readAll(s)).toEqual([1, 2, 3]);
+    // Opening waits for the downstream's response: nothing is sent before it came.
+    const s = await opening;
     expect(fetch).toHaveBeenCalledTimes(1);
     expect(fetch.mock.calls[0]![0]).toBe(`http://h:1/down/${token}`);
+    await s.write(Uint8Array.of(9));
+    expect(ws.sent).toEqual([Uint8Array.of(9)]);
+    expect(await readAll(s)).toEqual([1, 2, 3]);
     expect(s.endReason).toBeUndefined();
     expect(s.downstream).toBe('http');
-    // A message on the WebSocket after the token is not the relay's.
-    ws.message(Uint8Array.of(7));
   });
 
   it('keeps reading the WebSocket from a relay that sends no token', async () => {
     vi.stubGlobal('WebSocket', FakeWebSocket);
     const fetch = vi.fn();
     vi.stubGlobal('fetch', fetch);
-    const s = await openWebSocket('ws://h:1/ws', { preferStreams: false, httpDownstream: true });
+    const opening = openWebSocket('ws://h:1/ws', { preferStreams: false, httpDownstream: true });
     const ws = FakeWebSocket.last!;
+    await settle();
     ws.message(Uint8Array.of(4, 5));
+    const s = await opening;
     expect([...(await s.read())!]).toEqual([4, 5]);
     // Only the first message may be the token: later text is an error.
     ws.message(`down ${token}`);
@@ -106,18 +112,29 @@ describe('openWebSocket with httpDownstream (a plain WebSocket)', () => {
   it('reports a downstream cut off before its last chunk as a broken connection', async () => {
     vi.stubGlobal('WebSocket', FakeWebSocket);
     vi.stubGlobal('fetch', async () => body([Uint8Array.of(1)], 'cut'));
-    const s = await openWebSocket('ws://h:1/ws', { preferStreams: false, httpDownstream: true });
+    const opening = openWebSocket('ws://h:1/ws', { preferStreams: false, httpDownstream: true });
+    await settle();
     FakeWebSocket.last!.message(`down ${token}`);
+    const s = await opening;
     expect(await readAll(s)).toEqual([1]);
     expect(s.endReason).toBe('the connection to the relay broke');
   });
 
-  it('says so when the relay refuses the downstream request', async () => {
+  it('opens a plain WebSocket instead when the downstream is refused (another instance behind a load balancer)', async () => {
     vi.stubGlobal('WebSocket', FakeWebSocket);
     vi.stubGlobal('fetch', async () => new Response('no such downstream', { status: 404 }));
-    const s = await openWebSocket('ws://h:1/ws', { preferStreams: false, httpDownstream: true });
-    FakeWebSocket.last!.message(`down ${token}`);
-    expect(await s.read()).toBeNull();
-    expect(s.endReason).toBe('the relay refused the downstream (HTTP 404)');
+    const opening = openWebSocket('ws://h:1/ws', { preferStreams: false, httpDownstream: true });
+    const first = FakeWebSocket.last!;
+    await settle();
+    first.message(`down ${token}`);
+    const s = await opening;
+    expect(first.readyState).toBe(3); // closed, before any hello went out on it
+    expect(first.sent).toEqual([]);
+    const second = FakeWebSocket.last!;
+    expect(second).not.toBe(first);
+    expect(second.url).toBe('ws://h:1/ws');
+    expect(s.downstream).toBe('websocket');
+    second.message(Uint8Array.of(6));
+    expect([...(await s.read())!]).toEqual([6]);
   });
 });

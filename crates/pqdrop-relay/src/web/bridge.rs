@@ -72,7 +72,7 @@ pub(crate) async fn run<S>(
         }
         let _ = tcp_write.shutdown().await;
     };
-    let pending = downstreams.and_then(super::down::Downstreams::register);
+    let pending = downstreams.and_then(|d| d.register(addr.ip()));
     let relay_to_browser = async {
         let mut body = None;
         if let Some(mut p) = pending {
@@ -92,7 +92,10 @@ pub(crate) async fn run<S>(
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
             match tcp_read.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
+                Ok(0) => break,
+                // A broken relay side must not look like a clean end: the
+                // response is cut off without its last chunk.
+                Err(_) => return,
                 Ok(n) => {
                     let sent = match &mut body {
                         Some(w) => super::down::write_chunk(w, &buf[..n]).await.is_ok(),

@@ -77,7 +77,8 @@ where
         }
         // Behind a trusted proxy, the browser's own address is the one the
         // proxy put last in X-Forwarded-For.
-        let addr = match (ctx.trusted_proxies.contains(&addr.ip()), req.forwarded_for) {
+        let trusted = ctx.trusted_proxies.iter().any(|p| p.to_canonical() == addr.ip().to_canonical());
+        let addr = match (trusted, req.forwarded_for) {
             (false, _) | (true, None) => addr,
             (true, Some(Some(ip))) => SocketAddr::new(ip, addr.port()),
             (true, Some(None)) => {

@@ -10,11 +10,10 @@ import {
   Writer,
 } from '../../src/proto/codec';
 import * as caps from '../../src/proto/caps';
+import { hex, toHex } from './helpers';
 
 const equalBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 
-const hex = (s: string): Uint8Array => Uint8Array.from(s.match(/../g) ?? [], (b) => parseInt(b, 16));
-const toHex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 
 describe('IxiVarUInt (§3)', () => {
   const cases: [number, string][] = [

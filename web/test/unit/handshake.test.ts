@@ -17,15 +17,8 @@ import {
   transcriptHash,
   type Random,
 } from '../../src/proto/handshake';
+import { hex, readVector, toHex, utf8 } from './helpers';
 
-/** Reads a file of /vectors. Node's fs is imported untyped: the project compiles against DOM types only. */
-async function readVector(name: string): Promise<unknown> {
-  const fs = (await import(/* @vite-ignore */ `node:${'fs'}`)) as { readFileSync(p: URL, enc: 'utf8'): string };
-  return JSON.parse(fs.readFileSync(new URL(`../../../vectors/${name}`, import.meta.url), 'utf8'));
-}
-const hex = (s: string): Uint8Array => Uint8Array.from(s.match(/../g) ?? [], (b) => parseInt(b, 16));
-const toHex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-const utf8 = (s: string) => new TextEncoder().encode(s);
 
 interface Vector {
   name: string;

@@ -16,14 +16,7 @@ import {
   stopMessage,
   type Msg,
 } from '../../src/proto/messages';
-
-async function readVector(name: string): Promise<unknown> {
-  const fs = (await import(/* @vite-ignore */ `node:${'fs'}`)) as { readFileSync(p: URL, enc: 'utf8'): string };
-  return JSON.parse(fs.readFileSync(new URL(`../../../vectors/${name}`, import.meta.url), 'utf8'));
-}
-const hex = (s: string): Uint8Array => Uint8Array.from(s.replace(/\s+/g, '').match(/../g) ?? [], (b) => parseInt(b, 16));
-const toHex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-const utf8 = (s: string) => new TextEncoder().encode(s);
+import { hex, readVector, toHex, utf8 } from './helpers';
 const fill = (n: number, v: number) => new Uint8Array(n).fill(v);
 
 const entry = {

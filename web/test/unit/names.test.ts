@@ -9,8 +9,8 @@ import {
   MAX_SHOWN_CHARS,
   offerAllowsFirstComponent,
 } from '../../src/proto/names';
+import { utf8 } from './helpers';
 
-const utf8 = (s: string) => new TextEncoder().encode(s);
 const bytes = (...b: number[]) => Uint8Array.from(b);
 
 function refused(raw: Uint8Array | string): string {

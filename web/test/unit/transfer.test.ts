@@ -9,12 +9,10 @@ import {
   type SendEntry,
   type SenderEvent,
 } from '../../src/proto/transfer';
+import { hex, toHex, utf8 } from './helpers';
 
 const AGREED = 0x02 | 0x20 | 0x40 | 0x100;
 const HASHED = 0x02 | 0x20 | 0x40;
-const utf8 = (s: string) => new TextEncoder().encode(s);
-const hex = (s: string): Uint8Array => Uint8Array.from(s.replace(/\s+/g, '').match(/../g) ?? [], (b) => parseInt(b, 16));
-const toHex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 
 function pattern(n: number, seed: number): Uint8Array {
   const b = new Uint8Array(n);

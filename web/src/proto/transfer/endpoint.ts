@@ -4,7 +4,7 @@
 
 import { ProtocolError } from '../codec';
 import { iterMessages, StopCode, type Msg } from '../messages';
-import { DEFAULT_IDLE_TIMEOUT_MS, Liveness, Queue } from './liveness';
+import { DEFAULT_IDLE_TIMEOUT_MS, earliest, Liveness, Queue } from './liveness';
 
 const KEEPALIVE = 0x40;
 /** Capabilities the machines do not implement; they can never be agreed with the page. */
@@ -121,6 +121,20 @@ export abstract class Endpoint<E> {
 
   pollEvent(): E | undefined {
     return this.events.shift();
+  }
+
+  /** When handleTimeout (then pollTransmit) should next be called, in absolute ms. */
+  pollTimeout(): number | undefined {
+    if (this.state === 'ended') return undefined;
+    return earliest(this.live.keepAliveAt(), this.live.idleDeadline());
+  }
+
+  /** Gives up on a peer silent for the idle timeout. KeepAlives come from pollTransmit. */
+  handleTimeout(nowMs: number): void {
+    this.live.touch(nowMs);
+    if (this.state === 'ended' || !this.live.idleExpired(nowMs)) return;
+    const s = Math.round((this.live.idleMs ?? 0) / 1000);
+    this.failLocal(StopCode.Unspecified, `nothing arrived from the ${this.peer} for ${s} s`);
   }
 
   protected abstract onMessage(m: Msg): void;

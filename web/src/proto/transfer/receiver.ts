@@ -32,7 +32,7 @@ import { checkPath, CollisionSet, decodeUtf8, DEFAULT_MAX_ENTRIES, escapeName, f
 
 export { DEFAULT_MAX_ENTRIES };
 import { Endpoint, Failure, violation } from './endpoint';
-import { earliest, SILENT_SENDER_TIMEOUT_MS } from './liveness';
+import { SILENT_SENDER_TIMEOUT_MS } from './liveness';
 
 /** Largest text a receiver takes (§8); text is held in memory until verified. */
 export const MAX_TEXT = 16 * 1024 * 1024;
@@ -205,20 +205,6 @@ export class ReceiverMachine extends Endpoint<ReceiverEvent> {
       return { plaintext: Uint8Array.of(MsgType.KeepAlive), final: false };
     }
     return undefined;
-  }
-
-  /** When handleTimeout (then pollTransmit) should next be called, in absolute ms. */
-  pollTimeout(): number | undefined {
-    if (this.state === 'ended') return undefined;
-    return earliest(this.live.keepAliveAt(), this.live.idleDeadline());
-  }
-
-  /** Gives up on a sender silent for the idle timeout. KeepAlives come from pollTransmit. */
-  handleTimeout(nowMs: number): void {
-    this.live.touch(nowMs);
-    if (this.state === 'ended' || !this.live.idleExpired(nowMs)) return;
-    const s = Math.round((this.live.idleMs ?? 0) / 1000);
-    this.failLocal(StopCode.Unspecified, `nothing arrived from the sender for ${s} s`);
   }
 
   // --- internals -------------------------------------------------------------

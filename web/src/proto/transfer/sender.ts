@@ -31,7 +31,6 @@ import {
 } from '../messages';
 import { checkPath, CollisionSet, escapeName } from '../names';
 import { Endpoint, Failure, violation } from './endpoint';
-import { earliest } from './liveness';
 
 /** Senders use chunks of 256 KiB (§8 Sizes). */
 export const CHUNK_SIZE = 256 * 1024;
@@ -259,18 +258,6 @@ export class SenderMachine extends Endpoint<SenderEvent> {
     this.live.sealed(nowMs);
     this.produce();
     return { plaintext, final: false };
-  }
-
-  pollTimeout(): number | undefined {
-    if (this.state === 'ended') return undefined;
-    return earliest(this.live.keepAliveAt(), this.live.idleDeadline());
-  }
-
-  handleTimeout(nowMs: number): void {
-    this.live.touch(nowMs);
-    if (this.state === 'ended' || !this.live.idleExpired(nowMs)) return;
-    const s = Math.round((this.live.idleMs ?? 0) / 1000);
-    this.failLocal(StopCode.Unspecified, `nothing arrived from the receiver for ${s} s`);
   }
 
   // --- internals -------------------------------------------------------------

@@ -38,16 +38,17 @@ impl SendUi for Quiet {
     fn warn(&self, _msg: &str) {}
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_person_deciding_longer_than_the_idle_timeout_does_not_cut_the_transfer() {
+/// Sends `payload` over loopback to a receiver whose person reads the offer
+/// for three idle timeouts of 800 ms, saving into `out`; both sides must
+/// succeed. Returns what the receiver showed as text.
+async fn send_to_a_slow_person(payload: Payload, zstd: pqdrop_engine::send::Zstd, out: &std::path::Path) -> Vec<u8> {
     let idle = Duration::from_millis(800);
-    let out = tempfile::tempdir().expect("tempdir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let addr = listener.local_addr().expect("addr");
     let code = Code::parse("7-lemon-tiger").expect("code");
     let ui = Arc::new(SlowConsent { think: idle * 3, text: Mutex::new(Vec::new()) });
     let opts = ReceiveOptions {
-        out_dir: out.path().into(),
+        out_dir: out.into(),
         policy: ConflictPolicy::Refuse,
         ask: false,
         sender_addr: None,
@@ -63,17 +64,25 @@ async fn a_person_deciding_longer_than_the_idle_timeout_does_not_cut_the_transfe
         receive(stream, &rx_code, opts, rx_ui).await
     });
     let (stream, _) = listener.accept().await.expect("accept");
-    let prepared = prepare(Payload::Text("still there".into())).expect("prepare");
+    let prepared = prepare(payload).expect("prepare");
     let sent = tokio::time::timeout(
-        Duration::from_secs(20),
-        send(stream, &code, prepared, SendOptions { idle_timeout: idle, ..SendOptions::default() }, Arc::new(Quiet)),
+        Duration::from_secs(30),
+        send(stream, &code, prepared, SendOptions { idle_timeout: idle, zstd, ..SendOptions::default() }, Arc::new(Quiet)),
     )
     .await
     .expect("the send finished");
-    let received = tokio::time::timeout(Duration::from_secs(20), receiver).await.expect("the receive finished").expect("join");
+    let received = tokio::time::timeout(Duration::from_secs(30), receiver).await.expect("the receive finished").expect("join");
     sent.expect("the sender succeeded");
     received.expect("the receiver succeeded");
-    assert_eq!(*ui.text.lock().expect("lock"), b"still there");
+    let text = ui.text.lock().expect("lock").clone();
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_deciding_longer_than_the_idle_timeout_does_not_cut_the_transfer() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let text = send_to_a_slow_person(Payload::Text("still there".into()), pqdrop_engine::send::Zstd::Auto, out.path()).await;
+    assert_eq!(text, b"still there");
 }
 
 /// The same with a file of several records: the KeepAlives sent while the
@@ -81,7 +90,6 @@ async fn a_person_deciding_longer_than_the_idle_timeout_does_not_cut_the_transfe
 /// buffer was once recycled as a record buffer, and the sender panicked).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_of_many_records_follows_the_keepalives_intact() {
-    let idle = Duration::from_millis(800);
     let src = tempfile::tempdir().expect("tempdir");
     let out = tempfile::tempdir().expect("tempdir");
     // Incompressible (xorshift), so that every record is full of file data.
@@ -96,41 +104,6 @@ async fn a_file_of_many_records_follows_the_keepalives_intact() {
         .collect();
     let file = src.path().join("many-records.bin");
     std::fs::write(&file, &data).expect("write");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-    let addr = listener.local_addr().expect("addr");
-    let code = Code::parse("7-lemon-tiger").expect("code");
-    let ui = Arc::new(SlowConsent { think: idle * 3, text: Mutex::new(Vec::new()) });
-    let opts = ReceiveOptions {
-        out_dir: out.path().into(),
-        policy: ConflictPolicy::Refuse,
-        ask: false,
-        sender_addr: None,
-        max_entries: 10,
-        cascade: false,
-        idle_timeout: idle,
-        identity: None,
-    };
-    let rx_code = code.clone();
-    let receiver = tokio::spawn(async move {
-        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        receive(stream, &rx_code, opts, ui).await
-    });
-    let (stream, _) = listener.accept().await.expect("accept");
-    let prepared = prepare(Payload::Paths(vec![file.clone()])).expect("prepare");
-    let sent = tokio::time::timeout(
-        Duration::from_secs(30),
-        send(
-            stream,
-            &code,
-            prepared,
-            SendOptions { idle_timeout: idle, zstd: pqdrop_engine::send::Zstd::Off, ..SendOptions::default() },
-            Arc::new(Quiet),
-        ),
-    )
-    .await
-    .expect("the send finished");
-    let received = tokio::time::timeout(Duration::from_secs(30), receiver).await.expect("the receive finished").expect("join");
-    sent.expect("the sender succeeded");
-    received.expect("the receiver succeeded");
+    send_to_a_slow_person(Payload::Paths(vec![file]), pqdrop_engine::send::Zstd::Off, out.path()).await;
     assert!(std::fs::read(out.path().join("many-records.bin")).expect("the file") == data, "the file arrived intact");
 }

@@ -88,6 +88,22 @@ async fn the_page_is_served_with_a_strict_policy_and_nothing_else_is() {
     .expect("in time");
 }
 
+/// A WebSocket to `web` at `path` (with its query), from the page's own
+/// origin as a browser would send it, with `headers` added.
+async fn ws_connect(
+    web: SocketAddr,
+    path: &str,
+    headers: &[(&'static str, &str)],
+) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, tokio_tungstenite::tungstenite::Error> {
+    let stream = TcpStream::connect(web).await.expect("connect");
+    let mut req = format!("ws://{web}/{path}").into_client_request()?;
+    req.headers_mut().insert("Origin", format!("http://{web}").parse().expect("header"));
+    for (k, v) in headers {
+        req.headers_mut().insert(*k, v.parse().expect("header"));
+    }
+    Ok(tokio_tungstenite::client_async(req, stream).await?.0)
+}
+
 /// Reads relay statuses out of WebSocket messages (their boundaries mean nothing).
 struct WsStatuses {
     buf: Vec<u8>,
@@ -119,10 +135,7 @@ async fn a_websocket_sender_pairs_with_a_tcp_receiver_and_bytes_flow_both_ways()
     timeout(LIMIT, async {
         let r = start(true).await;
         let web = r.web.unwrap();
-        let stream = TcpStream::connect(web).await.unwrap();
-        let mut req = format!("ws://{web}/ws").into_client_request().unwrap();
-        req.headers_mut().insert("Origin", format!("http://{web}").parse().unwrap());
-        let (ws, _) = tokio_tungstenite::client_async(req, stream).await.expect("upgrade");
+        let ws = ws_connect(web, "ws", &[]).await.expect("upgrade");
         let (mut tx, mut rx) = ws.split();
         // Sent in two messages: boundaries carry no meaning.
         let hello = hello_v2_page_bytes(None, Role::Sender, false, true).unwrap();
@@ -247,10 +260,7 @@ async fn a_websocket_peer_may_read_the_relay_from_a_streamed_http_response() {
     timeout(LIMIT, async {
         let r = start(true).await;
         let web = r.web.unwrap();
-        let stream = TcpStream::connect(web).await.unwrap();
-        let mut req = format!("ws://{web}/ws?down=http").into_client_request().unwrap();
-        req.headers_mut().insert("Origin", format!("http://{web}").parse().unwrap());
-        let (ws, _) = tokio_tungstenite::client_async(req, stream).await.expect("upgrade");
+        let ws = ws_connect(web, "ws?down=http", &[]).await.expect("upgrade");
         let (mut tx, mut rx) = ws.split();
         let token = match timeout(Duration::from_secs(10), rx.next()).await.expect("the token in time") {
             Some(Ok(Message::Text(t))) => t.as_str().strip_prefix("down ").expect("down TOKEN").to_string(),
@@ -308,11 +318,7 @@ async fn a_websocket_peer_may_read_the_relay_from_a_streamed_http_response() {
 /// returns the first status the relay gives an allocating sender. The
 /// connection (and the room it waits in) stays open as long as `keep`.
 async fn ws_sender_status(web: SocketAddr, forwarded_for: &str, keep: &mut Vec<Box<dyn std::any::Any + Send>>) -> Result<u64, String> {
-    let stream = TcpStream::connect(web).await.unwrap();
-    let mut req = format!("ws://{web}/ws").into_client_request().unwrap();
-    req.headers_mut().insert("Origin", format!("http://{web}").parse().unwrap());
-    req.headers_mut().insert("X-Forwarded-For", forwarded_for.parse().unwrap());
-    let (ws, _) = tokio_tungstenite::client_async(req, stream).await.map_err(|e| e.to_string())?;
+    let ws = ws_connect(web, "ws", &[("X-Forwarded-For", forwarded_for)]).await.map_err(|e| e.to_string())?;
     let (mut tx, mut rx) = ws.split();
     tx.send(Message::Binary(hello_v2_bytes(None, Role::Sender, false).unwrap().into())).await.unwrap();
     let mut st = WsStatuses { buf: Vec::new() };

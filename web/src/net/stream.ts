@@ -259,6 +259,7 @@ async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout:
   let lastWrite: Promise<void> = Promise.resolve();
   let closed = false;
   let down: HttpDownstream | undefined;
+  let directRead: { fn: ReadInto | undefined } | undefined;
   /** A first message read while looking for the downstream's token, not yet returned. */
   let early: Promise<ReadableStreamReadResult<ArrayBuffer | string>> | undefined;
   if (split) {
@@ -346,7 +347,8 @@ async function openStream(Wss: WebSocketStreamConstructor, url: string, timeout:
       return down !== undefined ? 'http' : 'websocket';
     },
     get readInto() {
-      return direct(down, finish);
+      // `down` is settled before the stream is handed out.
+      return (directRead ??= { fn: direct(down, finish) }).fn;
     },
   };
 }
@@ -386,6 +388,7 @@ function openPlain(url: string, timeout: number, maxQueued: number, split: boole
     /** The token came: its response is awaited, and nothing else may come on the WebSocket. */
     let tokenSeen = false;
     let down: HttpDownstream | undefined;
+    let directRead: { fn: ReadInto | undefined } | undefined;
 
     const end = (why: string | undefined) => {
       if (ended) return;
@@ -520,7 +523,7 @@ function openPlain(url: string, timeout: number, maxQueued: number, split: boole
         return down !== undefined ? 'http' : 'websocket';
       },
       get readInto() {
-        return direct(down, end);
+        return (directRead ??= { fn: direct(down, end) }).fn;
       },
     };
   });
